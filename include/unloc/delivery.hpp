@@ -1,0 +1,348 @@
+#pragma once
+
+/// @file
+/// Validating an incoming webhook delivery, independent of any HTTP server:
+/// give it the request's method, path, headers and body; it says what to
+/// answer and hands over the typed Access Event, or names what was wrong.
+
+#include <unloc/access_event.hpp>
+#include <unloc/credentials.hpp>
+#include <unloc/detail/base64.hpp>
+#include <unloc/detail/text.hpp>
+#include <unloc/duplicate_store.hpp>
+#include <unloc/http_headers.hpp>
+#include <unloc/parse.hpp>
+#include <unloc/timestamp.hpp>
+#include <unloc/version.hpp>
+
+#include <nlohmann/json.hpp>
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <exception>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+UNLOC_BEGIN_NAMESPACE
+
+/// How a delivery validator decides.
+struct delivery_options {
+  /// The path that receives deliveries; any other path is answered 404. Empty: any path.
+  std::string path = "/accessEvents";
+  /// The Basic credentials a delivery may carry. List two pairs, old and new,
+  /// while rotating them; either is accepted.
+  std::vector<basic_credentials> credentials;
+  /// When false, deliveries without credentials are accepted (loopback tests only).
+  bool require_authentication = true;
+  /// The largest body accepted, checked against Content-Length before the
+  /// body is read, and against the body itself.
+  std::size_t max_body_bytes = 65536;
+  /// Limits on the body's JSON.
+  parse_limits limits{};
+  /// An event received this long or more after it was `created` is flagged late.
+  std::chrono::milliseconds late_after = std::chrono::minutes(5);
+  /// Where seen event ids are remembered; null: every valid delivery counts as new.
+  std::shared_ptr<duplicate_store> duplicates;
+};
+
+/// What a validator decided about a delivery.
+enum class delivery_outcome : std::uint8_t {
+  accepted,                ///< 204: a valid Access Event, seen for the first time.
+  duplicate,               ///< 204: a valid Access Event already seen: acknowledge, do not act.
+  unauthorized,            ///< 401: credentials missing, malformed or wrong.
+  not_found,               ///< 404: another path.
+  method_not_allowed,      ///< 405: another method than POST.
+  payload_too_large,       ///< 413: the body is over the limit.
+  unsupported_media_type,  ///< 415: not `application/json`.
+  malformed_body,          ///< 400: not JSON, not UTF-8, or a malformed header.
+  invalid_event,           ///< 422: JSON, but not a valid Access Event.
+  unavailable,             ///< 503: the duplicate store failed; the platform should retry.
+};
+
+/// The name of an outcome, such as `"invalid_event"` (also the `error` code in
+/// the response body).
+[[nodiscard]] constexpr const char* to_string(delivery_outcome outcome) noexcept {
+  switch (outcome) {
+    case delivery_outcome::accepted: return "accepted";
+    case delivery_outcome::duplicate: return "duplicate";
+    case delivery_outcome::unauthorized: return "unauthorized";
+    case delivery_outcome::not_found: return "not_found";
+    case delivery_outcome::method_not_allowed: return "method_not_allowed";
+    case delivery_outcome::payload_too_large: return "payload_too_large";
+    case delivery_outcome::unsupported_media_type: return "unsupported_media_type";
+    case delivery_outcome::malformed_body: return "malformed_body";
+    case delivery_outcome::invalid_event: return "invalid_event";
+    case delivery_outcome::unavailable: return "unavailable";
+  }
+  return "unknown";
+}
+
+/// The answer to a delivery, and what it carried.
+struct delivery_decision {
+  delivery_outcome outcome = delivery_outcome::unavailable;  ///< What was decided.
+  int status = 503;              ///< The HTTP status to answer with.
+  http_headers headers;          ///< Headers to add to the response.
+  std::string body;              ///< The response body (JSON naming the error; empty on 204).
+  std::optional<access_event> event;  ///< The event, when accepted or a duplicate.
+  std::string message;           ///< Why it was rejected, for logs (never holds a secret).
+  std::string field;             ///< The event field at fault, for `invalid_event`.
+  /// Receipt time minus `created`: how late the platform reported the event.
+  std::chrono::milliseconds lag{0};
+  bool late = false;  ///< True when `lag` reached `delivery_options::late_after`.
+
+  /// True for a valid event, new or repeated: answer 2xx.
+  [[nodiscard]] bool ok() const noexcept {
+    return outcome == delivery_outcome::accepted || outcome == delivery_outcome::duplicate;
+  }
+  /// True for a valid event seen for the first time: act on it.
+  [[nodiscard]] bool is_new() const noexcept { return outcome == delivery_outcome::accepted; }
+};
+
+/// One HTTP request as the validator needs it. Views: the caller's buffers must
+/// outlive the call.
+struct delivery_request {
+  std::string_view method;       ///< `"POST"`; methods are case-sensitive.
+  std::string_view path;         ///< The request target's path (a query is ignored).
+  const http_headers& headers;   ///< All request headers.
+  std::string_view body;         ///< The raw body.
+};
+
+namespace detail {
+
+/// User and password from an `Authorization: Basic …` value; none when malformed.
+[[nodiscard]] inline std::optional<basic_credentials> parse_basic_authorization(
+    std::string_view value) {
+  value = trim_ows(value);
+  const auto space = value.find_first_of(" \t");
+  if (space == std::string_view::npos || !ascii_iequals(value.substr(0, space), "basic")) {
+    return std::nullopt;
+  }
+  auto decoded = base64_decode(trim_ows(value.substr(space)));
+  if (!decoded) return std::nullopt;
+  const auto colon = decoded->find(':');
+  if (colon == std::string::npos) return std::nullopt;
+  return basic_credentials{decoded->substr(0, colon), decoded->substr(colon + 1)};
+}
+
+/// True when `given` matches one of `active`. Both fields of every pair are
+/// compared with `equal` (constant time), with no early exit, so timing tells
+/// neither which pair nor which field matched.
+template <typename Equal>
+[[nodiscard]] bool credentials_match(const basic_credentials& given,
+                                     const std::vector<basic_credentials>& active, Equal&& equal) {
+  unsigned matched = 0;
+  for (const auto& pair : active) {
+    const unsigned user_ok = equal(given.user, pair.user) ? 1U : 0U;
+    const unsigned password_ok = equal(given.password, pair.password) ? 1U : 0U;
+    matched |= user_ok & password_ok;
+  }
+  return matched != 0;
+}
+
+/// True for `application/json`, with any case and optional parameters; a
+/// charset other than UTF-8 is refused.
+[[nodiscard]] inline bool is_json_media_type(std::string_view value) noexcept {
+  auto semicolon = value.find(';');
+  if (!ascii_iequals(trim_ows(value.substr(0, semicolon)), "application/json")) return false;
+  while (semicolon != std::string_view::npos) {
+    value.remove_prefix(semicolon + 1);
+    semicolon = value.find(';');
+    const auto param = trim_ows(value.substr(0, semicolon));
+    const auto eq = param.find('=');
+    if (eq == std::string_view::npos || !ascii_iequals(trim_ows(param.substr(0, eq)), "charset")) {
+      continue;
+    }
+    auto charset = trim_ows(param.substr(eq + 1));
+    if (charset.size() >= 2 && charset.front() == '"' && charset.back() == '"') {
+      charset = charset.substr(1, charset.size() - 2);
+    }
+    if (!ascii_iequals(charset, "utf-8") && !ascii_iequals(charset, "utf8")) return false;
+  }
+  return true;
+}
+
+/// A Content-Length value: digits only, no overflow.
+[[nodiscard]] inline std::optional<std::uint64_t> parse_content_length(
+    std::string_view value) noexcept {
+  value = trim_ows(value);
+  if (value.empty() || value.size() > 19) return std::nullopt;
+  std::uint64_t n = 0;
+  for (const char c : value) {
+    if (!is_digit(c)) return std::nullopt;
+    n = n * 10 + static_cast<std::uint64_t>(c - '0');
+  }
+  return n;
+}
+
+}  // namespace detail
+
+/// Decides what to answer to a webhook delivery, following the status table
+/// of `unloc-webhook-receiver`, in this order: 404 (path), 405 (method), 401
+/// (credentials), 415 (content type), 413 (size), 400 (JSON, UTF-8), 422
+/// (schema); then 204, flagged as a duplicate when the event id was seen.
+///
+/// Thread safety: immutable after construction; `validate` may be called from
+/// many threads at once. To change the credentials at run time, build a new
+/// validator and swap it in (a `std::shared_ptr` under a mutex).
+///
+/// Never throws, whatever the request holds.
+class delivery_validator {
+ public:
+  /// A validator with the given options.
+  explicit delivery_validator(delivery_options options) : options_(std::move(options)) {}
+
+  /// The first half of `validate`, for servers that can answer before reading
+  /// the body: decides 404, 405, 401, 415 and a Content-Length over the limit
+  /// (413) from the request line and headers. None: go on and read the body.
+  [[nodiscard]] std::optional<delivery_decision> check_headers(std::string_view method,
+                                                               std::string_view path,
+                                                               const http_headers& headers) const
+      noexcept {
+    try {
+      return check_headers_or_throw(method, path, headers);
+    } catch (...) {
+      return internal_failure();
+    }
+  }
+
+  /// Decides about a whole request, received now.
+  [[nodiscard]] delivery_decision validate(const delivery_request& request) const noexcept {
+    return validate(request, std::chrono::time_point_cast<std::chrono::milliseconds>(
+                                 std::chrono::system_clock::now()));
+  }
+
+  /// Decides about a whole request received at `received_at` (which sets the lag).
+  [[nodiscard]] delivery_decision validate(const delivery_request& request,
+                                           timestamp received_at) const noexcept {
+    try {
+      if (auto early = check_headers_or_throw(request.method, request.path, request.headers)) {
+        return std::move(*early);
+      }
+      return check_body(request.body, received_at);
+    } catch (...) {
+      return internal_failure();
+    }
+  }
+
+  /// The options it decides by.
+  [[nodiscard]] const delivery_options& options() const noexcept { return options_; }
+
+ private:
+  static delivery_decision reject(delivery_outcome outcome, int status, std::string message,
+                                  std::string field = {}) {
+    delivery_decision d;
+    d.outcome = outcome;
+    d.status = status;
+    nlohmann::json body = {{"error", to_string(outcome)}, {"message", message}};
+    if (!field.empty()) body["field"] = field;
+    d.body = body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+    d.headers.add("Content-Type", "application/json");
+    d.message = std::move(message);
+    d.field = std::move(field);
+    return d;
+  }
+
+  static delivery_decision internal_failure() noexcept {
+    delivery_decision d;  // outcome unavailable, 503: the platform retries later
+    try {
+      d.message = "internal failure while validating the delivery";
+    } catch (...) {
+    }
+    return d;
+  }
+
+  std::optional<delivery_decision> check_headers_or_throw(std::string_view method,
+                                                          std::string_view path,
+                                                          const http_headers& headers) const {
+    if (const auto query = path.find('?'); query != std::string_view::npos) {
+      path = path.substr(0, query);
+    }
+    if (!options_.path.empty() && path != options_.path) {
+      return reject(delivery_outcome::not_found, 404, "no webhook at this path");
+    }
+    if (method != "POST") {
+      auto d = reject(delivery_outcome::method_not_allowed, 405,
+                      "deliveries are POST requests, got " + detail::quoted(method, 16));
+      d.headers.add("Allow", "POST");
+      return d;
+    }
+    if (options_.require_authentication) {
+      if (auto why = check_credentials(headers)) {
+        auto d = reject(delivery_outcome::unauthorized, 401, std::move(*why));
+        d.headers.add("WWW-Authenticate", "Basic realm=\"unloc\"");
+        return d;
+      }
+    }
+    const auto content_type = headers.get("Content-Type");
+    if (!content_type || headers.count("Content-Type") != 1 ||
+        !detail::is_json_media_type(*content_type)) {
+      return reject(delivery_outcome::unsupported_media_type, 415,
+                    "Content-Type must be application/json, got " +
+                        (content_type ? detail::quoted(*content_type) : std::string("none")));
+    }
+    if (const auto length = headers.get("Content-Length")) {
+      const auto n = detail::parse_content_length(*length);
+      if (!n || headers.count("Content-Length") != 1) {
+        return reject(delivery_outcome::malformed_body, 400,
+                      "malformed Content-Length " + detail::quoted(*length, 24));
+      }
+      if (*n > options_.max_body_bytes) return too_large(*n);
+    }
+    return std::nullopt;
+  }
+
+  // Why the request's credentials are refused; none when they are accepted.
+  std::optional<std::string> check_credentials(const http_headers& headers) const {
+    const auto authorization = headers.get("Authorization");
+    if (!authorization) return "missing Authorization header";
+    if (headers.count("Authorization") != 1) return "more than one Authorization header";
+    const auto given = detail::parse_basic_authorization(*authorization);
+    if (!given) return "malformed Basic credentials";
+    if (!detail::credentials_match(*given, options_.credentials, &detail::constant_time_equal)) {
+      return "wrong user or password";
+    }
+    return std::nullopt;
+  }
+
+  delivery_decision too_large(std::uint64_t size) const {
+    return reject(delivery_outcome::payload_too_large, 413,
+                  "body of " + std::to_string(size) + " bytes is over the limit of " +
+                      std::to_string(options_.max_body_bytes));
+  }
+
+  delivery_decision check_body(std::string_view body, timestamp received_at) const {
+    if (body.size() > options_.max_body_bytes) return too_large(body.size());
+    detail::read_failure failure{};
+    auto event = detail::read_access_event(body, options_.limits, failure);
+    if (!event) {
+      const bool syntax = failure == detail::read_failure::syntax;
+      return reject(syntax ? delivery_outcome::malformed_body : delivery_outcome::invalid_event,
+                    syntax ? 400 : 422, event.error().message, event.error().field);
+    }
+    delivery_decision d;
+    d.lag = std::chrono::duration_cast<std::chrono::milliseconds>(received_at - event->created);
+    d.late = d.lag >= options_.late_after;
+    bool is_new = true;
+    if (options_.duplicates) {
+      try {
+        is_new = options_.duplicates->insert(event->id, event->created);
+      } catch (const std::exception& e) {
+        return reject(delivery_outcome::unavailable, 503,
+                      std::string("duplicate store failed: ") + e.what());
+      }
+    }
+    d.outcome = is_new ? delivery_outcome::accepted : delivery_outcome::duplicate;
+    d.status = 204;
+    d.event = std::move(*event);
+    return d;
+  }
+
+  delivery_options options_;
+};
+
+UNLOC_END_NAMESPACE

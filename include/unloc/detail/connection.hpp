@@ -1,0 +1,304 @@
+#pragma once
+
+// The connection under the client (google-cloud-cpp's split): one API call
+// becomes attempts over the transport, with the bearer token, the 401 refresh,
+// retries with backoff inside the deadline, and the redacted log lines.
+
+#include <unloc/credentials.hpp>
+#include <unloc/detail/retry.hpp>
+#include <unloc/detail/text.hpp>
+#include <unloc/error.hpp>
+#include <unloc/http_headers.hpp>
+#include <unloc/options.hpp>
+#include <unloc/parse.hpp>
+#include <unloc/token.hpp>
+#include <unloc/transport.hpp>
+#include <unloc/version.hpp>
+
+#include <nlohmann/json.hpp>
+
+#include <chrono>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <utility>
+#include <vector>
+
+UNLOC_BEGIN_NAMESPACE
+namespace detail {
+
+/// Percent-encodes everything but RFC 3986 unreserved characters.
+inline std::string url_encode(std::string_view text) {
+  static constexpr char hex[] = "0123456789ABCDEF";
+  std::string out;
+  out.reserve(text.size());
+  for (const char c : text) {
+    const auto u = static_cast<unsigned char>(c);
+    if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || is_digit(c) || c == '-' || c == '.' ||
+        c == '_' || c == '~') {
+      out += c;
+    } else {
+      out += '%';
+      out += hex[u >> 4];
+      out += hex[u & 0xf];
+    }
+  }
+  return out;
+}
+
+/// One API call, before it becomes attempts.
+struct api_call {
+  std::string method;       // GET, POST, DELETE
+  std::string target;       // path and query, e.g. /v2/projects/…/webhooks
+  std::string body;         // JSON, or empty
+  bool authenticated = true;  // false for the token endpoint itself
+};
+
+/// The response a call ended with (any status), and how it got there.
+struct call_outcome {
+  http_response response;
+  int attempts = 0;
+  bool ambiguous_attempt = false;  // an earlier attempt may have been applied
+};
+
+/// Header values that may be logged as they are; every other value is REDACTED.
+inline bool loggable_header(std::string_view name) noexcept {
+  for (const std::string_view allowed :
+       {"content-type", "content-length", "accept", "user-agent", "x-request-id", "retry-after"}) {
+    if (ascii_iequals(name, allowed)) return true;
+  }
+  return false;
+}
+
+inline std::string describe_headers(const http_headers& headers) {
+  std::string out;
+  for (const auto& h : headers) {
+    out += out.empty() ? " [" : ", ";
+    out += h.name + ": " + (loggable_header(h.name) ? h.value : std::string("REDACTED"));
+  }
+  return out.empty() ? out : out + "]";
+}
+
+/// Replaces every occurrence of each secret in `text` with REDACTED.
+inline void scrub(std::string& text, const std::vector<std::string_view>& secrets) {
+  for (const auto secret : secrets) {
+    if (secret.size() < 4) continue;  // too short to tell from ordinary text
+    for (auto at = text.find(secret); at != std::string::npos; at = text.find(secret, at)) {
+      text.replace(at, secret.size(), "REDACTED");
+    }
+  }
+}
+
+inline bool retryable_status(int status) noexcept {
+  return status == 429 || status == 502 || status == 503 || status == 504;
+}
+
+class connection;
+
+/// Tokens by the OAuth2 client-credentials grant, cached and refreshed
+/// `margin` before expiry; concurrent callers wait for one fetch.
+class credentials_token_source final : public token_source {
+ public:
+  credentials_token_source(connection& owner, std::chrono::seconds margin)
+      : owner_(owner), margin_(margin) {}
+
+  result<access_token> token(std::chrono::steady_clock::time_point deadline) override;
+
+  void invalidate(const access_token& stale) override {
+    const std::lock_guard<std::mutex> lock(mutex_);
+    if (cached_ && cached_->value == stale.value) cached_.reset();
+  }
+
+ private:
+  connection& owner_;
+  std::chrono::seconds margin_;
+  std::mutex mutex_;  // held while fetching: that is how callers share one refresh
+  std::optional<access_token> cached_;
+  std::chrono::system_clock::time_point refresh_at_{};
+};
+
+class connection {
+ public:
+  connection(client_options options, std::shared_ptr<unloc::transport> transport)
+      : options_(std::move(options)), transport_(std::move(transport)) {
+    while (!options_.api_url.empty() && options_.api_url.back() == '/') options_.api_url.pop_back();
+    tokens_ = options_.tokens ? options_.tokens
+                              : std::make_shared<credentials_token_source>(
+                                    *this, options_.token_refresh_margin);
+  }
+  connection(const connection&) = delete;
+  connection& operator=(const connection&) = delete;
+
+  [[nodiscard]] const client_options& options() const noexcept { return options_; }
+  [[nodiscard]] token_source& tokens() noexcept { return *tokens_; }
+
+  /// Runs a call to its end: a response of any status, or an error.
+  result<call_outcome> execute(const api_call& call, const call_options& per_call) {
+    return execute(call, per_call.retry.value_or(options_.retry),
+                   std::chrono::steady_clock::now() + per_call.deadline.value_or(options_.deadline));
+  }
+
+  result<call_outcome> execute(const api_call& call, const retry_policy& policy,
+                               std::chrono::steady_clock::time_point deadline) {
+    call_outcome out;
+    bool refreshed = false;
+    for (int attempt = 1;; ++attempt) {
+      out.attempts = attempt;
+      http_request request;
+      request.method = call.method;
+      request.url = options_.api_url + call.target;
+      request.headers.add("Accept", "application/json");
+      if (!call.body.empty()) request.headers.add("Content-Type", "application/json");
+      request.body = call.body;
+      std::optional<access_token> token;
+      if (call.authenticated) {
+        auto fetched = tokens_->token(deadline);
+        if (!fetched) return finish(fetched.error(), out);
+        token = std::move(*fetched);
+        request.headers.add("Authorization", "Bearer " + token->value);
+      }
+      log("> " + call.method + " " + redact_url(request.url) + " (attempt " +
+          std::to_string(attempt) + ")" + describe_headers(request.headers));
+      const auto started = std::chrono::steady_clock::now();
+      auto sent = transport_->send(request, deadline);
+      const auto took = std::chrono::duration_cast<std::chrono::milliseconds>(
+          std::chrono::steady_clock::now() - started);
+
+      std::chrono::milliseconds wait = full_jitter_backoff(attempt, policy.initial_backoff,
+                                                           policy.max_backoff);
+      if (sent) {
+        log("< " + std::to_string(sent->status) + " " + call.method + " " +
+            redact_url(request.url) + " in " + std::to_string(took.count()) + " ms" +
+            describe_headers(sent->headers));
+        const int status = sent->status;
+        if (status == 401 && token && !refreshed) {
+          refreshed = true;  // a token expired early or was revoked: one new token, one repeat
+          tokens_->invalidate(*token);
+          continue;
+        }
+        out.response = std::move(*sent);
+        if (!retryable_status(status) || attempt >= policy.max_attempts) return out;
+        if (const auto retry_after = out.response.headers.get("Retry-After")) {
+          if (auto asked = parse_retry_after(*retry_after, std::chrono::system_clock::now())) {
+            wait = std::max(wait, *asked);
+          }
+        }
+        if (std::chrono::steady_clock::now() + wait >= deadline) return out;  // never overrun
+      } else {
+        error failure = sent.error();
+        log("! " + call.method + " " + redact_url(request.url) + " failed after " +
+            std::to_string(took.count()) + " ms: " + to_string(failure));
+        out.ambiguous_attempt |= failure.category == error_category::ambiguous;
+        const bool retryable = failure.category == error_category::network ||
+                               failure.category == error_category::ambiguous;
+        if (!retryable || attempt >= policy.max_attempts ||
+            std::chrono::steady_clock::now() + wait >= deadline) {
+          return finish(std::move(failure), out);
+        }
+      }
+      std::this_thread::sleep_for(wait);
+    }
+  }
+
+  /// The error for a response with an error status: the API's `error` and
+  /// `message` when the body has them, the raw body otherwise.
+  [[nodiscard]] error http_error(const call_outcome& outcome) const {
+    const auto& response = outcome.response;
+    error e;
+    e.category = (response.status == 401 || response.status == 403) ? error_category::authentication
+                                                                     : error_category::api;
+    e.http_status = response.status;
+    e.attempts = outcome.attempts;
+    if (const auto id = response.headers.get("x-request-id")) e.request_id = std::string(*id);
+    const auto doc = nlohmann::json::parse(response.body, nullptr, false);
+    if (doc.is_object()) {
+      if (const auto it = doc.find("error"); it != doc.end() && it->is_string()) {
+        e.api_code = it->get<std::string>();
+      }
+      if (const auto it = doc.find("message"); it != doc.end() && it->is_string()) {
+        e.api_message = it->get<std::string>();
+      }
+    }
+    e.message = "the API answered HTTP " + std::to_string(response.status);
+    if (e.api_code.empty() && e.api_message.empty() && !response.body.empty()) {
+      e.body = quoted(response.body, 512);
+      e.message += " with a body that is not an API error: " + e.body;
+    }
+    scrub_secrets(e);
+    return e;
+  }
+
+  /// An error for a response whose body did not read as the contract says.
+  [[nodiscard]] error response_error(const call_outcome& outcome, error e) const {
+    e.category = error_category::invalid_response;
+    e.http_status = outcome.response.status;
+    e.attempts = outcome.attempts;
+    if (const auto id = outcome.response.headers.get("x-request-id")) e.request_id = std::string(*id);
+    scrub_secrets(e);
+    return e;
+  }
+
+  /// Fetches a token with the client credentials (used by credentials_token_source).
+  result<access_token> fetch_token(std::chrono::steady_clock::time_point deadline) {
+    nlohmann::json body = {{"grant_type", "client_credentials"},
+                           {"client_id", options_.client_id},
+                           {"client_secret", options_.client_secret},
+                           {"scope", "project.admin"},
+                           {"project_id", options_.project_id}};
+    api_call call{"POST", "/v2/auth/token/", body.dump(), false};
+    auto outcome = execute(call, options_.retry, deadline);
+    if (!outcome) return outcome.error();
+    if (outcome->response.status != 200) {
+      error e = http_error(*outcome);
+      e.category = error_category::authentication;
+      e.message = "the token request was refused: " + e.message;
+      return e;
+    }
+    auto token = parse_access_token(outcome->response.body);
+    if (!token) return response_error(*outcome, token.error());
+    return token;
+  }
+
+ private:
+  void log(const std::string& line) const {
+    if (!options_.logger) return;
+    std::string text = "unloc: " + line;
+    scrub(text, {options_.client_secret});
+    options_.logger(text);
+  }
+
+  void scrub_secrets(error& e) const {
+    const std::vector<std::string_view> secrets{options_.client_secret};
+    for (std::string* text : {&e.message, &e.api_message, &e.body, &e.api_code}) scrub(*text, secrets);
+  }
+
+  error finish(error e, const call_outcome& out) const {
+    e.attempts = out.attempts;
+    scrub_secrets(e);
+    return e;
+  }
+
+  client_options options_;
+  std::shared_ptr<unloc::transport> transport_;
+  std::shared_ptr<token_source> tokens_;
+};
+
+inline result<access_token> credentials_token_source::token(
+    std::chrono::steady_clock::time_point deadline) {
+  const std::lock_guard<std::mutex> lock(mutex_);
+  const auto now = std::chrono::system_clock::now();
+  if (cached_ && now < refresh_at_) return *cached_;
+  auto fetched = owner_.fetch_token(deadline);
+  if (!fetched) return fetched.error();
+  cached_ = std::move(*fetched);
+  // Refresh `margin` before expiry, or half-way through a lifetime shorter than two margins.
+  const auto lifetime = cached_->expires_at - now;
+  refresh_at_ = now + (lifetime > 2 * margin_ ? lifetime - margin_ : lifetime / 2);
+  return *cached_;
+}
+
+}  // namespace detail
+UNLOC_END_NAMESPACE

@@ -1,0 +1,296 @@
+#pragma once
+
+// The libcurl transport: the one header of the SDK that includes curl.
+// Easy handles are pooled so that each keeps its connections alive between
+// calls (one TLS handshake per connection, not per call); TLS verification is
+// always on; extra CAs are added to the system's bundle, never instead of
+// verification.
+
+#include <unloc/detail/text.hpp>
+#include <unloc/error.hpp>
+#include <unloc/http_headers.hpp>
+#include <unloc/transport.hpp>
+#include <unloc/version.hpp>
+
+#include <curl/curl.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstddef>
+#include <fstream>
+#include <iterator>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+UNLOC_BEGIN_NAMESPACE
+namespace detail {
+
+/// What the curl transport is configured with.
+struct curl_transport_options {
+  std::chrono::milliseconds connect_timeout{10'000};
+  std::string ca_file;  // PEM file of extra trusted CAs
+  std::string ca_pem;   // in-memory PEM of extra trusted CAs
+  std::string proxy;
+  std::string user_agent;
+  std::size_t max_response_bytes = std::size_t{64} << 20;
+};
+
+/// curl_global_init once per process, thread-safely; never a
+/// curl_global_cleanup, which would break other libcurl users in the process.
+inline bool curl_initialized() {
+  static const bool ok = curl_global_init(CURL_GLOBAL_DEFAULT) == CURLE_OK;
+  return ok;
+}
+
+/// `libcurl/7.88.1`.
+inline std::string curl_version_token() {
+  const curl_version_info_data* info = curl_version_info(CURLVERSION_NOW);
+  return std::string("libcurl/") + (info != nullptr && info->version != nullptr ? info->version : "");
+}
+
+struct curl_easy_deleter {
+  void operator()(CURL* handle) const noexcept { curl_easy_cleanup(handle); }
+};
+using curl_easy_ptr = std::unique_ptr<CURL, curl_easy_deleter>;
+
+struct curl_slist_deleter {
+  void operator()(curl_slist* list) const noexcept { curl_slist_free_all(list); }
+};
+using curl_slist_ptr = std::unique_ptr<curl_slist, curl_slist_deleter>;
+
+class curl_transport final : public transport {
+ public:
+  static result<std::shared_ptr<curl_transport>> create(curl_transport_options options) {
+    if (!curl_initialized()) {
+      return make_error(error_category::internal, "curl_global_init failed");
+    }
+    std::string bundle;
+    if (!options.ca_file.empty() || !options.ca_pem.empty()) {
+      // CURLOPT_CAINFO would replace the system's CAs; a blob of both adds to them.
+      const curl_version_info_data* info = curl_version_info(CURLVERSION_NOW);
+      if (info != nullptr && info->cainfo != nullptr) {
+        if (auto system = read_file(info->cainfo)) bundle = std::move(*system) + "\n";
+      }
+      if (!options.ca_file.empty()) {
+        auto extra = read_file(options.ca_file);
+        if (!extra) {
+          return make_error(error_category::invalid_input,
+                            "cannot read the CA file '" + options.ca_file + "'", "ca_file");
+        }
+        bundle += *extra + "\n";
+      }
+      bundle += options.ca_pem;
+    }
+    return std::shared_ptr<curl_transport>(
+        new curl_transport(std::move(options), std::move(bundle)));
+  }
+
+  result<http_response> send(const http_request& request,
+                             std::chrono::steady_clock::time_point deadline) override {
+    const auto remaining = std::chrono::duration_cast<std::chrono::milliseconds>(
+        deadline - std::chrono::steady_clock::now());
+    if (remaining.count() <= 0) {
+      return make_error(error_category::timeout, "the call's deadline passed before sending");
+    }
+    curl_easy_ptr handle = acquire();
+    if (!handle) return make_error(error_category::internal, "curl_easy_init failed");
+
+    exchange ex;
+    ex.max_bytes = options_.max_response_bytes;
+    curl_slist_ptr headers;
+    for (const auto& h : request.headers) {
+      if (!append(headers, h.name + ": " + h.value)) {
+        return make_error(error_category::internal, "out of memory building headers");
+      }
+    }
+    // No "Expect: 100-continue" round trip before a POST body.
+    if (!append(headers, "Expect:")) {
+      return make_error(error_category::internal, "out of memory building headers");
+    }
+
+    CURL* h = handle.get();
+    curl_easy_reset(h);  // keeps the handle's live connections and TLS sessions
+    curl_easy_setopt(h, CURLOPT_URL, request.url.c_str());
+    curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+#if LIBCURL_VERSION_NUM >= 0x075500
+    curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "https");
+#else
+    curl_easy_setopt(h, CURLOPT_PROTOCOLS, static_cast<long>(CURLPROTO_HTTPS));
+#endif
+    curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 1L);
+    curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 2L);
+    if (!ca_bundle_.empty()) {
+      curl_blob blob{ca_bundle_.data(), ca_bundle_.size(), CURL_BLOB_NOCOPY};
+      curl_easy_setopt(h, CURLOPT_CAINFO_BLOB, &blob);  // copied by curl at perform
+    }
+    if (!options_.proxy.empty()) curl_easy_setopt(h, CURLOPT_PROXY, options_.proxy.c_str());
+    curl_easy_setopt(h, CURLOPT_USERAGENT, options_.user_agent.c_str());
+    curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 0L);
+    curl_easy_setopt(h, CURLOPT_TCP_KEEPALIVE, 1L);
+    curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, static_cast<long>(remaining.count()));
+    curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS,
+                     static_cast<long>(std::min(remaining, options_.connect_timeout).count()));
+    curl_easy_setopt(h, CURLOPT_HTTPHEADER, headers.get());
+    if (request.method == "GET") {
+      curl_easy_setopt(h, CURLOPT_HTTPGET, 1L);
+    } else if (request.method == "POST") {
+      curl_easy_setopt(h, CURLOPT_POST, 1L);
+      curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(request.body.size()));
+      curl_easy_setopt(h, CURLOPT_POSTFIELDS, request.body.c_str());
+    } else {
+      curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, request.method.c_str());
+      if (!request.body.empty()) {
+        curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE,
+                         static_cast<curl_off_t>(request.body.size()));
+        curl_easy_setopt(h, CURLOPT_POSTFIELDS, request.body.c_str());
+      }
+    }
+    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, &on_body);
+    curl_easy_setopt(h, CURLOPT_WRITEDATA, &ex);
+    curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, &on_header);
+    curl_easy_setopt(h, CURLOPT_HEADERDATA, &ex);
+
+    const CURLcode code = curl_easy_perform(h);
+    long status = 0;
+    curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
+    long sent = 0;
+    curl_easy_getinfo(h, CURLINFO_REQUEST_SIZE, &sent);
+    release(std::move(handle));
+
+    if (code == CURLE_OK) {
+      http_response response;
+      response.status = static_cast<int>(status);
+      response.headers = std::move(ex.headers);
+      response.body = std::move(ex.body);
+      return response;
+    }
+    if (ex.too_large) {
+      return make_error(error_category::invalid_response,
+                        "response body is over " + std::to_string(options_.max_response_bytes) +
+                            " bytes");
+    }
+    return to_error(code, sent > 0, request.method);
+  }
+
+  /// How many connections the pooled handles hold open at most (for tests).
+  [[nodiscard]] std::size_t idle_handles() const {
+    const std::lock_guard<std::mutex> lock(mutex_);
+    return idle_.size();
+  }
+
+ private:
+  struct exchange {
+    http_headers headers;
+    std::string body;
+    std::size_t max_bytes = 0;
+    bool too_large = false;
+  };
+
+  curl_transport(curl_transport_options options, std::string bundle)
+      : options_(std::move(options)), ca_bundle_(std::move(bundle)) {}
+
+  static std::optional<std::string> read_file(const std::string& path) {
+    std::ifstream in(path, std::ios::binary);
+    if (!in) return std::nullopt;
+    return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+  }
+
+  static bool append(curl_slist_ptr& list, const std::string& line) {
+    curl_slist* grown = curl_slist_append(list.get(), line.c_str());
+    if (grown == nullptr) return false;
+    (void)list.release();  // curl_slist_append returns the same head, now owning the new node
+    list.reset(grown);
+    return true;
+  }
+
+  static std::size_t on_body(char* data, std::size_t size, std::size_t count, void* user) {
+    auto* ex = static_cast<exchange*>(user);
+    const std::size_t n = size * count;
+    if (ex->body.size() + n > ex->max_bytes) {
+      ex->too_large = true;
+      return 0;  // makes curl stop with CURLE_WRITE_ERROR
+    }
+    ex->body.append(data, n);
+    return n;
+  }
+
+  static std::size_t on_header(char* data, std::size_t size, std::size_t count, void* user) {
+    auto* ex = static_cast<exchange*>(user);
+    const std::size_t n = size * count;
+    std::string_view line(data, n);
+    while (!line.empty() && (line.back() == '\n' || line.back() == '\r')) line.remove_suffix(1);
+    if (line.rfind("HTTP/", 0) == 0) {
+      ex->headers = http_headers{};  // a new response (after a 100 or a proxy's CONNECT)
+    } else if (const auto colon = line.find(':'); colon != std::string_view::npos) {
+      ex->headers.add(std::string(line.substr(0, colon)),
+                      std::string(trim_ows(line.substr(colon + 1))));
+    }
+    return n;
+  }
+
+  static error to_error(CURLcode code, bool request_sent, const std::string& method) {
+    std::string what = curl_easy_strerror(code);
+    switch (code) {
+      case CURLE_URL_MALFORMAT:
+      case CURLE_UNSUPPORTED_PROTOCOL:
+        return make_error(error_category::invalid_input, "bad URL: " + what);
+      case CURLE_COULDNT_RESOLVE_HOST:
+      case CURLE_COULDNT_RESOLVE_PROXY:
+      case CURLE_COULDNT_CONNECT:
+        return make_error(error_category::network, what);
+      case CURLE_SSL_CONNECT_ERROR:
+      case CURLE_PEER_FAILED_VERIFICATION:
+      case CURLE_SSL_CERTPROBLEM:
+      case CURLE_SSL_CIPHER:
+      case CURLE_SSL_CACERT_BADFILE:
+      case CURLE_SSL_ISSUER_ERROR:
+      case CURLE_SSL_PINNEDPUBKEYNOTMATCH:
+      case CURLE_SSL_INVALIDCERTSTATUS:
+      case CURLE_SSL_CRL_BADFILE:
+        return make_error(error_category::tls, "TLS failed: " + what);
+      default:
+        break;
+    }
+    // Past this point the request may have reached the server. Only a POST is
+    // not safe to send twice blindly, so only for a POST is this ambiguous.
+    if (request_sent && method == "POST") {
+      return make_error(error_category::ambiguous,
+                        what + " after the request was sent: it may have been applied");
+    }
+    if (code == CURLE_OPERATION_TIMEDOUT) {
+      return make_error(error_category::timeout, "no complete response within the deadline");
+    }
+    return make_error(error_category::network, what);
+  }
+
+  curl_easy_ptr acquire() {
+    {
+      const std::lock_guard<std::mutex> lock(mutex_);
+      if (!idle_.empty()) {
+        curl_easy_ptr handle = std::move(idle_.back());
+        idle_.pop_back();
+        return handle;
+      }
+    }
+    return curl_easy_ptr(curl_easy_init());
+  }
+
+  void release(curl_easy_ptr handle) {
+    const std::lock_guard<std::mutex> lock(mutex_);
+    // Enough idle handles (each with its connections) for the threads that use the client.
+    if (idle_.size() < 32) idle_.push_back(std::move(handle));
+  }
+
+  curl_transport_options options_;
+  std::string ca_bundle_;
+  mutable std::mutex mutex_;
+  std::vector<curl_easy_ptr> idle_;
+};
+
+}  // namespace detail
+UNLOC_END_NAMESPACE

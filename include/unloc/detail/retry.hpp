@@ -1,0 +1,78 @@
+#pragma once
+
+// Backoff with full jitter, and the Retry-After header (RFC 9110 10.2.3).
+
+#include <unloc/detail/text.hpp>
+#include <unloc/timestamp.hpp>
+#include <unloc/version.hpp>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <random>
+#include <string_view>
+
+UNLOC_BEGIN_NAMESPACE
+namespace detail {
+
+/// A random wait in [0, min(cap, base * 2^(attempt-1))]: "full jitter", so that
+/// clients failing together do not retry together.
+inline std::chrono::milliseconds full_jitter_backoff(int attempt, std::chrono::milliseconds base,
+                                                     std::chrono::milliseconds cap) {
+  thread_local std::minstd_rand rng{std::random_device{}()};
+  const int doublings = std::clamp(attempt - 1, 0, 30);
+  const auto ceiling = std::min<std::int64_t>(cap.count(), base.count() << doublings);
+  if (ceiling <= 0) return std::chrono::milliseconds(0);
+  std::uniform_int_distribution<std::int64_t> pick(0, ceiling);
+  return std::chrono::milliseconds(pick(rng));
+}
+
+inline std::optional<int> parse_fixed_digits(std::string_view s) noexcept {
+  int n = 0;
+  for (const char c : s) {
+    if (!is_digit(c)) return std::nullopt;
+    n = n * 10 + (c - '0');
+  }
+  return s.empty() ? std::nullopt : std::optional<int>(n);
+}
+
+/// How long a Retry-After value asks to wait: delay-seconds, or an
+/// IMF-fixdate (`Sun, 06 Nov 1994 08:49:37 GMT`) measured from `now`. None
+/// when malformed; zero for a date in the past.
+inline std::optional<std::chrono::milliseconds> parse_retry_after(
+    std::string_view value, std::chrono::system_clock::time_point now) noexcept {
+  value = trim_ows(value);
+  if (!value.empty() && is_digit(value.front())) {
+    if (value.size() > 9) return std::chrono::hours(24 * 365);  // absurdly long: capped by the deadline
+    const auto seconds = parse_fixed_digits(value);
+    if (!seconds) return std::nullopt;
+    return std::chrono::seconds(*seconds);
+  }
+  // "Sun, 06 Nov 1994 08:49:37 GMT": 29 characters, fixed positions.
+  if (value.size() != 29 || value[3] != ',' || value[4] != ' ' || value[7] != ' ' ||
+      value[11] != ' ' || value[16] != ' ' || value[19] != ':' || value[22] != ':' ||
+      value.substr(25) != " GMT") {
+    return std::nullopt;
+  }
+  static constexpr std::string_view months = "JanFebMarAprMayJunJulAugSepOctNovDec";
+  const auto month_at = months.find(value.substr(8, 3));
+  const auto day = parse_fixed_digits(value.substr(5, 2));
+  const auto year = parse_fixed_digits(value.substr(12, 4));
+  const auto hour = parse_fixed_digits(value.substr(17, 2));
+  const auto minute = parse_fixed_digits(value.substr(20, 2));
+  const auto second = parse_fixed_digits(value.substr(23, 2));
+  if (month_at == std::string_view::npos || month_at % 3 != 0 || !day || !year || !hour ||
+      !minute || !second || *day < 1 || *day > 31 || *hour > 23 || *minute > 59 || *second > 60) {
+    return std::nullopt;
+  }
+  const auto days = days_from_civil(*year, static_cast<unsigned>(month_at / 3 + 1),
+                                     static_cast<unsigned>(*day));
+  const auto when = std::chrono::system_clock::time_point(
+      std::chrono::seconds(days * 86400 + *hour * 3600 + *minute * 60 + *second));
+  if (when <= now) return std::chrono::milliseconds(0);
+  return std::chrono::duration_cast<std::chrono::milliseconds>(when - now);
+}
+
+}  // namespace detail
+UNLOC_END_NAMESPACE

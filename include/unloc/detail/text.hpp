@@ -1,0 +1,77 @@
+#pragma once
+
+// Small ASCII text helpers shared by the parsers. Internal: not part of the API.
+
+#include <unloc/version.hpp>
+
+#include <cstddef>
+#include <string>
+#include <string_view>
+
+UNLOC_BEGIN_NAMESPACE
+namespace detail {
+
+inline constexpr char ascii_lower(char c) noexcept {
+  return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c;
+}
+
+inline constexpr bool ascii_iequals(std::string_view a, std::string_view b) noexcept {
+  if (a.size() != b.size()) return false;
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    if (ascii_lower(a[i]) != ascii_lower(b[i])) return false;
+  }
+  return true;
+}
+
+inline constexpr bool is_digit(char c) noexcept { return c >= '0' && c <= '9'; }
+
+inline constexpr bool is_hex_digit(char c) noexcept {
+  return is_digit(c) || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
+}
+
+/// Optional whitespace (RFC 9110 OWS) trimmed from both ends.
+inline constexpr std::string_view trim_ows(std::string_view s) noexcept {
+  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
+  return s;
+}
+
+/// Untrusted text made safe to put in an error message: quoted, cut to
+/// `max_chars`, control and non-ASCII bytes written as \xHH.
+inline std::string quoted(std::string_view text, std::size_t max_chars = 64) {
+  static constexpr char hex[] = "0123456789abcdef";
+  std::string out = "'";
+  const std::size_t n = text.size() < max_chars ? text.size() : max_chars;
+  for (std::size_t i = 0; i < n; ++i) {
+    const auto c = static_cast<unsigned char>(text[i]);
+    if (c < 0x20 || c >= 0x7f || c == '\'' || c == '\\') {
+      out += "\\x";
+      out += hex[c >> 4];
+      out += hex[c & 0xf];
+    } else {
+      out += static_cast<char>(c);
+    }
+  }
+  out += '\'';
+  if (n < text.size()) out += "...";
+  return out;
+}
+
+/// Compares two strings in time that depends only on their lengths, never on
+/// where they differ, so that a caller guessing a secret learns nothing from timing.
+inline bool constant_time_equal(std::string_view a, std::string_view b) noexcept {
+  // Walk the longer length so that a length mismatch costs the same as a content mismatch.
+  const std::size_t n = a.size() > b.size() ? a.size() : b.size();
+  unsigned char diff = a.size() == b.size() ? 0 : 1;
+  for (std::size_t i = 0; i < n; ++i) {
+    const auto x = i < a.size() ? static_cast<unsigned char>(a[i]) : 0;
+    const auto y = i < b.size() ? static_cast<unsigned char>(b[i]) : 0;
+    diff = static_cast<unsigned char>(diff | (x ^ y));
+  }
+  // volatile keeps the optimiser from turning the loop into an early exit.
+  volatile unsigned char result = diff;
+  return result == 0;
+}
+
+}  // namespace detail
+UNLOC_END_NAMESPACE

@@ -1,0 +1,208 @@
+#pragma once
+
+/// @file
+/// The SDK's one error model: `unloc::error` and `unloc::result<T>`.
+///
+/// Every call that reads untrusted input or touches the network returns a
+/// `result<T>`: a value or an `error`, never an exception. Exceptions are kept
+/// for programming errors, such as calling `value()` on a result that holds an
+/// error (google-cloud-cpp's `StatusOr<T>` and `tl::expected` work the same way).
+
+#include <unloc/version.hpp>
+
+#include <stdexcept>
+#include <string>
+#include <type_traits>
+#include <utility>
+#include <variant>
+
+UNLOC_BEGIN_NAMESPACE
+
+/// What kind of failure an `error` reports; decides how a caller reacts.
+enum class error_category {
+  invalid_input,     ///< The caller's input was rejected before anything was sent.
+  invalid_response,  ///< A peer sent something that is not what the contract says.
+  authentication,    ///< Credentials were missing, malformed or refused.
+  api,               ///< The API answered with an HTTP error status.
+  network,           ///< The connection failed (DNS, refused, reset, closed mid-body).
+  tls,               ///< TLS failed (certificate not trusted, handshake).
+  timeout,           ///< The call's deadline passed.
+  ambiguous,         ///< A non-repeatable request failed after it may have been applied.
+  internal,          ///< The SDK or the system failed (out of entropy, out of memory).
+};
+
+/// The name of a category, such as `"invalid_input"`.
+[[nodiscard]] constexpr const char* to_string(error_category category) noexcept {
+  switch (category) {
+    case error_category::invalid_input: return "invalid_input";
+    case error_category::invalid_response: return "invalid_response";
+    case error_category::authentication: return "authentication";
+    case error_category::api: return "api";
+    case error_category::network: return "network";
+    case error_category::tls: return "tls";
+    case error_category::timeout: return "timeout";
+    case error_category::ambiguous: return "ambiguous";
+    case error_category::internal: return "internal";
+  }
+  return "unknown";
+}
+
+/// A failure, as a value. Never holds a secret: messages are written so that
+/// they can be logged as they are.
+struct error {
+  error_category category = error_category::internal;  ///< The kind of failure.
+  std::string message;      ///< What went wrong, for people.
+  std::string field;        ///< The input field at fault, where one is (e.g. `"created"`).
+  int http_status = 0;      ///< The HTTP status, or 0 where no response was received.
+  std::string api_code;     ///< The API's `error` code from the response body, if any.
+  std::string api_message;  ///< The API's `message` from the response body, if any.
+  std::string body;         ///< The raw response body (truncated) when it was not API JSON.
+  std::string request_id;   ///< The response's `x-request-id` header, if any.
+  int attempts = 0;         ///< How many attempts the call made (0 where none was sent).
+};
+
+/// Makes an error of a category with a message (and optionally the field at fault).
+[[nodiscard]] inline error make_error(error_category category, std::string message,
+                                      std::string field = {}) {
+  error e;
+  e.category = category;
+  e.message = std::move(message);
+  e.field = std::move(field);
+  return e;
+}
+
+/// One line describing the error: category, message, then whichever of
+/// status, API code and message, request id and attempts are set.
+[[nodiscard]] inline std::string to_string(const error& e) {
+  std::string out = to_string(e.category);
+  out += ": ";
+  out += e.message;
+  if (!e.field.empty()) out += " (field '" + e.field + "')";
+  if (e.http_status != 0) out += "; HTTP " + std::to_string(e.http_status);
+  if (!e.api_code.empty()) out += "; error '" + e.api_code + "'";
+  if (!e.api_message.empty()) out += ": " + e.api_message;
+  if (!e.request_id.empty()) out += "; request id " + e.request_id;
+  if (e.attempts > 1) out += "; after " + std::to_string(e.attempts) + " attempts";
+  return out;
+}
+
+/// Thrown by `result<T>::value()` when the result holds an error: a programming
+/// error in the caller, who should have checked `has_value()` first.
+class bad_result_access : public std::logic_error {
+ public:
+  /// Wraps the error the result held.
+  explicit bad_result_access(unloc::error e)
+      : std::logic_error("unloc::result has no value: " + to_string(e)), error_(std::move(e)) {}
+  /// The error the result held.
+  [[nodiscard]] const unloc::error& error() const noexcept { return error_; }
+
+ private:
+  unloc::error error_;
+};
+
+/// A value of type `T` or an `error`.
+template <typename T>
+class [[nodiscard]] result {
+  static_assert(!std::is_same_v<std::decay_t<T>, unloc::error>, "result<error> is ambiguous");
+
+ public:
+  /// The value type.
+  using value_type = T;
+
+  /// Holds a value.
+  result(T value) : state_(std::in_place_index<0>, std::move(value)) {}  // NOLINT(google-explicit-constructor)
+  /// Holds an error.
+  result(unloc::error e) : state_(std::in_place_index<1>, std::move(e)) {}  // NOLINT(google-explicit-constructor)
+
+  /// True when a value is held.
+  [[nodiscard]] bool has_value() const noexcept { return state_.index() == 0; }
+  /// True when a value is held.
+  explicit operator bool() const noexcept { return has_value(); }
+
+  /// The value; throws `bad_result_access` when an error is held.
+  [[nodiscard]] T& value() & { check(); return std::get<0>(state_); }
+  /// @copydoc value()
+  [[nodiscard]] const T& value() const& { check(); return std::get<0>(state_); }
+  /// @copydoc value()
+  [[nodiscard]] T&& value() && { check(); return std::get<0>(std::move(state_)); }
+
+  /// The value without a check; undefined when an error is held.
+  [[nodiscard]] T& operator*() & noexcept { return *std::get_if<0>(&state_); }
+  /// @copydoc operator*()
+  [[nodiscard]] const T& operator*() const& noexcept { return *std::get_if<0>(&state_); }
+  /// @copydoc operator*()
+  [[nodiscard]] T&& operator*() && noexcept { return std::move(*std::get_if<0>(&state_)); }
+  /// Member access to the value without a check.
+  [[nodiscard]] T* operator->() noexcept { return std::get_if<0>(&state_); }
+  /// @copydoc operator->()
+  [[nodiscard]] const T* operator->() const noexcept { return std::get_if<0>(&state_); }
+
+  /// The error; throws `std::logic_error` when a value is held.
+  [[nodiscard]] const unloc::error& error() const& {
+    if (has_value()) throw std::logic_error("unloc::result holds a value, not an error");
+    return std::get<1>(state_);
+  }
+  /// @copydoc error()
+  [[nodiscard]] unloc::error&& error() && {
+    if (has_value()) throw std::logic_error("unloc::result holds a value, not an error");
+    return std::get<1>(std::move(state_));
+  }
+
+  /// The value, or `fallback` when an error is held.
+  template <typename U>
+  [[nodiscard]] T value_or(U&& fallback) const& {
+    return has_value() ? std::get<0>(state_) : static_cast<T>(std::forward<U>(fallback));
+  }
+
+  /// Calls `f(value)`, which returns a `result<U>`; passes an error through.
+  template <typename F>
+  [[nodiscard]] auto and_then(F&& f) const& -> std::invoke_result_t<F, const T&> {
+    if (!has_value()) return std::get<1>(state_);
+    return std::forward<F>(f)(std::get<0>(state_));
+  }
+
+  /// Maps the value through `f`; passes an error through.
+  template <typename F>
+  [[nodiscard]] auto transform(F&& f) const& -> result<std::invoke_result_t<F, const T&>> {
+    if (!has_value()) return std::get<1>(state_);
+    return std::forward<F>(f)(std::get<0>(state_));
+  }
+
+ private:
+  void check() const {
+    if (!has_value()) throw bad_result_access(std::get<1>(state_));
+  }
+  std::variant<T, unloc::error> state_;
+};
+
+/// Success without a value, or an `error`.
+template <>
+class [[nodiscard]] result<void> {
+ public:
+  /// The value type.
+  using value_type = void;
+  /// Success.
+  result() = default;
+  /// Holds an error.
+  result(unloc::error e) : error_(std::move(e)), failed_(true) {}  // NOLINT(google-explicit-constructor)
+
+  /// True on success.
+  [[nodiscard]] bool has_value() const noexcept { return !failed_; }
+  /// True on success.
+  explicit operator bool() const noexcept { return has_value(); }
+  /// Throws `bad_result_access` when an error is held.
+  void value() const {
+    if (failed_) throw bad_result_access(error_);
+  }
+  /// The error; throws `std::logic_error` on success.
+  [[nodiscard]] const unloc::error& error() const& {
+    if (!failed_) throw std::logic_error("unloc::result holds a value, not an error");
+    return error_;
+  }
+
+ private:
+  unloc::error error_;
+  bool failed_ = false;
+};
+
+UNLOC_END_NAMESPACE

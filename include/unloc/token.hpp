@@ -1,0 +1,97 @@
+#pragma once
+
+/// @file
+/// The OAuth2 access token the API calls carry (`Authorization: Bearer …`).
+
+#include <unloc/timestamp.hpp>
+#include <unloc/version.hpp>
+
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
+#include <chrono>
+#include <cstddef>
+#include <string>
+#include <utility>
+#include <vector>
+
+UNLOC_BEGIN_NAMESPACE
+
+/// An access token and what it is good for. `value` is a secret: `to_string`
+/// never prints it.
+struct access_token {
+  std::string value;                          ///< The bearer token (a JWT). Secret.
+  std::string token_type = "bearer";          ///< Always `bearer`.
+  std::chrono::system_clock::time_point expires_at{};  ///< When it stops being accepted.
+  std::vector<std::string> scope;             ///< Granted scopes, e.g. `project.admin`.
+  std::string project_id;                     ///< The Project it is for.
+
+  /// True when it expires within `margin` of `now` (or has expired).
+  [[nodiscard]] bool expires_within(std::chrono::system_clock::duration margin,
+                                    std::chrono::system_clock::time_point now =
+                                        std::chrono::system_clock::now()) const noexcept {
+    return now + margin >= expires_at;
+  }
+};
+
+namespace detail {
+
+/// The scopes of an RFC 6749 space-separated scope string.
+[[nodiscard]] inline std::vector<std::string> split_scope(const std::string& all) {
+  std::vector<std::string> out;
+  for (std::size_t start = 0; start < all.size();) {
+    const auto end = std::min(all.find(' ', start), all.size());
+    if (end > start) out.push_back(all.substr(start, end - start));
+    start = end + 1;
+  }
+  return out;
+}
+
+}  // namespace detail
+
+/// One line for logs; the token's value is written as `REDACTED`.
+[[nodiscard]] inline std::string to_string(const access_token& t) {
+  std::string out = "access_token{value=REDACTED, type=" + t.token_type +
+                    ", expires_at=" +
+                    format_timestamp(std::chrono::time_point_cast<std::chrono::milliseconds>(
+                        t.expires_at)) +
+                    ", scope=[";
+  for (std::size_t i = 0; i < t.scope.size(); ++i) out += (i == 0 ? "" : ",") + t.scope[i];
+  return out + "], project_id=" + t.project_id + "}";
+}
+
+/// The token as the token endpoint writes it (`expires_in` counted from now).
+template <typename BasicJsonType>
+void to_json(BasicJsonType& j, const access_token& t) {
+  const auto left = std::chrono::duration_cast<std::chrono::seconds>(
+      t.expires_at - std::chrono::system_clock::now());
+  j = BasicJsonType::object();
+  j["access_token"] = t.value;
+  j["token_type"] = t.token_type;
+  j["expires_in"] = left.count() > 0 ? left.count() : 0;
+  j["scope"] = t.scope;
+  j["project_id"] = t.project_id;
+}
+
+/// Reads a token endpoint response from trusted JSON (`expires_in` counted
+/// from now); throws (nlohmann's convention) when invalid. `scope` may be a
+/// list or one space-separated string (RFC 6749).
+template <typename BasicJsonType>
+void from_json(const BasicJsonType& j, access_token& t) {
+  access_token out;
+  out.value = j.at("access_token").template get<std::string>();
+  if (const auto it = j.find("token_type"); it != j.end()) out.token_type = it->template get<std::string>();
+  out.expires_at = std::chrono::system_clock::now() +
+                   std::chrono::seconds(j.at("expires_in").template get<long long>());
+  if (const auto it = j.find("scope"); it != j.end() && it->is_array()) {
+    out.scope = it->template get<std::vector<std::string>>();
+  } else if (it != j.end() && it->is_string()) {
+    out.scope = detail::split_scope(it->template get<std::string>());
+  }
+  if (const auto it = j.find("project_id"); it != j.end() && it->is_string()) {
+    out.project_id = it->template get<std::string>();
+  }
+  t = std::move(out);
+}
+
+UNLOC_END_NAMESPACE

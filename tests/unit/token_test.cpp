@@ -1,0 +1,162 @@
+#include "catch.hpp"
+
+#include <unloc/token.hpp>
+
+#include <nlohmann/json.hpp>
+
+#include <chrono>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace {
+
+using namespace std::chrono_literals;
+using clock_type = std::chrono::system_clock;
+using unloc::access_token;
+
+// A JWT-shaped secret; no part of it may reach a log line.
+constexpr std::string_view jwt =
+    "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiJwcm9qZWN0LTQyIn0.c2lnbmF0dXJlLXNlY3JldA";
+
+// The token response of unloc-api.md, with a JWT and a project id filled in.
+nlohmann::json token_response() {
+  return {{"access_token", std::string(jwt)},
+          {"token_type", "bearer"},
+          {"expires_in", 3600},
+          {"scope", {"project.admin"}},
+          {"project_id", "project-42"}};
+}
+
+bool has_text(std::string_view haystack, std::string_view needle) {
+  return haystack.find(needle) != std::string_view::npos;
+}
+
+}  // namespace
+
+TEST_CASE("reads the token response and counts expires_in from now", "[token]") {
+  const auto before = clock_type::now();
+  const auto token = token_response().get<access_token>();
+  const auto after = clock_type::now();
+
+  CHECK(token.value == jwt);
+  CHECK(token.token_type == "bearer");
+  CHECK(token.scope == std::vector<std::string>{"project.admin"});
+  CHECK(token.project_id == "project-42");
+  CHECK(token.expires_at >= before + 3600s);
+  CHECK(token.expires_at <= after + 3600s);
+}
+
+TEST_CASE("reads a scope written as one space-separated string", "[token]") {
+  auto j = token_response();
+  j["scope"] = "project.admin organization.admin";
+  CHECK(j.get<access_token>().scope ==
+        std::vector<std::string>{"project.admin", "organization.admin"});
+
+  j["scope"] = " project.admin  organization.admin ";
+  CHECK(j.get<access_token>().scope ==
+        std::vector<std::string>{"project.admin", "organization.admin"});
+
+  j["scope"] = "project.admin";
+  CHECK(j.get<access_token>().scope == std::vector<std::string>{"project.admin"});
+
+  j["scope"] = "";
+  CHECK(j.get<access_token>().scope.empty());
+}
+
+TEST_CASE("reads a scope written as a list of several scopes", "[token]") {
+  auto j = token_response();
+  j["scope"] = {"organization.admin", "project.admin"};
+  CHECK(j.get<access_token>().scope ==
+        std::vector<std::string>{"organization.admin", "project.admin"});
+}
+
+TEST_CASE("a token response without scope, type or project still reads", "[token]") {
+  auto j = token_response();
+  j.erase("scope");
+  j.erase("token_type");
+  j.erase("project_id");
+  const auto token = j.get<access_token>();
+  CHECK(token.value == jwt);
+  CHECK(token.scope.empty());
+  CHECK(token.token_type == "bearer");
+  CHECK(token.project_id.empty());
+}
+
+TEST_CASE("a token response without access_token or expires_in is rejected", "[token]") {
+  auto no_token = token_response();
+  no_token.erase("access_token");
+  CHECK_THROWS(no_token.get<access_token>());
+
+  auto no_expiry = token_response();
+  no_expiry.erase("expires_in");
+  CHECK_THROWS(no_expiry.get<access_token>());
+}
+
+TEST_CASE("to_string never contains the token's value", "[token]") {
+  const auto token = token_response().get<access_token>();
+  const std::string line = unloc::to_string(token);
+  INFO(line);
+  CHECK_FALSE(has_text(line, jwt));
+  // Neither any of the JWT's three parts.
+  CHECK_FALSE(has_text(line, jwt.substr(0, jwt.find('.'))));
+  CHECK_FALSE(has_text(line, "eyJzdWIiOiJwcm9qZWN0LTQyIn0"));
+  CHECK_FALSE(has_text(line, "c2lnbmF0dXJlLXNlY3JldA"));
+  CHECK(has_text(line, "REDACTED"));
+  CHECK(has_text(line, "project.admin"));
+  CHECK(has_text(line, "project-42"));
+}
+
+TEST_CASE("expires_within is true once the token expires within the margin", "[token]") {
+  const auto now = clock_type::now();
+  access_token token;
+  token.expires_at = now + 60s;
+  CHECK_FALSE(token.expires_within(0s, now));
+  CHECK_FALSE(token.expires_within(59s, now));
+  CHECK(token.expires_within(60s, now));
+  CHECK(token.expires_within(5min, now));
+  CHECK_FALSE(token.expires_within(30s, now + 29s));
+  CHECK(token.expires_within(30s, now + 30s));
+}
+
+TEST_CASE("an expired or never-set token always expires within any margin", "[token]") {
+  const auto now = clock_type::now();
+  access_token expired;
+  expired.expires_at = now - 1s;
+  CHECK(expired.expires_within(0s, now));
+
+  const access_token never_set;
+  CHECK(never_set.expires_within(0s));
+}
+
+TEST_CASE("a freshly read token does not expire within a minute", "[token]") {
+  const auto token = token_response().get<access_token>();
+  CHECK_FALSE(token.expires_within(1min));
+  CHECK(token.expires_within(3601s));
+}
+
+TEST_CASE("to_json writes the time left as expires_in and reads back the same token",
+          "[token]") {
+  access_token token;
+  token.value = std::string(jwt);
+  token.expires_at = clock_type::now() + 3600s;
+  token.scope = {"project.admin"};
+  token.project_id = "project-42";
+
+  const nlohmann::json j = token;
+  CHECK(j.at("access_token") == jwt);
+  CHECK(j.at("token_type") == "bearer");
+  CHECK(j.at("expires_in").get<long long>() >= 3599);
+  CHECK(j.at("expires_in").get<long long>() <= 3600);
+  CHECK(j.at("scope") == nlohmann::json{"project.admin"});
+  CHECK(j.at("project_id") == "project-42");
+
+  const auto back = j.get<access_token>();
+  CHECK(back.value == token.value);
+  CHECK(back.scope == token.scope);
+  CHECK(back.project_id == token.project_id);
+
+  access_token expired = token;
+  expired.expires_at = clock_type::now() - 10s;
+  CHECK(nlohmann::json(expired).at("expires_in") == 0);
+}

@@ -1,0 +1,208 @@
+#include "catch.hpp"
+
+#include <unloc/webhook.hpp>
+
+#include <nlohmann/json.hpp>
+
+#include <string>
+#include <string_view>
+
+namespace {
+
+using unloc::webhook;
+using unloc::webhook_registration;
+
+constexpr std::string_view url_with_credentials =
+    "https://myuser:mypasswoord@vandelay.ind/accessEvents";
+constexpr std::string_view password = "mypasswoord";
+
+// The request body of "Registering a webhook" in unloc-api.md, verbatim.
+const std::string api_registration_body =
+    R"({"trigger":"accessEvent","url":"https://vandelay.ind/accessEvents",)"
+    R"("lockId":"df50a61f-9e1f-4e1c-9e89-8395c908065a"})";
+
+// The 201 response of the reference server (unloc-api.md, Part B).
+const std::string api_webhook =
+    R"({"id":"5b1e3c1a-8a43-4d0e-9b8e-2f6a0c7d9e11","trigger":"accessEvent",)"
+    R"("url":"https://vandelay.ind/accessEvents",)"
+    R"("lockId":"df50a61f-9e1f-4e1c-9e89-8395c908065a","created":"2024-03-05T08:15:30.250Z"})";
+
+bool has_text(std::string_view haystack, std::string_view needle) {
+  return haystack.find(needle) != std::string_view::npos;
+}
+
+unloc::uuid uuid_of(std::string_view text) { return unloc::uuid::parse(text).value(); }
+
+webhook_registration documented_registration() {
+  webhook_registration r;
+  r.url = "https://vandelay.ind/accessEvents";
+  r.lock_id = uuid_of("df50a61f-9e1f-4e1c-9e89-8395c908065a");
+  return r;
+}
+
+}  // namespace
+
+TEST_CASE("to_string of a registration never contains the URL's password", "[webhook]") {
+  webhook_registration r = documented_registration();
+  r.url = std::string(url_with_credentials);
+  const std::string line = unloc::to_string(r);
+  INFO(line);
+  CHECK_FALSE(has_text(line, password));
+  CHECK(has_text(line, "REDACTED"));
+  CHECK(has_text(line, "vandelay.ind/accessEvents"));
+  CHECK(has_text(line, "df50a61f-9e1f-4e1c-9e89-8395c908065a"));
+}
+
+TEST_CASE("to_string of a webhook never contains the URL's password", "[webhook]") {
+  auto w = nlohmann::json::parse(api_webhook).get<webhook>();
+  for (const std::string_view url :
+       {url_with_credentials, std::string_view("https://myuser:mypasswoord@vandelay.ind:8443/a?b=c"),
+        std::string_view("https://myuser:mypasswoord@vandelay.ind")}) {
+    w.url = std::string(url);
+    const std::string line = unloc::to_string(w);
+    INFO(line);
+    CHECK_FALSE(has_text(line, password));
+    CHECK(has_text(line, "vandelay.ind"));
+    CHECK(has_text(line, "5b1e3c1a-8a43-4d0e-9b8e-2f6a0c7d9e11"));
+  }
+}
+
+TEST_CASE("a registration is written as the API's request body", "[webhook]") {
+  const webhook_registration r = documented_registration();
+  CHECK(r.trigger == "accessEvent");
+
+  const nlohmann::ordered_json ordered = r;
+  CHECK(ordered.dump() == api_registration_body);
+
+  const nlohmann::json j = r;
+  CHECK(j == nlohmann::json::parse(api_registration_body));
+}
+
+TEST_CASE("a registration keeps the URL's credentials in the request body", "[webhook]") {
+  webhook_registration r = documented_registration();
+  r.url = std::string(url_with_credentials);
+  const nlohmann::json j = r;
+  CHECK(j.at("url") == std::string(url_with_credentials));
+}
+
+TEST_CASE("a registration without a Lock sends no lockId", "[webhook]") {
+  webhook_registration r;
+  r.url = "https://vandelay.ind/accessEvents";
+  const nlohmann::json j = r;
+  CHECK(j == nlohmann::json{{"trigger", "accessEvent"}, {"url", "https://vandelay.ind/accessEvents"}});
+}
+
+TEST_CASE("a registration survives a round trip through JSON", "[webhook]") {
+  const auto back = nlohmann::json::parse(api_registration_body).get<webhook_registration>();
+  CHECK(back.trigger == "accessEvent");
+  CHECK(back.url == "https://vandelay.ind/accessEvents");
+  REQUIRE(back.lock_id.has_value());
+  CHECK(back.lock_id->to_string() == "df50a61f-9e1f-4e1c-9e89-8395c908065a");
+  CHECK(nlohmann::json(back) == nlohmann::json::parse(api_registration_body));
+}
+
+TEST_CASE("reads the webhook the API returns", "[webhook]") {
+  const auto w = nlohmann::json::parse(api_webhook).get<webhook>();
+  CHECK(w.id.to_string() == "5b1e3c1a-8a43-4d0e-9b8e-2f6a0c7d9e11");
+  CHECK(w.trigger == "accessEvent");
+  CHECK(w.url == "https://vandelay.ind/accessEvents");
+  REQUIRE(w.lock_id.has_value());
+  CHECK(w.lock_id->to_string() == "df50a61f-9e1f-4e1c-9e89-8395c908065a");
+  REQUIRE(w.created.has_value());
+  CHECK(unloc::format_timestamp(*w.created) == "2024-03-05T08:15:30.250Z");
+  CHECK(w.extra.is_null());
+}
+
+TEST_CASE("a webhook survives a round trip through nlohmann::json", "[webhook]") {
+  const auto j = nlohmann::json::parse(api_webhook);
+  const nlohmann::json back = j.get<webhook>();
+  CHECK(back == j);
+}
+
+TEST_CASE("a webhook survives a round trip through nlohmann::ordered_json", "[webhook]") {
+  const auto j = nlohmann::ordered_json::parse(api_webhook);
+  const nlohmann::ordered_json back = j.get<webhook>();
+  CHECK(back.dump() == api_webhook);
+}
+
+TEST_CASE("a webhook without a Lock has lockId null through a round trip", "[webhook]") {
+  auto j = nlohmann::json::parse(api_webhook);
+  j["lockId"] = nullptr;
+  const auto w = j.get<webhook>();
+  CHECK_FALSE(w.lock_id.has_value());
+  CHECK_FALSE(w.extra.contains("lockId"));
+  const nlohmann::json back = w;
+  REQUIRE(back.contains("lockId"));
+  CHECK(back.at("lockId").is_null());
+  CHECK(back == j);
+  CHECK(has_text(unloc::to_string(w), "lock=null"));
+}
+
+TEST_CASE("a webhook without created has none and writes none", "[webhook]") {
+  auto j = nlohmann::json::parse(api_webhook);
+  j.erase("created");
+  const auto w = j.get<webhook>();
+  CHECK_FALSE(w.created.has_value());
+  const nlohmann::json back = w;
+  CHECK_FALSE(back.contains("created"));
+  CHECK(back == j);
+}
+
+TEST_CASE("a webhook keeps unknown extra fields through a round trip", "[webhook]") {
+  auto j = nlohmann::json::parse(api_webhook);
+  j["active"] = true;
+  j["lastDelivery"] = {{"status", 200}, {"at", "2024-03-06T00:00:00.000Z"}};
+  const auto w = j.get<webhook>();
+  REQUIRE(w.extra.is_object());
+  CHECK(w.extra.size() == 2);
+  CHECK(w.extra.at("active") == true);
+  CHECK(w.extra.at("lastDelivery").at("status") == 200);
+  CHECK_FALSE(w.extra.contains("id"));
+  CHECK_FALSE(w.extra.contains("url"));
+
+  const nlohmann::json back = w;
+  CHECK(back == j);
+}
+
+TEST_CASE("an extra field never overwrites a known field of a webhook", "[webhook]") {
+  auto w = nlohmann::json::parse(api_webhook).get<webhook>();
+  w.extra = {{"url", "https://evil.example/steal"}, {"note", "kept"}};
+  const nlohmann::json j = w;
+  CHECK(j.at("url") == "https://vandelay.ind/accessEvents");
+  CHECK(j.at("note") == "kept");
+}
+
+TEST_CASE("reading a webhook without id or url throws", "[webhook]") {
+  auto no_id = nlohmann::json::parse(api_webhook);
+  no_id.erase("id");
+  CHECK_THROWS_AS(no_id.get<webhook>(), std::invalid_argument);
+
+  auto no_url = nlohmann::json::parse(api_webhook);
+  no_url.erase("url");
+  CHECK_THROWS_AS(no_url.get<webhook>(), std::invalid_argument);
+}
+
+TEST_CASE("reading a webhook with an id, lockId or created that is not valid throws",
+          "[webhook]") {
+  for (const char* field : {"id", "lockId", "created"}) {
+    auto j = nlohmann::json::parse(api_webhook);
+    j[field] = "not valid";
+    INFO(field);
+    CHECK_THROWS(j.get<webhook>());
+  }
+}
+
+TEST_CASE("from_json of a registration throws std::invalid_argument naming the field",
+          "[webhook]") {
+  auto bad_lock = nlohmann::json::parse(
+      R"({"trigger":"accessEvent","url":"https://vandelay.ind/a","lockId":"not-a-uuid"})");
+  CHECK_THROWS_AS(bad_lock.get<unloc::webhook_registration>(), std::invalid_argument);
+  auto no_url = nlohmann::json::parse(R"({"trigger":"accessEvent"})");
+  CHECK_THROWS_WITH(no_url.get<unloc::webhook_registration>(), "field 'url' is missing");
+}
+
+TEST_CASE("from_json of a webhook with a bad lockId throws std::invalid_argument", "[webhook]") {
+  auto j = nlohmann::json::parse(
+      R"({"id":"5b1e3c1a-8a43-4d0e-9b8e-2f6a0c7d9e11","url":"https://vandelay.ind/a","lockId":"x"})");
+  CHECK_THROWS_AS(j.get<unloc::webhook>(), std::invalid_argument);
+}
