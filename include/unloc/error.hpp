@@ -124,7 +124,8 @@ class [[nodiscard]] result {
   /// @copydoc value()
   [[nodiscard]] const T& value() const& { check(); return std::get<0>(state_); }
   /// @copydoc value()
-  [[nodiscard]] T&& value() && { check(); return std::get<0>(std::move(state_)); }
+  /// (By value, so that `for (auto& x : call().value())` does not dangle.)
+  [[nodiscard]] T value() && { check(); return std::get<0>(std::move(state_)); }
 
   /// The value without a check; undefined when an error is held.
   [[nodiscard]] T& operator*() & noexcept { return *std::get_if<0>(&state_); }

@@ -156,7 +156,11 @@ class connection {
       std::optional<access_token> token;
       if (call.authenticated) {
         auto fetched = tokens_->token(deadline);
-        if (!fetched) return finish(fetched.error(), out);
+        if (!fetched) {  // keeps the token request's own attempt count
+          error e = fetched.error();
+          scrub_secrets(e);
+          return e;
+        }
         token = std::move(*fetched);
         request.headers.add("Authorization", "Bearer " + token->value);
       }
@@ -222,10 +226,10 @@ class connection {
         e.api_message = it->get<std::string>();
       }
     }
-    e.message = "the API answered HTTP " + std::to_string(response.status);
+    e.message = "the API refused the request";
     if (e.api_code.empty() && e.api_message.empty() && !response.body.empty()) {
       e.body = quoted(response.body, 512);
-      e.message += " with a body that is not an API error: " + e.body;
+      e.message += "; its body is not an API error: " + e.body;
     }
     scrub_secrets(e);
     return e;

@@ -1,0 +1,165 @@
+// `unloc`: the command-line client of the Unloc API, built on the SDK. Its
+// interface (options, formats, exit statuses) is fixed by
+// shared/cli-and-receiver.md; scripts depend on it.
+
+#include "args.hpp"
+#include "output.hpp"
+
+#include <unloc/unloc.hpp>
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdlib>
+#include <iostream>
+#include <string>
+#include <optional>
+#include <vector>
+
+namespace {
+
+using unloc_cli::command;
+using unloc_cli::invocation;
+
+enum exit_status { ok = 0, api_failure = 1, bad_usage = 2, network_failure = 3 };
+
+exit_status status_for(const unloc::error& e) {
+  switch (e.category) {
+    case unloc::error_category::invalid_input: return bad_usage;
+    case unloc::error_category::network:
+    case unloc::error_category::tls:
+    case unloc::error_category::timeout: return network_failure;
+    default: return api_failure;
+  }
+}
+
+exit_status fail(const unloc::error& e) {
+  std::cerr << "unloc: " << unloc::to_string(e) << "\n";
+  return status_for(e);
+}
+
+std::string env(const char* name) {
+  const char* value = std::getenv(name);
+  return value != nullptr ? value : "";
+}
+
+// The command's deadline, spread over the calls it makes.
+class deadline {
+ public:
+  explicit deadline(std::optional<std::chrono::milliseconds> total)
+      : end_(total ? std::optional(std::chrono::steady_clock::now() + *total) : std::nullopt) {}
+  [[nodiscard]] unloc::call_options next_call() const {
+    unloc::call_options options;
+    if (end_) {
+      options.deadline = std::max(std::chrono::milliseconds(1),
+                                  std::chrono::duration_cast<std::chrono::milliseconds>(
+                                      *end_ - std::chrono::steady_clock::now()));
+    }
+    return options;
+  }
+
+ private:
+  std::optional<std::chrono::steady_clock::time_point> end_;
+};
+
+exit_status generate_credentials(const invocation& inv) {
+  auto credentials = unloc::generate_credentials();
+  if (!credentials) return fail(credentials.error());
+  unloc_cli::printer out(std::cout, inv.format, {"USER", "PASSWORD"});
+  unloc_cli::record r;
+  r.json = {{"user", credentials->user}, {"password", credentials->password}};
+  r.cells = {credentials->user, credentials->password};
+  out.add(std::move(r));
+  out.finish(false);
+  return ok;
+}
+
+exit_status read_access_log(const unloc::client& client, const invocation& inv,
+                            const deadline& budget) {
+  unloc::access_log_query query;
+  query.lock_id = inv.lock_id;
+  query.project_wide = inv.project_wide;
+  query.from = inv.from;
+  query.to = inv.to;
+  unloc_cli::printer out(std::cout, inv.format, unloc_cli::event_columns());
+  const bool progress = isatty(STDERR_FILENO) != 0;
+  std::size_t count = 0;
+  std::string cursor;
+  for (int page = 1;; ++page) {
+    auto read = client.fetch_access_log_page(query, cursor, budget.next_call());
+    if (!read) {
+      if (progress) std::cerr << "\n";
+      return fail(read.error());
+    }
+    for (const auto& event : read->events) out.add(unloc_cli::event_record(event, inv.format));
+    count += read->events.size();
+    if (progress) std::cerr << "\rfetched " << count << " events (" << page << " pages)" << std::flush;
+    if (!read->next_cursor || *read->next_cursor == cursor) break;
+    cursor = *read->next_cursor;
+  }
+  if (progress) std::cerr << "\n";
+  out.finish(true);
+  return ok;
+}
+
+exit_status run(const invocation& inv) {
+  if (inv.what == command::credentials_generate) return generate_credentials(inv);
+  unloc::client_options options;
+  options.api_url = inv.api_url;
+  options.project_id = inv.project_id;
+  options.client_id = inv.client_id;
+  options.client_secret = inv.client_secret;
+  options.ca_file = inv.ca_bundle;
+  auto client = unloc::client::create(options);
+  if (!client) return fail(client.error());
+  const deadline budget(inv.timeout);
+
+  switch (inv.what) {
+    case command::webhooks_register: {
+      unloc::webhook_registration registration;
+      registration.lock_id = inv.lock_id;
+      registration.url = inv.url;
+      auto hook = client->register_webhook(registration, budget.next_call());
+      if (!hook) return fail(hook.error());
+      unloc_cli::printer out(std::cout, inv.format, unloc_cli::webhook_columns());
+      out.add(unloc_cli::webhook_record(*hook));
+      out.finish(false);
+      return ok;
+    }
+    case command::webhooks_list: {
+      auto hooks = client->list_webhooks(budget.next_call());
+      if (!hooks) return fail(hooks.error());
+      unloc_cli::printer out(std::cout, inv.format, unloc_cli::webhook_columns());
+      for (const auto& hook : *hooks) out.add(unloc_cli::webhook_record(hook));
+      out.finish(true);
+      return ok;
+    }
+    case command::webhooks_delete: {
+      auto deleted = client->delete_webhook(*inv.webhook_id, budget.next_call());
+      return deleted ? ok : fail(deleted.error());
+    }
+    case command::access_log:
+      return read_access_log(*client, inv, budget);
+    case command::help:
+    case command::credentials_generate:
+      break;
+  }
+  return ok;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const std::vector<std::string> args(argv + 1, argv + argc);
+  auto inv = unloc_cli::parse_arguments(args, [](const char* name) { return env(name); });
+  if (!inv) {
+    std::cerr << "unloc: " << inv.error().message << "\n" << "try 'unloc --help'\n";
+    return bad_usage;
+  }
+  if (inv->what == command::help) {
+    std::cout << unloc_cli::usage_text();
+    return ok;
+  }
+  return run(*inv);
+}

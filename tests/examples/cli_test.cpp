@@ -1,0 +1,281 @@
+// The example programs against the reference server: the `unloc` CLI (every
+// command, option, format and exit status of shared/cli-and-receiver.md) and
+// the README's register_and_read_log.
+
+#include "catch.hpp"
+#include "support/reference_server.hpp"
+
+#include <unloc/core.hpp>
+
+#include <nlohmann/json.hpp>
+
+#include <sys/wait.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <vector>
+
+namespace {
+
+struct run_result {
+  int status = -1;
+  std::string out;
+  std::string err;
+};
+
+std::string shell_quote(const std::string& s) {
+  std::string out = "'";
+  for (const char c : s) out += c == '\'' ? std::string("'\\''") : std::string(1, c);
+  return out + "'";
+}
+
+std::string read_all(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::ostringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
+unloc_test::reference_server& server() {
+  static unloc_test::reference_server instance;
+  return instance;
+}
+
+// Runs a program with the server's settings in its environment (unless `bare`).
+run_result run_program(const std::string& program, const std::vector<std::string>& args,
+                       const std::string& extra_env = {}, bool bare = false) {
+  std::string command;
+  if (!bare) {
+    command = "UNLOC_API_URL=" + shell_quote(server().base_url()) +
+              " UNLOC_PROJECT_ID=" + shell_quote(server().project_id()) +
+              " UNLOC_CLIENT_ID=" + shell_quote(server().client_id()) +
+              " UNLOC_CLIENT_SECRET=" + shell_quote(server().client_secret()) +
+              " UNLOC_CA_BUNDLE=" + shell_quote(server().ca_file()) + " ";
+  }
+  command = "env -u UNLOC_API_URL -u UNLOC_PROJECT_ID -u UNLOC_CLIENT_ID -u UNLOC_CLIENT_SECRET "
+            "-u UNLOC_CA_BUNDLE " + command + extra_env + " " + shell_quote(program);
+  for (const auto& a : args) command += " " + shell_quote(a);
+  const std::string out_file = unloc_test::test_tls_files().dir + "/cli.out";
+  const std::string err_file = unloc_test::test_tls_files().dir + "/cli.err";
+  command += " >" + out_file + " 2>" + err_file + " </dev/null";
+  run_result r;
+  const int raw = std::system(command.c_str());
+  r.status = WIFEXITED(raw) ? WEXITSTATUS(raw) : -1;
+  r.out = read_all(out_file);
+  r.err = read_all(err_file);
+  return r;
+}
+
+run_result unloc_cli(const std::vector<std::string>& args, const std::string& extra_env = {},
+                     bool bare = false) {
+  return run_program(UNLOC_CLI_PATH, args, extra_env, bare);
+}
+
+std::vector<std::string> lines_of(const std::string& text) {
+  std::vector<std::string> out;
+  std::istringstream in(text);
+  for (std::string line; std::getline(in, line);) out.push_back(line);
+  return out;
+}
+
+const std::string lock = "c11c0de0-0000-4000-8000-00000000c11c";
+
+void check_no_secret(const run_result& r) {
+  CHECK(r.out.find(server().client_secret()) == std::string::npos);
+  CHECK(r.err.find(server().client_secret()) == std::string::npos);
+}
+
+}  // namespace
+
+TEST_CASE("prints its usage for --help and without a command", "[cli]") {
+  for (const auto& args : {std::vector<std::string>{"--help"}, std::vector<std::string>{}}) {
+    auto r = unloc_cli(args, {}, true);
+    CHECK(r.status == 0);
+    CHECK(r.out.find("usage: unloc") != std::string::npos);
+  }
+}
+
+TEST_CASE("finds bad usage and invalid input before any request, with exit 2", "[cli]") {
+  server().reset_request_counts();
+  const std::vector<std::vector<std::string>> cases = {
+      {"webhooks", "register", "--lock", "not-a-uuid", "--url", "https://e.com/x"},
+      {"webhooks", "register", "--lock", lock, "--url", "http://example.com/hook"},
+      {"webhooks", "register", "--lock", lock, "--url", "https://us@r:pw@example.com/hook"},
+      {"webhooks", "register", "--lock", lock, "--url", "https://user:p#ss@example.com/hook"},
+      {"webhooks", "register", "--lock", lock},
+      {"webhooks", "delete", "1234"},
+      {"webhooks", "frobnicate"},
+      {"access-log"},
+      {"access-log", "--lock", lock, "--from", "2022-02-30T00:00:00Z"},
+      {"access-log", "--lock", lock, "--from", "2024-05-02T00:00:00Z", "--to", "2024-05-01T00:00:00Z"},
+      {"webhooks", "list", "--format", "xml"},
+      {"webhooks", "list", "--timeout", "soon"},
+      {"webhooks", "list", "--bogus"},
+  };
+  for (const auto& args : cases) {
+    auto r = unloc_cli(args);
+    INFO(r.err);
+    CHECK(r.status == 2);
+    CHECK_FALSE(r.err.empty());
+  }
+  auto no_secret = unloc_cli({"webhooks", "list"}, "UNLOC_CLIENT_SECRET=");
+  CHECK(no_secret.status == 2);
+  CHECK(no_secret.err.find("UNLOC_CLIENT_SECRET") != std::string::npos);
+  const auto counts = server().request_counts();
+  CHECK(counts["webhooks"] == 0);
+  CHECK(counts["token"] == 0);
+}
+
+TEST_CASE("generates credentials valid under the reserved-character rule", "[cli]") {
+  auto r = unloc_cli({"credentials", "generate", "--format", "json"}, {}, true);
+  REQUIRE(r.status == 0);
+  const auto j = nlohmann::json::parse(r.out);
+  CHECK(unloc::check_credential(j["user"].get<std::string>(), "user").has_value());
+  CHECK(unloc::check_credential(j["password"].get<std::string>(), "password").has_value());
+  CHECK(j["password"].get<std::string>().size() >= 22);
+
+  auto table = unloc_cli({"credentials", "generate"}, {}, true);
+  CHECK(table.status == 0);
+  CHECK(lines_of(table.out).size() == 2);
+  CHECK(lines_of(unloc_cli({"credentials", "generate", "--format", "csv"}, {}, true).out)[0] ==
+        "USER,PASSWORD\r");
+}
+
+TEST_CASE("registers, lists and deletes webhooks in every format, passwords redacted", "[cli]") {
+  const std::string url = "https://myuser:mypasswoord@127.0.0.1:9/cli-hook";
+  auto created = unloc_cli({"webhooks", "register", "--lock", lock, "--url", url, "--format", "json"});
+  REQUIRE(created.status == 0);
+  const auto hook = nlohmann::json::parse(created.out);
+  CHECK(hook.is_object());
+  CHECK(hook["url"] == "https://myuser:REDACTED@127.0.0.1:9/cli-hook");
+  CHECK(hook["lockId"] == lock);
+  CHECK(hook["trigger"] == "accessEvent");
+  const std::string id = hook["id"];
+
+  auto again = unloc_cli({"webhooks", "register", "--lock", lock, "--url", url, "--format", "json"});
+  REQUIRE(again.status == 0);
+  CHECK(nlohmann::json::parse(again.out)["id"] == id);  // 409: the existing one
+
+  auto table = unloc_cli({"webhooks", "list"});
+  REQUIRE(table.status == 0);
+  CHECK(table.out.rfind("ID", 0) == 0);
+  CHECK(table.out.find(id) != std::string::npos);
+
+  auto json = unloc_cli({"webhooks", "list", "--format", "json"});
+  REQUIRE(json.status == 0);
+  CHECK(nlohmann::json::parse(json.out).is_array());
+  auto csv = unloc_cli({"webhooks", "list", "--format", "csv"});
+  CHECK(lines_of(csv.out)[0] == "ID,TRIGGER,LOCK ID,URL,CREATED\r");
+  auto jsonl = unloc_cli({"webhooks", "list", "--format", "jsonl"});
+  for (const auto& line : lines_of(jsonl.out)) CHECK(nlohmann::json::parse(line).is_object());
+
+  for (const auto* r : {&created, &again, &table, &json, &csv, &jsonl}) {
+    CHECK(r->out.find("mypasswoord") == std::string::npos);
+    check_no_secret(*r);
+  }
+
+  auto deleted = unloc_cli({"webhooks", "delete", id});
+  CHECK(deleted.status == 0);
+  CHECK(deleted.out.empty());
+
+  auto missing = unloc_cli({"webhooks", "delete", id});
+  CHECK(missing.status == 1);
+  CHECK(missing.err.find("HTTP 404") != std::string::npos);
+  CHECK(missing.err.find("webhook_not_found") != std::string::npos);
+  CHECK(missing.err.find("request id") != std::string::npos);
+}
+
+TEST_CASE("prints every page of an access log in each format, in the order served", "[cli]") {
+  const auto ids = server().record_events(
+      lock, 1234, {{"lockName", "Gate \"A\", north"}, {"spacingMs", 1000}});
+  REQUIRE(ids.size() == 1234);
+
+  auto jsonl = unloc_cli({"access-log", "--lock", lock, "--format", "jsonl"});
+  REQUIRE(jsonl.status == 0);
+  const auto lines = lines_of(jsonl.out);
+  REQUIRE(lines.size() == 1234);
+  for (std::size_t i = 0; i < lines.size(); i += 97) {
+    const auto e = nlohmann::json::parse(lines[i]);
+    CHECK(e["id"] == ids[i]);
+    for (const char* field : {"id", "action", "created", "keyId", "lockId", "lockName", "appUserId", "userName"}) {
+      CHECK(e.contains(field));
+    }
+    CHECK(e["created"].get<std::string>().size() == 24);
+  }
+
+  auto json = unloc_cli({"access-log", "--lock", lock, "--format", "json"});
+  REQUIRE(json.status == 0);
+  CHECK(nlohmann::json::parse(json.out).size() == 1234);
+
+  auto csv = unloc_cli({"access-log", "--lock", lock, "--format", "csv"});
+  REQUIRE(csv.status == 0);
+  const auto rows = lines_of(csv.out);
+  REQUIRE(rows.size() == 1235);
+  CHECK(rows[0] == "CREATED,ACTION,LOCK,APP USER,USER NAME,EVENT ID,KEY ID,LOCK ID\r");
+  CHECK(rows[1].find("\"Gate \"\"A\"\", north\"") != std::string::npos);  // RFC 4180 quoting
+  CHECK(rows[1].find(ids[0]) != std::string::npos);
+
+  auto table = unloc_cli({"access-log", "--lock", lock});
+  REQUIRE(table.status == 0);
+  CHECK(lines_of(table.out).size() == 1235);
+
+  auto project = unloc_cli({"access-log", "--project", "--lock", lock, "--format", "jsonl"});
+  REQUIRE(project.status == 0);
+  CHECK(lines_of(project.out).size() == 1234);
+
+  const auto newest = nlohmann::json::parse(lines[0])["created"].get<std::string>();
+  auto window = unloc_cli({"access-log", "--lock", lock, "--from", newest, "--format", "jsonl"});
+  REQUIRE(window.status == 0);
+  CHECK(lines_of(window.out).size() == 1);
+  for (const auto* r : {&jsonl, &json, &csv, &table, &project}) check_no_secret(*r);
+}
+
+TEST_CASE("lets a flag win over its environment variable", "[cli]") {
+  auto r = unloc_cli({"--project", server().project_id(), "webhooks", "list"},
+                     "UNLOC_PROJECT_ID=00000000-0000-0000-0000-000000000000");
+  CHECK(r.status == 0);
+  auto wrong = unloc_cli({"--client-id", "someone-else", "webhooks", "list"});
+  CHECK(wrong.status == 1);
+}
+
+TEST_CASE("exits 1 when the API refuses, naming the status", "[cli]") {
+  auto r = unloc_cli({"webhooks", "list"}, "UNLOC_CLIENT_SECRET=wrong-secret");
+  CHECK(r.status == 1);
+  CHECK(r.err.find("HTTP 401") != std::string::npos);
+  CHECK(r.err.find("wrong-secret") == std::string::npos);
+}
+
+TEST_CASE("exits 3 on a network or TLS failure and on the deadline", "[cli]") {
+  auto refused = unloc_cli({"--api-url", "https://127.0.0.1:9", "webhooks", "list", "--timeout", "5"});
+  CHECK(refused.status == 3);
+  auto untrusted = unloc_cli({"webhooks", "list"}, "UNLOC_CA_BUNDLE=");
+  CHECK(untrusted.status == 3);
+  CHECK(untrusted.err.find("tls") != std::string::npos);
+
+  server().inject_fault({{"endpoint", "webhooks"}, {"kind", "slow"}, {"delayMs", 4000}});
+  auto slow = unloc_cli({"webhooks", "list", "--timeout", "0.5"});
+  server().clear_faults();
+  CHECK(slow.status == 3);
+  CHECK(slow.err.find("timeout") != std::string::npos);
+}
+
+TEST_CASE("register_and_read_log registers once and prints the lock's log", "[examples]") {
+  const std::string example_lock = "e8a0b1c2-0000-4000-8000-0000000000e8";
+  server().record_events(example_lock, 3);
+  const std::string url = "https://myuser:mypasswoord@127.0.0.1:9/example";
+  auto first = run_program(UNLOC_EXAMPLE_REGISTER_PATH, {example_lock, url});
+  INFO(first.err);
+  REQUIRE(first.status == 0);
+  CHECK(first.out.rfind("registered webhook{", 0) == 0);
+  CHECK(first.out.find("3 access events") != std::string::npos);
+  CHECK(first.out.find("mypasswoord") == std::string::npos);
+  CHECK(first.out.find("+*********") != std::string::npos);  // phone numbers masked
+
+  auto second = run_program(UNLOC_EXAMPLE_REGISTER_PATH, {example_lock, url});
+  REQUIRE(second.status == 0);
+  CHECK(second.out.rfind("already registered webhook{", 0) == 0);
+  CHECK(run_program(UNLOC_EXAMPLE_REGISTER_PATH, {"not-a-lock", url}).status == 2);
+}
