@@ -40,7 +40,7 @@ namespace detail {
 [[nodiscard]] inline std::vector<std::string> split_scope(const std::string& all) {
   std::vector<std::string> out;
   for (std::size_t start = 0; start < all.size();) {
-    const auto end = std::min(all.find(' ', start), all.size());
+    const auto end = (std::min)(all.find(' ', start), all.size());
     if (end > start) out.push_back(all.substr(start, end - start));
     start = end + 1;
   }

@@ -187,7 +187,7 @@ class connection {
         if (!retryable_status(status) || attempt >= policy.max_attempts) return out;
         if (const auto retry_after = out.response.headers.get("Retry-After")) {
           if (auto asked = parse_retry_after(*retry_after, std::chrono::system_clock::now())) {
-            wait = std::max(wait, *asked);
+            wait = (std::max)(wait, *asked);
           }
         }
         if (std::chrono::steady_clock::now() + wait >= deadline) return out;  // never overrun

@@ -134,7 +134,7 @@ class curl_transport final : public transport {
     curl_easy_setopt(h, CURLOPT_TCP_KEEPALIVE, 1L);
     curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, static_cast<long>(remaining.count()));
     curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS,
-                     static_cast<long>(std::min(remaining, options_.connect_timeout).count()));
+                     static_cast<long>((std::min)(remaining, options_.connect_timeout).count()));
     curl_easy_setopt(h, CURLOPT_HTTPHEADER, headers.get());
     if (request.method == "GET") {
       curl_easy_setopt(h, CURLOPT_HTTPGET, 1L);

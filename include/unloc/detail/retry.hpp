@@ -22,7 +22,7 @@ inline std::chrono::milliseconds full_jitter_backoff(int attempt, std::chrono::m
                                                      std::chrono::milliseconds cap) {
   thread_local std::minstd_rand rng{std::random_device{}()};
   const int doublings = std::clamp(attempt - 1, 0, 30);
-  const auto ceiling = std::min<std::int64_t>(cap.count(), base.count() << doublings);
+  const auto ceiling = (std::min<std::int64_t>)(cap.count(), base.count() << doublings);
   if (ceiling <= 0) return std::chrono::milliseconds(0);
   std::uniform_int_distribution<std::int64_t> pick(0, ceiling);
   return std::chrono::milliseconds(pick(rng));

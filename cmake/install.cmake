@@ -1,0 +1,67 @@
+# Installs the headers, the exported targets unloc::core and unloc::unloc, the
+# package config and version files, and pkg-config files. Included from the top
+# CMakeLists.txt when UNLOC_INSTALL is ON.
+
+include(CMakePackageConfigHelpers)
+
+set(UNLOC_INSTALL_CMAKEDIR "${CMAKE_INSTALL_LIBDIR}/cmake/unloc"
+    CACHE STRING "Where unlocConfig.cmake is installed, relative to the prefix")
+set(UNLOC_INSTALL_PKGCONFIGDIR "${CMAKE_INSTALL_LIBDIR}/pkgconfig"
+    CACHE STRING "Where unloc.pc and unloc-core.pc are installed, relative to the prefix")
+mark_as_advanced(UNLOC_INSTALL_CMAKEDIR UNLOC_INSTALL_PKGCONFIGDIR)
+
+install(DIRECTORY "${PROJECT_SOURCE_DIR}/include/unloc"
+        DESTINATION "${CMAKE_INSTALL_INCLUDEDIR}"
+        FILES_MATCHING PATTERN "*.hpp")
+
+install(TARGETS unloc_core unloc EXPORT unlocTargets)
+install(EXPORT unlocTargets
+        NAMESPACE unloc::
+        FILE unlocTargets.cmake
+        DESTINATION "${UNLOC_INSTALL_CMAKEDIR}")
+
+configure_package_config_file(
+  "${PROJECT_SOURCE_DIR}/cmake/unlocConfig.cmake.in"
+  "${PROJECT_BINARY_DIR}/unlocConfig.cmake"
+  INSTALL_DESTINATION "${UNLOC_INSTALL_CMAKEDIR}")
+
+# Header-only: one package fits every architecture. ARCH_INDEPENDENT needs CMake 3.14.
+write_basic_package_version_file(
+  "${PROJECT_BINARY_DIR}/unlocConfigVersion.cmake"
+  VERSION "${PROJECT_VERSION}"
+  COMPATIBILITY SameMajorVersion
+  ARCH_INDEPENDENT)
+
+install(FILES "${PROJECT_BINARY_DIR}/unlocConfig.cmake"
+              "${PROJECT_BINARY_DIR}/unlocConfigVersion.cmake"
+        DESTINATION "${UNLOC_INSTALL_CMAKEDIR}")
+
+# pkg-config: unloc.pc (everything, with libcurl) and unloc-core.pc (no libcurl).
+# The prefix is written at install time, so `cmake --install --prefix DIR` gets a
+# .pc that points into DIR; an absolute CMAKE_INSTALL_INCLUDEDIR is used as it is.
+if(IS_ABSOLUTE "${CMAKE_INSTALL_INCLUDEDIR}")
+  set(UNLOC_PC_INCLUDEDIR "${CMAKE_INSTALL_INCLUDEDIR}")
+else()
+  set(UNLOC_PC_INCLUDEDIR "\${prefix}/${CMAKE_INSTALL_INCLUDEDIR}")
+endif()
+# Left as a placeholder for the install-time step below.
+set(UNLOC_PC_PREFIX "@CMAKE_INSTALL_PREFIX@")
+
+function(_unloc_pkgconfig_file name description requires)
+  set(UNLOC_PC_NAME "${name}")
+  set(UNLOC_PC_DESCRIPTION "${description}")
+  set(UNLOC_PC_REQUIRES "${requires}")
+  set(staged "${PROJECT_BINARY_DIR}/pkgconfig/${name}.pc.in")
+  set(final "${PROJECT_BINARY_DIR}/pkgconfig/${name}.pc")
+  configure_file("${PROJECT_SOURCE_DIR}/cmake/unloc.pc.in" "${staged}" @ONLY)
+  install(CODE "configure_file(\"${staged}\" \"${final}\" @ONLY)")
+  install(FILES "${final}" DESTINATION "${UNLOC_INSTALL_PKGCONFIGDIR}")
+endfunction()
+
+_unloc_pkgconfig_file(unloc "${PROJECT_DESCRIPTION}"
+                      "nlohmann_json >= 3.9.0, libcurl >= 7.68.0")
+_unloc_pkgconfig_file(unloc-core
+                      "Unloc SDK without the API client: models and webhook delivery validation"
+                      "nlohmann_json >= 3.9.0")
+
+install(FILES "${PROJECT_SOURCE_DIR}/LICENSE" DESTINATION "${CMAKE_INSTALL_DOCDIR}")

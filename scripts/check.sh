@@ -1,0 +1,112 @@
+#!/usr/bin/env bash
+# The test command (README; CI runs it through .ci/run). Builds out of tree under
+# build/check-* and runs, stopping at the first failure:
+#   a. g++, C++17, Debug, warnings as errors: build and ctest
+#   b. clang++, C++20, Debug, warnings as errors: build and ctest
+#   c. clang++ with AddressSanitizer + UndefinedBehaviorSanitizer: build and ctest
+#      (without the consumer tests, which build sanitizer-free projects, and
+#      without the compile-only header checks, which a and b ran)
+#   d. clang++ libFuzzer targets, each run for UNLOC_FUZZ_SECONDS (default 60)
+#      from a copy of its seed corpus
+# Environment: UNLOC_FUZZ_SECONDS (fuzzing time per target), UNLOC_JOBS (default 2).
+set -euo pipefail
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+jobs="${UNLOC_JOBS:-2}"
+fuzz_seconds="${UNLOC_FUZZ_SECONDS:-60}"
+if ! [[ "$fuzz_seconds" =~ ^[1-9][0-9]*$ ]]; then
+  echo "check.sh: UNLOC_FUZZ_SECONDS must be a positive number of seconds, got '$fuzz_seconds'" >&2
+  exit 2
+fi
+
+common=(-G Ninja -DUNLOC_BUILD_TESTS=ON -DUNLOC_BUILD_EXAMPLES=ON -DCMAKE_CXX_EXTENSIONS=OFF)
+sanitize="-fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer"
+
+started=$SECONDS
+current=""
+summary=()
+
+banner() {
+  printf '\n==================================================================\n'
+  printf '== %s\n' "$*"
+  printf '==================================================================\n'
+}
+
+on_exit() {
+  local status=$?
+  if [[ $status -ne 0 && -n "$current" ]]; then
+    banner "FAILED: $current (after $((SECONDS - started)) s)"
+  fi
+}
+trap on_exit EXIT
+
+# stage NAME COMMAND...: runs one stage with its banner and records its time.
+stage() {
+  current="$1"
+  shift
+  banner "$current"
+  local start=$SECONDS
+  "$@"
+  local took=$((SECONDS - start))
+  summary+=("$(printf '%-52s %4d s' "$current" "$took")")
+  printf '\n-- %s: passed in %d s\n' "$current" "$took"
+  current=""
+}
+
+configure_build_test() {
+  local dir="$1"
+  shift
+  local ctest_args=()
+  while [[ $# -gt 0 && "$1" != "--" ]]; do
+    ctest_args+=("$1")
+    shift
+  done
+  shift
+  cmake -S . -B "$dir" "${common[@]}" "$@"
+  cmake --build "$dir" -j "$jobs"
+  ctest --test-dir "$dir" --output-on-failure -j "$jobs" "${ctest_args[@]}"
+}
+
+gcc_stage() {
+  configure_build_test build/check-gcc -- \
+    -DCMAKE_CXX_COMPILER=g++ -DCMAKE_CXX_STANDARD=17 -DCMAKE_BUILD_TYPE=Debug
+}
+
+clang_stage() {
+  configure_build_test build/check-clang -- \
+    -DCMAKE_CXX_COMPILER=clang++ -DCMAKE_CXX_STANDARD=20 -DCMAKE_BUILD_TYPE=Debug
+}
+
+sanitizer_stage() {
+  export ASAN_OPTIONS="detect_leaks=1:abort_on_error=1:strict_string_checks=1:detect_stack_use_after_return=1"
+  export UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1"
+  # -O0 (Debug) builds three times faster than -O1 here, and the tests are short.
+  # The compile-only header checks already ran in stages a and b.
+  configure_build_test build/check-asan -LE consumer -- \
+    -DCMAKE_CXX_COMPILER=clang++ -DCMAKE_CXX_STANDARD=17 -DCMAKE_BUILD_TYPE=Debug \
+    -DUNLOC_COMPILE_CHECKS=OFF -DCMAKE_CXX_FLAGS="$sanitize" \
+    -DCMAKE_EXE_LINKER_FLAGS="$sanitize" -DCMAKE_SHARED_LINKER_FLAGS="$sanitize"
+}
+
+fuzz_stage() {
+  local dir=build/check-fuzz
+  # Assertions stay on (no -DNDEBUG): they are invariants the fuzzers should reach.
+  cmake -S . -B "$dir" "${common[@]}" -DUNLOC_BUILD_FUZZERS=ON \
+    -DCMAKE_CXX_COMPILER=clang++ -DCMAKE_CXX_STANDARD=17 -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+    -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O2 -g"
+  cmake --build "$dir" -j "$jobs" --target unloc_fuzz_delivery unloc_fuzz_parsers
+  echo "fuzzing each target for $fuzz_seconds s"
+  UNLOC_FUZZ_SECONDS="$fuzz_seconds" \
+    ctest --test-dir "$dir" --output-on-failure -j "$jobs" -L fuzz \
+    --timeout $((fuzz_seconds * 2 + 300))
+}
+
+stage "a. g++ C++17 Debug -Werror: build + ctest" gcc_stage
+stage "b. clang++ C++20 Debug -Werror: build + ctest" clang_stage
+stage "c. clang++ ASan+UBSan: build + ctest (no consumers)" sanitizer_stage
+stage "d. libFuzzer: ${fuzz_seconds} s per target" fuzz_stage
+
+banner "all stages passed"
+printf '%s\n' "${summary[@]}"
+printf '%-52s %4d s\n' "total" "$((SECONDS - started))"

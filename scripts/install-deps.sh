@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Installs every Debian 12 package unloc-cpp needs to build, test, fuzz and run
+# the demo. Re-runs itself with sudo when not root. Safe to run again.
+set -euo pipefail
+
+if [[ $(id -u) -ne 0 ]]; then
+  if ! command -v sudo >/dev/null; then
+    echo "install-deps.sh: run as root, or install sudo" >&2
+    exit 1
+  fi
+  exec sudo "${BASH_SOURCE[0]}" "$@"
+fi
+
+export DEBIAN_FRONTEND=noninteractive
+
+packages=(
+  # compilers and build tools
+  g++
+  clang
+  libclang-rt-14-dev  # libFuzzer and the sanitizer runtimes
+  cmake
+  ninja-build
+  pkg-config
+  # libraries
+  nlohmann-json3-dev
+  catch2
+  libcurl4-openssl-dev
+  libcpp-httplib-dev  # the reference server in tools/
+  libssl-dev
+  zlib1g-dev          # cpp-httplib.pc Requires.private: zlib
+  libbrotli-dev       # cpp-httplib.pc Requires.private: libbrotli*
+  # tests, demo, docs
+  openssl             # test certificates are generated at test time
+  curl                # the demo drives the reference server's admin endpoints
+  ca-certificates
+  wrk
+  doxygen
+  # formatting and static analysis (.clang-format, .clang-tidy)
+  clang-format
+  clang-tidy
+)
+
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${packages[@]}"

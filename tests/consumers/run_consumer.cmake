@@ -1,0 +1,136 @@
+# The consumer tests (ctest label `consumer`): install this build into a fresh
+# prefix, then build and run separate projects against that prefix only.
+#   cmake -DSTEP=install|find_package|pkg_config -DBUILD_DIR=... -DPREFIX=...
+#         -DLIBDIR=... -DSOURCE_DIR=... -DWORK_DIR=... -DCXX_COMPILER=...
+#         [-DGENERATOR=...] [-DCONFIG=...] [-DPKG_CONFIG=...] -P run_consumer.cmake
+# Needs no network and writes only below PREFIX and WORK_DIR.
+
+foreach(var STEP BUILD_DIR PREFIX LIBDIR SOURCE_DIR CXX_COMPILER)
+  if(NOT DEFINED ${var} OR "${${var}}" STREQUAL "")
+    message(FATAL_ERROR "run_consumer.cmake: -D${var}=... is required")
+  endif()
+endforeach()
+if(IS_ABSOLUTE "${LIBDIR}")
+  message(FATAL_ERROR "run_consumer.cmake: an absolute CMAKE_INSTALL_LIBDIR (${LIBDIR}) "
+                      "cannot be installed into a temporary prefix")
+endif()
+if(NOT CONFIG)
+  set(CONFIG Release)
+endif()
+# An inherited DESTDIR would put the files somewhere else than PREFIX.
+unset(ENV{DESTDIR})
+
+function(run)
+  string(REPLACE ";" " " shown "${ARGN}")
+  message(STATUS "\$ ${shown}")
+  execute_process(COMMAND ${ARGN} RESULT_VARIABLE status)
+  if(NOT status EQUAL 0)
+    message(FATAL_ERROR "failed (${status}): ${shown}")
+  endif()
+endfunction()
+
+# Runs `program`, which must succeed and print a line matching `expected`.
+function(run_program program expected)
+  if(NOT EXISTS "${program}")
+    message(FATAL_ERROR "not built: ${program}")
+  endif()
+  execute_process(COMMAND "${program}" RESULT_VARIABLE status OUTPUT_VARIABLE out
+                  ERROR_VARIABLE err)
+  message(STATUS "${program}: ${out}${err}")
+  if(NOT status EQUAL 0 OR NOT out MATCHES "${expected}")
+    message(FATAL_ERROR "${program} failed (${status}) or did not print '${expected}'")
+  endif()
+endfunction()
+
+if(STEP STREQUAL "install")
+  file(REMOVE_RECURSE "${PREFIX}")
+  run("${CMAKE_COMMAND}" --install "${BUILD_DIR}" --prefix "${PREFIX}" --config "${CONFIG}")
+  foreach(file include/unloc/unloc.hpp include/unloc/core.hpp include/unloc/version.hpp
+               ${LIBDIR}/cmake/unloc/unlocConfig.cmake
+               ${LIBDIR}/cmake/unloc/unlocConfigVersion.cmake
+               ${LIBDIR}/cmake/unloc/unlocTargets.cmake
+               ${LIBDIR}/pkgconfig/unloc.pc ${LIBDIR}/pkgconfig/unloc-core.pc)
+    if(NOT EXISTS "${PREFIX}/${file}")
+      message(FATAL_ERROR "cmake --install did not install ${file}")
+    endif()
+  endforeach()
+  file(GLOB_RECURSE licenses "${PREFIX}/share/*/LICENSE")
+  if(NOT licenses)
+    message(FATAL_ERROR "cmake --install did not install LICENSE")
+  endif()
+  file(STRINGS "${PREFIX}/${LIBDIR}/pkgconfig/unloc.pc" pc_prefix REGEX "^prefix=")
+  if(NOT pc_prefix STREQUAL "prefix=${PREFIX}")
+    message(FATAL_ERROR "unloc.pc has '${pc_prefix}', expected 'prefix=${PREFIX}'")
+  endif()
+  message(STATUS "installed into ${PREFIX}")
+
+elseif(STEP STREQUAL "find_package")
+  if(NOT EXISTS "${PREFIX}/${LIBDIR}/cmake/unloc/unlocConfig.cmake")
+    message(FATAL_ERROR "nothing installed in ${PREFIX}: run the consumer_install test first")
+  endif()
+  file(REMOVE_RECURSE "${WORK_DIR}")
+  set(generator_args)
+  if(GENERATOR)
+    set(generator_args -G "${GENERATOR}")
+  endif()
+  run("${CMAKE_COMMAND}" -S "${SOURCE_DIR}/find_package" -B "${WORK_DIR}" ${generator_args}
+      "-DCMAKE_CXX_COMPILER=${CXX_COMPILER}"
+      "-DCMAKE_BUILD_TYPE=${CONFIG}"
+      "-DCMAKE_PREFIX_PATH=${PREFIX}"
+      "-DCMAKE_RUNTIME_OUTPUT_DIRECTORY=${WORK_DIR}/bin"
+      -DCMAKE_FIND_USE_PACKAGE_REGISTRY=OFF
+      -DCMAKE_FIND_PACKAGE_NO_PACKAGE_REGISTRY=ON)
+  # The package must come from the temporary prefix, not from this build tree or /usr/local.
+  file(STRINGS "${WORK_DIR}/CMakeCache.txt" found REGEX "^unloc_DIR:")
+  string(REGEX REPLACE "^unloc_DIR:[A-Z]+=" "" found "${found}")
+  get_filename_component(found "${found}" REALPATH)
+  get_filename_component(expected "${PREFIX}/${LIBDIR}/cmake/unloc" REALPATH)
+  if(NOT found STREQUAL expected)
+    message(FATAL_ERROR "find_package(unloc) found ${found}, not the installed ${expected}")
+  endif()
+  run("${CMAKE_COMMAND}" --build "${WORK_DIR}" --config "${CONFIG}")
+  set(bin "${WORK_DIR}/bin")
+  if(EXISTS "${bin}/${CONFIG}")
+    set(bin "${bin}/${CONFIG}")
+  endif()
+  run_program("${bin}/consumer_core${CMAKE_EXECUTABLE_SUFFIX}" "consumer of unloc [0-9]+\\.[0-9]+\\.[0-9]+")
+  run_program("${bin}/consumer_full${CMAKE_EXECUTABLE_SUFFIX}" "consumer of the full unloc")
+
+elseif(STEP STREQUAL "pkg_config")
+  if(NOT PKG_CONFIG)
+    message(FATAL_ERROR "run_consumer.cmake: -DPKG_CONFIG=... is required for this step")
+  endif()
+  file(REMOVE_RECURSE "${WORK_DIR}")
+  file(MAKE_DIRECTORY "${WORK_DIR}")
+  if(DEFINED ENV{PKG_CONFIG_PATH} AND NOT "$ENV{PKG_CONFIG_PATH}" STREQUAL "")
+    set(ENV{PKG_CONFIG_PATH} "${PREFIX}/${LIBDIR}/pkgconfig:$ENV{PKG_CONFIG_PATH}")
+  else()
+    set(ENV{PKG_CONFIG_PATH} "${PREFIX}/${LIBDIR}/pkgconfig")
+  endif()
+
+  # Compiles `source` with the flags pkg-config gives for `package` into `program`.
+  function(build_with package source program)
+    execute_process(COMMAND "${PKG_CONFIG}" --cflags --libs ${package}
+                    RESULT_VARIABLE status OUTPUT_VARIABLE flags OUTPUT_STRIP_TRAILING_WHITESPACE)
+    if(NOT status EQUAL 0)
+      message(FATAL_ERROR "pkg-config does not find ${package} in ${PREFIX}")
+    endif()
+    string(FIND " ${flags} " " -I${PREFIX}/include " include_at)
+    if(include_at EQUAL -1)
+      message(FATAL_ERROR "pkg-config ${package} gives '${flags}', not -I${PREFIX}/include")
+    endif()
+    execute_process(COMMAND "${PKG_CONFIG}" --modversion ${package}
+                    OUTPUT_VARIABLE version OUTPUT_STRIP_TRAILING_WHITESPACE)
+    separate_arguments(flags UNIX_COMMAND "${flags}")
+    run("${CXX_COMPILER}" -std=c++17 "-DUNLOC_EXPECTED_VERSION=\"${version}\""
+        "${source}" -o "${program}" ${flags})
+  endfunction()
+
+  build_with(unloc-core "${SOURCE_DIR}/find_package/main.cpp" "${WORK_DIR}/consumer_core")
+  run_program("${WORK_DIR}/consumer_core" "consumer of unloc [0-9]+\\.[0-9]+\\.[0-9]+")
+  build_with(unloc "${SOURCE_DIR}/find_package/full.cpp" "${WORK_DIR}/consumer_full")
+  run_program("${WORK_DIR}/consumer_full" "consumer of the full unloc")
+
+else()
+  message(FATAL_ERROR "run_consumer.cmake: unknown STEP '${STEP}'")
+endif()
