@@ -410,3 +410,33 @@ TEST_CASE("keeps every secret out of log lines and errors", "[client]") {
     }
   }
 }
+
+TEST_CASE("reuses one TLS connection for a thousand sequential calls", "[client]") {
+  auto c = make_client(server());
+  REQUIRE(c.list_webhooks().has_value());
+  server().reset_request_counts();
+  int ok = 0;
+  for (int i = 0; i < 1000; ++i) ok += c.list_webhooks().has_value() ? 1 : 0;
+  CHECK(ok == 1000);
+  const auto counts = server().request_counts();
+  INFO(counts.dump());
+  CHECK(counts["tlsHandshakes"].get<int>() <= 1);
+  CHECK(counts["connections"].get<int>() <= 1);
+}
+
+TEST_CASE("repeats a call transparently when the server closed the idle connection",
+          "[client]") {
+  unloc_test::reference_server_options options;
+  options.extra_args = {"--keep-alive-timeout", "1"};
+  unloc_test::reference_server impatient(options);
+  auto c = make_client(impatient);
+  REQUIRE(c.list_webhooks().has_value());
+  // Waiting is the point here: the server drops the idle connection after 1 s.
+  std::this_thread::sleep_for(1500ms);
+  auto again = c.list_webhooks();
+  REQUIRE(again.has_value());
+  const auto counts = impatient.request_counts();
+  INFO(counts.dump());
+  CHECK(counts["webhooks"] == 2);
+  CHECK(counts["apiConnections"].get<int>() == 2);  // the second call came on a new connection
+}
