@@ -12,12 +12,14 @@
 #include <csignal>
 #include <cstdio>
 #include <fstream>
+#include <functional>
 #include <iostream>
 #include <memory>
 #include <mutex>
 #include <string>
 #include <thread>
 
+#include <sys/socket.h>
 #include <unistd.h>
 
 namespace {
@@ -28,6 +30,15 @@ extern "C" void on_stop_signal(int /*signal*/) {
   const char byte = 1;
   (void)!write(signal_pipe[1], &byte, 1);  // async-signal-safe; the watcher does the rest
 }
+
+// httplib's server with access to its listening socket: httplib listens with a
+// backlog of 5, too few when many clients connect at once.
+template <typename Base>
+class listener final : public Base {
+ public:
+  using Base::Base;
+  void raise_backlog() { ::listen(this->svr_sock_, SOMAXCONN); }
+};
 
 std::mutex output_mutex;  // one line at a time on stdout and on stderr
 
@@ -84,11 +95,16 @@ int main(int argc, char** argv) {
   const unloc::delivery_validator validator(policy);
 
   std::unique_ptr<httplib::Server> server;
+  std::function<void()> raise_backlog;
   if (o.plain_http) {
     diagnostic("WARNING: --plain-http: deliveries and credentials travel in clear; loopback tests only");
-    server = std::make_unique<httplib::Server>();
+    auto plain = std::make_unique<listener<httplib::Server>>();
+    raise_backlog = [s = plain.get()] { s->raise_backlog(); };
+    server = std::move(plain);
   } else {
-    server = std::make_unique<httplib::SSLServer>(o.cert_file.c_str(), o.key_file.c_str());
+    auto tls = std::make_unique<listener<httplib::SSLServer>>(o.cert_file.c_str(), o.key_file.c_str());
+    raise_backlog = [s = tls.get()] { s->raise_backlog(); };
+    server = std::move(tls);
   }
   if (!server->is_valid()) {
     diagnostic("cannot load the certificate or key (--cert, --key)");
@@ -99,9 +115,11 @@ int main(int argc, char** argv) {
   // httplib's defaults stall every new TLS connection (Nagle) and reopen connections every 5 requests.
   server->set_tcp_nodelay(true);
   server->set_keep_alive_max_count(10000);
-  server->set_keep_alive_timeout(5);
-  server->set_read_timeout(10);
-  server->set_write_timeout(10);
+  // Short idle and read timeouts: a stop waits for idle keep-alive connections, and a
+  // client that stalls mid-request (slowloris) holds a worker only this long.
+  server->set_keep_alive_timeout(2);
+  server->set_read_timeout(5);
+  server->set_write_timeout(5);
   server->set_payload_max_length(o.max_body + 1);  // bodies of other methods, read by httplib
   server->new_task_queue = [] { return new httplib::ThreadPool(32); };
 
@@ -142,6 +160,7 @@ int main(int argc, char** argv) {
     diagnostic("cannot listen on " + o.host + ":" + std::to_string(o.port));
     return 1;
   }
+  raise_backlog();
   if (!o.port_file.empty()) {
     const std::string temporary = o.port_file + ".tmp";
     std::ofstream(temporary) << port << "\n";
