@@ -1,5 +1,7 @@
 #include "catch.hpp"
 
+#include "guide_examples.hpp"
+
 #include <unloc/delivery.hpp>
 #include <unloc/testing.hpp>
 
@@ -14,17 +16,7 @@ using unloc::delivery_outcome;
 
 const unloc::basic_credentials guide_credentials{"myuser", "mypasswoord"};
 
-// The delivery example of Unloc's webhooks guide, verbatim.
-const std::string guide_body = R"({
-  "id": "def32263-a884-aed0-f167-f1a1ccbd297a",
-  "action": "locked",
-  "created": "2022-01-01T10:40:00.013Z",
-  "keyId": "3f97fafb-1b6a-42d0-85fa-ae2ef338cc45",
-  "lockId": "c0f3aed0-2a7e-4de5-a0ff-3bfc22bfb6ef",
-  "lockName": "North gate",
-  "appUserId": "+12125552390",
-  "userName": ""
-})";
+const std::string& guide_body = unloc_test::guide_delivery;
 
 unloc::http_headers guide_headers() {
   return {{"Content-Type", "application/json"},

@@ -1,33 +1,15 @@
 #include "catch.hpp"
 
+#include "guide_examples.hpp"
+
 #include <unloc/parse.hpp>
 
 #include <string>
 
 namespace {
 
-// The two Access Events of Unloc's webhooks guide, verbatim.
-const std::string guide_event = R"({
-  "id": "ae832e61-c8fa-4ed9-8196-61210cb4207b",
-  "action": "unlocked",
-  "created": "2022-01-01T10:35:24.083Z",
-  "keyId": "3f97fafb-1b6a-42d0-85fa-ae2ef338cc45",
-  "lockId": "c0f3aed0-2a7e-4de5-a0ff-3bfc22bfb6ef",
-  "lockName": "North gate",
-  "appUserId": "+12125552390",
-  "userName": ""
-})";
-
-const std::string guide_delivery = R"({
-  "id": "def32263-a884-aed0-f167-f1a1ccbd297a",
-  "action": "locked",
-  "created": "2022-01-01T10:40:00.013Z",
-  "keyId": "3f97fafb-1b6a-42d0-85fa-ae2ef338cc45",
-  "lockId": "c0f3aed0-2a7e-4de5-a0ff-3bfc22bfb6ef",
-  "lockName": "North gate",
-  "appUserId": "+12125552390",
-  "userName": ""
-})";
+using unloc_test::guide_delivery;
+using unloc_test::guide_event;
 
 std::string replace(std::string text, const std::string& from, const std::string& to) {
   const auto at = text.find(from);
