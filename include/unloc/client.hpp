@@ -203,8 +203,9 @@ class client {
     std::size_t count = 0;
     bool stopped = false;
     std::string cursor;
-    int empty_pages = 0;
+    int empty_pages_in_a_row = 0;  // a server that pages through nothing forever is broken
     for (;;) {
+      const std::size_t before = count;
       auto next = read_page(
           query, cursor,
           [&](access_event&& e) {
@@ -216,11 +217,11 @@ class client {
       if (stopped) return count;
       if (!next) return next.error();
       if (!*next) return count;
-      if (**next == cursor || ++empty_pages > 1000) {
+      empty_pages_in_a_row = count == before ? empty_pages_in_a_row + 1 : 0;
+      if (**next == cursor || empty_pages_in_a_row > 100) {
         return make_error(error_category::invalid_response,
                           "the access log's cursor does not advance", "nextCursor");
       }
-      if (count > 0) empty_pages = 0;
       cursor = std::move(**next);
     }
   }

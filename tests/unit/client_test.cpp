@@ -487,3 +487,17 @@ TEST_CASE("names itself unloc-cpp with the libcurl version", "[client]") {
   const auto agent = unloc::client::user_agent();
   CHECK(agent.rfind(std::string("unloc-cpp/") + UNLOC_VERSION_STRING + " libcurl/", 0) == 0);
 }
+
+TEST_CASE("refuses endless empty pages with ever new cursors", "[client]") {
+  fixture f;
+  f.transport->push(json_response(200, token_body("t")));
+  f.transport->push(json_response(200, "{\"accessEvents\":[" + event_json(1) + "],\"nextCursor\":\"c0\"}"));
+  std::atomic<int> page{0};
+  f.transport->otherwise([&page](const unloc::http_request&) -> unloc::result<unloc::http_response> {
+    return json_response(200, R"({"accessEvents":[],"nextCursor":"c)" + std::to_string(++page) + "\"}");
+  });
+  auto r = f.make().access_log(unloc::access_log_query::lock(unloc::uuid::parse(lock).value()));
+  REQUIRE_FALSE(r.has_value());
+  CHECK(r.error().category == unloc::error_category::invalid_response);
+  CHECK(page == 101);
+}
