@@ -239,6 +239,11 @@ TEST_CASE("lets a flag win over its environment variable", "[cli]") {
   CHECK(r.status == 0);
   auto wrong = unloc_cli({"--client-id", "someone-else", "webhooks", "list"});
   CHECK(wrong.status == 1);
+  auto ca_flag = unloc_cli({"--ca-bundle", server().ca_file(), "webhooks", "list"}, "UNLOC_CA_BUNDLE=");
+  CHECK(ca_flag.status == 0);
+  auto url_flag = unloc_cli({"--api-url", server().base_url(), "webhooks", "list"},
+                            "UNLOC_API_URL=https://127.0.0.1:9");
+  CHECK(url_flag.status == 0);
 }
 
 TEST_CASE("exits 1 when the API refuses, naming the status", "[cli]") {
