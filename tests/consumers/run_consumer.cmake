@@ -1,7 +1,10 @@
 # The consumer tests (ctest label `consumer`): install this build into a fresh
 # prefix, then build and run separate projects against that prefix only.
-#   cmake -DSTEP=install|find_package|pkg_config -DBUILD_DIR=... -DPREFIX=...
-#         -DLIBDIR=... -DSOURCE_DIR=... -DWORK_DIR=... -DCXX_COMPILER=...
+# Other steps build the source tree itself into a consumer (add_subdirectory,
+# FetchContent from the local clone).
+#   cmake -DSTEP=install|find_package|pkg_config|receiver|add_subdirectory|fetchcontent
+#         -DBUILD_DIR=... -DPREFIX=... -DLIBDIR=... -DSOURCE_DIR=... -DWORK_DIR=...
+#         -DCXX_COMPILER=... [-DUNLOC_SOURCE_DIR=...] [-DNO_CURL_DIR=...]
 #         [-DGENERATOR=...] [-DCONFIG=...] [-DPKG_CONFIG=...] -P run_consumer.cmake
 # Needs no network and writes only below PREFIX and WORK_DIR.
 
@@ -42,6 +45,55 @@ function(run_program program expected)
   endif()
 endfunction()
 
+# Configures and builds the consumer project in `project` into WORK_DIR (wiped
+# first), with the extra cache arguments in ARGN; sets `bin` in the caller to
+# the directory that holds its programs.
+macro(configure_and_build project)
+  file(REMOVE_RECURSE "${WORK_DIR}")
+  set(generator_args)
+  if(GENERATOR)
+    set(generator_args -G "${GENERATOR}")
+  endif()
+  run("${CMAKE_COMMAND}" -S "${SOURCE_DIR}/${project}" -B "${WORK_DIR}" ${generator_args}
+      "-DCMAKE_CXX_COMPILER=${CXX_COMPILER}"
+      "-DCMAKE_BUILD_TYPE=${CONFIG}"
+      "-DCMAKE_RUNTIME_OUTPUT_DIRECTORY=${WORK_DIR}/bin"
+      -DCMAKE_FIND_USE_PACKAGE_REGISTRY=OFF
+      -DCMAKE_FIND_PACKAGE_NO_PACKAGE_REGISTRY=ON
+      ${ARGN})
+  run("${CMAKE_COMMAND}" --build "${WORK_DIR}" --config "${CONFIG}")
+  set(bin "${WORK_DIR}/bin")
+  if(EXISTS "${bin}/${CONFIG}")
+    set(bin "${bin}/${CONFIG}")
+  endif()
+endmacro()
+
+# The package must come from the temporary prefix, not from this build tree or /usr/local.
+function(check_found_in_prefix)
+  file(STRINGS "${WORK_DIR}/CMakeCache.txt" found REGEX "^unloc_DIR:")
+  string(REGEX REPLACE "^unloc_DIR:[A-Z]+=" "" found "${found}")
+  get_filename_component(found "${found}" REALPATH)
+  get_filename_component(expected "${PREFIX}/${LIBDIR}/cmake/unloc" REALPATH)
+  if(NOT found STREQUAL expected)
+    message(FATAL_ERROR "find_package(unloc) found ${found}, not the installed ${expected}")
+  endif()
+endfunction()
+
+function(require_installed)
+  if(NOT EXISTS "${PREFIX}/${LIBDIR}/cmake/unloc/unlocConfig.cmake")
+    message(FATAL_ERROR "nothing installed in ${PREFIX}: run the consumer_install test first")
+  endif()
+endfunction()
+
+function(require_unloc_source_dir)
+  if(NOT UNLOC_SOURCE_DIR OR NOT EXISTS "${UNLOC_SOURCE_DIR}/include/unloc/version.hpp")
+    message(FATAL_ERROR "run_consumer.cmake: -DUNLOC_SOURCE_DIR=<the source tree> is required")
+  endif()
+endfunction()
+
+set(core_expected "consumer of unloc [0-9]+\\.[0-9]+\\.[0-9]+")
+set(full_expected "consumer of the full unloc")
+
 if(STEP STREQUAL "install")
   file(REMOVE_RECURSE "${PREFIX}")
   run("${CMAKE_COMMAND}" --install "${BUILD_DIR}" --prefix "${PREFIX}" --config "${CONFIG}")
@@ -65,36 +117,57 @@ if(STEP STREQUAL "install")
   message(STATUS "installed into ${PREFIX}")
 
 elseif(STEP STREQUAL "find_package")
-  if(NOT EXISTS "${PREFIX}/${LIBDIR}/cmake/unloc/unlocConfig.cmake")
-    message(FATAL_ERROR "nothing installed in ${PREFIX}: run the consumer_install test first")
+  require_installed()
+  configure_and_build(find_package "-DCMAKE_PREFIX_PATH=${PREFIX}")
+  check_found_in_prefix()
+  run_program("${bin}/consumer_core${CMAKE_EXECUTABLE_SUFFIX}" "${core_expected}")
+  run_program("${bin}/consumer_full${CMAKE_EXECUTABLE_SUFFIX}" "${full_expected}")
+
+elseif(STEP STREQUAL "receiver")
+  require_installed()
+  if(NOT NO_CURL_DIR)
+    message(FATAL_ERROR "run_consumer.cmake: -DNO_CURL_DIR=... is required for this step")
   endif()
-  file(REMOVE_RECURSE "${WORK_DIR}")
-  set(generator_args)
-  if(GENERATOR)
-    set(generator_args -G "${GENERATOR}")
+  configure_and_build(receiver "-DCMAKE_PREFIX_PATH=${PREFIX}" "-DNO_CURL_DIR=${NO_CURL_DIR}")
+  check_found_in_prefix()
+  run_program("${bin}/consumer_receiver${CMAKE_EXECUTABLE_SUFFIX}"
+              "receiver of unloc [0-9.]+ without libcurl: 401")
+
+elseif(STEP STREQUAL "add_subdirectory")
+  require_unloc_source_dir()
+  configure_and_build(add_subdirectory "-DUNLOC_SOURCE_DIR=${UNLOC_SOURCE_DIR}")
+  run_program("${bin}/consumer_core${CMAKE_EXECUTABLE_SUFFIX}" "${core_expected}")
+  run_program("${bin}/consumer_full${CMAKE_EXECUTABLE_SUFFIX}" "${full_expected}")
+
+elseif(STEP STREQUAL "fetchcontent")
+  require_unloc_source_dir()
+  # A Git clone gets the committed tree: fetch the commit checked out now. Outside
+  # a Git checkout (a release tarball), FetchContent uses the directory as it is.
+  find_package(Git QUIET)
+  set(fetch_args)
+  if(GIT_FOUND AND EXISTS "${UNLOC_SOURCE_DIR}/.git")
+    execute_process(COMMAND "${GIT_EXECUTABLE}" rev-parse HEAD
+                    WORKING_DIRECTORY "${UNLOC_SOURCE_DIR}"
+                    RESULT_VARIABLE status OUTPUT_VARIABLE head
+                    OUTPUT_STRIP_TRAILING_WHITESPACE)
+  else()
+    set(status 1)
   endif()
-  run("${CMAKE_COMMAND}" -S "${SOURCE_DIR}/find_package" -B "${WORK_DIR}" ${generator_args}
-      "-DCMAKE_CXX_COMPILER=${CXX_COMPILER}"
-      "-DCMAKE_BUILD_TYPE=${CONFIG}"
-      "-DCMAKE_PREFIX_PATH=${PREFIX}"
-      "-DCMAKE_RUNTIME_OUTPUT_DIRECTORY=${WORK_DIR}/bin"
-      -DCMAKE_FIND_USE_PACKAGE_REGISTRY=OFF
-      -DCMAKE_FIND_PACKAGE_NO_PACKAGE_REGISTRY=ON)
-  # The package must come from the temporary prefix, not from this build tree or /usr/local.
-  file(STRINGS "${WORK_DIR}/CMakeCache.txt" found REGEX "^unloc_DIR:")
-  string(REGEX REPLACE "^unloc_DIR:[A-Z]+=" "" found "${found}")
-  get_filename_component(found "${found}" REALPATH)
-  get_filename_component(expected "${PREFIX}/${LIBDIR}/cmake/unloc" REALPATH)
-  if(NOT found STREQUAL expected)
-    message(FATAL_ERROR "find_package(unloc) found ${found}, not the installed ${expected}")
+  if(status EQUAL 0)
+    message(STATUS "FetchContent from file://${UNLOC_SOURCE_DIR} at ${head}")
+    list(APPEND fetch_args "-DUNLOC_GIT_REPOSITORY=file://${UNLOC_SOURCE_DIR}"
+                           "-DUNLOC_GIT_TAG=${head}")
+  else()
+    message(STATUS "not a Git checkout: FetchContent uses ${UNLOC_SOURCE_DIR} as it is")
+    list(APPEND fetch_args "-DUNLOC_GIT_REPOSITORY=file://${UNLOC_SOURCE_DIR}"
+                           -DUNLOC_GIT_TAG=unused
+                           "-DFETCHCONTENT_SOURCE_DIR_UNLOC=${UNLOC_SOURCE_DIR}")
   endif()
-  run("${CMAKE_COMMAND}" --build "${WORK_DIR}" --config "${CONFIG}")
-  set(bin "${WORK_DIR}/bin")
-  if(EXISTS "${bin}/${CONFIG}")
-    set(bin "${bin}/${CONFIG}")
-  endif()
-  run_program("${bin}/consumer_core${CMAKE_EXECUTABLE_SUFFIX}" "consumer of unloc [0-9]+\\.[0-9]+\\.[0-9]+")
-  run_program("${bin}/consumer_full${CMAKE_EXECUTABLE_SUFFIX}" "consumer of the full unloc")
+  # The environment must not redirect the fetch elsewhere.
+  list(APPEND fetch_args -DFETCHCONTENT_FULLY_DISCONNECTED=OFF)
+  configure_and_build(fetchcontent ${fetch_args})
+  run_program("${bin}/consumer_core${CMAKE_EXECUTABLE_SUFFIX}" "${core_expected}")
+  run_program("${bin}/consumer_full${CMAKE_EXECUTABLE_SUFFIX}" "${full_expected}")
 
 elseif(STEP STREQUAL "pkg_config")
   if(NOT PKG_CONFIG)

@@ -1,0 +1,96 @@
+"""Conan 2 recipe for unloc-cpp, a header-only C++17 SDK.
+
+    conan create . --build=missing
+
+tests/consumers/check_recipes.cmake checks that this recipe, ports/unloc/vcpkg.json
+and the CMake project agree on the version and the dependencies, and runs the
+configure and install steps below without Conan.
+"""
+import os
+import re
+
+from conan import ConanFile
+from conan.tools.cmake import CMake, CMakeDeps, CMakeToolchain, cmake_layout
+from conan.tools.files import copy, load, rmdir
+
+required_conan_version = ">=2.0"
+
+
+class UnlocConan(ConanFile):
+    name = "unloc"
+    description = ("C++ SDK for the Unloc smart-lock platform: Access Events, "
+                   "webhook delivery validation, the access log client")
+    license = "MIT"
+    url = "https://github.com/unloc/unloc-cpp"
+    homepage = "https://github.com/unloc/unloc-cpp"
+    topics = ("unloc", "smart-lock", "webhooks", "header-only")
+    package_type = "header-library"
+    settings = "os", "arch", "compiler", "build_type"
+    exports_sources = "CMakeLists.txt", "cmake/*", "include/*", "LICENSE"
+    no_copy_source = True
+
+    def set_version(self):
+        # The version is written once, in include/unloc/version.hpp.
+        header = load(self, os.path.join(self.recipe_folder, "include", "unloc", "version.hpp"))
+        self.version = re.search(r'#define UNLOC_VERSION_STRING "([0-9]+\.[0-9]+\.[0-9]+)"',
+                                 header).group(1)
+
+    def requirements(self):
+        # The same minimum versions as find_package() in CMakeLists.txt.
+        self.requires("libcurl/[>=7.68 <9]")
+        self.requires("nlohmann_json/[>=3.9 <4]")
+
+    def layout(self):
+        cmake_layout(self, src_folder=".")
+
+    def package_id(self):
+        # Header-only: one package for every setting.
+        self.info.clear()
+
+    def generate(self):
+        toolchain = CMakeToolchain(self)
+        toolchain.cache_variables["UNLOC_BUILD_TESTS"] = False
+        toolchain.cache_variables["UNLOC_BUILD_EXAMPLES"] = False
+        toolchain.cache_variables["UNLOC_BUILD_TOOLS"] = False
+        toolchain.cache_variables["UNLOC_BUILD_FUZZERS"] = False
+        toolchain.cache_variables["UNLOC_INSTALL"] = True
+        toolchain.generate()
+        CMakeDeps(self).generate()
+
+    def build(self):
+        cmake = CMake(self)
+        cmake.configure()
+
+    def package(self):
+        copy(self, "LICENSE", src=self.source_folder,
+             dst=os.path.join(self.package_folder, "licenses"))
+        cmake = CMake(self)
+        cmake.install()
+        # Conan's CMakeDeps and PkgConfigDeps write these from package_info().
+        rmdir(self, os.path.join(self.package_folder, "lib"))
+        rmdir(self, os.path.join(self.package_folder, "share"))
+
+    def package_info(self):
+        self.cpp_info.set_property("cmake_file_name", "unloc")
+        # The whole SDK; with components, this target links every one of them.
+        self.cpp_info.set_property("cmake_target_name", "unloc::unloc")
+        self.cpp_info.set_property("pkg_config_name", "unloc")
+        self.cpp_info.bindirs = []
+        self.cpp_info.libdirs = []
+
+        # unloc::core: models and webhook delivery validation, no libcurl.
+        core = self.cpp_info.components["core"]
+        core.set_property("cmake_target_name", "unloc::core")
+        core.set_property("pkg_config_name", "unloc-core")
+        core.requires = ["nlohmann_json::nlohmann_json"]
+        core.bindirs = []
+        core.libdirs = []
+        if self.settings.os in ("Linux", "FreeBSD"):
+            core.system_libs = ["pthread"]
+
+        # The libcurl-backed API client, on top of core.
+        client = self.cpp_info.components["client"]
+        client.set_property("cmake_target_name", "unloc::client")
+        client.requires = ["core", "libcurl::libcurl"]
+        client.bindirs = []
+        client.libdirs = []
