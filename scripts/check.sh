@@ -2,7 +2,7 @@
 # The test command (README; CI runs it through .ci/run). Builds out of tree under
 # build/check-* and runs, stopping at the first failure:
 #   a. g++, C++17, Debug, warnings as errors: build and ctest (with every header
-#      compiled alone)
+#      compiled alone), then the Doxygen reference with zero warnings
 #   b. clang++, C++20, Debug, warnings as errors: build and ctest
 #   c. clang++ with AddressSanitizer + UndefinedBehaviorSanitizer: build and ctest
 #      (without the consumer tests, which build sanitizer-free projects, and
@@ -74,6 +74,8 @@ configure_build_test() {
 gcc_stage() {
   configure_build_test build/check-gcc -- \
     -DCMAKE_CXX_COMPILER=g++ -DCMAKE_CXX_STANDARD=17 "${debug[@]}"
+  # The API reference: Doxygen with every warning an error (docs/Doxyfile.in).
+  cmake --build build/check-gcc --target docs
 }
 
 clang_stage() {
