@@ -1,43 +1,61 @@
 #include "options.hpp"
 
 #include <cstdlib>
-#include <cstring>
 #include <iostream>
+#include <optional>
 #include <string_view>
+#include <utility>
 
 namespace receiver {
 namespace {
 
-constexpr const char* help_text = R"(usage: unloc-webhook-receiver --listen HOST:PORT --cert CERT.pem --key KEY.pem [options]
+constexpr const char* help_text =
+    R"(usage: unloc-webhook-receiver --listen HOST:PORT --cert CERT.pem --key KEY.pem [options]
 
-A ready HTTPS endpoint for Unloc's Access Event webhooks. Prints each accepted
-new Access Event as one JSON line on stdout; diagnostics go to stderr.
+A ready HTTPS endpoint for Unloc's Access Event webhooks. Prints each new
+Access Event as one JSON line on stdout (the shape of `unloc --format jsonl`),
+flushed at once; a repeated delivery is acknowledged, not printed again.
+Diagnostics (rejected requests, late and repeated events) go to stderr.
 
 options:
-  --listen HOST:PORT  where to listen (default 127.0.0.1:8443; port 0 picks a free one)
-  --cert FILE         the TLS certificate chain (PEM)
+  --listen HOST:PORT  where to listen (default 127.0.0.1:8443; port 0 picks a free
+                      port; an IPv6 host in brackets: [::1]:8443)
+  --cert FILE         the TLS certificate chain (PEM), server certificate first
   --key FILE          its private key (PEM)
   --plain-http        no TLS, for loopback tests only (prints a warning)
   --path PATH         the path that receives deliveries (default /accessEvents)
   --max-body BYTES    the largest body accepted (default 65536)
-  --no-auth           accept deliveries without Basic credentials
-  --port-file FILE    write the port there once listening (for scripts and tests)
-  --help, --version
+  --no-auth           accept deliveries without Basic credentials (prints a warning)
+  --port-file FILE    once listening, write the port to FILE (atomically), for scripts
+  --threads N         connections served at once (default 32); more wait their turn
+  --help              this text
+  --version           the version
 
 environment:
-  UNLOC_WEBHOOK_USER, UNLOC_WEBHOOK_PASSWORD   the Basic credentials deliveries must carry
-                                               (required unless --no-auth)
+  UNLOC_WEBHOOK_USER, UNLOC_WEBHOOK_PASSWORD
+      the Basic credentials every delivery must carry (the user name and password
+      of the registered webhook URL); required unless --no-auth
   UNLOC_WEBHOOK_USER_NEXT, UNLOC_WEBHOOK_PASSWORD_NEXT
-                                               a second pair, accepted too while rotating
+      a second pair, accepted as well: to rotate, start with the new pair here,
+      re-register the webhook with it, then make it the only pair
 
-answers: 204 a valid Access Event (a repeated one is acknowledged, not printed again);
-401 credentials missing, malformed or wrong; 404 another path; 405 another method;
-413 a body over --max-body; 415 not application/json; 400 not JSON or not UTF-8;
-422 not a valid Access Event. SIGINT and SIGTERM stop it cleanly.
+answers:
+  204  a valid Access Event, new or already seen
+  401  credentials missing, malformed or wrong (WWW-Authenticate: Basic realm="unloc")
+  404  another path          405  another method than POST
+  413  a body over --max-body, refused from Content-Length before it is read
+  415  a content type other than application/json
+  400  a body that is not JSON, or not UTF-8
+  422  JSON that is not a valid Access Event (the body names the field)
+  503  the event could not be written to stdout (the platform delivers it again)
+
+SIGINT and SIGTERM stop it cleanly: it stops accepting, finishes the requests
+in progress and exits 0. Exit status: 0 stopped by a signal, 1 could not start
+(TLS files, address in use), 2 bad usage.
 )";
 
 int usage_error(const std::string& message) {
-  std::cerr << "unloc-webhook-receiver: " << message << "\n(see --help)\n";
+  std::cerr << "unloc-webhook-receiver: " << message << " (see --help)\n";
   return 2;
 }
 
@@ -46,87 +64,134 @@ std::string env(const char* name) {
   return value != nullptr ? value : "";
 }
 
-}  // namespace
+// A decimal number in [min, max], nothing else.
+std::optional<unsigned long long> parse_number(const std::string& text, unsigned long long min,
+                                               unsigned long long max) {
+  if (text.empty() || text.size() > 12) return std::nullopt;
+  unsigned long long n = 0;
+  for (const char c : text) {
+    if (c < '0' || c > '9') return std::nullopt;
+    n = n * 10 + static_cast<unsigned long long>(c - '0');
+  }
+  if (n < min || n > max) return std::nullopt;
+  return n;
+}
 
-parsed parse_options(int argc, char** argv) {
-  parsed result;
-  options& o = result.opts;
-  bool listen_given = false;
-  for (int i = 1; i < argc; ++i) {
-    const std::string_view arg = argv[i];
-    const auto value = [&](std::string& out) {
-      if (i + 1 >= argc) return false;
-      out = argv[++i];
-      return true;
-    };
-    std::string text;
-    if (arg == "--help") {
-      std::cout << help_text;
-      result.exit_now = 0;
-      return result;
-    } else if (arg == "--version") {
-      std::cout << "unloc-webhook-receiver (unloc-cpp " << UNLOC_VERSION_STRING << ")\n";
-      result.exit_now = 0;
-      return result;
-    } else if (arg == "--plain-http") {
-      o.plain_http = true;
-    } else if (arg == "--no-auth") {
-      o.no_auth = true;
-    } else if (arg == "--listen" && value(text)) {
-      const auto colon = text.rfind(':');
-      char* end = nullptr;
-      const long port = colon == std::string::npos ? -1 : std::strtol(text.c_str() + colon + 1, &end, 10);
-      if (colon == std::string::npos || colon == 0 || end == nullptr || *end != '\0' || port < 0 ||
-          port > 65535 || colon + 1 == text.size()) {
-        result.exit_now = usage_error("--listen must be HOST:PORT, got '" + text + "'");
-        return result;
-      }
-      o.host = text.substr(0, colon);
-      o.port = static_cast<int>(port);
-      listen_given = true;
-    } else if (arg == "--cert" && value(o.cert_file)) {
-    } else if (arg == "--key" && value(o.key_file)) {
-    } else if (arg == "--path" && value(o.path)) {
-      if (o.path.empty() || o.path.front() != '/') {
-        result.exit_now = usage_error("--path must start with '/'");
-        return result;
-      }
-    } else if (arg == "--port-file" && value(o.port_file)) {
-    } else if (arg == "--max-body" && value(text)) {
-      char* end = nullptr;
-      const unsigned long long n = std::strtoull(text.c_str(), &end, 10);
-      if (text.empty() || *end != '\0' || text.front() == '-' || n == 0 || n > (1ULL << 30)) {
-        result.exit_now = usage_error("--max-body must be a number of bytes from 1 to 2^30");
-        return result;
-      }
-      o.max_body = static_cast<std::size_t>(n);
-    } else {
-      result.exit_now = usage_error("unknown option or missing value: '" + std::string(arg) + "'");
-      return result;
-    }
+// HOST:PORT or [IPV6]:PORT; an error message when malformed.
+std::optional<std::string> parse_listen(const std::string& text, options& o) {
+  const auto colon = text.rfind(':');
+  const auto port =
+      colon == std::string::npos ? std::nullopt : parse_number(text.substr(colon + 1), 0, 65535);
+  std::string host = colon == std::string::npos ? std::string() : text.substr(0, colon);
+  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') {
+    host = host.substr(1, host.size() - 2);
+  } else if (host.find(':') != std::string::npos) {
+    host.clear();  // an IPv6 address needs its brackets
   }
-  (void)listen_given;
-  if (!o.plain_http && (o.cert_file.empty() || o.key_file.empty())) {
-    result.exit_now = usage_error("--cert and --key are required (or --plain-http for loopback tests)");
-    return result;
+  if (!port || host.empty()) {
+    return "--listen takes HOST:PORT (port 0 to 65535), got " + unloc::detail::quoted(text);
   }
+  o.host = host;
+  o.port = static_cast<int>(*port);
+  return std::nullopt;
+}
+
+// The credentials of the environment, checked; an error message when unusable.
+std::optional<std::string> read_credentials(options& o) {
   for (const auto& [user_var, password_var] :
        {std::pair{"UNLOC_WEBHOOK_USER", "UNLOC_WEBHOOK_PASSWORD"},
         std::pair{"UNLOC_WEBHOOK_USER_NEXT", "UNLOC_WEBHOOK_PASSWORD_NEXT"}}) {
-    const std::string user = env(user_var);
-    const std::string password = env(password_var);
-    if (user.empty() && password.empty()) continue;
-    if (user.empty() || password.empty()) {
-      result.exit_now = usage_error(std::string(user_var) + " and " + password_var + " go together");
-      return result;
+    unloc::basic_credentials pair{env(user_var), env(password_var)};
+    if (pair.user.empty() && pair.password.empty()) continue;
+    if (pair.user.empty() || pair.password.empty()) {
+      return std::string(user_var) + " and " + password_var + " must be set together";
     }
-    o.credentials.push_back({user, password});
+    // Credentials a webhook URL cannot carry could never match a delivery. The
+    // message names the variable and the position, never the text.
+    for (const auto& [value, name] :
+         {std::pair{&pair.user, user_var}, {&pair.password, password_var}}) {
+      if (auto ok = unloc::check_credential(*value, name); !ok) return ok.error().message;
+    }
+    o.credentials.push_back(std::move(pair));
   }
   if (o.credentials.empty() && !o.no_auth) {
-    result.exit_now = usage_error(
-        "set UNLOC_WEBHOOK_USER and UNLOC_WEBHOOK_PASSWORD (or give --no-auth to accept "
-        "unauthenticated deliveries)");
+    return "set UNLOC_WEBHOOK_USER and UNLOC_WEBHOOK_PASSWORD, or give --no-auth to accept "
+           "deliveries without credentials";
   }
+  return std::nullopt;
+}
+
+}  // namespace
+
+parsed_options parse_options(int argc, const char* const* argv) {
+  parsed_options result;
+  options& o = result.opts;
+  const auto fail = [&](const std::string& message) {
+    result.exit_status = usage_error(message);
+    return result;
+  };
+  for (int i = 1; i < argc; ++i) {
+    std::string name = argv[i];
+    std::optional<std::string> value;  // from --name=value, or the next argument
+    if (const auto eq = name.find('='); name.rfind("--", 0) == 0 && eq != std::string::npos) {
+      value = name.substr(eq + 1);
+      name.resize(eq);
+    }
+    const bool is_switch =
+        name == "--help" || name == "--version" || name == "--plain-http" || name == "--no-auth";
+    const bool takes_value = name == "--listen" || name == "--cert" || name == "--key" ||
+                             name == "--path" || name == "--max-body" || name == "--port-file" ||
+                             name == "--threads";
+    if (!is_switch && !takes_value) return fail("unknown argument " + unloc::detail::quoted(name));
+    if (is_switch && value) return fail(name + " takes no value");
+    if (takes_value && !value) {
+      if (i + 1 >= argc) return fail(name + " needs a value");
+      value = argv[++i];
+    }
+
+    if (name == "--help" || name == "--version") {
+      std::cout << (name == "--help" ? help_text
+                                     : "unloc-webhook-receiver " UNLOC_VERSION_STRING
+                                       " (unloc-cpp)\n");
+      result.exit_status = 0;
+      return result;
+    }
+    if (name == "--plain-http") {
+      o.plain_http = true;
+    } else if (name == "--no-auth") {
+      o.no_auth = true;
+    } else if (name == "--listen") {
+      if (auto error = parse_listen(*value, o)) return fail(*error);
+    } else if (name == "--cert") {
+      o.cert_file = *value;
+    } else if (name == "--key") {
+      o.key_file = *value;
+    } else if (name == "--path") {
+      if (value->empty() || value->front() != '/' || value->find('?') != std::string::npos) {
+        return fail("--path must start with '/' and hold no query, got " +
+                    unloc::detail::quoted(*value));
+      }
+      o.path = *value;
+    } else if (name == "--max-body") {
+      const auto n = parse_number(*value, 1, 1ULL << 30);
+      if (!n) return fail("--max-body takes a number of bytes from 1 to 1073741824");
+      o.max_body = static_cast<std::size_t>(*n);
+    } else if (name == "--threads") {
+      const auto n = parse_number(*value, 1, 1024);
+      if (!n) return fail("--threads takes a number from 1 to 1024");
+      o.threads = static_cast<int>(*n);
+    } else if (name == "--port-file") {
+      if (value->empty()) return fail("--port-file needs a file name");
+      o.port_file = *value;
+    }
+  }
+  if (o.plain_http && (!o.cert_file.empty() || !o.key_file.empty())) {
+    return fail("--plain-http serves without TLS: give it no --cert or --key");
+  }
+  if (!o.plain_http && (o.cert_file.empty() || o.key_file.empty())) {
+    return fail("--cert and --key are required (or --plain-http, for loopback tests only)");
+  }
+  if (auto error = read_credentials(o)) return fail(*error);
   return result;
 }
 

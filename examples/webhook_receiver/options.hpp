@@ -1,6 +1,7 @@
 #pragma once
 
-// The command line of unloc-webhook-receiver, fixed by shared/cli-and-receiver.md.
+// The command line of unloc-webhook-receiver. The options and environment
+// variables of shared/cli-and-receiver.md, plus --port-file and --threads.
 
 #include <unloc/core.hpp>
 
@@ -10,26 +11,31 @@
 
 namespace receiver {
 
+/// Everything the receiver is configured by, once parsed and checked.
 struct options {
-  std::string host = "127.0.0.1";
-  int port = 8443;
-  std::string cert_file;
-  std::string key_file;
-  bool plain_http = false;
-  std::string path = "/accessEvents";
-  std::size_t max_body = 65536;
-  bool no_auth = false;
-  std::string port_file;
-  std::vector<unloc::basic_credentials> credentials;  // from the environment
+  std::string host = "127.0.0.1";      ///< --listen host (an IPv6 address without brackets).
+  int port = 8443;                     ///< --listen port; 0 picks a free one.
+  std::string cert_file;               ///< --cert: the certificate chain (PEM).
+  std::string key_file;                ///< --key: its private key (PEM).
+  bool plain_http = false;             ///< --plain-http: no TLS (loopback tests only).
+  std::string path = "/accessEvents";  ///< --path: where deliveries are POSTed.
+  std::size_t max_body = 65536;        ///< --max-body: the largest body accepted, in bytes.
+  bool no_auth = false;                ///< --no-auth: accept deliveries without credentials.
+  std::string port_file;               ///< --port-file: where to write the bound port.
+  int threads = 32;                    ///< --threads: connections served at once.
+  /// UNLOC_WEBHOOK_USER/PASSWORD, then the _NEXT pair when set (rotation).
+  std::vector<unloc::basic_credentials> credentials;
 };
 
-/// What parsing decided: run, or exit now with a status (after printing).
-struct parsed {
+/// What parsing decided: run with `opts`, or exit now with `exit_status`
+/// (0 after --help or --version, 2 after a usage error, already printed).
+struct parsed_options {
   options opts;
-  int exit_now = -1;  // -1: run
+  int exit_status = -1;  ///< -1: run.
 };
 
-/// Parses the arguments and the environment; prints usage errors and --help.
-parsed parse_options(int argc, char** argv);
+/// Parses the arguments and the environment. Prints --help and --version on
+/// stdout and usage errors on stderr (never a password).
+parsed_options parse_options(int argc, const char* const* argv);
 
 }  // namespace receiver

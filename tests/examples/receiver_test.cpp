@@ -1,197 +1,49 @@
-// unloc-webhook-receiver as a child process: every row of the status table
-// and every option of shared/cli-and-receiver.md, over real HTTPS.
+// unloc-webhook-receiver as a child process: every row of the status table of
+// shared/cli-and-receiver.md, over real HTTPS (robustness: receiver_robustness_test.cpp).
 
-#include "catch.hpp"
-#include "support/reference_server.hpp"
+#include "receiver_harness.hpp"
+#include <nlohmann/json.hpp>
 
-#include <unloc/core.hpp>
-#include <unloc/testing.hpp>
-
-#include <arpa/inet.h>
-#include <fcntl.h>
-#include <netinet/in.h>
-#include <spawn.h>
-#include <sys/socket.h>
-#include <sys/wait.h>
-#include <unistd.h>
-
-#include <atomic>
-#include <chrono>
-#include <csignal>
-#include <fstream>
-#include <mutex>
-#include <sstream>
-#include <string>
-#include <thread>
-#include <vector>
-
-extern char** environ;
+using namespace receiver_test;
 
 namespace {
 
-using namespace std::chrono_literals;
-
-const unloc::basic_credentials credentials{"myuser", "mypasswoord"};
-
-std::string read_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::ostringstream text;
-  text << in.rdbuf();
-  return text.str();
+httplib::Result post(httplib::Client& c, const std::string& body,
+                     const httplib::Headers& headers = auth_headers(),
+                     const char* type = "application/json", const char* path = "/accessEvents") {
+  return c.Post(path, headers, body, type);
 }
 
-// The receiver as a child process, on a free port, stopped in the destructor.
-class receiver_process {
- public:
-  explicit receiver_process(std::vector<std::string> args, std::vector<std::string> env = {
-                                                               "UNLOC_WEBHOOK_USER=myuser",
-                                                               "UNLOC_WEBHOOK_PASSWORD=mypasswoord"}) {
-    std::signal(SIGPIPE, SIG_IGN);  // the tests write to connections the receiver closes
-    const auto& tls = unloc_test::test_tls_files();
-    const std::string base = tls.dir + "/receiver-" + std::to_string(counter()++);
-    out_ = base + ".out";
-    err_ = base + ".err";
-    port_file_ = base + ".port";
-    std::vector<std::string> argv = {UNLOC_RECEIVER_PATH, "--listen", "127.0.0.1:0",
-                                     "--port-file", port_file_};
-    bool plain = false;
-    for (const auto& a : args) plain |= a == "--plain-http";
-    if (!plain) argv.insert(argv.end(), {"--cert", tls.server_cert, "--key", tls.server_key});
-    argv.insert(argv.end(), args.begin(), args.end());
-    status_ = spawn(argv, env);
-    if (status_ >= 0) return;  // it exited at once (usage error)
-    for (int i = 0; i < 400 && port_ == 0; ++i) {
-      std::ifstream in(port_file_);
-      if (!(in >> port_)) std::this_thread::sleep_for(25ms);  // polling the port file
-    }
-    REQUIRE(port_ > 0);
-  }
-  ~receiver_process() {
-    if (pid_ > 0) stop(SIGTERM);
-  }
-
-  int stop(int signal) {
-    kill(pid_, signal);
-    int raw = 0;
-    waitpid(pid_, &raw, 0);
-    pid_ = 0;
-    return WIFEXITED(raw) ? WEXITSTATUS(raw) : 128 + WTERMSIG(raw);
-  }
-
-  [[nodiscard]] int exit_status() const { return status_; }
-  [[nodiscard]] int port() const { return port_; }
-  [[nodiscard]] std::string out() const { return read_file(out_); }
-  [[nodiscard]] std::string err() const { return read_file(err_); }
-
-  std::unique_ptr<httplib::Client> client(bool plain = false) const {
-    if (plain) return std::make_unique<httplib::Client>("127.0.0.1", port_);
-    auto c = std::make_unique<httplib::Client>("https://127.0.0.1:" + std::to_string(port_));
-    c->set_ca_cert_path(unloc_test::test_tls_files().ca_cert.c_str());
-    c->enable_server_certificate_verification(true);
-    return c;
-  }
-
- private:
-  static int& counter() {
-    static int n = 0;
-    return n;
-  }
-
-  // Starts the program; returns its exit status if it ended within a moment, else -1.
-  int spawn(const std::vector<std::string>& argv, const std::vector<std::string>& env) {
-    std::vector<std::string> environment;
-    for (char** e = environ; *e != nullptr; ++e) {
-      if (std::string(*e).rfind("UNLOC_WEBHOOK_", 0) != 0) environment.emplace_back(*e);
-    }
-    environment.insert(environment.end(), env.begin(), env.end());
-    std::vector<char*> args, envp;
-    for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
-    args.push_back(nullptr);
-    for (const auto& e : environment) envp.push_back(const_cast<char*>(e.c_str()));
-    envp.push_back(nullptr);
-    posix_spawn_file_actions_t actions;
-    posix_spawn_file_actions_init(&actions);
-    posix_spawn_file_actions_addopen(&actions, 1, out_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
-    posix_spawn_file_actions_addopen(&actions, 2, err_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
-    REQUIRE(posix_spawn(&pid_, argv[0].c_str(), &actions, nullptr, args.data(), envp.data()) == 0);
-    posix_spawn_file_actions_destroy(&actions);
-    for (int i = 0; i < 400; ++i) {
-      int raw = 0;
-      if (waitpid(pid_, &raw, WNOHANG) == pid_) {
-        pid_ = 0;
-        return WIFEXITED(raw) ? WEXITSTATUS(raw) : 128;
-      }
-      if (std::ifstream(port_file_).good()) return -1;
-      std::this_thread::sleep_for(25ms);
-    }
-    return -1;
-  }
-
-  pid_t pid_ = 0;
-  int port_ = 0;
-  int status_ = -1;
-  std::string out_, err_, port_file_;
-};
-
-httplib::Headers delivery_headers(const std::optional<unloc::basic_credentials>& c = credentials) {
-  httplib::Headers h;
-  if (c) h.emplace("Authorization", unloc::basic_authorization(*c));
-  return h;
+// One chunk of a chunked body ("" for the last).
+std::string chunk(const std::string& data) {
+  char size[20];
+  std::snprintf(size, sizeof size, "%zx\r\n", data.size());
+  return size + data + "\r\n";
 }
 
-std::string event_body(const std::string& id = "ae832e61-c8fa-4ed9-8196-61210cb4207b") {
-  auto event = unloc::testing::sample_access_event();
-  event.id = unloc::uuid::parse(id).value();
-  return unloc::to_json_text(event);
-}
-
-std::vector<std::string> lines_of(const std::string& text) {
-  std::vector<std::string> out;
-  std::istringstream in(text);
-  for (std::string line; std::getline(in, line);) out.push_back(line);
-  return out;
-}
-
-// Sends raw bytes over plain TCP and returns the first response (head and
-// Content-Length body), without waiting for the connection to close.
-std::string raw_exchange(int port, const std::string& bytes) {
-  const int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(static_cast<std::uint16_t>(port));
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  REQUIRE(connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
-  REQUIRE(send(fd, bytes.data(), bytes.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(bytes.size()));
-  timeval timeout{5, 0};
-  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof timeout);
-  std::string reply;
-  char buffer[4096];
-  for (ssize_t n; (n = recv(fd, buffer, sizeof buffer, 0)) > 0;) {
-    reply.append(buffer, static_cast<std::size_t>(n));
-    const auto head_end = reply.find("\r\n\r\n");
-    if (head_end == std::string::npos) continue;
-    std::size_t length = 0;
-    if (const auto at = reply.find("Content-Length: "); at != std::string::npos && at < head_end) {
-      length = std::stoul(reply.substr(at + 16));
-    }
-    if (reply.size() >= head_end + 4 + length) break;
-  }
-  close(fd);
-  return reply;
+// An error answer's JSON body.
+nlohmann::json error_of(const httplib::Result& res) {
+  REQUIRE(res);
+  CHECK(res->get_header_value("Content-Type") == "application/json");
+  return nlohmann::json::parse(res->body);
 }
 
 }  // namespace
 
-TEST_CASE("prints a new event once as a JSON line and acknowledges repeats", "[receiver]") {
-  receiver_process r({});
+TEST_CASE("prints a new Access Event once as a JSON line with the API's field names",
+          "[receiver]") {
+  receiver_process r;
   auto c = r.client();
-  auto first = c->Post("/accessEvents", delivery_headers(), event_body(), "application/json");
+  const auto body = unloc::to_json_text(unloc::testing::sample_access_event());
+  auto first = post(*c, body);
   REQUIRE(first);
   CHECK(first->status == 204);
-  auto again = c->Post("/accessEvents", delivery_headers(), event_body(), "application/json");
+  CHECK(first->body.empty());
+  auto again = post(*c, body);  // the platform delivers it again
   REQUIRE(again);
   CHECK(again->status == 204);
   REQUIRE(r.stop(SIGTERM) == 0);
+
   const auto lines = lines_of(r.out());
   REQUIRE(lines.size() == 1);
   const auto printed = nlohmann::ordered_json::parse(lines[0]);
@@ -199,136 +51,263 @@ TEST_CASE("prints a new event once as a JSON line and acknowledges repeats", "[r
   for (const auto& item : printed.items()) keys.push_back(item.key());
   CHECK(keys == std::vector<std::string>{"id", "action", "created", "keyId", "lockId", "lockName",
                                          "appUserId", "userName"});
+  CHECK(printed["id"] == "ae832e61-c8fa-4ed9-8196-61210cb4207b");
+  CHECK(printed["action"] == "unlocked");
   CHECK(printed["created"] == "2022-01-01T10:35:24.083Z");
-  CHECK(r.err().find("delivered again") != std::string::npos);
-  CHECK(r.err().find("mypasswoord") == std::string::npos);
+  CHECK(printed["lockName"] == "North gate");
+  const auto err = r.err();
+  CHECK(err.find("delivered again: acknowledged, not printed") != std::string::npos);
+  CHECK(err.find("late event ae832e61-c8fa-4ed9-8196-61210cb4207b: received") != std::string::npos);
+  CHECK(err.find("mypasswoord") == std::string::npos);
 }
 
-TEST_CASE("answers every row of the status table", "[receiver]") {
-  receiver_process r({"--max-body", "4096"});
+TEST_CASE("answers 401 with WWW-Authenticate for missing, malformed and wrong credentials",
+          "[receiver]") {
+  receiver_process r;
   auto c = r.client();
-  const auto post = [&](const std::string& path, const httplib::Headers& h, const std::string& body,
-                        const char* type) { return c->Post(path.c_str(), h, body, type); };
+  const std::vector<std::pair<const char*, httplib::Headers>> cases = {
+      {"missing", {}},
+      {"malformed", {{"Authorization", "Basic !!!"}}},
+      {"not Basic", {{"Authorization", "Bearer abc"}}},
+      {"no colon", {{"Authorization", "Basic bXl1c2Vy"}}},
+      {"wrong password", auth_headers(unloc::basic_credentials{"myuser", "nope"})},
+      {"wrong user", auth_headers(unloc::basic_credentials{"other", "mypasswoord"})},
+  };
+  for (const auto& [name, headers] : cases) {
+    INFO(name);
+    auto res = post(*c, event_body(), headers);
+    REQUIRE(res);
+    CHECK(res->status == 401);
+    CHECK(res->get_header_value("WWW-Authenticate") == "Basic realm=\"unloc\"");
+    CHECK(error_of(res)["error"] == "unauthorized");
+  }
+  REQUIRE(r.stop(SIGTERM) == 0);
+  CHECK(r.out().empty());
+  const auto err = r.err();
+  CHECK(err.find("401 'POST' '/accessEvents' from 127.0.0.1: missing Authorization header") !=
+        std::string::npos);
+  CHECK(err.find("wrong user or password") != std::string::npos);
+  CHECK(err.find("mypasswoord") == std::string::npos);
+  CHECK(err.find("nope") == std::string::npos);
+}
 
-  auto missing = post("/accessEvents", delivery_headers(std::nullopt), event_body(), "application/json");
-  REQUIRE(missing);
-  CHECK(missing->status == 401);
-  CHECK(missing->get_header_value("WWW-Authenticate") == "Basic realm=\"unloc\"");
-  auto wrong = post("/accessEvents", delivery_headers(unloc::basic_credentials{"myuser", "nope"}),
-                    event_body(), "application/json");
-  CHECK(wrong->status == 401);
-  httplib::Headers malformed{{"Authorization", "Basic !!!"}};
-  CHECK(post("/accessEvents", malformed, event_body(), "application/json")->status == 401);
+TEST_CASE("answers 404 for another path and 405 for any other method", "[receiver]") {
+  receiver_process r;
+  auto c = r.client();
+  auto other = post(*c, event_body(), auth_headers(), "application/json", "/elsewhere");
+  REQUIRE(other);
+  CHECK(other->status == 404);
+  CHECK(error_of(other)["error"] == "not_found");
+  CHECK(c->Get("/elsewhere")->status == 404);
 
-  CHECK(post("/elsewhere", delivery_headers(), event_body(), "application/json")->status == 404);
-  auto get = c->Get("/accessEvents", delivery_headers());
+  auto get = c->Get("/accessEvents", auth_headers());
   REQUIRE(get);
   CHECK(get->status == 405);
   CHECK(get->get_header_value("Allow") == "POST");
-  CHECK(post("/accessEvents", delivery_headers(), event_body(), "text/plain")->status == 415);
-  CHECK(post("/accessEvents", delivery_headers(), event_body(), "application/json; charset=utf-8")
-            ->status == 204);
-  CHECK(post("/accessEvents", delivery_headers(), "{not json", "application/json")->status == 400);
-  CHECK(post("/accessEvents", delivery_headers(), "{\"lockName\":\"Nord\xe5\"}", "application/json")
-            ->status == 400);
-  auto invalid = post("/accessEvents", delivery_headers(), R"({"id":"x"})", "application/json");
-  REQUIRE(invalid);
-  CHECK(invalid->status == 422);
-  CHECK(nlohmann::json::parse(invalid->body)["field"] == "id");
-  CHECK(post("/accessEvents", delivery_headers(), std::string(5000, ' ') + event_body(), "application/json")
-            ->status == 413);
+  CHECK(error_of(get)["error"] == "method_not_allowed");
+  CHECK(c->Put("/accessEvents", auth_headers(), event_body(), "application/json")->status == 405);
+  CHECK(c->Patch("/accessEvents", auth_headers(), event_body(), "application/json")->status == 405);
+  CHECK(c->Delete("/accessEvents", auth_headers())->status == 405);
+  CHECK(c->Options("/accessEvents", auth_headers())->status == 405);
+  CHECK(c->Head("/accessEvents", auth_headers())->status == 405);
 
-  std::string unknown = event_body("11111111-2222-4333-8444-555555555555");
-  unknown.replace(unknown.find("\"unlocked\""), 10, "\"jammed\"");
-  unknown.insert(1, "\"battery\":{\"level\":3},");
-  CHECK(post("/accessEvents", delivery_headers(), unknown, "application/json")->status == 204);
-  REQUIRE(r.stop(SIGINT) == 0);
+  // Methods httplib does not know reach the validator too.
+  for (const char* method : {"TRACE", "FOO", "post"}) {
+    INFO(method);
+    raw_connection raw(r.port(), true);
+    REQUIRE(raw.send(std::string(method) + " /accessEvents HTTP/1.1\r\nHost: x\r\n\r\n"));
+    const auto res = raw.read_response();
+    CHECK(res.status == 405);
+    CHECK(res.head.find("Allow: POST") != std::string::npos);
+  }
+  raw_connection raw(r.port(), true);
+  REQUIRE(raw.send("FOO /elsewhere HTTP/1.1\r\nHost: x\r\n\r\n"));
+  CHECK(raw.read_response().status == 404);
+}
+
+TEST_CASE("answers 415 for a content type other than application/json", "[receiver]") {
+  receiver_process r;
+  auto c = r.client();
+  auto text = post(*c, event_body(), auth_headers(), "text/plain");
+  REQUIRE(text);
+  CHECK(text->status == 415);
+  CHECK(error_of(text)["error"] == "unsupported_media_type");
+  CHECK(post(*c, event_body(), auth_headers(), "application/x-www-form-urlencoded")->status == 415);
+  CHECK(post(*c, event_body(), auth_headers(), "application/json; charset=latin1")->status == 415);
+  raw_connection raw(r.port(), true);  // no Content-Type at all
+  const std::string body = event_body();
+  REQUIRE(raw.send("POST /accessEvents HTTP/1.1\r\nHost: x\r\nAuthorization: " +
+                   unloc::basic_authorization(credentials()) +
+                   "\r\nContent-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body));
+  CHECK(raw.read_response().status == 415);
+  // Parameters such as charset=utf-8 are fine, as is any case.
+  CHECK(post(*c, event_body(event_id(1, 1)), auth_headers(), "application/json; charset=utf-8")
+            ->status == 204);
+  CHECK(post(*c, event_body(event_id(1, 2)), auth_headers(), "Application/JSON")->status == 204);
+  REQUIRE(r.stop(SIGTERM) == 0);
+  CHECK(lines_of(r.out()).size() == 2);
+}
+
+TEST_CASE("answers 400 for a body that is not JSON or not UTF-8", "[receiver]") {
+  receiver_process r;
+  auto c = r.client();
+  auto not_json = post(*c, "{not json");
+  REQUIRE(not_json);
+  CHECK(not_json->status == 400);
+  CHECK(error_of(not_json)["error"] == "malformed_body");
+  std::string latin1 = event_body();
+  latin1.replace(latin1.find("North gate"), 10, "Nord\xe5 port");  // ISO-8859-1, not UTF-8
+  CHECK(post(*c, latin1)->status == 400);
+  CHECK(post(*c, "")->status == 400);
+  CHECK(post(*c, "[1,2]")->status == 422);  // JSON, but not an event
+  REQUIRE(r.stop(SIGTERM) == 0);
+  CHECK(r.out().empty());
+}
+
+TEST_CASE("answers 422 naming the field of JSON that is not a valid Access Event", "[receiver]") {
+  receiver_process r;
+  auto c = r.client();
+  const auto with = [](const std::string& field, const nlohmann::json& value) {
+    auto j = nlohmann::json::parse(event_body());
+    if (value.is_discarded()) {
+      j.erase(field);
+    } else {
+      j[field] = value;
+    }
+    return j.dump();
+  };
+  const nlohmann::json missing(nlohmann::json::value_t::discarded);
+  const std::vector<std::tuple<const char*, std::string, const char*>> cases = {
+      {"id missing", with("id", missing), "id"},
+      {"malformed UUID", with("lockId", "not-a-uuid"), "lockId"},
+      {"malformed timestamp", with("created", "yesterday"), "created"},
+      {"wrong type", with("lockName", 42), "lockName"},
+      {"action missing", with("action", missing), "action"},
+  };
+  for (const auto& [name, body, field] : cases) {
+    INFO(name);
+    auto res = post(*c, body);
+    REQUIRE(res);
+    CHECK(res->status == 422);
+    const auto error = error_of(res);
+    CHECK(error["error"] == "invalid_event");
+    CHECK(error["field"] == field);
+    CHECK(error["message"].get<std::string>().find(field) != std::string::npos);
+  }
+  REQUIRE(r.stop(SIGTERM) == 0);
+  CHECK(r.out().empty());
+  CHECK(r.err().find("422 'POST' '/accessEvents'") != std::string::npos);
+}
+
+TEST_CASE("accepts an unknown action and unknown extra fields", "[receiver]") {
+  receiver_process r;
+  auto c = r.client();
+  auto j = nlohmann::json::parse(event_body(event_id(2, 1)));
+  j["action"] = "jammed";
+  j["battery"] = {{"level", 3}};
+  CHECK(post(*c, j.dump())->status == 204);
+  REQUIRE(r.stop(SIGTERM) == 0);
   const auto lines = lines_of(r.out());
-  REQUIRE(lines.size() == 2);
-  CHECK(lines[1].find("\"action\":\"jammed\"") != std::string::npos);
+  REQUIRE(lines.size() == 1);
+  const auto printed = nlohmann::json::parse(lines[0]);
+  CHECK(printed["action"] == "jammed");     // as received
+  CHECK(printed["battery"]["level"] == 3);  // kept, after the API's fields
 }
 
 TEST_CASE("decides 413 from Content-Length before the body is sent", "[receiver]") {
-  receiver_process r({"--plain-http", "--max-body", "1000"});
-  const std::string head = "POST /accessEvents HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-                           "Authorization: " + unloc::basic_authorization(credentials) +
-                           "\r\nContent-Length: 10000000\r\n\r\n";
-  const auto reply = raw_exchange(r.port(), head);  // headers only: no body is ever sent
-  CHECK(reply.rfind("HTTP/1.1 413", 0) == 0);
-  // Unauthenticated, the same request is refused for its credentials first.
-  const auto anonymous = raw_exchange(r.port(), "POST /accessEvents HTTP/1.1\r\nHost: x\r\n"
-                                                "Content-Type: application/json\r\nContent-Length: 10000000\r\n\r\n");
-  CHECK(anonymous.rfind("HTTP/1.1 401", 0) == 0);
-  CHECK(r.err().find("WARNING: --plain-http") != std::string::npos);
-}
-
-TEST_CASE("refuses a chunked body over the limit", "[receiver]") {
-  receiver_process r({"--plain-http", "--max-body", "1000"});
-  std::string request = "POST /accessEvents HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-                        "Authorization: " + unloc::basic_authorization(credentials) +
-                        "\r\nTransfer-Encoding: chunked\r\n\r\n";
-  for (int i = 0; i < 3; ++i) request += "3e8\r\n" + std::string(1000, ' ') + "\r\n";
-  request += "0\r\n\r\n";
-  CHECK(raw_exchange(r.port(), request).rfind("HTTP/1.1 413", 0) == 0);
-}
-
-TEST_CASE("serves another --path, and --no-auth without credentials", "[receiver]") {
-  receiver_process r({"--path", "/hooks/unloc", "--no-auth"}, {});
-  auto c = r.client();
-  CHECK(c->Post("/hooks/unloc", event_body(), "application/json")->status == 204);
-  CHECK(c->Post("/accessEvents", event_body(), "application/json")->status == 404);
-  CHECK(r.err().find("--no-auth") != std::string::npos);
-}
-
-TEST_CASE("accepts the second pair of credentials while rotating", "[receiver]") {
-  receiver_process r({}, {"UNLOC_WEBHOOK_USER=old", "UNLOC_WEBHOOK_PASSWORD=old-pw",
-                          "UNLOC_WEBHOOK_USER_NEXT=new", "UNLOC_WEBHOOK_PASSWORD_NEXT=new-pw"});
-  auto c = r.client();
-  CHECK(c->Post("/accessEvents", delivery_headers(unloc::basic_credentials{"old", "old-pw"}),
-                event_body(), "application/json")->status == 204);
-  CHECK(c->Post("/accessEvents", delivery_headers(unloc::basic_credentials{"new", "new-pw"}),
-                event_body("11111111-2222-4333-8444-555555555556"), "application/json")->status == 204);
-}
-
-TEST_CASE("refuses to start without credentials or with bad usage, with exit 2", "[receiver]") {
-  CHECK(receiver_process({}, {}).exit_status() == 2);
-  CHECK(receiver_process({"--max-body", "lots"}).exit_status() == 2);
-  CHECK(receiver_process({"--bogus"}).exit_status() == 2);
-  CHECK(receiver_process({"--path", "no-slash"}).exit_status() == 2);
-  CHECK(receiver_process({}, {"UNLOC_WEBHOOK_USER=only-user"}).exit_status() == 2);
-}
-
-TEST_CASE("answers 16 concurrent clients and survives garbage", "[receiver]") {
-  receiver_process r({"--plain-http"});
-  std::atomic<int> accepted{0};
-  std::mutex failures_mutex;
-  std::vector<std::string> failures;
-  std::vector<std::thread> threads;
-  for (int t = 0; t < 16; ++t) {
-    threads.emplace_back([&, t] {
-      auto c = r.client(true);
-      for (int i = 0; i < 50; ++i) {
-        char id[40];
-        std::snprintf(id, sizeof id, "aaaaaaaa-bbbb-4ccc-8ddd-%06d%06d", t, i);
-        auto res = c->Post("/accessEvents", delivery_headers(), event_body(id), "application/json");
-        if (res && res->status == 204) {
-          ++accepted;
-        } else {
-          const std::lock_guard<std::mutex> lock(failures_mutex);
-          failures.push_back(res ? "status " + std::to_string(res->status)
-                                 : "error " + httplib::to_string(res.error()));
-        }
-      }
-    });
+  for (const bool tls : {true, false}) {
+    INFO((tls ? "TLS" : "plain HTTP"));
+    receiver_process r(
+        launch{tls ? std::vector<std::string>{"--max-body", "1000"}
+                   : std::vector<std::string>{"--plain-http", "--max-body", "1000"}});
+    {
+      raw_connection raw(r.port(), tls);  // the headers, never the body
+      REQUIRE(raw.send(post_head("Content-Length: 10000000\r\n")));
+      const auto res = raw.read_response();
+      CHECK(res.status == 413);
+      CHECK(nlohmann::json::parse(res.body)["error"] == "payload_too_large");
+      CHECK(raw.closed_by_peer());  // the unread body can never be taken for a request
+    }
+    {
+      raw_connection raw(r.port(),
+                         tls);  // curl's way: it waits for 100 Continue, which never comes
+      REQUIRE(raw.send(post_head("Content-Length: 10000000\r\nExpect: 100-continue\r\n")));
+      const auto res = raw.read_response();
+      CHECK(res.status == 413);
+      CHECK(res.head.find("Content-Length: ") != std::string::npos);
+      CHECK(raw.closed_by_peer());
+    }
+    {
+      raw_connection raw(r.port(), tls);  // unauthenticated: refused for that first
+      REQUIRE(raw.send(post_head("Content-Length: 10000000\r\n", false)));
+      CHECK(raw.read_response().status == 401);
+    }
+    {
+      raw_connection raw(r.port(), tls);  // a small body gets its 100 Continue
+      const std::string body = event_body(event_id(3, tls ? 1 : 2));
+      REQUIRE(raw.send(post_head("Content-Length: " + std::to_string(body.size()) +
+                                 "\r\nExpect: 100-continue\r\n")));
+      CHECK(raw.read_response().status == 100);
+      REQUIRE(raw.send(body));
+      CHECK(raw.read_response().status == 204);
+    }
+    REQUIRE(r.stop(SIGTERM) == 0);
+    CHECK(lines_of(r.out()).size() == 1);
+    CHECK(r.err().find("413 'POST' '/accessEvents' from 127.0.0.1: body of 10000000 bytes is over "
+                       "the limit of 1000") != std::string::npos);
   }
-  for (auto& t : threads) t.join();
-  INFO((failures.empty() ? std::string() : failures.front()));
-  CHECK(accepted == 800);
-  raw_exchange(r.port(), std::string("\x16\x03\x01garbage\r\n\r\n\0\xff", 16));
-  raw_exchange(r.port(), "POST /accessEvents HTTP/1.1\r\nContent-Length: 100\r\n\r\n{\"id\"");
-  CHECK(r.client(true)->Post("/accessEvents", delivery_headers(),
-                             event_body("aaaaaaaa-bbbb-4ccc-8ddd-999999999999"), "application/json")
-            ->status == 204);
-  REQUIRE(r.stop(SIGTERM) == 0);
-  CHECK(lines_of(r.out()).size() == 801);
+}
+
+TEST_CASE("answers 413 to a chunked body over --max-body and closes the connection", "[receiver]") {
+  receiver_process r(launch{{"--max-body", "1000"}});
+  raw_connection raw(r.port(), true);
+  std::string request = post_head("Transfer-Encoding: chunked\r\n");
+  for (int i = 0; i < 3; ++i) request += chunk(std::string(1000, ' '));
+  request += chunk("");
+  REQUIRE(raw.send(request));
+  const auto res = raw.read_response();
+  CHECK(res.status == 413);
+  CHECK(raw.closed_by_peer());
+
+  // Within the limit, a chunked delivery is read and accepted.
+  raw_connection ok(r.port(), true);
+  const std::string body = event_body(event_id(4, 1));
+  REQUIRE(ok.send(post_head("Transfer-Encoding: chunked\r\n") + chunk(body.substr(0, 16)) +
+                  chunk(body.substr(16)) + chunk("")));
+  CHECK(ok.read_response().status == 204);
+}
+
+TEST_CASE("--max-body: a body of exactly the limit is read, one byte more is not", "[receiver]") {
+  const std::string body = event_body(event_id(5, 1));
+  const auto limit = body.size() + 10;
+  receiver_process r(launch{{"--max-body", std::to_string(limit)}});
+  auto c = r.client();
+  CHECK(post(*c, body + std::string(10, ' '))->status == 204);  // trailing spaces: still JSON
+  auto over = post(*c, body + std::string(11, ' '));
+  REQUIRE(over);
+  CHECK(over->status == 413);
+  CHECK(error_of(over)["error"] == "payload_too_large");
+}
+
+TEST_CASE("an early answer closes the connection: an unread body is never taken for a request",
+          "[receiver]") {
+  receiver_process r;
+  raw_connection raw(r.port(), true);
+  const std::string smuggled = "POST /accessEvents HTTP/1.1\r\nHost: x\r\n\r\n";
+  REQUIRE(
+      raw.send("POST /accessEvents HTTP/1.1\r\nHost: x\r\nContent-Type: text/plain\r\n"
+               "Content-Length: " +
+               std::to_string(smuggled.size()) + "\r\n\r\n" + smuggled));
+  CHECK(raw.read_response().status == 401);
+  CHECK(raw.closed_by_peer());  // one answer, then the close: no second response
+
+  // The connection is kept when the whole request was read.
+  raw_connection kept(r.port(), true);
+  REQUIRE(kept.send("GET /accessEvents HTTP/1.1\r\nHost: x\r\n\r\n"));
+  CHECK(kept.read_response().status == 405);
+  const std::string body = event_body(event_id(6, 1));
+  REQUIRE(kept.send(post_head("Content-Length: " + std::to_string(body.size()) + "\r\n") + body));
+  CHECK(kept.read_response().status == 204);
+  REQUIRE(kept.send("POST /x HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n"));
+  CHECK(kept.read_response().status == 404);
 }

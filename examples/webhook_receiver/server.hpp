@@ -1,0 +1,48 @@
+#pragma once
+
+// The receiver's HTTP(S) server: Debian's cpp-httplib in front of
+// unloc::delivery_validator, which decides every status.
+
+#include "options.hpp"
+
+#include <memory>
+#include <string>
+
+namespace receiver {
+
+/// Writes one line to stderr, prefixed with the program's name. Thread-safe:
+/// lines from several threads never interleave. Never give it a secret.
+void diagnostic(const std::string& line);
+
+/// Serves deliveries: each new Access Event is written to stdout as one JSON
+/// line before the delivery is acknowledged. Construct, `bind`, then `run`;
+/// `stop` may be called from any thread at any time after construction.
+class server {
+ public:
+  /// Sets the server up (loading the TLS files unless --plain-http); on
+  /// failure `error()` says why.
+  explicit server(const options& opts);
+  ~server();
+  server(const server&) = delete;
+  server& operator=(const server&) = delete;
+
+  /// Why the server cannot go on; empty while it can.
+  [[nodiscard]] const std::string& error() const;
+
+  /// Binds and listens on --listen; the port bound, or 0 (see `error()`).
+  /// Connections are queued by the kernel from then on.
+  int bind();
+
+  /// Serves until `stop()`, then lets the requests in progress finish (idle
+  /// keep-alive connections are closed within 2 s). False when accepting failed.
+  bool run();
+
+  /// Stops accepting and makes `run` return; also when called before `run`.
+  void stop();
+
+ private:
+  struct impl;
+  std::unique_ptr<impl> impl_;
+};
+
+}  // namespace receiver

@@ -1,0 +1,194 @@
+// unloc-webhook-receiver under load, on signals, and against clients that
+// misbehave: what running it in production asks of it.
+
+#include "receiver_harness.hpp"
+#include <nlohmann/json.hpp>
+
+#include <atomic>
+#include <mutex>
+#include <set>
+
+using namespace receiver_test;
+
+namespace {
+
+// Polls stderr until it holds `text`; false after 10 s.
+bool wait_for_err(const receiver_process& r, const std::string& text) {
+  const auto deadline = steady::now() + 10s;
+  while (r.err().find(text) == std::string::npos) {
+    if (steady::now() > deadline) return false;
+    std::this_thread::sleep_for(5ms);
+  }
+  return true;
+}
+
+std::chrono::milliseconds since(steady::time_point start) {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(steady::now() - start);
+}
+
+}  // namespace
+
+TEST_CASE("serves 16 concurrent HTTPS clients of 50 deliveries each, printing each event once",
+          "[receiver]") {
+  receiver_process r;
+  std::atomic<int> accepted{0};
+  std::mutex failures_mutex;
+  std::vector<std::string> failures;
+  std::vector<std::thread> threads;
+  threads.reserve(16);
+  for (int t = 0; t < 16; ++t) {
+    threads.emplace_back([&, t] {
+      auto c = r.client();
+      c->set_keep_alive(true);
+      for (int i = 0; i < 50; ++i) {
+        auto res = c->Post("/accessEvents", auth_headers(), event_body(event_id(t, i)),
+                           "application/json");
+        if (res && res->status == 204) {
+          ++accepted;
+        } else {
+          const std::lock_guard<std::mutex> lock(failures_mutex);
+          failures.push_back(res ? "status " + std::to_string(res->status)
+                                 : "error " + httplib::to_string(res.error()));
+        }
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  INFO((failures.empty() ? std::string() : failures.front()));
+  CHECK(accepted == 800);
+  // The same 800 again from one client: every one a repeat.
+  auto c = r.client();
+  c->set_keep_alive(true);
+  int repeats = 0;
+  for (int t = 0; t < 16; ++t) {
+    for (int i = 0; i < 50; ++i) {
+      auto res =
+          c->Post("/accessEvents", auth_headers(), event_body(event_id(t, i)), "application/json");
+      repeats += res && res->status == 204 ? 1 : 0;
+    }
+  }
+  CHECK(repeats == 800);
+  c.reset();  // an idle keep-alive connection would hold the stop for up to 2 s
+  REQUIRE(r.stop(SIGTERM) == 0);
+  const auto lines = lines_of(r.out());
+  CHECK(lines.size() == 800);
+  std::set<std::string> ids;
+  for (const auto& line : lines) {
+    const auto j = nlohmann::json::parse(line, nullptr, false);  // whole lines, never interleaved
+    REQUIRE_FALSE(j.is_discarded());
+    ids.insert(j["id"].get<std::string>());
+  }
+  CHECK(ids.size() == 800);
+}
+
+TEST_CASE("stops cleanly and promptly on SIGTERM and on SIGINT", "[receiver]") {
+  for (const int signal : {SIGTERM, SIGINT}) {
+    INFO((signal == SIGTERM ? "SIGTERM" : "SIGINT"));
+    receiver_process r;
+    // An idle keep-alive connection, as a platform or a proxy keeps one.
+    raw_connection idle(r.port(), true);
+    REQUIRE(idle.send(post_head("Content-Length: 2\r\n") + "{}"));
+    REQUIRE(idle.read_response().status == 422);
+    const auto start = steady::now();
+    CHECK(r.stop(signal) == 0);
+    CHECK(since(start) < 4s);  // idle connections are closed within 2 s
+    CHECK(r.err().find(signal == SIGTERM ? "SIGTERM: stopping" : "SIGINT: stopping") !=
+          std::string::npos);
+    CHECK(r.err().find("unloc-webhook-receiver: stopped\n") != std::string::npos);
+  }
+}
+
+TEST_CASE("stops cleanly on a signal sent as soon as the port file exists", "[receiver]") {
+  for (int i = 0; i < 6; ++i) {
+    receiver_process r;
+    const auto start = steady::now();
+    CHECK(r.stop(i % 2 == 0 ? SIGTERM : SIGINT) == 0);
+    CHECK(since(start) < 1s);
+  }
+}
+
+TEST_CASE("finishes a delivery in progress when stopped", "[receiver]") {
+  receiver_process r;
+  const std::string body = event_body(event_id(20, 1));
+  raw_connection raw(r.port(), true);
+  REQUIRE(raw.send(post_head("Content-Length: " + std::to_string(body.size()) + "\r\n") +
+                   body.substr(0, 40)));
+  std::thread stopper([&] { CHECK(r.stop(SIGTERM) == 0); });
+  REQUIRE(wait_for_err(r, "SIGTERM: stopping"));
+  REQUIRE(raw.send(body.substr(40)));
+  CHECK(raw.read_response().status == 204);
+  stopper.join();
+  CHECK(lines_of(r.out()).size() == 1);
+}
+
+TEST_CASE("survives garbage and clients that hang up mid-request", "[receiver]") {
+  for (const bool tls : {true, false}) {
+    INFO((tls ? "TLS" : "plain HTTP"));
+    receiver_process r(
+        launch{tls ? std::vector<std::string>{} : std::vector<std::string>{"--plain-http"}});
+    std::string binary;
+    for (int i = 0; i < 70000; ++i) binary += static_cast<char>((i * 7919) % 256);
+    {
+      raw_connection raw(r.port(), false);  // not TLS, not HTTP
+      raw.send(binary);
+      raw.read_response();
+    }
+    {
+      raw_connection raw(r.port(), tls);
+      raw.send(std::string("\x16\x03\x01garbage\r\n\r\n\0\xff", 16));
+      CHECK(raw.read_response().status != 204);
+    }
+    for (const std::string& partial :
+         {std::string("POST /accessEvents HTTP/1.1\r\nHost: x\r\nContent-Le"),
+          post_head("Content-Length: 500\r\n") + R"({"id":"ae832e61)",
+          post_head("Transfer-Encoding: chunked\r\n") + "ff\r\n" + R"({"id")", std::string()}) {
+      raw_connection raw(r.port(), tls);  // then closed mid-request
+      raw.send(partial);
+    }
+    {
+      raw_connection raw(r.port(), tls);  // a chunk size that overflows
+      raw.send(post_head("Transfer-Encoding: chunked\r\n") +
+               "ffffffffffffffffffff\r\n{}\r\n0\r\n\r\n");
+      CHECK(raw.read_response().status == 400);
+    }
+    {
+      raw_connection raw(r.port(), tls);  // a header line of 100 KB
+      raw.send(post_head("X-Long: " + std::string(100000, 'a') + "\r\n"));
+      CHECK(raw.read_response().status == 400);
+    }
+    auto c = r.client();
+    auto res = c->Post("/accessEvents", auth_headers(), event_body(event_id(21, tls ? 1 : 2)),
+                       "application/json");
+    REQUIRE(res);
+    CHECK(res->status == 204);
+    REQUIRE(r.stop(SIGTERM) == 0);
+    CHECK(lines_of(r.out()).size() == 1);
+  }
+}
+
+TEST_CASE("answers 503 and forgets the event when stdout cannot take it", "[receiver]") {
+  launch how;
+  how.stdout_broken = true;
+  receiver_process r(how);
+  auto c = r.client();
+  for (int attempt = 0; attempt < 2; ++attempt) {  // the second is not taken for a repeat
+    auto res = c->Post("/accessEvents", auth_headers(), event_body(), "application/json");
+    REQUIRE(res);
+    CHECK(res->status == 503);
+    CHECK(nlohmann::json::parse(res->body)["error"] == "unavailable");
+  }
+  CHECK(r.err().find("cannot write the event to stdout") != std::string::npos);
+}
+
+TEST_CASE("--threads bounds the connections served at once; the others wait their turn",
+          "[receiver]") {
+  receiver_process r(launch{{"--threads", "1"}});
+  raw_connection first(r.port(), true);  // holds the only worker while kept alive
+  REQUIRE(first.send("GET /accessEvents HTTP/1.1\r\nHost: x\r\n\r\n"));
+  REQUIRE(first.read_response().status == 405);
+  const auto start = steady::now();
+  auto res = r.client()->Post("/accessEvents", auth_headers(), event_body(), "application/json");
+  REQUIRE(res);
+  CHECK(res->status == 204);
+  CHECK(since(start) > 1s);  // served once the first connection's 2 s keep-alive ran out
+}
