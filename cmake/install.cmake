@@ -1,6 +1,7 @@
-# Installs the headers, the exported targets unloc::core and unloc::unloc, the
-# package config and version files, and pkg-config files. Included from the top
-# CMakeLists.txt when UNLOC_INSTALL is ON.
+# Installs the headers, the exported targets unloc::core and unloc::unloc (the
+# package components core and client), the package config and version files, and
+# pkg-config files (unloc-core.pc and unloc.pc, the same split). Included from
+# the top CMakeLists.txt when UNLOC_INSTALL is ON.
 
 include(CMakePackageConfigHelpers)
 
@@ -14,11 +15,18 @@ install(DIRECTORY "${PROJECT_SOURCE_DIR}/include/unloc"
         DESTINATION "${CMAKE_INSTALL_INCLUDEDIR}"
         FILES_MATCHING PATTERN "*.hpp")
 
-install(TARGETS unloc_core unloc EXPORT unlocTargets)
-install(EXPORT unlocTargets
-        NAMESPACE unloc::
-        FILE unlocTargets.cmake
-        DESTINATION "${UNLOC_INSTALL_CMAKEDIR}")
+# One export set a component, so that unlocConfig.cmake defines unloc::unloc (and
+# references CURL::libcurl) only when the client component is asked for and libcurl
+# is found: unlocCoreTargets.cmake (unloc::core) and unlocClientTargets.cmake
+# (unloc::unloc, which links unloc::core from the first).
+install(TARGETS unloc_core EXPORT unlocCoreTargets)
+install(TARGETS unloc EXPORT unlocClientTargets)
+foreach(component Core Client)
+  install(EXPORT unloc${component}Targets
+          NAMESPACE unloc::
+          FILE unloc${component}Targets.cmake
+          DESTINATION "${UNLOC_INSTALL_CMAKEDIR}")
+endforeach()
 
 configure_package_config_file(
   "${PROJECT_SOURCE_DIR}/cmake/unlocConfig.cmake.in"

@@ -43,11 +43,11 @@ struct basic_credentials {
 /// sub-delims, as Unloc's docs list them.
 inline constexpr std::string_view reserved_characters = ":/?#[]@!$&'()*+,;=";
 
-/// Checks a user or password (`what` names which, for the message) for a
-/// webhook URL: not empty, no reserved character, no `%`, space, control or
-/// non-ASCII byte, nor any other byte that a URL cannot carry as it is; so only
-/// RFC 3986 unreserved characters (`A-Z a-z 0-9 - . _ ~`) pass. The error names
-/// the character and its position (counted from 0), never the text itself.
+/// Checks a user or password for a webhook URL: one or more RFC 3986 unreserved
+/// characters (`A-Z`, `a-z`, `0-9`, `-._~`). So no reserved character, no `%`,
+/// space, control or non-ASCII byte, nor any other byte that a URL cannot carry
+/// as it is. `what` names which of the two `text` is, for the message; the error
+/// names the character and its position (counted from 0), never the text itself.
 [[nodiscard]] inline result<void> check_credential(std::string_view text, std::string_view what);
 
 /// New credentials from the operating system's CSPRNG: a 22-character user

@@ -26,11 +26,11 @@ UNLOC_BEGIN_NAMESPACE
 
 /// The SDK's version, `"MAJOR.MINOR.PATCH"`.
 inline constexpr const char* version_string = UNLOC_VERSION_STRING;
-/// The SDK's version as numbers.
+/// The SDK's major version, as a number.
 inline constexpr int version_major = UNLOC_VERSION_MAJOR;
-/// @copydoc version_major
+/// The SDK's minor version, as a number.
 inline constexpr int version_minor = UNLOC_VERSION_MINOR;
-/// @copydoc version_major
+/// The SDK's patch version, as a number.
 inline constexpr int version_patch = UNLOC_VERSION_PATCH;
 
 UNLOC_END_NAMESPACE

@@ -69,12 +69,15 @@ list(REMOVE_ITEM packages Threads)  # part of the toolchain, not a package
 list(SORT packages)
 expect("CMakeLists.txt: packages" "${packages}" "CURL;nlohmann_json")
 
-# The installed config file asks for the same ones.
+# The installed config file asks for the same ones: nlohmann_json always, CURL
+# (quietly) for the client component only.
 file(READ "${src}/cmake/unlocConfig.cmake.in" config_in)
-foreach(dependency "nlohmann_json ${cmake_json_min}" "CURL ${cmake_curl_min}")
-  string(FIND "${config_in}" "find_dependency(${dependency})" at)
+foreach(call "find_dependency(nlohmann_json ${cmake_json_min})"
+             "find_package(CURL ${cmake_curl_min} QUIET)"
+             "needs libcurl ${cmake_curl_min} or newer")
+  string(FIND "${config_in}" "${call}" at)
   if(at EQUAL -1)
-    message(FATAL_ERROR "unlocConfig.cmake.in lacks find_dependency(${dependency})")
+    message(FATAL_ERROR "unlocConfig.cmake.in lacks '${call}'")
   endif()
 endforeach()
 
@@ -193,7 +196,7 @@ run("${CMAKE_COMMAND}" --build "${WORK_DIR}/build" --config "${CONFIG}")
 run("${CMAKE_COMMAND}" --install "${WORK_DIR}/build" --config "${CONFIG}")
 foreach(file include/unloc/unloc.hpp include/unloc/core.hpp
              ${config_path}/unlocConfig.cmake ${config_path}/unlocConfigVersion.cmake
-             ${config_path}/unlocTargets.cmake)
+             ${config_path}/unlocCoreTargets.cmake ${config_path}/unlocClientTargets.cmake)
   if(NOT EXISTS "${prefix}/${file}")
     message(FATAL_ERROR "the portfile's install did not install ${file}")
   endif()

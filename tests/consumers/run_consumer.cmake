@@ -2,7 +2,7 @@
 # prefix, then build and run separate projects against that prefix only.
 # Other steps build the source tree itself into a consumer (add_subdirectory,
 # FetchContent from the local clone).
-#   cmake -DSTEP=install|find_package|pkg_config|receiver|add_subdirectory|fetchcontent
+#   cmake -DSTEP=install|find_package|pkg_config|receiver|components|add_subdirectory|fetchcontent
 #         -DBUILD_DIR=... -DPREFIX=... -DLIBDIR=... -DSOURCE_DIR=... -DWORK_DIR=...
 #         -DCXX_COMPILER=... [-DUNLOC_SOURCE_DIR=...] [-DNO_CURL_DIR=...]
 #         [-DGENERATOR=...] [-DCONFIG=...] [-DPKG_CONFIG=...] -P run_consumer.cmake
@@ -69,8 +69,13 @@ macro(configure_and_build project)
 endmacro()
 
 # The package must come from the temporary prefix, not from this build tree or /usr/local.
+# Checks the consumer configured in WORK_DIR, or in the directory given.
 function(check_found_in_prefix)
-  file(STRINGS "${WORK_DIR}/CMakeCache.txt" found REGEX "^unloc_DIR:")
+  set(dir "${WORK_DIR}")
+  if(ARGC GREATER 0)
+    set(dir "${ARGV0}")
+  endif()
+  file(STRINGS "${dir}/CMakeCache.txt" found REGEX "^unloc_DIR:")
   string(REGEX REPLACE "^unloc_DIR:[A-Z]+=" "" found "${found}")
   get_filename_component(found "${found}" REALPATH)
   get_filename_component(expected "${PREFIX}/${LIBDIR}/cmake/unloc" REALPATH)
@@ -100,7 +105,8 @@ if(STEP STREQUAL "install")
   foreach(file include/unloc/unloc.hpp include/unloc/core.hpp include/unloc/version.hpp
                ${LIBDIR}/cmake/unloc/unlocConfig.cmake
                ${LIBDIR}/cmake/unloc/unlocConfigVersion.cmake
-               ${LIBDIR}/cmake/unloc/unlocTargets.cmake
+               ${LIBDIR}/cmake/unloc/unlocCoreTargets.cmake
+               ${LIBDIR}/cmake/unloc/unlocClientTargets.cmake
                ${LIBDIR}/pkgconfig/unloc.pc ${LIBDIR}/pkgconfig/unloc-core.pc)
     if(NOT EXISTS "${PREFIX}/${file}")
       message(FATAL_ERROR "cmake --install did not install ${file}")
@@ -128,10 +134,66 @@ elseif(STEP STREQUAL "receiver")
   if(NOT NO_CURL_DIR)
     message(FATAL_ERROR "run_consumer.cmake: -DNO_CURL_DIR=... is required for this step")
   endif()
-  configure_and_build(receiver "-DCMAKE_PREFIX_PATH=${PREFIX}" "-DNO_CURL_DIR=${NO_CURL_DIR}")
+  # libcurl hidden: every find_package(CURL) fails, as without its development files.
+  configure_and_build(receiver "-DCMAKE_PREFIX_PATH=${PREFIX}" "-DNO_CURL_DIR=${NO_CURL_DIR}"
+                      -DCMAKE_DISABLE_FIND_PACKAGE_CURL=ON)
   check_found_in_prefix()
   run_program("${bin}/consumer_receiver${CMAKE_EXECUTABLE_SUFFIX}"
               "receiver of unloc [0-9.]+ without libcurl: 401")
+
+elseif(STEP STREQUAL "components")
+  # find_package(unloc) with each kind of COMPONENTS, libcurl hidden except in the
+  # last case: configure only, and check which cases fail and with what message.
+  require_installed()
+  set(generator_args)
+  if(GENERATOR)
+    set(generator_args -G "${GENERATOR}")
+  endif()
+  # Each case: name|libcurl hidden or visible|1 when configuring must fail|text of the output.
+  set(no_curl_message "component client (unloc::unloc) needs libcurl 7.68 or newer")
+  foreach(case_spec
+          "default|hidden|0|unloc: libcurl not found, so unloc::unloc is not defined"
+          "optional|hidden|0|optional: as expected"
+          "client|hidden|1|${no_curl_message}"
+          "client_not_required|hidden|0|client_not_required: as expected"
+          "unknown|hidden|1|unloc has no component 'nope': it has core and client"
+          "client_with_curl|visible|0|client_with_curl: as expected")
+    string(REPLACE "|" ";" case_spec "${case_spec}")
+    list(GET case_spec 0 case)
+    list(GET case_spec 1 curl)
+    list(GET case_spec 2 should_fail)
+    list(GET case_spec 3 expected)
+    set(hide)
+    if(curl STREQUAL "hidden")
+      set(hide -DCMAKE_DISABLE_FIND_PACKAGE_CURL=ON)
+    endif()
+    set(work "${WORK_DIR}/${case}")
+    file(REMOVE_RECURSE "${work}")
+    execute_process(
+      COMMAND "${CMAKE_COMMAND}" -S "${SOURCE_DIR}/components" -B "${work}" ${generator_args}
+              "-DCMAKE_CXX_COMPILER=${CXX_COMPILER}" "-DCMAKE_PREFIX_PATH=${PREFIX}"
+              -DCMAKE_FIND_USE_PACKAGE_REGISTRY=OFF -DCMAKE_FIND_PACKAGE_NO_PACKAGE_REGISTRY=ON
+              "-DCASE=${case}" ${hide}
+      RESULT_VARIABLE status OUTPUT_VARIABLE out ERROR_VARIABLE err)
+    # CMake wraps long messages: compare with single spaces.
+    string(REGEX REPLACE "[ \n]+" " " all "${out} ${err}")
+    string(FIND "${all}" "${expected}" at)
+    if(status EQUAL 0)
+      set(failed 0)
+    else()
+      set(failed 1)
+    endif()
+    if(NOT failed EQUAL should_fail OR at EQUAL -1)
+      message(FATAL_ERROR "case ${case} (libcurl ${curl}): configure exit ${status}, "
+                          "expected ${should_fail} and '${expected}':\n${out}${err}")
+    endif()
+    check_found_in_prefix("${work}")
+    if(failed)
+      message(STATUS "${case} (libcurl ${curl}): fails as it should, saying '${expected}'")
+    else()
+      message(STATUS "${case} (libcurl ${curl}): configures as it should")
+    endif()
+  endforeach()
 
 elseif(STEP STREQUAL "add_subdirectory")
   require_unloc_source_dir()
@@ -199,6 +261,18 @@ elseif(STEP STREQUAL "pkg_config")
         "${source}" -o "${program}" ${flags})
   endfunction()
 
+  # unloc-core is the core component: it must not pull in libcurl.
+  foreach(query --print-requires --libs)
+    execute_process(COMMAND "${PKG_CONFIG}" ${query} unloc-core
+                    RESULT_VARIABLE status OUTPUT_VARIABLE answer)
+    if(NOT status EQUAL 0 OR answer MATCHES "curl")
+      message(FATAL_ERROR "pkg-config ${query} unloc-core (${status}) brings libcurl: ${answer}")
+    endif()
+  endforeach()
+  execute_process(COMMAND "${PKG_CONFIG}" --print-requires unloc OUTPUT_VARIABLE requires)
+  if(NOT requires MATCHES "libcurl >= 7\\.68")
+    message(FATAL_ERROR "pkg-config unloc does not require libcurl >= 7.68: ${requires}")
+  endif()
   build_with(unloc-core "${SOURCE_DIR}/find_package/main.cpp" "${WORK_DIR}/consumer_core")
   run_program("${WORK_DIR}/consumer_core" "consumer of unloc [0-9]+\\.[0-9]+\\.[0-9]+")
   build_with(unloc "${SOURCE_DIR}/find_package/full.cpp" "${WORK_DIR}/consumer_full")
