@@ -6,4 +6,6 @@
 #include <unloc/client.hpp>
 #include <unloc/core.hpp>
 #include <unloc/options.hpp>
+#include <unloc/reconciler.hpp>
+#include <unloc/reconciliation_store.hpp>
 #include <unloc/transport.hpp>

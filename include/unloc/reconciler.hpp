@@ -1,0 +1,193 @@
+#pragma once
+
+/// @file
+/// Every Access Event exactly once: webhook deliveries and the access log,
+/// reconciled. Webhooks are best effort (late, out of order, repeated, or
+/// lost while the endpoint is down); the access log holds the last 30 days.
+/// The reconciler takes events from both and hands each to its handler once.
+
+#include <unloc/access_event.hpp>
+#include <unloc/client.hpp>
+#include <unloc/error.hpp>
+#include <unloc/reconciliation_store.hpp>
+#include <unloc/timestamp.hpp>
+#include <unloc/version.hpp>
+
+#include <chrono>
+#include <cstdint>
+#include <exception>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <utility>
+
+UNLOC_BEGIN_NAMESPACE
+
+/// Where an event handed over came from.
+enum class event_source {
+  webhook,     ///< A webhook delivery.
+  access_log,  ///< The access log (missed or not yet delivered by webhook).
+};
+
+/// `"webhook"` or `"access_log"`.
+[[nodiscard]] constexpr const char* to_string(event_source source) noexcept {
+  return source == event_source::webhook ? "webhook" : "access_log";
+}
+
+/// What `reconciler::offer` did with an event.
+enum class offer_outcome {
+  handed_over,  ///< New: the handler took it and confirmed it.
+  duplicate,    ///< Handed over before (by either source): not again.
+};
+
+/// How a `reconciler` reads the access log.
+struct reconciler_options {
+  /// How far before the checkpoint each read starts again, to catch events
+  /// reported late (the phone app was offline): an event reported more than
+  /// this long after it happened is missed by the log reads (a webhook
+  /// delivery of it is still handed over).
+  std::chrono::milliseconds overlap = std::chrono::hours(24);
+  /// The wall clock, replaceable in tests.
+  std::function<timestamp()> clock = [] {
+    return std::chrono::time_point_cast<std::chrono::milliseconds>(
+        std::chrono::system_clock::now());
+  };
+};
+
+/// What one read of an access log found.
+struct log_read_report {
+  std::string scope;     ///< The log: a Lock's id, or `"project"`.
+  timestamp from{};      ///< The read's start (zero when it read all 30 days).
+  timestamp to{};        ///< Its end: the new checkpoint.
+  std::size_t read = 0;  ///< Events read.
+  std::size_t recovered = 0;  ///< Of those, events handed over (not handed over before).
+};
+
+/// Counts since the reconciler was made.
+struct reconciler_counts {
+  std::uint64_t from_webhook = 0;        ///< Events handed over from webhook deliveries.
+  std::uint64_t from_access_log = 0;     ///< Events handed over from the access log.
+  std::uint64_t duplicate_deliveries = 0;  ///< Webhook deliveries of events handed over before.
+  std::uint64_t already_handed_over = 0;   ///< Log events handed over before (the overlap).
+  std::uint64_t handler_failures = 0;      ///< Events the handler did not confirm.
+};
+
+/// Hands each Access Event to `handler` exactly once, whether it comes from a
+/// webhook delivery (`offer`), the access log (`read_log`), or both, across
+/// restarts of the process (the store keeps what was handed over and how far
+/// each log was read).
+///
+/// The handler confirms an event by returning true; it is then recorded in the
+/// store. When it returns false or throws, the event is not recorded: `offer`
+/// returns an error (answer the delivery with 503, so that it is retried) and
+/// `read_log` stops without moving the checkpoint (the next read offers the
+/// event again). A crash after the handler returned and before the store
+/// recorded it hands that one event over again after the restart; a store
+/// whose `mark_handled` shares a transaction with the handler's own write
+/// closes that gap.
+///
+/// Thread safety: `offer` and `read_log` may be called from many threads at
+/// once; the handler is called by one thread at a time.
+class reconciler {
+ public:
+  /// Takes an event and where it came from; true confirms it.
+  using handler_function = std::function<bool(const access_event&, event_source)>;
+
+  /// A reconciler over `store` (not null) handing events to `handler`.
+  reconciler(std::shared_ptr<reconciliation_store> store, handler_function handler,
+             reconciler_options options = {})
+      : store_(std::move(store)), handler_(std::move(handler)), options_(std::move(options)) {}
+
+  /// Offers an event (from a webhook delivery, normally): handed over when new.
+  /// An error when the handler did not confirm it or the store failed.
+  [[nodiscard]] result<offer_outcome> offer(const access_event& event,
+                                            event_source source = event_source::webhook) {
+    const std::lock_guard<std::mutex> lock(mutex_);
+    auto handled = store_->is_handled(event.id);
+    if (!handled) return handled.error();
+    if (*handled) {
+      ++(source == event_source::webhook ? counts_.duplicate_deliveries
+                                         : counts_.already_handed_over);
+      return offer_outcome::duplicate;
+    }
+    if (auto confirmed = call_handler(event, source); !confirmed) {
+      ++counts_.handler_failures;
+      return confirmed.error();
+    }
+    ++(source == event_source::webhook ? counts_.from_webhook : counts_.from_access_log);
+    if (auto marked = store_->mark_handled(event.id, options_.clock()); !marked) {
+      return marked.error();
+    }
+    return offer_outcome::handed_over;
+  }
+
+  /// Reads the access log `query` names (a Lock's, or the Project's) from its
+  /// checkpoint minus the overlap (all 30 days the first time) up to now, offers
+  /// every event, then moves the checkpoint to now. `query.from` and `query.to`
+  /// are set here. On an error the checkpoint stays; the next read repeats.
+  template <typename Client>
+  [[nodiscard]] result<log_read_report> read_log(const Client& api, access_log_query query,
+                                                 const call_options& per_call = {}) {
+    log_read_report report;
+    report.scope = query.lock_id ? query.lock_id->to_string() : std::string("project");
+    report.to = options_.clock();
+    result<std::optional<timestamp>> checkpoint = std::optional<timestamp>{};
+    {
+      const std::lock_guard<std::mutex> lock(mutex_);
+      checkpoint = store_->checkpoint(report.scope);
+    }
+    if (!checkpoint) return checkpoint.error();
+    query.from.reset();
+    if (*checkpoint) {
+      report.from = (std::min)(**checkpoint, report.to) - options_.overlap;
+      query.from = report.from;
+    }
+    query.to = report.to;
+    std::optional<error> failed;
+    auto read = api.read_access_log(
+        query,
+        [&](access_event&& event) {
+          ++report.read;
+          auto offered = offer(event, event_source::access_log);
+          if (!offered) failed = std::move(offered).error();
+          if (offered && *offered == offer_outcome::handed_over) ++report.recovered;
+          return offered.has_value();
+        },
+        per_call);
+    if (failed) return *failed;
+    if (!read) return read.error();
+    const std::lock_guard<std::mutex> lock(mutex_);
+    if (auto saved = store_->save_checkpoint(report.scope, report.to); !saved) {
+      return saved.error();
+    }
+    return report;
+  }
+
+  /// Counts since the reconciler was made.
+  [[nodiscard]] reconciler_counts counts() const {
+    const std::lock_guard<std::mutex> lock(mutex_);
+    return counts_;
+  }
+
+ private:
+  result<void> call_handler(const access_event& event, event_source source) {
+    try {
+      if (handler_(event, source)) return {};
+      return make_error(error_category::internal,
+                        "the handler did not confirm event " + event.id.to_string(), "handler");
+    } catch (const std::exception& e) {
+      return make_error(error_category::internal,
+                        "the handler failed on event " + event.id.to_string() + ": " + e.what(),
+                        "handler");
+    }
+  }
+
+  std::shared_ptr<reconciliation_store> store_;
+  handler_function handler_;
+  reconciler_options options_;
+  mutable std::mutex mutex_;  // one event at a time through store and handler
+  reconciler_counts counts_;
+};
+
+UNLOC_END_NAMESPACE

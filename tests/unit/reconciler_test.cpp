@@ -1,0 +1,262 @@
+// The reconciler's logic over an access log held in memory. The same over
+// HTTPS, with restarts and kills, is tests/reliability/zero_loss_test.cpp.
+
+#include "catch.hpp"
+
+#include <unloc/reconciler.hpp>
+#include <unloc/testing.hpp>
+
+#include <algorithm>
+#include <array>
+#include <chrono>
+#include <cstdint>
+#include <cstdio>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <unistd.h>
+#include <vector>
+
+namespace {
+
+using namespace std::chrono_literals;
+using unloc::access_event;
+using unloc::event_source;
+using unloc::offer_outcome;
+using unloc::timestamp;
+
+const timestamp start = unloc::parse_timestamp("2026-11-01T00:00:00.000Z").value();
+
+access_event event(std::uint32_t n, timestamp created) {
+  access_event e = unloc::testing::sample_access_event();
+  std::array<std::uint8_t, 16> bytes{};
+  bytes[0] = 0xae;
+  bytes[14] = static_cast<std::uint8_t>(n >> 8);
+  bytes[15] = static_cast<std::uint8_t>(n);
+  e.id = unloc::uuid(bytes);
+  e.created = created;
+  return e;
+}
+
+// An access log as the API serves it: events in [from, to), newest first, in
+// pages of two; records the queries it was asked.
+struct fake_log {
+  std::vector<access_event> events;
+  mutable std::vector<unloc::access_log_query> queries;
+  bool fail = false;
+
+  template <typename OnEvent>
+  unloc::result<std::size_t> read_access_log(const unloc::access_log_query& q, OnEvent&& on_event,
+                                             const unloc::call_options& = {}) const {
+    queries.push_back(q);
+    if (fail) return unloc::make_error(unloc::error_category::network, "connection refused");
+    auto sorted = events;
+    std::sort(sorted.begin(), sorted.end(),
+              [](const access_event& a, const access_event& b) { return a.created > b.created; });
+    std::size_t count = 0;
+    for (auto& e : sorted) {
+      if ((q.from && e.created < *q.from) || (q.to && e.created >= *q.to)) continue;
+      ++count;
+      if (!on_event(std::move(e))) break;
+    }
+    return count;
+  }
+};
+
+struct state_dir {
+  std::string dir;
+  state_dir() {
+    std::string pattern = "/tmp/unloc-reconciler-XXXXXX";
+    dir = ::mkdtemp(pattern.data()) ? pattern : "";
+    REQUIRE(!dir.empty());
+  }
+  ~state_dir() {
+    for (const char* name : {"/state", "/state.journal", "/state.tmp"}) {
+      std::remove((dir + name).c_str());
+    }
+    ::rmdir(dir.c_str());
+  }
+};
+
+// A reconciler over a store in `dir`, with a clock the test moves, recording what it hands over.
+struct harness {
+  explicit harness(const state_dir& dir, std::chrono::milliseconds overlap = 1h) {
+    store = unloc::file_reconciliation_store::open(dir.dir + "/state", {}, [this] { return now; })
+                .value();
+    unloc::reconciler_options options;
+    options.overlap = overlap;
+    options.clock = [this] { return now; };
+    rec = std::make_unique<unloc::reconciler>(
+        store,
+        [this](const access_event& e, event_source source) {
+          if (refuse) return false;
+          handed.emplace_back(e.id.to_string(), source);
+          return true;
+        },
+        options);
+  }
+  timestamp now = start;
+  bool refuse = false;
+  std::vector<std::pair<std::string, event_source>> handed;
+  std::shared_ptr<unloc::file_reconciliation_store> store;
+  std::unique_ptr<unloc::reconciler> rec;
+};
+
+}  // namespace
+
+TEST_CASE("a repeated delivery is handed over once", "[reconciler]") {
+  state_dir dir;
+  harness h(dir);
+  const auto e = event(1, start);
+  CHECK(h.rec->offer(e).value() == offer_outcome::handed_over);
+  CHECK(h.rec->offer(e).value() == offer_outcome::duplicate);
+  REQUIRE(h.handed.size() == 1);
+  CHECK(h.handed[0].second == event_source::webhook);
+  CHECK(h.rec->counts().from_webhook == 1);
+  CHECK(h.rec->counts().duplicate_deliveries == 1);
+}
+
+TEST_CASE("an event the handler does not confirm is offered again", "[reconciler]") {
+  state_dir dir;
+  harness h(dir);
+  const auto e = event(1, start);
+  h.refuse = true;
+  auto refused = h.rec->offer(e);
+  REQUIRE_FALSE(refused);
+  CHECK(refused.error().field == "handler");
+  CHECK_FALSE(h.store->is_handled(e.id).value());
+  h.refuse = false;
+  CHECK(h.rec->offer(e).value() == offer_outcome::handed_over);
+  CHECK(h.rec->counts().handler_failures == 1);
+}
+
+TEST_CASE("a handler that throws does not confirm, and the error says why", "[reconciler]") {
+  state_dir dir;
+  std::shared_ptr<unloc::file_reconciliation_store> store =
+      unloc::file_reconciliation_store::open(dir.dir + "/state").value();
+  unloc::reconciler rec(store, [](const access_event&, event_source) -> bool {
+    throw std::runtime_error("database is down");
+  });
+  auto offered = rec.offer(event(1, start));
+  REQUIRE_FALSE(offered);
+  CHECK(offered.error().message.find("database is down") != std::string::npos);
+  CHECK(store->size() == 0);
+}
+
+TEST_CASE("the first read takes the whole log, the next ones start at the checkpoint minus the "
+          "overlap",
+          "[reconciler]") {
+  state_dir dir;
+  harness h(dir, 1h);
+  fake_log log;
+  for (std::uint32_t n = 0; n < 5; ++n) log.events.push_back(event(n, start - 10min * (n + 1)));
+  auto first = h.rec->read_log(log, unloc::access_log_query::project()).value();
+  CHECK_FALSE(log.queries[0].from.has_value());
+  CHECK(log.queries[0].to == start);
+  CHECK(first.scope == "project");
+  CHECK(first.read == 5);
+  CHECK(first.recovered == 5);
+  CHECK(h.store->checkpoint("project").value() == start);
+
+  h.now = start + 5min;
+  auto second = h.rec->read_log(log, unloc::access_log_query::project()).value();
+  CHECK(log.queries[1].from == start - 1h);
+  CHECK(log.queries[1].to == start + 5min);
+  CHECK(second.read == 5);  // the overlap: all five are in [start - 1h, start + 5min)
+  CHECK(second.recovered == 0);
+  CHECK(h.handed.size() == 5);
+}
+
+TEST_CASE("an event reported late, within the overlap, is recovered from the log", "[reconciler]") {
+  state_dir dir;
+  harness h(dir, 2h);
+  fake_log log;
+  const auto lock = unloc::uuid::parse("c0f3aed0-2a7e-4de5-a0ff-3bfc22bfb6ef").value();
+  REQUIRE(h.rec->read_log(log, unloc::access_log_query::lock(lock)));
+  // Happened 30 min before the checkpoint, but the phone was offline: it shows
+  // up in the log only now, and its webhook delivery was lost.
+  log.events.push_back(event(7, start - 30min));
+  h.now = start + 1h;
+  auto report = h.rec->read_log(log, unloc::access_log_query::lock(lock)).value();
+  CHECK(report.scope == lock.to_string());
+  CHECK(report.recovered == 1);
+  REQUIRE(h.handed.size() == 1);
+  CHECK(h.handed[0].second == event_source::access_log);
+  CHECK(h.rec->counts().from_access_log == 1);
+}
+
+TEST_CASE("an event delivered by webhook is not handed over again from the log", "[reconciler]") {
+  state_dir dir;
+  harness h(dir);
+  fake_log log;
+  log.events.push_back(event(1, start - 1min));
+  log.events.push_back(event(2, start - 2min));
+  REQUIRE(h.rec->offer(log.events[0]).value() == offer_outcome::handed_over);
+  auto report = h.rec->read_log(log, unloc::access_log_query::project()).value();
+  CHECK(report.read == 2);
+  CHECK(report.recovered == 1);
+  CHECK(h.handed.size() == 2);
+  CHECK(h.rec->counts().already_handed_over == 1);
+}
+
+TEST_CASE("a failed read keeps the checkpoint, and the next read repeats it", "[reconciler]") {
+  state_dir dir;
+  harness h(dir);
+  fake_log log;
+  log.events.push_back(event(1, start - 1min));
+  REQUIRE(h.rec->read_log(log, unloc::access_log_query::project()));
+  h.now = start + 10min;
+
+  SECTION("the API fails") {
+    log.fail = true;
+    CHECK(h.rec->read_log(log, unloc::access_log_query::project()).error().category ==
+          unloc::error_category::network);
+  }
+  SECTION("the handler refuses an event") {
+    log.events.push_back(event(2, start + 1min));
+    h.refuse = true;
+    CHECK(h.rec->read_log(log, unloc::access_log_query::project()).error().field == "handler");
+  }
+  CHECK(h.store->checkpoint("project").value() == start);
+  log.fail = false;
+  h.refuse = false;
+  REQUIRE(h.rec->read_log(log, unloc::access_log_query::project()));
+  CHECK(h.store->checkpoint("project").value() == start + 10min);
+}
+
+TEST_CASE("nothing handed over is handed over again after a restart", "[reconciler]") {
+  state_dir dir;
+  fake_log log;
+  for (std::uint32_t n = 0; n < 20; ++n) log.events.push_back(event(n, start - 1min * (n + 1)));
+  {
+    harness h(dir);
+    REQUIRE(h.rec->offer(log.events[0]));
+    REQUIRE(h.rec->read_log(log, unloc::access_log_query::project()));
+    CHECK(h.handed.size() == 20);
+  }
+  harness restarted(dir);
+  restarted.now = start + 1min;
+  log.events.push_back(event(100, start + 30s));
+  auto report = restarted.rec->read_log(log, unloc::access_log_query::project()).value();
+  CHECK(report.recovered == 1);
+  CHECK(restarted.handed.size() == 1);
+  CHECK(restarted.rec->offer(log.events[5]).value() == offer_outcome::duplicate);
+}
+
+TEST_CASE("many threads offering the same events hand each over once", "[reconciler]") {
+  state_dir dir;
+  harness h(dir);
+  std::vector<access_event> events;
+  for (std::uint32_t n = 0; n < 500; ++n) events.push_back(event(n, start));
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 8; ++t) {
+    threads.emplace_back([&h, &events, t] {
+      for (std::size_t i = 0; i < events.size(); ++i) {
+        (void)h.rec->offer(events[(i * 7 + static_cast<std::size_t>(t) * 61) % events.size()]);
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  CHECK(h.handed.size() == 500);
+  CHECK(h.rec->counts().duplicate_deliveries == 7 * 500);
+}
