@@ -3,6 +3,7 @@
 // status). It prints each new event as one JSON line on stdout.
 
 #include "options.hpp"
+#include "reconciliation.hpp"
 #include "server.hpp"
 #include <fcntl.h>
 #include <unistd.h>
@@ -11,6 +12,7 @@
 #include <csignal>
 #include <cstdio>
 #include <fstream>
+#include <memory>
 #include <string>
 #include <thread>
 
@@ -77,7 +79,15 @@ int main(int argc, char** argv) {
   if (o.no_auth) {
     receiver::diagnostic("WARNING: --no-auth: deliveries are accepted without credentials");
   }
-  receiver::server server(o);
+  std::unique_ptr<receiver::log_poller> poller;
+  if (!o.reconcile_state.empty()) {
+    poller = std::make_unique<receiver::log_poller>(o);
+    if (!poller->error().empty()) {
+      receiver::diagnostic(poller->error());
+      return 1;
+    }
+  }
+  receiver::server server(o, poller ? &poller->reconciler() : nullptr);
   // Before the port file exists: a script may signal as soon as it sees it.
   if (!server.error().empty() || !install_stop_signals()) {
     receiver::diagnostic(server.error().empty() ? "cannot install the signal handlers"
@@ -97,6 +107,7 @@ int main(int argc, char** argv) {
     return 1;
   }
 
+  if (poller) poller->start();
   std::thread watcher([&server] {
     const int signal = wait_for_stop();
     if (signal != 0) {
@@ -108,6 +119,7 @@ int main(int argc, char** argv) {
   const bool served = server.run();
   wake_watcher();  // when the server stopped by itself
   watcher.join();
+  if (poller) poller->stop();
   if (!served) {
     receiver::diagnostic("stopped: accepting connections failed");
     return 1;

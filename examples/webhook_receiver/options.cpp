@@ -28,6 +28,16 @@ options:
   --no-auth           accept deliveries without Basic credentials (prints a warning)
   --port-file FILE    once listening, write the port to FILE (atomically), for scripts
   --threads N         connections served at once (default 32); more wait their turn
+  --reconcile FILE    never miss an event, never print one twice: also read the
+                      access log (on start, then every --poll-interval) and print
+                      each event once, whether it came by webhook, from the log or
+                      both, across restarts (state kept in FILE and FILE.journal);
+                      needs the API variables below
+  --lock ID           with --reconcile: a Lock whose access log is read (repeatable);
+                      default: the Project's whole access log
+  --poll-interval S   with --reconcile: seconds between reads of the log (default 300)
+  --overlap S         with --reconcile: each read starts S seconds before where the
+                      last one ended, to catch events reported late (default 86400)
   --help              this text
   --version           the version
 
@@ -38,6 +48,9 @@ environment:
   UNLOC_WEBHOOK_USER_NEXT, UNLOC_WEBHOOK_PASSWORD_NEXT
       a second pair, accepted as well: to rotate, start with the new pair here,
       re-register the webhook with it, then make it the only pair
+  UNLOC_PROJECT_ID, UNLOC_CLIENT_ID, UNLOC_CLIENT_SECRET, UNLOC_API_URL (default
+  https://api.unloc.app), UNLOC_CA_BUNDLE (PEM file of extra trusted CAs)
+      with --reconcile: the API access that reads the access log
 
 answers:
   204  a valid Access Event, new or already seen
@@ -47,7 +60,8 @@ answers:
   415  a content type other than application/json
   400  a body that is not JSON, or not UTF-8
   422  JSON that is not a valid Access Event (the body names the field)
-  503  the event could not be written to stdout (the platform delivers it again)
+  503  the event could not be written to stdout, or (--reconcile) its state
+       could not be saved: the platform delivers it again
 
 SIGINT and SIGTERM stop it cleanly: it stops accepting, finishes the requests
 in progress and exits 0. Exit status: 0 stopped by a signal, 1 could not start
@@ -130,6 +144,7 @@ parsed_options parse_options(int argc, const char* const* argv) {
     result.exit_status = usage_error(message);
     return result;
   };
+  bool saw_reconcile_option = false;
   for (int i = 1; i < argc; ++i) {
     std::string name = argv[i];
     std::optional<std::string> value;  // from --name=value, or the next argument
@@ -141,9 +156,12 @@ parsed_options parse_options(int argc, const char* const* argv) {
         name == "--help" || name == "--version" || name == "--plain-http" || name == "--no-auth";
     const bool takes_value = name == "--listen" || name == "--cert" || name == "--key" ||
                              name == "--path" || name == "--max-body" || name == "--port-file" ||
-                             name == "--threads";
+                             name == "--threads" || name == "--reconcile" || name == "--lock" ||
+                             name == "--poll-interval" || name == "--overlap";
     if (!is_switch && !takes_value) return fail("unknown argument " + unloc::detail::quoted(name));
     if (is_switch && value) return fail(name + " takes no value");
+    saw_reconcile_option =
+        saw_reconcile_option || name == "--poll-interval" || name == "--overlap";
     if (takes_value && !value) {
       if (i + 1 >= argc) return fail(name + " needs a value");
       value = argv[++i];
@@ -183,6 +201,31 @@ parsed_options parse_options(int argc, const char* const* argv) {
     } else if (name == "--port-file") {
       if (value->empty()) return fail("--port-file needs a file name");
       o.port_file = *value;
+    } else if (name == "--reconcile") {
+      if (value->empty()) return fail("--reconcile needs a file name");
+      o.reconcile_state = *value;
+    } else if (name == "--lock") {
+      auto lock = unloc::uuid::parse(*value);
+      if (!lock) return fail("--lock takes a Lock id (a UUID), got " + unloc::detail::quoted(*value));
+      o.locks.push_back(*lock);
+    } else if (name == "--poll-interval" || name == "--overlap") {
+      const auto n = parse_number(*value, name == "--overlap" ? 0 : 1, 30ULL * 24 * 3600);
+      if (!n) return fail(name + " takes a number of seconds up to 30 days");
+      (name == "--overlap" ? o.overlap : o.poll_interval) = std::chrono::seconds(*n);
+    }
+  }
+  if (o.reconcile_state.empty() && (!o.locks.empty() || saw_reconcile_option)) {
+    return fail("--lock, --poll-interval and --overlap go with --reconcile");
+  }
+  if (!o.reconcile_state.empty()) {
+    o.api.api_url = env("UNLOC_API_URL").empty() ? o.api.api_url : env("UNLOC_API_URL");
+    o.api.project_id = env("UNLOC_PROJECT_ID");
+    o.api.client_id = env("UNLOC_CLIENT_ID");
+    o.api.client_secret = env("UNLOC_CLIENT_SECRET");
+    o.api.ca_file = env("UNLOC_CA_BUNDLE");
+    if (o.api.project_id.empty() || o.api.client_id.empty() || o.api.client_secret.empty()) {
+      return fail("--reconcile reads the access log: set UNLOC_PROJECT_ID, UNLOC_CLIENT_ID and "
+                  "UNLOC_CLIENT_SECRET");
     }
   }
   if (o.plain_http && (!o.cert_file.empty() || !o.key_file.empty())) {

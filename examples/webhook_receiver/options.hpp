@@ -1,10 +1,13 @@
 #pragma once
 
 // The command line of unloc-webhook-receiver. The options and environment
-// variables of shared/cli-and-receiver.md, plus --port-file and --threads.
+// variables of shared/cli-and-receiver.md, plus --port-file, --threads and
+// reconciliation with the access log (--reconcile).
 
 #include <unloc/core.hpp>
+#include <unloc/options.hpp>
 
+#include <chrono>
 #include <cstddef>
 #include <string>
 #include <vector>
@@ -25,6 +28,13 @@ struct options {
   int threads = 32;                    ///< --threads: connections served at once.
   /// UNLOC_WEBHOOK_USER/PASSWORD, then the _NEXT pair when set (rotation).
   std::vector<unloc::basic_credentials> credentials;
+
+  /// --reconcile: the state file of reconciliation; empty: reconciliation off.
+  std::string reconcile_state;
+  std::vector<unloc::uuid> locks;                    ///< --lock: logs read; none: the Project's.
+  std::chrono::seconds poll_interval{300};           ///< --poll-interval
+  std::chrono::seconds overlap{24 * 3600};           ///< --overlap
+  unloc::client_options api;  ///< UNLOC_API_URL, _PROJECT_ID, _CLIENT_ID, _CLIENT_SECRET, _CA_BUNDLE
 };
 
 /// What parsing decided: run with `opts`, or exit now with `exit_status`

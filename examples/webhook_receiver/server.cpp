@@ -1,6 +1,7 @@
 #include "server.hpp"
 
 #include <unloc/core.hpp>
+#include <unloc/reconciler.hpp>
 
 #include "task_queue.hpp"
 #include <httplib.h>
@@ -97,10 +98,18 @@ void diagnostic(const std::string& line) {
   write_all(STDERR_FILENO, "unloc-webhook-receiver: " + line + "\n");
 }
 
+bool print_event(const unloc::access_event& event) {
+  const std::string line = unloc::to_json_text(event) + "\n";
+  const std::lock_guard<std::mutex> lock(output_mutex);
+  return write_all(STDOUT_FILENO, line);
+}
+
 struct server::impl {
-  explicit impl(options o) : opts(std::move(o)), duplicates(make_store()), validator(policy()) {}
+  impl(options o, unloc::reconciler* r)
+      : opts(std::move(o)), reconciler(r), duplicates(make_store()), validator(policy()) {}
 
   options opts;
+  unloc::reconciler* reconciler;  // null: no --reconcile
   std::shared_ptr<unloc::memory_duplicate_store> duplicates;
   unloc::delivery_validator validator;
   std::unique_ptr<httplib::Server> http;
@@ -118,7 +127,7 @@ struct server::impl {
     p.credentials = opts.credentials;
     p.require_authentication = !opts.no_auth;
     p.max_body_bytes = opts.max_body;
-    p.duplicates = duplicates;
+    p.duplicates = reconciler ? nullptr : duplicates;  // the reconciler remembers, durably
     return p;
   }
 
@@ -214,7 +223,14 @@ struct server::impl {
                            "the body could not be read: it ended early, or its chunked framing "
                            "or Content-Encoding is malformed")
                  : validator.validate({req.method, req.path, headers_of(req), body});
-    if (d.is_new() && !print(*d.event)) {
+    if (d.is_new() && reconciler) {
+      auto offered = reconciler->offer(*d.event);
+      if (!offered) {
+        d = refusal(503, "unavailable", "the event was not handed over: " + offered.error().message);
+      } else if (*offered == unloc::offer_outcome::duplicate) {
+        d.outcome = unloc::delivery_outcome::duplicate;
+      }
+    } else if (d.is_new() && !print_event(*d.event)) {
       duplicates->erase(d.event->id);  // not handed over: its next delivery is new again
       d = refusal(503, "unavailable",
                   std::string("cannot write the event to stdout: ") + std::strerror(errno));
@@ -235,12 +251,6 @@ struct server::impl {
            d ? std::move(*d)
              : refusal(res.status, "malformed_request", "malformed request line or header"),
            true);
-  }
-
-  bool print(const unloc::access_event& event) {
-    const std::string line = unloc::to_json_text(event) + "\n";
-    const std::lock_guard<std::mutex> lock(output_mutex);
-    return write_all(STDOUT_FILENO, line);
   }
 
   void log(const Request& req, const unloc::delivery_decision& d) {
@@ -287,7 +297,8 @@ struct server::impl {
   }
 };
 
-server::server(const options& opts) : impl_(std::make_unique<impl>(opts)) {
+server::server(const options& opts, unloc::reconciler* reconciler)
+    : impl_(std::make_unique<impl>(opts, reconciler)) {
   if (opts.plain_http) {
     impl_->adopt(std::make_unique<listener<httplib::Server>>());
   } else {

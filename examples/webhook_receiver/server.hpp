@@ -5,8 +5,14 @@
 
 #include "options.hpp"
 
+#include <unloc/access_event.hpp>
+
 #include <memory>
 #include <string>
+
+UNLOC_BEGIN_NAMESPACE
+class reconciler;
+UNLOC_END_NAMESPACE
 
 namespace receiver {
 
@@ -14,14 +20,19 @@ namespace receiver {
 /// lines from several threads never interleave. Never give it a secret.
 void diagnostic(const std::string& line);
 
+/// Writes one event as a JSON line on stdout, whole (never interleaved with
+/// another line); false when stdout failed.
+bool print_event(const unloc::access_event& event);
+
 /// Serves deliveries: each new Access Event is written to stdout as one JSON
 /// line before the delivery is acknowledged. Construct, `bind`, then `run`;
 /// `stop` may be called from any thread at any time after construction.
 class server {
  public:
   /// Sets the server up (loading the TLS files unless --plain-http); on
-  /// failure `error()` says why.
-  explicit server(const options& opts);
+  /// failure `error()` says why. With `reconciler`, new events are offered to
+  /// it (it prints them and remembers them); without, they are printed here.
+  explicit server(const options& opts, unloc::reconciler* reconciler = nullptr);
   ~server();
   server(const server&) = delete;
   server& operator=(const server&) = delete;

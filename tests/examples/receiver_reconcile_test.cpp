@@ -1,0 +1,133 @@
+// unloc-webhook-receiver --reconcile against the reference server: events
+// missed while it was down come from the access log, each printed once, across
+// restarts. The 10,000-event version with kills is tests/reliability/.
+
+#include "receiver_harness.hpp"
+
+#include <fstream>
+#include <set>
+
+using namespace receiver_test;
+
+namespace {
+
+// The API variables --reconcile reads, for `server`, with the webhook credentials.
+std::vector<std::string> api_env(const unloc_test::reference_server& server,
+                                 const std::string& secret = {}) {
+  auto env = credential_env();
+  env.insert(env.end(), {"UNLOC_API_URL=" + server.base_url(),
+                         "UNLOC_PROJECT_ID=" + server.project_id(),
+                         "UNLOC_CLIENT_ID=" + server.client_id(),
+                         "UNLOC_CLIENT_SECRET=" + (secret.empty() ? server.client_secret() : secret),
+                         "UNLOC_CA_BUNDLE=" + server.ca_file()});
+  return env;
+}
+
+std::set<std::string> printed_ids(const receiver_process& r) {
+  std::set<std::string> ids;
+  for (const auto& line : lines_of(r.out())) {
+    ids.insert(nlohmann::json::parse(line).at("id").get<std::string>());
+  }
+  return ids;
+}
+
+// Waits (at most 20 s) until the receiver has printed `count` lines.
+bool wait_for_lines(const receiver_process& r, std::size_t count) {
+  const auto deadline = steady::now() + 20s;
+  while (lines_of(r.out()).size() < count && steady::now() < deadline) {
+    std::this_thread::sleep_for(20ms);
+  }
+  return lines_of(r.out()).size() == count;
+}
+
+std::string state_file(const char* name) {
+  const std::string path = unloc_test::test_tls_files().dir + "/" + name;
+  std::remove(path.c_str());
+  std::remove((path + ".journal").c_str());
+  return path;
+}
+
+const std::string lock_a = "c0f3aed0-2a7e-4de5-a0ff-3bfc22bfb6ef";
+const std::string lock_b = "df50a61f-9e1f-4e1c-9e89-8395c908065a";
+
+}  // namespace
+
+TEST_CASE("--reconcile prints the events missed while it was down, once, across restarts",
+          "[receiver][reconcile]") {
+  unloc_test::reference_server server;
+  const std::string state = state_file("reconcile-restarts");
+  const launch how{{"--reconcile", state, "--poll-interval", "1"}, api_env(server)};
+  auto first_batch = server.record_events(lock_a, 5);
+
+  std::set<std::string> seen;
+  {
+    receiver_process r(how);
+    REQUIRE(wait_for_lines(r, 5));
+    seen = printed_ids(r);
+    CHECK(seen == std::set<std::string>(first_batch.begin(), first_batch.end()));
+    CHECK(r.err().find("recovered 5") != std::string::npos);
+
+    // A webhook delivery of an event already printed from the log: acknowledged, not printed.
+    auto c = r.client();
+    const auto body = unloc::to_json_text(make_event(first_batch[0]));
+    CHECK(c->Post("/accessEvents", auth_headers(), body, "application/json")->status == 204);
+    CHECK(r.stop(SIGTERM) == 0);
+    CHECK(lines_of(r.out()).size() == 5);
+    CHECK(r.err().find("delivered again") != std::string::npos);
+  }
+
+  auto second_batch = server.record_events(lock_b, 3);
+  receiver_process again(how);
+  REQUIRE(wait_for_lines(again, 3));
+  CHECK(printed_ids(again) == std::set<std::string>(second_batch.begin(), second_batch.end()));
+  // A new delivery is printed at once, and the log's copy of it is not printed again.
+  auto c = again.client();
+  const std::string fresh = event_id(7, 1);
+  CHECK(c->Post("/accessEvents", auth_headers(), unloc::to_json_text(make_event(fresh)),
+                "application/json")
+            ->status == 204);
+  REQUIRE(wait_for_lines(again, 4));
+  std::this_thread::sleep_for(1500ms);  // another read of the log or more
+  CHECK(lines_of(again.out()).size() == 4);
+}
+
+TEST_CASE("--reconcile --lock reads only the logs of the locks given", "[receiver][reconcile]") {
+  unloc_test::reference_server server;
+  auto on_a = server.record_events(lock_a, 2);
+  server.record_events(lock_b, 2);
+  receiver_process r(launch{{"--reconcile", state_file("reconcile-lock"), "--lock", lock_a},
+                            api_env(server)});
+  REQUIRE(wait_for_lines(r, 2));
+  CHECK(printed_ids(r) == std::set<std::string>(on_a.begin(), on_a.end()));
+  CHECK(r.err().find("access log of lock " + lock_a) != std::string::npos);
+}
+
+TEST_CASE("--reconcile refuses to start without what it needs", "[receiver][reconcile]") {
+  unloc_test::reference_server server;
+  SECTION("the API variables") {
+    receiver_process r(launch{{"--reconcile", state_file("reconcile-env")}});
+    CHECK(r.exit_status() == 2);
+    CHECK(r.err().find("UNLOC_CLIENT_SECRET") != std::string::npos);
+  }
+  SECTION("--lock without --reconcile") {
+    receiver_process r(launch{{"--lock", lock_a}});
+    CHECK(r.exit_status() == 2);
+  }
+  SECTION("a state file that is not one") {
+    const std::string state = state_file("reconcile-corrupt");
+    std::ofstream(state) << "not a state file\n";
+    receiver_process r(launch{{"--reconcile", state}, api_env(server)});
+    CHECK(r.exit_status() == 1);
+    CHECK(r.err().find("is not a state file") != std::string::npos);
+  }
+  SECTION("credentials the API refuses: it serves, and says why the log is not read") {
+    receiver_process r(
+        launch{{"--reconcile", state_file("reconcile-auth")}, api_env(server, "wrong-secret")});
+    const auto deadline = steady::now() + 10s;
+    while (r.err().find("not read") == std::string::npos && steady::now() < deadline) {
+      std::this_thread::sleep_for(20ms);
+    }
+    CHECK(r.err().find("authentication") != std::string::npos);
+    CHECK(r.err().find("wrong-secret") == std::string::npos);
+  }
+}
