@@ -150,9 +150,12 @@ class reconciler {
         [&](access_event&& event) {
           ++report.read;
           auto offered = offer(event, event_source::access_log);
-          if (!offered) failed = std::move(offered).error();
-          if (offered && *offered == offer_outcome::handed_over) ++report.recovered;
-          return offered.has_value();
+          if (!offered) {
+            failed = offered.error();
+            return false;
+          }
+          if (*offered == offer_outcome::handed_over) ++report.recovered;
+          return true;
         },
         per_call);
     if (failed) return *failed;
@@ -180,6 +183,9 @@ class reconciler {
       return make_error(error_category::internal,
                         "the handler failed on event " + event.id.to_string() + ": " + e.what(),
                         "handler");
+    } catch (...) {
+      return make_error(error_category::internal,
+                        "the handler failed on event " + event.id.to_string(), "handler");
     }
   }
 
