@@ -3,9 +3,10 @@
 # builds the SDK's programs, starts the Unloc reference server and the webhook
 # receiver over HTTPS with a test CA made here, registers a webhook with the
 # `unloc` CLI, triggers Access Events (some held by an offline phone and
-# delivered late and out of order, one delivered twice), shows the receiver
-# printing each event once, prints the Lock's access log, and stops
-# everything it started.
+# delivered late and out of order, one delivered twice), stops the receiver
+# while 2 more happen and restarts it (it recovers them from the access log),
+# shows the receiver printing each event once, prints the Lock's access log,
+# and stops everything it started.
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -55,7 +56,7 @@ step "Starting the Unloc reference server"
 export UNLOC_CLIENT_SECRET=demo-secret-$RANDOM$RANDOM
 "$build/bin/unloc-reference-server" --listen 127.0.0.1:0 --port-file "$work/api.port" \
   --cert "$work/server.pem" --key "$work/server.key" --webhook-ca "$work/ca.pem" \
-  --client-id demo-client --delivery-backoff-ms 100 >"$work/reference-server.log" 2>&1 &
+  --client-id demo-client --delivery-backoff-ms 100 --delivery-attempts 3 >"$work/reference-server.log" 2>&1 &
 pids+=($!)
 wait_for_port "$work/api.port" reference-server
 api="https://127.0.0.1:$(cat "$work/api.port")"
@@ -70,17 +71,26 @@ step "Generating webhook credentials: unloc credentials generate"
 IFS=, read -r webhook_user webhook_password < <(unloc credentials generate --format csv | tail -n 1 | tr -d '\r')
 echo "user $webhook_user, password (${#webhook_password} characters, not shown)"
 
-step "Starting the webhook receiver (HTTPS, Basic credentials required)"
-UNLOC_WEBHOOK_USER=$webhook_user UNLOC_WEBHOOK_PASSWORD=$webhook_password \
-  "$build/bin/unloc-webhook-receiver" --listen 127.0.0.1:0 --port-file "$work/receiver.port" \
-  --cert "$work/server.pem" --key "$work/server.key" \
-  >"$work/events.jsonl" 2>"$work/receiver.log" &
-pids+=($!)
-wait_for_port "$work/receiver.port" receiver
+lock=c0f3aed0-2a7e-4de5-a0ff-3bfc22bfb6ef
+# The receiver, reconciling webhook deliveries with the Lock's access log
+# (state in receiver-state): each event printed once, even those it missed.
+start_receiver() {
+  rm -f "$work/receiver.port"
+  UNLOC_WEBHOOK_USER=$webhook_user UNLOC_WEBHOOK_PASSWORD=$webhook_password \
+    "$build/bin/unloc-webhook-receiver" --listen "127.0.0.1:$1" --port-file "$work/receiver.port" \
+    --cert "$work/server.pem" --key "$work/server.key" \
+    --reconcile "$work/receiver-state" --lock "$lock" --poll-interval 60 \
+    >>"$work/events.jsonl" 2>>"$work/receiver.log" &
+  receiver_pid=$!
+  pids+=("$receiver_pid")
+  wait_for_port "$work/receiver.port" receiver
+}
+
+step "Starting the webhook receiver (HTTPS, Basic credentials, --reconcile)"
+start_receiver 0
 receiver_port=$(cat "$work/receiver.port")
 echo "receiving at https://127.0.0.1:$receiver_port/accessEvents"
 
-lock=c0f3aed0-2a7e-4de5-a0ff-3bfc22bfb6ef
 step "Registering the webhook: unloc webhooks register --lock $lock --url https://…"
 unloc webhooks register --lock "$lock" \
   --url "https://$webhook_user:$webhook_password@127.0.0.1:$receiver_port/accessEvents"
@@ -98,10 +108,23 @@ admin -X POST "$api/_admin/offline/release" -d '{}' >/dev/null
 echo "the phone is online again: the held events are reported late, out of order"
 admin -X POST "$api/_admin/deliveries/wait" -d '{"timeoutMs":15000}' >/dev/null
 
-step "What the receiver printed: each new event once, as a JSON line"
+step "The receiver goes down; 2 events happen meanwhile; it comes back"
+kill "$receiver_pid" && wait "$receiver_pid" || true
+event '{"lockId":"'$lock'","lockName":"North gate","action":"locked","appUserId":"+12125552390","userName":"Ada","count":2}'
+admin -X POST "$api/_admin/deliveries/wait" -d '{"timeoutMs":15000}' >/dev/null
+echo "2 events while it is down: the platform tried 3 times each, then gave up ($(
+  admin "$api/_admin/deliveries" | grep -o '"gaveUp":[0-9]*'))"
+start_receiver "$receiver_port"
+echo "back on port $receiver_port: it reads the access log from its checkpoint"
+for _ in $(seq 1 200); do  # bounded: until its second read of the log is done
+  [[ $(grep -c 'access log of' "$work/receiver.log") -ge 2 ]] && break
+  sleep 0.05
+done
+
+step "What the receiver printed: each event once, as a JSON line"
 cat "$work/events.jsonl"
 printed=$(wc -l <"$work/events.jsonl")
-echo "-> $printed events printed for 6 events triggered and 7 deliveries"
+echo "-> $printed events printed for 8 events triggered"
 echo "receiver diagnostics:"
 sed 's/^/  /' "$work/receiver.log"
 
@@ -112,7 +135,7 @@ step "Stopping everything"
 cleanup
 trap - EXIT
 echo "done in $((SECONDS - started)) s (after the build)"
-if [[ $printed -ne 6 ]]; then
-  echo "demo: expected 6 events from the receiver, got $printed" >&2
+if [[ $printed -ne 8 ]]; then
+  echo "demo: expected 8 events from the receiver, got $printed" >&2
   exit 1
 fi
