@@ -22,6 +22,9 @@ struct http_request {
   std::string url;       ///< The absolute URL.
   http_headers headers;  ///< Request headers (may hold secrets: never log them as they are).
   std::string body;      ///< The body; empty for none.
+  /// Safe to send twice even as a POST (a token request): a connection that
+  /// breaks after sending it is then a `network` failure, not `ambiguous`.
+  bool repeatable = false;
 };
 
 /// One HTTP response, whatever its status.

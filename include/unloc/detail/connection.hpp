@@ -55,6 +55,7 @@ struct api_call {
   std::string target;       // path and query, e.g. /v2/projects/…/webhooks
   std::string body;         // JSON, or empty
   bool authenticated = true;  // false for the token endpoint itself
+  bool repeatable = false;    // a POST that is safe to send twice (the token request)
 };
 
 /// The response a call ended with (any status), and how it got there.
@@ -153,6 +154,7 @@ class connection {
       request.headers.add("Accept", "application/json");
       if (!call.body.empty()) request.headers.add("Content-Type", "application/json");
       request.body = call.body;
+      request.repeatable = call.repeatable;
       std::optional<access_token> token;
       if (call.authenticated) {
         auto fetched = tokens_->token(deadline);
@@ -252,13 +254,17 @@ class connection {
                            {"client_secret", options_.client_secret},
                            {"scope", "project.admin"},
                            {"project_id", options_.project_id}};
-    api_call call{"POST", "/v2/auth/token/", body.dump(), false};
+    api_call call{"POST", "/v2/auth/token/", body.dump(), false, true};
     auto outcome = execute(call, options_.retry, deadline);
     if (!outcome) return outcome.error();
-    if (outcome->response.status != 200) {
+    if (const int status = outcome->response.status; status != 200) {
       error e = http_error(*outcome);
-      e.category = error_category::authentication;
-      e.message = "the token request was refused: " + e.message;
+      // OAuth refuses bad client credentials with 400 or 401; anything else
+      // (an outage, a rate limit) is not the credentials' fault.
+      if (status == 400) e.category = error_category::authentication;
+      e.message = (e.category == error_category::authentication ? "the token request was refused: "
+                                                                 : "the token request failed: ") +
+                  e.message;
       return e;
     }
     auto token = parse_access_token(outcome->response.body);

@@ -174,7 +174,14 @@ class curl_transport final : public transport {
                         "response body is over " + std::to_string(options_.max_response_bytes) +
                             " bytes");
     }
-    return to_error(code, sent > 0, request.method);
+    if (code == CURLE_OPERATION_TIMEDOUT && sent == 0 &&
+        std::chrono::steady_clock::now() < deadline) {
+      // The connect timeout, not the deadline: another attempt may connect.
+      return make_error(error_category::network,
+                        "no connection within " +
+                            std::to_string(options_.connect_timeout.count()) + " ms");
+    }
+    return to_error(code, sent > 0 && request.method == "POST" && !request.repeatable);
   }
 
   /// How many connections the pooled handles hold open at most (for tests).
@@ -233,12 +240,16 @@ class curl_transport final : public transport {
     return n;
   }
 
-  static error to_error(CURLcode code, bool request_sent, const std::string& method) {
+  // `ambiguous_if_broken`: a request that must not be sent twice blindly was sent.
+  static error to_error(CURLcode code, bool ambiguous_if_broken) {
     std::string what = curl_easy_strerror(code);
     switch (code) {
       case CURLE_URL_MALFORMAT:
-      case CURLE_UNSUPPORTED_PROTOCOL:
         return make_error(error_category::invalid_input, "bad URL: " + what);
+      case CURLE_UNSUPPORTED_PROTOCOL:  // the URL is https (checked): the peer's reply is not HTTP
+      case CURLE_WEIRD_SERVER_REPLY:
+        what = "the server's reply is not HTTP (" + what + ")";
+        break;
       case CURLE_COULDNT_RESOLVE_HOST:
       case CURLE_COULDNT_RESOLVE_PROXY:
       case CURLE_COULDNT_CONNECT:
@@ -258,7 +269,7 @@ class curl_transport final : public transport {
     }
     // Past this point the request may have reached the server. Only a POST is
     // not safe to send twice blindly, so only for a POST is this ambiguous.
-    if (request_sent && method == "POST") {
+    if (ambiguous_if_broken) {
       return make_error(error_category::ambiguous,
                         what + " after the request was sent: it may have been applied");
     }
