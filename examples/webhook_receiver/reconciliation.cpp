@@ -19,13 +19,23 @@ log_poller::log_poller(const options& opts) : opts_(opts) {
     return;
   }
   client_ = std::make_unique<unloc::client>(std::move(*api));
+  for (const auto& id : (*store)->in_doubt()) {
+    diagnostic("event " + id.to_string() +
+               " was being printed when the receiver last stopped: if it comes again, it is "
+               "printed again (it may have been printed then)");
+  }
   unloc::reconciler_options settings;
   settings.overlap = opts_.overlap;
   reconciler_ = std::make_unique<unloc::reconciler>(
       std::shared_ptr<unloc::reconciliation_store>(std::move(*store)),
       // Refusing once stopping ends a long read at once, its checkpoint unmoved.
-      [this](const unloc::access_event& event, unloc::event_source) {
-        return !stopping_ && print_event(event);
+      [this](const unloc::access_event& event, const unloc::handover& how) {
+        if (stopping_) return false;
+        if (how.possibly_repeated) {
+          diagnostic("event " + event.id.to_string() +
+                     " printed again: the receiver stopped while printing it before");
+        }
+        return print_event(event);
       },
       settings);
 }

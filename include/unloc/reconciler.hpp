@@ -35,6 +35,16 @@ enum class event_source {
   return source == event_source::webhook ? "webhook" : "access_log";
 }
 
+/// How an event is handed over to the handler.
+struct handover {
+  event_source source = event_source::webhook;  ///< Where it came from this time.
+  /// True when the event was being handed over when the process last stopped
+  /// (killed, crashed): the handler may have confirmed it then. Look for its
+  /// id in your own records before acting on it again. Only a process that
+  /// stops at that moment leaves an event in doubt, so at most one per stop.
+  bool possibly_repeated = false;
+};
+
 /// What `reconciler::offer` did with an event.
 enum class offer_outcome {
   handed_over,  ///< New: the handler took it and confirmed it.
@@ -71,6 +81,7 @@ struct reconciler_counts {
   std::uint64_t duplicate_deliveries = 0;  ///< Webhook deliveries of events handed over before.
   std::uint64_t already_handed_over = 0;   ///< Log events handed over before (the overlap).
   std::uint64_t handler_failures = 0;      ///< Events the handler did not confirm.
+  std::uint64_t possibly_repeated = 0;     ///< Events handed over again after a stop left them in doubt.
 };
 
 /// Hands each Access Event to `handler` exactly once, whether it comes from a
@@ -82,17 +93,19 @@ struct reconciler_counts {
 /// store. When it returns false or throws, the event is not recorded: `offer`
 /// returns an error (answer the delivery with 503, so that it is retried) and
 /// `read_log` stops without moving the checkpoint (the next read offers the
-/// event again). A crash after the handler returned and before the store
-/// recorded it hands that one event over again after the restart; a store
-/// whose `mark_handled` shares a transaction with the handler's own write
-/// closes that gap.
+/// event again). The store records each event as pending before the handler
+/// sees it: if the process is killed while the handler runs or before the
+/// store recorded its answer, that one event is handed over again after the
+/// restart, flagged `handover::possibly_repeated`. A store whose
+/// `mark_handled` shares a transaction with the handler's own write never
+/// leaves an event in doubt.
 ///
 /// Thread safety: `offer` and `read_log` may be called from many threads at
 /// once; the handler is called by one thread at a time.
 class reconciler {
  public:
-  /// Takes an event and where it came from; true confirms it.
-  using handler_function = std::function<bool(const access_event&, event_source)>;
+  /// Takes an event and how it came; true confirms it.
+  using handler_function = std::function<bool(const access_event&, const handover&)>;
 
   /// A reconciler over `store` (not null) handing events to `handler`.
   reconciler(std::shared_ptr<reconciliation_store> store, handler_function handler,
@@ -104,14 +117,19 @@ class reconciler {
   [[nodiscard]] result<offer_outcome> offer(const access_event& event,
                                             event_source source = event_source::webhook) {
     const std::lock_guard<std::mutex> lock(mutex_);
-    auto handled = store_->is_handled(event.id);
-    if (!handled) return handled.error();
-    if (*handled) {
+    auto state = store_->state_of(event.id);
+    if (!state) return state.error();
+    if (*state == handover_state::handled) {
       ++(source == event_source::webhook ? counts_.duplicate_deliveries
                                          : counts_.already_handed_over);
       return offer_outcome::duplicate;
     }
-    if (auto confirmed = call_handler(event, source); !confirmed) {
+    if (auto pending = store_->mark_pending(event.id, options_.clock()); !pending) {
+      return pending.error();
+    }
+    const handover how{source, *state == handover_state::in_doubt};
+    if (how.possibly_repeated) ++counts_.possibly_repeated;
+    if (auto confirmed = call_handler(event, how); !confirmed) {
       ++counts_.handler_failures;
       return confirmed.error();
     }
@@ -174,9 +192,9 @@ class reconciler {
   }
 
  private:
-  result<void> call_handler(const access_event& event, event_source source) {
+  result<void> call_handler(const access_event& event, const handover& how) {
     try {
-      if (handler_(event, source)) return {};
+      if (handler_(event, how)) return {};
       return make_error(error_category::internal,
                         "the handler did not confirm event " + event.id.to_string(), "handler");
     } catch (const std::exception& e) {

@@ -31,20 +31,32 @@
 #include <string>
 #include <string_view>
 #include <unordered_map>
+#include <unordered_set>
 #include <utility>
+#include <vector>
 
 UNLOC_BEGIN_NAMESPACE
 
+/// Where an event stands with the reconciler.
+enum class handover_state {
+  unseen,    ///< Never handed over.
+  in_doubt,  ///< Being handed over when the process stopped: the handler may have confirmed it.
+  handled,   ///< Handed over and confirmed.
+};
+
 /// The reconciler's memory. The reconciler calls one store from one thread at
-/// a time, and a call returns only once what it records is saved. To run
-/// several receivers on several machines, implement it over a shared database:
-/// `mark_handled` in the same transaction as the handler's own write makes a
-/// crash between the two impossible.
+/// a time, and a call returns only once what it records is saved (a killed
+/// process must not lose it). To run several receivers on several machines,
+/// implement it over a shared database, with `mark_handled` in the same
+/// transaction as the handler's own write: then no event is ever in doubt.
 class reconciliation_store {
  public:
   virtual ~reconciliation_store() = default;
-  /// True when the event `id` was handed over and confirmed.
-  [[nodiscard]] virtual result<bool> is_handled(const uuid& id) = 0;
+  /// Where the event `id` stands.
+  [[nodiscard]] virtual result<handover_state> state_of(const uuid& id) = 0;
+  /// Records that the event `id` is about to be handed over (at `when`): if the
+  /// process stops before `mark_handled`, the event is `in_doubt` afterwards.
+  virtual result<void> mark_pending(const uuid& id, timestamp when) = 0;
   /// Records that the event `id` was handed over and confirmed at `when`.
   virtual result<void> mark_handled(const uuid& id, timestamp when) = 0;
   /// How far the access log of `scope` has been read: every event it held
@@ -171,9 +183,10 @@ class state_file {
 /// state file now and then. Memory: the ids of the last `retention` (about 60
 /// bytes each). One process at a time may use a file.
 ///
-/// The files are text, one record a line: `h <event id> <ms since 1970>` (handed
-/// over) and `c <ms since 1970> <scope>` (checkpoint); the state file starts
-/// with `unloc-reconciliation-state 1`.
+/// The files are text, one record a line: `p <event id> <ms since 1970>`
+/// (about to be handed over), `h <event id> <ms since 1970>` (handed over) and
+/// `c <ms since 1970> <scope>` (checkpoint); the state file starts with
+/// `unloc-reconciliation-state 1`.
 class file_reconciliation_store final : public reconciliation_store {
  public:
   /// The store's wall clock, replaceable in tests.
@@ -199,20 +212,28 @@ class file_reconciliation_store final : public reconciliation_store {
     return store;
   }
 
-  [[nodiscard]] result<bool> is_handled(const uuid& id) override {
+  [[nodiscard]] result<handover_state> state_of(const uuid& id) override {
     expire(clock_());
-    return handled_.count(id) != 0;
+    if (handled_.count(id) != 0) return handover_state::handled;
+    return doubt_.count(id) != 0 ? handover_state::in_doubt : handover_state::unseen;
+  }
+
+  result<void> mark_pending(const uuid& id, timestamp when) override {
+    if (!pending_.emplace(id, when).second) return {};
+    return append(record('p', id, when), options_.sync_each_event);
   }
 
   result<void> mark_handled(const uuid& id, timestamp when) override {
     expire(clock_());
+    pending_.erase(id);
+    doubt_.erase(id);
     if (!remember(id, when)) return {};
-    if (!journal_.write_all(handled_record(id, when)) ||
-        (options_.sync_each_event && !journal_.sync())) {
-      return failure("cannot write", journal_path());
-    }
-    ++journal_records_;
-    return compact_if_due();
+    return append(record('h', id, when), options_.sync_each_event);
+  }
+
+  /// The events that were being handed over when the process last stopped.
+  [[nodiscard]] std::vector<uuid> in_doubt() const {
+    return std::vector<uuid>(doubt_.begin(), doubt_.end());
   }
 
   [[nodiscard]] result<std::optional<timestamp>> checkpoint(const std::string& scope) override {
@@ -229,11 +250,7 @@ class file_reconciliation_store final : public reconciliation_store {
     saved = (std::max)(saved, read_to);
     // Synced, always: the checkpoint must not outlive the ids it vouches for,
     // which are in the journal before it.
-    if (!journal_.write_all(checkpoint_record(scope, saved)) || !journal_.sync()) {
-      return failure("cannot write", journal_path());
-    }
-    ++journal_records_;
-    return compact_if_due();
+    return append(checkpoint_record(scope, saved), true);
   }
 
   /// How many ids are remembered.
@@ -255,8 +272,18 @@ class file_reconciliation_store final : public reconciliation_store {
                           std::strerror(errno));
   }
 
-  static std::string handled_record(const uuid& id, timestamp when) {
-    return "h " + id.to_string() + " " + std::to_string(when.time_since_epoch().count()) + "\n";
+  static std::string record(char kind, const uuid& id, timestamp when) {
+    return std::string{kind, ' '} + id.to_string() + " " +
+           std::to_string(when.time_since_epoch().count()) + "\n";
+  }
+
+  // One record, in one write: a killed process leaves it whole or torn at the end.
+  result<void> append(const std::string& line, bool sync) {
+    if (!journal_.write_all(line) || (sync && !journal_.sync())) {
+      return failure("cannot write", journal_path());
+    }
+    ++journal_records_;
+    return compact_if_due();
   }
   static std::string checkpoint_record(const std::string& scope, timestamp at) {
     return "c " + std::to_string(at.time_since_epoch().count()) + " " + scope + "\n";
@@ -296,11 +323,17 @@ class file_reconciliation_store final : public reconciliation_store {
     if (space == std::string_view::npos) return false;
     const auto first = line.substr(2, space - 2);
     const auto second = line.substr(space + 1);
-    if (line[0] == 'h') {
+    if (line[0] == 'h' || line[0] == 'p') {
       auto id = uuid::parse(first);
       const auto ms = parse_ms(second);
       if (!id || !ms) return false;
-      remember(*id, timestamp(std::chrono::milliseconds(*ms)));
+      const timestamp when{std::chrono::milliseconds(*ms)};
+      if (line[0] == 'p') {
+        pending_.emplace(*id, when);
+      } else {
+        pending_.erase(*id);
+        remember(*id, when);
+      }
       return true;
     }
     if (line[0] == 'c') {
@@ -355,6 +388,7 @@ class file_reconciliation_store final : public reconciliation_store {
     if (!state) return state.error();
     auto journal = read_records(journal_path(), true);
     if (!journal) return journal.error();
+    for (const auto& entry : pending_) doubt_.insert(entry.first);
     expire(clock_());
     return {};
   }
@@ -373,9 +407,18 @@ class file_reconciliation_store final : public reconciliation_store {
     text.reserve(header.size() + handled_.size() * 56 + checkpoints_.size() * 64);
     for (const auto& [when, id] : order_) {
       const auto it = handled_.find(id);
-      if (it != handled_.end() && it->second == when) text += handled_record(id, when);
+      if (it != handled_.end() && it->second == when) text += record('h', id, when);
     }
-    state_records_ = handled_.size() + checkpoints_.size();
+    for (auto it = pending_.begin(); it != pending_.end();) {  // forgotten like handled ids
+      if (clock_() - it->second >= options_.retention) {
+        doubt_.erase(it->first);
+        it = pending_.erase(it);
+        continue;
+      }
+      text += record('p', it->first, it->second);
+      ++it;
+    }
+    state_records_ = handled_.size() + pending_.size() + checkpoints_.size();
     for (const auto& [scope, at] : checkpoints_) text += checkpoint_record(scope, at);
     if (!detail::state_file::replace(path_, text)) return failure("cannot write", path_);
     detail::state_file journal;
@@ -393,6 +436,8 @@ class file_reconciliation_store final : public reconciliation_store {
   std::size_t journal_records_ = 0;  // records appended since the state file was written
   std::size_t state_records_ = 0;    // records in the state file
   std::unordered_map<uuid, timestamp> handled_;
+  std::unordered_map<uuid, timestamp> pending_;  // marked pending, not (yet) handled
+  std::unordered_set<uuid> doubt_;               // of those, the ones a past process left
   std::deque<std::pair<timestamp, uuid>> order_;  // oldest first
   std::map<std::string, timestamp> checkpoints_;
 };

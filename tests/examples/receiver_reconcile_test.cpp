@@ -131,3 +131,22 @@ TEST_CASE("--reconcile refuses to start without what it needs", "[receiver][reco
     CHECK(r.err().find("wrong-secret") == std::string::npos);
   }
 }
+
+TEST_CASE("--reconcile prints an event a kill left in doubt again, and says so",
+          "[receiver][reconcile]") {
+  unloc_test::reference_server server;
+  const std::string state = state_file("reconcile-doubt");
+  auto ids = server.record_events(lock_a, 2);
+  // What a receiver killed while printing ids[0] leaves: pending, never handled.
+  const auto now_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                          std::chrono::system_clock::now().time_since_epoch())
+                          .count();
+  std::ofstream(state + ".journal") << "p " << ids[0] << " " << now_ms << "\n";
+  receiver_process r(launch{{"--reconcile", state}, api_env(server)});
+  REQUIRE(wait_for_lines(r, 2));
+  CHECK(printed_ids(r) == std::set<std::string>(ids.begin(), ids.end()));
+  CHECK(r.err().find("event " + ids[0] + " was being printed when the receiver last stopped") !=
+        std::string::npos);
+  CHECK(r.err().find("event " + ids[0] + " printed again") != std::string::npos);
+  CHECK(r.err().find("event " + ids[1] + " printed again") == std::string::npos);
+}

@@ -88,9 +88,10 @@ struct harness {
     options.clock = [this] { return now; };
     rec = std::make_unique<unloc::reconciler>(
         store,
-        [this](const access_event& e, event_source source) {
+        [this](const access_event& e, const unloc::handover& how) {
           if (refuse) return false;
-          handed.emplace_back(e.id.to_string(), source);
+          handed.emplace_back(e.id.to_string(), how.source);
+          repeated.push_back(how.possibly_repeated);
           return true;
         },
         options);
@@ -98,6 +99,7 @@ struct harness {
   timestamp now = start;
   bool refuse = false;
   std::vector<std::pair<std::string, event_source>> handed;
+  std::vector<bool> repeated;
   std::shared_ptr<unloc::file_reconciliation_store> store;
   std::unique_ptr<unloc::reconciler> rec;
 };
@@ -124,7 +126,7 @@ TEST_CASE("an event the handler does not confirm is offered again", "[reconciler
   auto refused = h.rec->offer(e);
   REQUIRE_FALSE(refused);
   CHECK(refused.error().field == "handler");
-  CHECK_FALSE(h.store->is_handled(e.id).value());
+  CHECK(h.store->state_of(e.id).value() != unloc::handover_state::handled);
   h.refuse = false;
   CHECK(h.rec->offer(e).value() == offer_outcome::handed_over);
   CHECK(h.rec->counts().handler_failures == 1);
@@ -134,7 +136,7 @@ TEST_CASE("a handler that throws does not confirm, and the error says why", "[re
   state_dir dir;
   std::shared_ptr<unloc::file_reconciliation_store> store =
       unloc::file_reconciliation_store::open(dir.dir + "/state").value();
-  unloc::reconciler rec(store, [](const access_event&, event_source) -> bool {
+  unloc::reconciler rec(store, [](const access_event&, const unloc::handover&) -> bool {
     throw std::runtime_error("database is down");
   });
   auto offered = rec.offer(event(1, start));
@@ -259,4 +261,31 @@ TEST_CASE("many threads offering the same events hand each over once", "[reconci
   for (auto& t : threads) t.join();
   CHECK(h.handed.size() == 500);
   CHECK(h.rec->counts().duplicate_deliveries == 7 * 500);
+}
+
+TEST_CASE("an event whose handover a stop interrupted comes again, flagged possibly repeated",
+          "[reconciler]") {
+  state_dir dir;
+  const auto e = event(9, start);
+  {
+    // A process that dies inside the handler: pending recorded, never handled.
+    auto store = unloc::file_reconciliation_store::open(dir.dir + "/state").value();
+    REQUIRE(store->mark_pending(e.id, start));
+  }
+  harness h(dir);
+  CHECK(h.store->in_doubt() == std::vector<unloc::uuid>{e.id});
+  CHECK(h.store->state_of(e.id).value() == unloc::handover_state::in_doubt);
+  CHECK(h.rec->offer(e).value() == offer_outcome::handed_over);
+  REQUIRE(h.repeated.size() == 1);
+  CHECK(h.repeated[0]);
+  CHECK(h.rec->counts().possibly_repeated == 1);
+  CHECK(h.rec->offer(e).value() == offer_outcome::duplicate);
+  CHECK(h.store->in_doubt().empty());
+
+  // A fresh event is not in doubt, nor one the handler refused in this process.
+  h.refuse = true;
+  REQUIRE_FALSE(h.rec->offer(event(10, start)));
+  h.refuse = false;
+  REQUIRE(h.rec->offer(event(10, start)));
+  CHECK_FALSE(h.repeated.back());
 }

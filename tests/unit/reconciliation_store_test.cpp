@@ -11,6 +11,7 @@
 #include <fstream>
 #include <sstream>
 #include <string>
+#include <vector>
 #include <unistd.h>
 
 namespace {
@@ -75,18 +76,18 @@ TEST_CASE("a new store is empty and remembers ids and checkpoints across reopeni
   fake_clock clock;
   {
     auto store = file_reconciliation_store::open(dir.path(), {}, clock.function()).value();
-    CHECK_FALSE(store->is_handled(id(1)).value());
+    CHECK(store->state_of(id(1)).value() == unloc::handover_state::unseen);
     CHECK_FALSE(store->checkpoint("project").value().has_value());
     REQUIRE(store->mark_handled(id(1), start));
     REQUIRE(store->mark_handled(id(2), start + 1s));
     REQUIRE(store->save_checkpoint("project", start + 2s));
-    CHECK(store->is_handled(id(1)).value());
+    CHECK(store->state_of(id(1)).value() == unloc::handover_state::handled);
     CHECK(store->size() == 2);
   }
   auto store = file_reconciliation_store::open(dir.path(), {}, clock.function()).value();
-  CHECK(store->is_handled(id(1)).value());
-  CHECK(store->is_handled(id(2)).value());
-  CHECK_FALSE(store->is_handled(id(3)).value());
+  CHECK(store->state_of(id(1)).value() == unloc::handover_state::handled);
+  CHECK(store->state_of(id(2)).value() == unloc::handover_state::handled);
+  CHECK(store->state_of(id(3)).value() == unloc::handover_state::unseen);
   CHECK(store->checkpoint("project").value() == start + 2s);
   // Opening folds the journal into the state file, atomically replaced.
   CHECK(read_file(dir.path() + ".journal").empty());
@@ -115,10 +116,10 @@ TEST_CASE("ids are forgotten after the retention, and not written back", "[recon
     clock.now += 10 * 24h;
     REQUIRE(store->mark_handled(id(2), clock.now));
     clock.now += 21 * 24h - 1ms;
-    CHECK(store->is_handled(id(1)).value());
+    CHECK(store->state_of(id(1)).value() == unloc::handover_state::handled);
     clock.now += 1ms;
-    CHECK_FALSE(store->is_handled(id(1)).value());
-    CHECK(store->is_handled(id(2)).value());
+    CHECK(store->state_of(id(1)).value() == unloc::handover_state::unseen);
+    CHECK(store->state_of(id(2)).value() == unloc::handover_state::handled);
   }
   auto store = file_reconciliation_store::open(dir.path(), options, clock.function()).value();
   CHECK(store->size() == 1);
@@ -148,8 +149,8 @@ TEST_CASE("a torn last journal line, left by a crash, is ignored", "[reconciliat
   append(dir.path() + ".journal", "h " + id(1).to_string() + " " + ms + "\nh " +
                                       id(2).to_string().substr(0, 20));
   auto store = file_reconciliation_store::open(dir.path(), {}, clock.function()).value();
-  CHECK(store->is_handled(id(1)).value());
-  CHECK_FALSE(store->is_handled(id(2)).value());
+  CHECK(store->state_of(id(1)).value() == unloc::handover_state::handled);
+  CHECK(store->state_of(id(2)).value() == unloc::handover_state::unseen);
 }
 
 TEST_CASE("a corrupt state is an error naming the file and line, never a guess",
@@ -175,4 +176,28 @@ TEST_CASE("a state that cannot be written is an error", "[reconciliation_store]"
   auto store = file_reconciliation_store::open("/nonexistent-unloc-dir/state");
   REQUIRE_FALSE(store);
   CHECK(store.error().message.find("/nonexistent-unloc-dir/state") != std::string::npos);
+}
+
+TEST_CASE("a pending id outlives a compaction and a reopening, until it is handled",
+          "[reconciliation_store]") {
+  state_dir dir;
+  fake_clock clock;
+  unloc::file_store_options options;
+  options.compact_after = 3;
+  {
+    auto store = file_reconciliation_store::open(dir.path(), options, clock.function()).value();
+    REQUIRE(store->mark_pending(id(1), start));
+    // Pending in this process is not in doubt: only a stop makes it so.
+    CHECK(store->state_of(id(1)).value() == unloc::handover_state::unseen);
+    for (std::uint32_t n = 10; n < 20; ++n) REQUIRE(store->mark_handled(id(n), start));  // compacts
+  }
+  {
+    auto store = file_reconciliation_store::open(dir.path(), options, clock.function()).value();
+    CHECK(store->state_of(id(1)).value() == unloc::handover_state::in_doubt);
+    CHECK(store->in_doubt() == std::vector<uuid>{id(1)});
+    REQUIRE(store->mark_handled(id(1), start));
+    CHECK(store->state_of(id(1)).value() == unloc::handover_state::handled);
+  }
+  auto store = file_reconciliation_store::open(dir.path(), options, clock.function()).value();
+  CHECK(store->in_doubt().empty());
 }
