@@ -2,6 +2,8 @@
 
 #include <unloc/duplicate_store.hpp>
 
+#include "fixtures.hpp"
+
 #include <array>
 #include <atomic>
 #include <chrono>
@@ -17,16 +19,7 @@ using namespace std::chrono_literals;
 using unloc::memory_duplicate_store;
 using unloc::uuid;
 
-// A distinct id for each n.
-uuid id(std::uint32_t n) {
-  std::array<std::uint8_t, 16> bytes{};
-  bytes[0] = 0xae;
-  bytes[12] = static_cast<std::uint8_t>(n >> 24);
-  bytes[13] = static_cast<std::uint8_t>(n >> 16);
-  bytes[14] = static_cast<std::uint8_t>(n >> 8);
-  bytes[15] = static_cast<std::uint8_t>(n);
-  return uuid(bytes);
-}
+uuid id(std::uint32_t n) { return unit::numbered_id(n); }
 
 const unloc::timestamp created = unloc::parse_timestamp("2022-01-01T10:35:24.083Z").value();
 

@@ -6,6 +6,8 @@
 #include <unloc/reconciler.hpp>
 #include <unloc/testing.hpp>
 
+#include "fixtures.hpp"
+
 #include <algorithm>
 #include <array>
 #include <chrono>
@@ -29,11 +31,7 @@ const timestamp start = unloc::parse_timestamp("2026-11-01T00:00:00.000Z").value
 
 access_event event(std::uint32_t n, timestamp created) {
   access_event e = unloc::testing::sample_access_event();
-  std::array<std::uint8_t, 16> bytes{};
-  bytes[0] = 0xae;
-  bytes[14] = static_cast<std::uint8_t>(n >> 8);
-  bytes[15] = static_cast<std::uint8_t>(n);
-  e.id = unloc::uuid(bytes);
+  e.id = unit::numbered_id(n);
   e.created = created;
   return e;
 }
@@ -63,25 +61,12 @@ struct fake_log {
   }
 };
 
-struct state_dir {
-  std::string dir;
-  state_dir() {
-    std::string pattern = "/tmp/unloc-reconciler-XXXXXX";
-    dir = ::mkdtemp(pattern.data()) ? pattern : "";
-    REQUIRE(!dir.empty());
-  }
-  ~state_dir() {
-    for (const char* name : {"/state", "/state.journal", "/state.tmp"}) {
-      std::remove((dir + name).c_str());
-    }
-    ::rmdir(dir.c_str());
-  }
-};
+using unit::state_dir;
 
 // A reconciler over a store in `dir`, with a clock the test moves, recording what it hands over.
 struct harness {
   explicit harness(const state_dir& dir, std::chrono::milliseconds overlap = 1h) {
-    store = unloc::file_reconciliation_store::open(dir.dir + "/state", {}, [this] { return now; })
+    store = unloc::file_reconciliation_store::open(dir.path(), {}, [this] { return now; })
                 .value();
     unloc::reconciler_options options;
     options.overlap = overlap;
@@ -135,7 +120,7 @@ TEST_CASE("an event the handler does not confirm is offered again", "[reconciler
 TEST_CASE("a handler that throws does not confirm, and the error says why", "[reconciler]") {
   state_dir dir;
   std::shared_ptr<unloc::file_reconciliation_store> store =
-      unloc::file_reconciliation_store::open(dir.dir + "/state").value();
+      unloc::file_reconciliation_store::open(dir.path()).value();
   unloc::reconciler rec(store, [](const access_event&, const unloc::handover&) -> bool {
     throw std::runtime_error("database is down");
   });
@@ -269,7 +254,7 @@ TEST_CASE("an event whose handover a stop interrupted comes again, flagged possi
   const auto e = event(9, start);
   {
     // A process that dies inside the handler: pending recorded, never handled.
-    auto store = unloc::file_reconciliation_store::open(dir.dir + "/state").value();
+    auto store = unloc::file_reconciliation_store::open(dir.path()).value();
     REQUIRE(store->mark_pending(e.id, start));
   }
   harness h(dir);

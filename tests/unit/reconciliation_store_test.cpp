@@ -2,6 +2,8 @@
 
 #include <unloc/reconciliation_store.hpp>
 
+#include "fixtures.hpp"
+
 #include <algorithm>
 #include <array>
 #include <chrono>
@@ -21,34 +23,11 @@ using unloc::file_reconciliation_store;
 using unloc::timestamp;
 using unloc::uuid;
 
-uuid id(std::uint32_t n) {
-  std::array<std::uint8_t, 16> bytes{};
-  bytes[0] = 0xae;
-  bytes[12] = static_cast<std::uint8_t>(n >> 24);
-  bytes[13] = static_cast<std::uint8_t>(n >> 16);
-  bytes[14] = static_cast<std::uint8_t>(n >> 8);
-  bytes[15] = static_cast<std::uint8_t>(n);
-  return uuid(bytes);
-}
+uuid id(std::uint32_t n) { return unit::numbered_id(n); }
 
 const timestamp start = unloc::parse_timestamp("2026-11-01T00:00:00.000Z").value();
 
-// A fresh directory per test, removed with its files.
-struct state_dir {
-  std::string dir;
-  state_dir() {
-    std::string pattern = "/tmp/unloc-state-XXXXXX";
-    dir = ::mkdtemp(pattern.data()) ? pattern : "";
-    REQUIRE(!dir.empty());
-  }
-  ~state_dir() {
-    for (const char* name : {"/state", "/state.journal", "/state.tmp"}) {
-      std::remove((dir + name).c_str());
-    }
-    ::rmdir(dir.c_str());
-  }
-  [[nodiscard]] std::string path() const { return dir + "/state"; }
-};
+using unit::state_dir;
 
 std::string read_file(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
