@@ -194,6 +194,16 @@ class receiver_process {
   std::string out_, err_, port_file_;
 };
 
+/// Polls the receiver's stderr until it holds `text`; false after 10 s.
+inline bool wait_for_err(const receiver_process& r, const std::string& text) {
+  const auto deadline = steady::now() + 10s;
+  while (r.err().find(text) == std::string::npos) {
+    if (steady::now() > deadline) return false;
+    std::this_thread::sleep_for(5ms);
+  }
+  return true;
+}
+
 /// One HTTP response as read off a raw connection.
 struct raw_response {
   int status = 0;  ///< 0: none came (the connection closed or timed out).

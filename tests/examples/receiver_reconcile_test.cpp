@@ -65,7 +65,7 @@ TEST_CASE("--reconcile prints the events missed while it was down, once, across 
     REQUIRE(wait_for_lines(r, 5));
     seen = printed_ids(r);
     CHECK(seen == std::set<std::string>(first_batch.begin(), first_batch.end()));
-    CHECK(r.err().find("recovered 5") != std::string::npos);
+    CHECK(wait_for_err(r, "recovered 5"));  // written once the read is done, after the events
 
     // A webhook delivery of an event already printed from the log: acknowledged, not printed.
     auto c = r.client();
@@ -99,7 +99,7 @@ TEST_CASE("--reconcile --lock reads only the logs of the locks given", "[receive
                             api_env(server)});
   REQUIRE(wait_for_lines(r, 2));
   CHECK(printed_ids(r) == std::set<std::string>(on_a.begin(), on_a.end()));
-  CHECK(r.err().find("access log of lock " + lock_a) != std::string::npos);
+  CHECK(wait_for_err(r, "access log of lock " + lock_a));
 }
 
 TEST_CASE("--reconcile refuses to start without what it needs", "[receiver][reconcile]") {
@@ -123,10 +123,7 @@ TEST_CASE("--reconcile refuses to start without what it needs", "[receiver][reco
   SECTION("credentials the API refuses: it serves, and says why the log is not read") {
     receiver_process r(
         launch{{"--reconcile", state_file("reconcile-auth")}, api_env(server, "wrong-secret")});
-    const auto deadline = steady::now() + 10s;
-    while (r.err().find("not read") == std::string::npos && steady::now() < deadline) {
-      std::this_thread::sleep_for(20ms);
-    }
+    REQUIRE(wait_for_err(r, "not read"));
     CHECK(r.err().find("authentication") != std::string::npos);
     CHECK(r.err().find("wrong-secret") == std::string::npos);
   }

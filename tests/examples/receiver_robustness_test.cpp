@@ -12,16 +12,6 @@ using namespace receiver_test;
 
 namespace {
 
-// Polls stderr until it holds `text`; false after 10 s.
-bool wait_for_err(const receiver_process& r, const std::string& text) {
-  const auto deadline = steady::now() + 10s;
-  while (r.err().find(text) == std::string::npos) {
-    if (steady::now() > deadline) return false;
-    std::this_thread::sleep_for(5ms);
-  }
-  return true;
-}
-
 std::chrono::milliseconds since(steady::time_point start) {
   return std::chrono::duration_cast<std::chrono::milliseconds>(steady::now() - start);
 }
