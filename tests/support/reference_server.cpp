@@ -264,10 +264,16 @@ nlohmann::json reference_server::admin(const std::string& method, const std::str
   const std::string text = body.is_null() ? std::string() : body.dump();
   std::lock_guard<std::mutex> lock(admin_mutex_);
   if (!admin_client_) throw std::runtime_error("the reference server is stopped");
-  httplib::Result result = method == "GET"      ? admin_client_->Get(path)
-                           : method == "DELETE" ? admin_client_->Delete(path)
-                           : method == "POST" ? admin_client_->Post(path, text, "application/json")
-                                              : throw std::invalid_argument("method " + method);
+  const auto send = [&] {
+    return method == "GET"      ? admin_client_->Get(path)
+           : method == "DELETE" ? admin_client_->Delete(path)
+           : method == "POST"   ? admin_client_->Post(path, text, "application/json")
+                                : throw std::invalid_argument("method " + method);
+  };
+  httplib::Result result = send();
+  // The server closes an idle keep-alive connection (after 5 s): once more on a
+  // new one, when the request was not sent (Write) or is safe to repeat.
+  if (!result && (result.error() == httplib::Error::Write || method != "POST")) result = send();
   if (!result) {
     throw std::runtime_error(method + " " + path + ": " + httplib::to_string(result.error()));
   }
