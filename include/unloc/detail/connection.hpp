@@ -166,8 +166,10 @@ class connection {
         token = std::move(*fetched);
         request.headers.add("Authorization", "Bearer " + token->value);
       }
-      log("> " + call.method + " " + redact_url(request.url) + " (attempt " +
-          std::to_string(attempt) + ")" + describe_headers(request.headers));
+      log([&] {
+        return "> " + call.method + " " + redact_url(request.url) + " (attempt " +
+               std::to_string(attempt) + ")" + describe_headers(request.headers);
+      });
       const auto started = std::chrono::steady_clock::now();
       auto sent = transport_->send(request, deadline);
       const auto took = std::chrono::duration_cast<std::chrono::milliseconds>(
@@ -176,9 +178,11 @@ class connection {
       std::chrono::milliseconds wait = full_jitter_backoff(attempt, policy.initial_backoff,
                                                            policy.max_backoff);
       if (sent) {
-        log("< " + std::to_string(sent->status) + " " + call.method + " " +
-            redact_url(request.url) + " in " + std::to_string(took.count()) + " ms" +
-            describe_headers(sent->headers));
+        log([&] {
+          return "< " + std::to_string(sent->status) + " " + call.method + " " +
+                 redact_url(request.url) + " in " + std::to_string(took.count()) + " ms" +
+                 describe_headers(sent->headers);
+        });
         const int status = sent->status;
         if (status == 401 && token && !refreshed) {
           refreshed = true;  // a token expired early or was revoked: one new token, one repeat
@@ -195,8 +199,10 @@ class connection {
         if (std::chrono::steady_clock::now() + wait >= deadline) return out;  // never overrun
       } else {
         error failure = sent.error();
-        log("! " + call.method + " " + redact_url(request.url) + " failed after " +
-            std::to_string(took.count()) + " ms: " + to_string(failure));
+        log([&] {
+          return "! " + call.method + " " + redact_url(request.url) + " failed after " +
+                 std::to_string(took.count()) + " ms: " + to_string(failure);
+        });
         out.ambiguous_attempt |= failure.category == error_category::ambiguous;
         const bool retryable = failure.category == error_category::network ||
                                failure.category == error_category::ambiguous;
@@ -273,9 +279,11 @@ class connection {
   }
 
  private:
-  void log(const std::string& line) const {
+  // The line is built only when a logger is set: every call would pay for it.
+  template <typename MakeLine>
+  void log(const MakeLine& make_line) const {
     if (!options_.logger) return;
-    std::string text = "unloc: " + line;
+    std::string text = "unloc: " + make_line();
     scrub(text, {options_.client_secret});
     options_.logger(text);
   }

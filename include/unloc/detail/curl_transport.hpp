@@ -71,9 +71,12 @@ class curl_transport final : public transport {
     }
     std::string bundle;
     if (!options.ca_file.empty() || !options.ca_pem.empty()) {
-      // CURLOPT_CAINFO would replace the system's CAs; a blob of both adds to them.
+      // A CA blob replaces libcurl's CA file but not its CA directory. With a
+      // directory the blob holds the extra CAs alone: libcurl copies and compares
+      // the blob on every request, and the system bundle is ~200 KB. Without one,
+      // the blob must carry the system bundle too.
       const curl_version_info_data* info = curl_version_info(CURLVERSION_NOW);
-      if (info != nullptr && info->cainfo != nullptr) {
+      if (info != nullptr && info->capath == nullptr && info->cainfo != nullptr) {
         if (auto system = read_file(info->cainfo)) bundle = std::move(*system) + "\n";
       }
       if (!options.ca_file.empty()) {
@@ -113,36 +116,23 @@ class curl_transport final : public transport {
       return make_error(error_category::internal, "out of memory building headers");
     }
 
+    // The handle keeps its constant options (acquire) and its connections; what
+    // a request sets, each request sets again, so nothing leaks from the last one.
     CURL* h = handle.get();
-    curl_easy_reset(h);  // keeps the handle's live connections and TLS sessions
     curl_easy_setopt(h, CURLOPT_URL, request.url.c_str());
-    curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
-#if LIBCURL_VERSION_NUM >= 0x075500
-    curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "https");
-#else
-    curl_easy_setopt(h, CURLOPT_PROTOCOLS, static_cast<long>(CURLPROTO_HTTPS));
-#endif
-    curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 1L);
-    curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 2L);
-    if (!ca_bundle_.empty()) {
-      curl_blob blob{ca_bundle_.data(), ca_bundle_.size(), CURL_BLOB_NOCOPY};
-      curl_easy_setopt(h, CURLOPT_CAINFO_BLOB, &blob);  // copied by curl at perform
-    }
-    if (!options_.proxy.empty()) curl_easy_setopt(h, CURLOPT_PROXY, options_.proxy.c_str());
-    curl_easy_setopt(h, CURLOPT_USERAGENT, options_.user_agent.c_str());
-    curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 0L);
-    curl_easy_setopt(h, CURLOPT_TCP_KEEPALIVE, 1L);
     curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, static_cast<long>(remaining.count()));
     curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS,
                      static_cast<long>((std::min)(remaining, options_.connect_timeout).count()));
     curl_easy_setopt(h, CURLOPT_HTTPHEADER, headers.get());
-    if (request.method == "GET") {
-      curl_easy_setopt(h, CURLOPT_HTTPGET, 1L);
-    } else if (request.method == "POST") {
+    curl_easy_setopt(h, CURLOPT_POSTFIELDS, nullptr);  // no previous request's body
+    curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, curl_off_t{-1});
+    curl_easy_setopt(h, CURLOPT_HTTPGET, 1L);
+    curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, nullptr);
+    if (request.method == "POST") {
       curl_easy_setopt(h, CURLOPT_POST, 1L);
       curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(request.body.size()));
       curl_easy_setopt(h, CURLOPT_POSTFIELDS, request.body.c_str());
-    } else {
+    } else if (request.method != "GET") {
       curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, request.method.c_str());
       if (!request.body.empty()) {
         curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE,
@@ -150,9 +140,7 @@ class curl_transport final : public transport {
         curl_easy_setopt(h, CURLOPT_POSTFIELDS, request.body.c_str());
       }
     }
-    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, &on_body);
     curl_easy_setopt(h, CURLOPT_WRITEDATA, &ex);
-    curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, &on_header);
     curl_easy_setopt(h, CURLOPT_HEADERDATA, &ex);
 
     const CURLcode code = curl_easy_perform(h);
@@ -174,9 +162,9 @@ class curl_transport final : public transport {
                         "response body is over " + std::to_string(options_.max_response_bytes) +
                             " bytes");
     }
-    if (code == CURLE_OPERATION_TIMEDOUT && sent == 0 &&
-        std::chrono::steady_clock::now() < deadline) {
-      // The connect timeout, not the deadline: another attempt may connect.
+    if (code == CURLE_OPERATION_TIMEDOUT && sent == 0 && options_.connect_timeout < remaining) {
+      // The connect timeout, shorter than the deadline, ended it (a clock read
+      // here could not tell: curl rounds to the millisecond): another attempt may connect.
       return make_error(error_category::network,
                         "no connection within " +
                             std::to_string(options_.connect_timeout.count()) + " ms");
@@ -288,7 +276,31 @@ class curl_transport final : public transport {
         return handle;
       }
     }
-    return curl_easy_ptr(curl_easy_init());
+    curl_easy_ptr handle(curl_easy_init());
+    if (handle) configure(handle.get());
+    return handle;
+  }
+
+  // The options every request of this transport shares, set once per handle.
+  void configure(CURL* h) {
+    curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+#if LIBCURL_VERSION_NUM >= 0x075500
+    curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "https");
+#else
+    curl_easy_setopt(h, CURLOPT_PROTOCOLS, static_cast<long>(CURLPROTO_HTTPS));
+#endif
+    curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 1L);
+    curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 2L);
+    if (!ca_bundle_.empty()) {
+      curl_blob blob{ca_bundle_.data(), ca_bundle_.size(), CURL_BLOB_NOCOPY};
+      curl_easy_setopt(h, CURLOPT_CAINFO_BLOB, &blob);  // ca_bundle_ outlives the handle
+    }
+    if (!options_.proxy.empty()) curl_easy_setopt(h, CURLOPT_PROXY, options_.proxy.c_str());
+    curl_easy_setopt(h, CURLOPT_USERAGENT, options_.user_agent.c_str());
+    curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 0L);
+    curl_easy_setopt(h, CURLOPT_TCP_KEEPALIVE, 1L);
+    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, &on_body);
+    curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, &on_header);
   }
 
   void release(curl_easy_ptr handle) {
