@@ -4,6 +4,7 @@
 /// The Access Event: what Unloc reports each time a User opens or locks a Lock
 /// with a Key, live through a webhook and afterwards in the 30-day access log.
 
+#include <unloc/detail/text.hpp>
 #include <unloc/error.hpp>
 #include <unloc/timestamp.hpp>
 #include <unloc/uuid.hpp>
@@ -249,11 +250,45 @@ void from_json(const BasicJsonType& j, access_event& event) {
   event = std::move(out);
 }
 
-/// The event as compact JSON text, fields in the API's order.
+/// The event as compact JSON text, fields in the API's order, unknown fields
+/// after them; the same text as `to_json` into `nlohmann::ordered_json` and
+/// `dump` with invalid UTF-8 replaced. Written directly: it runs once for
+/// every event a receiver prints.
 [[nodiscard]] inline std::string to_json_text(const access_event& event) {
-  nlohmann::ordered_json j;
-  to_json(j, event);
-  return j.dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace);
+  std::string out;
+  out.reserve(320);
+  const auto field = [&out](std::string_view name, std::string_view value, bool first = false) {
+    out += first ? "{\"" : ",\"";
+    out += name;
+    out += "\":";
+    detail::append_json_string(out, value);
+  };
+  const auto optional_field = [&](std::string_view name, const std::optional<std::string>& value) {
+    if (value) return field(name, *value);
+    out += ",\"";
+    out += name;
+    out += "\":null";
+  };
+  field("id", event.id.to_string(), true);
+  field("action",
+        event.action == access_action::unknown ? event.action_text : to_string(event.action));
+  field("created", format_timestamp(event.created));
+  field("keyId", event.key_id.to_string());
+  field("lockId", event.lock_id.to_string());
+  field("lockName", event.lock_name);
+  optional_field("appUserId", event.app_user_id);
+  optional_field("userName", event.user_name);
+  if (event.extra.is_object()) {
+    for (const auto& item : event.extra.items()) {
+      if (detail::event_field_from_key(item.key()) != detail::event_field::unknown) continue;
+      out += ',';
+      detail::append_json_string(out, item.key());
+      out += ':';
+      out += item.value().dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+    }
+  }
+  out += '}';
+  return out;
 }
 
 UNLOC_END_NAMESPACE

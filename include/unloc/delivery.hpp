@@ -15,8 +15,6 @@
 #include <unloc/timestamp.hpp>
 #include <unloc/version.hpp>
 
-#include <nlohmann/json.hpp>
-
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
@@ -238,9 +236,15 @@ class delivery_validator {
     delivery_decision d;
     d.outcome = outcome;
     d.status = status;
-    nlohmann::json body = {{"error", to_string(outcome)}, {"message", message}};
-    if (!field.empty()) body["field"] = field;
-    d.body = body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+    d.body = "{\"error\":";  // {"error":…,"field":…,"message":…}
+    detail::append_json_string(d.body, to_string(outcome));
+    if (!field.empty()) {
+      d.body += ",\"field\":";
+      detail::append_json_string(d.body, field);
+    }
+    d.body += ",\"message\":";
+    detail::append_json_string(d.body, message);
+    d.body += '}';
     d.headers.add("Content-Type", "application/json");
     d.message = std::move(message);
     d.field = std::move(field);

@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 
 #include <optional>
+#include <random>
 #include <stdexcept>
 #include <string>
 #include <string_view>
@@ -144,6 +145,38 @@ TEST_CASE("to_json_text writes the API's fields in the API's order", "[access_ev
 
   nlohmann::ordered_json j = unloc::testing::sample_access_event();
   CHECK(keys_of(j) == api_field_order);
+}
+
+TEST_CASE("to_json_text writes what nlohmann's ordered dump writes, invalid UTF-8 replaced",
+          "[access_event]") {
+  // to_json_text writes the text itself (it runs for every event a receiver
+  // prints); nlohmann's dump with error_handler_t::replace is its reference.
+  std::mt19937 random(20261202);
+  const std::string bytes = std::string("a\"\\\x01\x1f\x7f\n\t/") +
+                            "\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80" +  // é € 😀
+                            "\xed\xa0\x80\xc0\xff\xf4\x90\xe0\x9f\xbf";  // invalid pieces
+  const auto text = [&](std::size_t max_length) {
+    std::string out(random() % (max_length + 1), ' ');
+    for (char& c : out) c = bytes[random() % bytes.size()];
+    return out;
+  };
+  for (int i = 0; i < 20000; ++i) {
+    access_event event = unloc::testing::sample_access_event();
+    event.action_text = text(6);
+    event.action = unloc::parse_access_action(event.action_text);
+    event.lock_name = text(12);
+    event.app_user_id = random() % 2 == 0 ? std::optional<std::string>(text(5)) : std::nullopt;
+    event.user_name = random() % 2 == 0 ? std::optional<std::string>(text(8)) : std::nullopt;
+    if (random() % 3 == 0) {
+      event.extra = {{text(3), text(4)}, {"lockName", 1}, {"o", {{"x", text(3)}, {"n", 1.5}}}};
+    }
+    nlohmann::ordered_json j;
+    to_json(j, event);
+    const std::string expected =
+        j.dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace);
+    const std::string written = unloc::to_json_text(event);
+    if (written != expected) FAIL("to_json_text: " << written << "\nnlohmann:     " << expected);
+  }
 }
 
 TEST_CASE("survives a round trip through nlohmann::json", "[access_event]") {

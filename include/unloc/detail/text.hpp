@@ -57,6 +57,76 @@ inline std::string quoted(std::string_view text, std::size_t max_chars = 64) {
   return out;
 }
 
+/// Appends `text` as a JSON string, quotes included, the way nlohmann's
+/// `dump(-1, ' ', false, error_handler_t::replace)` writes it: UTF-8 kept, `"`,
+/// `\\` and control characters escaped, each maximal invalid UTF-8 sequence
+/// replaced by U+FFFD.
+inline void append_json_string(std::string& out, std::string_view text) {
+  static constexpr char hex[] = "0123456789abcdef";
+  out += '"';
+  const std::size_t n = text.size();
+  std::size_t i = 0;
+  while (i < n) {
+    std::size_t run = i;  // printable ASCII is copied in runs
+    while (run < n) {
+      const auto c = static_cast<unsigned char>(text[run]);
+      if (c < 0x20 || c >= 0x80 || c == '"' || c == '\\') break;
+      ++run;
+    }
+    out.append(text.data() + i, run - i);
+    i = run;
+    if (i == n) break;
+    const auto c = static_cast<unsigned char>(text[i]);
+    if (c < 0x80) {
+      out += '\\';
+      switch (c) {
+        case '"': out += '"'; break;
+        case '\\': out += '\\'; break;
+        case '\b': out += 'b'; break;
+        case '\f': out += 'f'; break;
+        case '\n': out += 'n'; break;
+        case '\r': out += 'r'; break;
+        case '\t': out += 't'; break;
+        default:
+          out += "u00";
+          out += hex[c >> 4];
+          out += hex[c & 0xf];
+      }
+      ++i;
+      continue;
+    }
+    // A multi-byte character (RFC 3629): its length and the range of its second byte.
+    std::size_t more = 0;
+    unsigned char low = 0x80;
+    unsigned char high = 0xBF;
+    if (c >= 0xC2 && c <= 0xDF) {
+      more = 1;
+    } else if (c >= 0xE0 && c <= 0xEF) {
+      more = 2;
+      if (c == 0xE0) low = 0xA0;
+      if (c == 0xED) high = 0x9F;
+    } else if (c >= 0xF0 && c <= 0xF4) {
+      more = 3;
+      if (c == 0xF0) low = 0x90;
+      if (c == 0xF4) high = 0x8F;
+    }
+    std::size_t valid = 1;  // bytes of the longest valid prefix
+    if (more > 0) {
+      for (; valid <= more && i + valid < n; ++valid) {
+        const auto next = static_cast<unsigned char>(text[i + valid]);
+        if (next < (valid == 1 ? low : 0x80) || next > (valid == 1 ? high : 0xBF)) break;
+      }
+    }
+    if (more > 0 && valid == more + 1) {
+      out.append(text.data() + i, valid);
+    } else {
+      out += "\xEF\xBF\xBD";  // U+FFFD for the invalid sequence
+    }
+    i += valid;
+  }
+  out += '"';
+}
+
 /// Compares two strings in time that depends only on their lengths, never on
 /// where they differ, so that a caller guessing a secret learns nothing from timing.
 inline bool constant_time_equal(std::string_view a, std::string_view b) noexcept {
