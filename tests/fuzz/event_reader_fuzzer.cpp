@@ -1,0 +1,282 @@
+// libFuzzer target: the event reader (detail/event_reader.hpp) against
+// nlohmann::json on the same bytes, as an Access Event and as an access-log page.
+//
+// - Text nlohmann rejects, the reader rejects as a syntax error ("not valid
+//   JSON", "not valid UTF-8" or the nesting limit).
+// - Text nlohmann accepts, the reader never calls a syntax error, except for
+//   the documented differences: a NUL byte (nlohmann stops reading there) and
+//   nesting deeper than parse_limits::max_depth. Duplicate keys (nlohmann keeps
+//   the last) are a schema error.
+// - Otherwise the reader accepts exactly what nlohmann's DOM and from_json accept,
+//   and reads the same fields, extra (the DOM minus the known fields) and
+//   events in the same order, with the same cursor.
+// - What it accepts reads back the same from its own to_json_text.
+
+#include <unloc/parse.hpp>
+
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
+#include <cstddef>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <optional>
+#include <set>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace {
+
+using json = nlohmann::json;
+using unloc::detail::read_failure;
+
+const unloc::parse_limits limits{};
+
+[[noreturn]] void fail(const char* what, const std::string& detail = {}) {
+  std::fprintf(stderr, "event_reader_fuzzer: %s %s\n", what, detail.c_str());
+  std::abort();
+}
+
+// What nlohmann makes of the text: its DOM (discarded when it rejects the text),
+// whether an object repeats a key, and the deepest nesting (an object or array
+// at the top is 1 deep, as the reader counts).
+struct reference {
+  json dom;
+  bool duplicate_key = false;
+  std::size_t depth = 0;
+};
+
+reference read_reference(std::string_view text) {
+  reference out;
+  out.dom = json::parse(text.begin(), text.end(), nullptr, false);
+  if (out.dom.is_discarded()) return out;
+  std::vector<std::set<std::string>> keys;  // those of each open object
+  const json::parser_callback_t scan = [&](int depth, json::parse_event_t event, json& parsed) {
+    const auto level = static_cast<std::size_t>(depth) + 1;
+    switch (event) {
+      case json::parse_event_t::object_start:
+        keys.emplace_back();
+        out.depth = std::max(out.depth, level);
+        break;
+      case json::parse_event_t::array_start: out.depth = std::max(out.depth, level); break;
+      case json::parse_event_t::key:
+        if (!keys.back().insert(parsed.get<std::string>()).second) out.duplicate_key = true;
+        break;
+      case json::parse_event_t::object_end: keys.pop_back(); break;
+      default: break;
+    }
+    return true;
+  };
+  if (json::parse(text.begin(), text.end(), scan, false).is_discarded()) {
+    fail("nlohmann accepts the text once and rejects it once");
+  }
+  return out;
+}
+
+bool is_syntax_message(const std::string& message) {
+  return message.find("not valid JSON") != std::string::npos ||
+         message.find("not valid UTF-8") != std::string::npos ||
+         message.find("nesting") != std::string::npos;
+}
+
+// Equal values of equal types all the way down: 1, 1u and 1.0 differ, and so do 0.0 and -0.0.
+bool same_json(const json& a, const json& b) {
+  if (a.type() != b.type()) return false;
+  switch (a.type()) {
+    case json::value_t::object: {
+      if (a.size() != b.size()) return false;
+      for (auto i = a.begin(), j = b.begin(); i != a.end(); ++i, ++j) {
+        if (i.key() != j.key() || !same_json(*i, *j)) return false;
+      }
+      return true;
+    }
+    case json::value_t::array: {
+      if (a.size() != b.size()) return false;
+      for (std::size_t i = 0; i < a.size(); ++i) {
+        if (!same_json(a[i], b[i])) return false;
+      }
+      return true;
+    }
+    case json::value_t::number_float: {
+      const double x = a.get<double>();
+      const double y = b.get<double>();
+      return std::memcmp(&x, &y, sizeof x) == 0;
+    }
+    default: return a == b;
+  }
+}
+
+// The event in an object of nlohmann's DOM, when from_json takes it.
+std::optional<unloc::access_event> expected_event(const json& object) {
+  try {
+    return object.get<unloc::access_event>();
+  } catch (const std::invalid_argument&) {
+    return std::nullopt;
+  }
+}
+
+std::optional<std::string> optional_text(const json& object, const char* key) {
+  const auto it = object.find(key);
+  if (it == object.end() || it->is_null()) return std::nullopt;
+  return it->get<std::string>();
+}
+
+// The reader's event against the DOM's object it came from, field by field.
+void check_same_event(const unloc::access_event& event, const json& object) {
+  const auto uuid_at = [&object](const char* key) {
+    auto parsed = unloc::uuid::parse(object.at(key).get<std::string>());
+    if (!parsed) fail("a UUID nlohmann's DOM does not hold", key);
+    return *parsed;
+  };
+  if (event.id != uuid_at("id")) fail("id differs");
+  if (event.key_id != uuid_at("keyId")) fail("keyId differs");
+  if (event.lock_id != uuid_at("lockId")) fail("lockId differs");
+  const auto& action = object.at("action").get_ref<const std::string&>();
+  if (event.action_text != action || event.action != unloc::parse_access_action(action)) {
+    fail("action differs");
+  }
+  const auto created = unloc::parse_timestamp(object.at("created").get<std::string>());
+  if (!created || event.created != *created) fail("created differs");
+  if (event.lock_name != object.at("lockName").get_ref<const std::string&>()) {
+    fail("lockName differs");
+  }
+  if (event.app_user_id != optional_text(object, "appUserId")) fail("appUserId differs");
+  if (event.user_name != optional_text(object, "userName")) fail("userName differs");
+  json extra;
+  for (const auto& item : object.items()) {
+    if (unloc::detail::event_field_from_key(item.key()) == unloc::detail::event_field::unknown) {
+      extra[item.key()] = item.value();
+    }
+  }
+  if (!same_json(event.extra, extra)) {
+    fail("extra differs", event.extra.dump() + " vs " + extra.dump());
+  }
+
+  // What the reader accepts, written by to_json_text, reads back the same.
+  read_failure failure{};
+  const auto again = unloc::detail::read_access_event(unloc::to_json_text(event), limits, failure);
+  if (!again) fail("to_json_text of an event does not read back", again.error().message);
+  if (again->id != event.id || again->action_text != event.action_text ||
+      again->created != event.created || again->key_id != event.key_id ||
+      again->lock_id != event.lock_id || again->lock_name != event.lock_name ||
+      again->app_user_id != event.app_user_id || again->user_name != event.user_name ||
+      again->extra != event.extra) {  // numerically: an integer -0 is written 0, then unsigned
+    fail("to_json_text of an event reads back different:", unloc::to_json_text(event));
+  }
+}
+
+// Common to both shapes: the reader's failure (or none) against nlohmann's verdict.
+// Returns true when the reader's result must then be compared with the DOM.
+bool check_verdict(const reference& ref, bool has_nul, read_failure failure,
+                   const std::string& message, const char* shape) {
+  if (ref.dom.is_discarded()) {
+    if (failure != read_failure::syntax || !is_syntax_message(message)) {
+      fail("nlohmann rejects the text, the reader does not call it a syntax error:", shape);
+    }
+    return false;
+  }
+  if (has_nul) {
+    // nlohmann read a value and stopped at a NUL byte outside any string: that
+    // byte is after the value, where the reader finds text that is no JSON.
+    if (failure != read_failure::syntax) {
+      fail("a NUL byte after the value is not a syntax error:", shape);
+    }
+    return false;
+  }
+  if (ref.depth > limits.max_depth) {
+    if (failure != read_failure::syntax || message.find("nesting") == std::string::npos) {
+      fail("nesting over the limit not reported as such:", shape);
+    }
+    return false;
+  }
+  if (failure == read_failure::syntax) {
+    fail("nlohmann accepts the text, the reader calls it a syntax error:", message);
+  }
+  if (ref.duplicate_key) {
+    if (failure != read_failure::schema) fail("a duplicate key accepted:", shape);
+    return false;
+  }
+  return true;
+}
+
+void check_event(std::string_view text, const reference& ref, bool has_nul) {
+  read_failure failure{};
+  const auto event = unloc::detail::read_access_event(text, limits, failure);
+  if (event.has_value() != (failure == read_failure::none)) fail("result and failure disagree");
+  if (event.has_value() != unloc::parse_access_event(text, limits).has_value()) {
+    fail("parse_access_event and read_access_event disagree");
+  }
+  if (!check_verdict(ref, has_nul, failure, event ? std::string() : event.error().message,
+                     "event")) {
+    return;
+  }
+  const auto expected = ref.dom.is_object() ? expected_event(ref.dom) : std::nullopt;
+  if (expected.has_value() != event.has_value()) {
+    fail(event ? "the reader accepts an event from_json rejects"
+               : "the reader rejects an event from_json accepts:",
+         event ? std::string() : event.error().message);
+  }
+  if (event) check_same_event(*event, ref.dom);
+}
+
+void check_page(std::string_view text, const reference& ref, bool has_nul) {
+  std::vector<unloc::access_event> events;
+  std::optional<std::string> cursor;
+  unloc::error err;
+  const auto failure = unloc::detail::read_events(
+      text, unloc::detail::reader_shape::page, limits,
+      [&events](unloc::access_event&& e) {
+        events.push_back(std::move(e));
+        return true;
+      },
+      err, &cursor);
+  const auto page = unloc::parse_access_log_page(text, limits);
+  if (page.has_value() != (failure == read_failure::none)) {
+    fail("parse_access_log_page and read_events disagree");
+  }
+  if (!check_verdict(ref, has_nul, failure, err.message, "page")) return;
+
+  // What the page must be, from the DOM.
+  bool valid = ref.dom.is_object();
+  const json* list = nullptr;
+  if (valid) {
+    const auto it = ref.dom.find("accessEvents");
+    valid = it != ref.dom.end() && it->is_array();
+    if (valid) list = &*it;
+    const auto next = ref.dom.find("nextCursor");
+    if (next != ref.dom.end() && !next->is_string() && !next->is_null()) valid = false;
+  }
+  if (valid) {
+    for (const auto& item : *list) {
+      if (!item.is_object() || !expected_event(item)) valid = false;
+    }
+  }
+  if (valid != page.has_value()) {
+    fail(valid ? "the reader rejects a valid page:" : "the reader accepts an invalid page",
+         page ? std::string() : page.error().message);
+  }
+  if (!page) return;
+  if (page->events.size() != list->size()) fail("a page with another number of events");
+  if (events.size() != list->size()) fail("the callback saw another number of events");
+  for (std::size_t i = 0; i < list->size(); ++i) {
+    check_same_event(page->events[i], (*list)[i]);
+    if (events[i].id != page->events[i].id) fail("the callback saw the events in another order");
+  }
+  if (page->next_cursor != optional_text(ref.dom, "nextCursor")) fail("nextCursor differs");
+  if (cursor != page->next_cursor) fail("read_events and parse_access_log_page give other cursors");
+}
+
+}  // namespace
+
+extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
+  const std::string_view text(reinterpret_cast<const char*>(data), size);
+  const reference ref = read_reference(text);
+  const bool has_nul = text.find('\0') != std::string_view::npos;
+  check_event(text, ref, has_nul);
+  check_page(text, ref, has_nul);
+  return 0;
+}
