@@ -3,6 +3,9 @@
 /// @file
 /// The OAuth2 access token the API calls carry (`Authorization: Bearer …`).
 
+#include <unloc/detail/json_document.hpp>
+#include <unloc/detail/text.hpp>
+#include <unloc/error.hpp>
 #include <unloc/timestamp.hpp>
 #include <unloc/version.hpp>
 
@@ -92,6 +95,45 @@ void from_json(const BasicJsonType& j, access_token& t) {
     out.project_id = it->template get<std::string>();
   }
   t = std::move(out);
+}
+
+/// Reads a token endpoint response; `expires_in` is counted from `now`.
+[[nodiscard]] inline result<access_token> parse_access_token(
+    std::string_view json_text,
+    std::chrono::system_clock::time_point now = std::chrono::system_clock::now()) {
+  auto doc = detail::parse_json_document(json_text);
+  if (!doc) return doc.error();
+  if (!doc->is_object()) return detail::response_error("a token response must be a JSON object");
+  access_token out;
+  const auto value = doc->find("access_token");
+  if (value == doc->end() || !value->is_string() || value->get_ref<const std::string&>().empty()) {
+    return detail::response_error("field 'access_token' is missing or not a string", "access_token");
+  }
+  out.value = value->get<std::string>();
+  if (const auto type = doc->find("token_type"); type != doc->end()) {
+    if (!type->is_string() || !detail::ascii_iequals(type->get_ref<const std::string&>(), "bearer")) {
+      return detail::response_error("field 'token_type' must be 'bearer'", "token_type");
+    }
+  }
+  const auto expires = doc->find("expires_in");
+  if (expires == doc->end() || !expires->is_number() || expires->get<double>() < 0 ||
+      expires->get<double>() > 1e9) {
+    return detail::response_error("field 'expires_in' must be a number of seconds", "expires_in");
+  }
+  out.expires_at = now + std::chrono::seconds(expires->get<long long>());
+  if (const auto scope = doc->find("scope"); scope != doc->end()) {
+    if (scope->is_string()) {
+      out.scope = detail::split_scope(scope->get_ref<const std::string&>());
+    } else if (scope->is_array()) {
+      for (const auto& s : *scope) {
+        if (s.is_string()) out.scope.push_back(s.get<std::string>());
+      }
+    }
+  }
+  if (const auto project = doc->find("project_id"); project != doc->end() && project->is_string()) {
+    out.project_id = project->get<std::string>();
+  }
+  return out;
 }
 
 UNLOC_END_NAMESPACE

@@ -4,6 +4,7 @@
 /// Webhooks: where Unloc POSTs the Access Events of a Lock.
 
 #include <unloc/credentials.hpp>
+#include <unloc/detail/json_document.hpp>
 #include <unloc/error.hpp>
 #include <unloc/timestamp.hpp>
 #include <unloc/uuid.hpp>
@@ -16,6 +17,7 @@
 #include <string>
 #include <string_view>
 #include <utility>
+#include <vector>
 
 UNLOC_BEGIN_NAMESPACE
 
@@ -166,6 +168,38 @@ void from_json(const BasicJsonType& j, webhook& w) {
   auto read = detail::webhook_from_document(nlohmann::json(j));
   if (!read) throw std::invalid_argument(read.error().message);
   w = std::move(*read);
+}
+
+/// Reads a webhook as the API returns it: the object itself, or wrapped as
+/// `{"webhook":{…}}`.
+[[nodiscard]] inline result<webhook> parse_webhook(std::string_view json_text) {
+  auto doc = detail::parse_json_document(json_text);
+  if (!doc) return doc.error();
+  if (const auto it = doc->find("webhook"); it != doc->end() && it->is_object()) {
+    return detail::webhook_from_document(*it);
+  }
+  return detail::webhook_from_document(*doc);
+}
+
+/// Reads the list of webhooks `{"webhooks":[…]}` (a bare array is accepted too).
+[[nodiscard]] inline result<std::vector<webhook>> parse_webhook_list(std::string_view json_text) {
+  auto doc = detail::parse_json_document(json_text);
+  if (!doc) return doc.error();
+  const nlohmann::json* list = &*doc;
+  if (doc->is_object()) {
+    const auto it = doc->find("webhooks");
+    if (it == doc->end()) return detail::response_error("field 'webhooks' is missing", "webhooks");
+    list = &*it;
+  }
+  if (!list->is_array()) return detail::response_error("field 'webhooks' must be an array", "webhooks");
+  std::vector<webhook> out;
+  out.reserve(list->size());
+  for (const auto& item : *list) {
+    auto hook = detail::webhook_from_document(item);
+    if (!hook) return hook.error();
+    out.push_back(std::move(*hook));
+  }
+  return out;
 }
 
 UNLOC_END_NAMESPACE
