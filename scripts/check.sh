@@ -2,13 +2,12 @@
 # The test command (README; CI runs it through .ci/run). Builds out of tree under
 # build/check-* and runs, stopping at the first failure:
 #   a. g++, C++17, Debug, warnings as errors: build and ctest (with every header
-#      compiled alone), then the Doxygen reference with zero warnings
-#   b. clang++, C++20, Debug, warnings as errors: build and ctest (without the
-#      consumer and reliability tests, which a ran)
-#   c. clang++ with AddressSanitizer + UndefinedBehaviorSanitizer: build and ctest
-#      (without the consumer tests, which build sanitizer-free projects, and
-#      without the compile-only header checks, which a and b ran)
-#   d. clang++ libFuzzer targets, each run for UNLOC_FUZZ_SECONDS (default 60)
+#      compiled alone and the benchmarks' smoke run), then the Doxygen reference
+#      with zero warnings
+#   b. clang++, C++20, Debug, warnings as errors, with AddressSanitizer and
+#      UndefinedBehaviorSanitizer: build and ctest (without the consumer tests,
+#      which build sanitizer-free projects)
+#   c. clang++ libFuzzer targets, each run for UNLOC_FUZZ_SECONDS (default 60)
 #      from a copy of its seed corpus
 # Environment: UNLOC_FUZZ_SECONDS (fuzzing time per target), UNLOC_JOBS (default 2).
 set -euo pipefail
@@ -73,28 +72,23 @@ configure_build_test() {
 }
 
 gcc_stage() {
+  # With the benchmark programs: bench_smoke runs bench/run.sh --smoke on them.
   configure_build_test build/check-gcc -- \
-    -DCMAKE_CXX_COMPILER=g++ -DCMAKE_CXX_STANDARD=17 "${debug[@]}"
+    -DCMAKE_CXX_COMPILER=g++ -DCMAKE_CXX_STANDARD=17 "${debug[@]}" -DUNLOC_BUILD_BENCHMARKS=ON
   # The API reference: Doxygen with every warning an error (docs/Doxyfile.in).
   cmake --build build/check-gcc --target docs
 }
 
 clang_stage() {
-  # The packaging checks and the long runtime tests (reliability) are not about
-  # the compiler: stage a runs them, and c again under the sanitizers.
-  configure_build_test build/check-clang -LE "consumer|reliability" -- \
-    -DCMAKE_CXX_COMPILER=clang++ -DCMAKE_CXX_STANDARD=20 "${debug[@]}" \
-    -DUNLOC_CHECK_HEADERS_ALONE=OFF
-}
-
-sanitizer_stage() {
   local -x ASAN_OPTIONS="detect_leaks=1:abort_on_error=1:detect_stack_use_after_return=1"
   local -x UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1"
-  # Debug (-O0) builds three times faster than -O1 with sanitizers, and the tests
-  # are short. The compile-only header checks already ran in stages a and b.
-  configure_build_test build/check-asan -LE consumer -- \
-    -DCMAKE_CXX_COMPILER=clang++ -DCMAKE_CXX_STANDARD=17 "${debug[@]}" \
-    -DUNLOC_COMPILE_CHECKS=OFF -DCMAKE_CXX_FLAGS="$sanitize" \
+  # One clang build serves both: C++20 with warnings as errors, and the sanitizers
+  # (Debug -O0 builds three times faster than -O1 with them; the tests are short).
+  # The packaging checks are not about the compiler (stage a ran them); the
+  # one-file-per-header check is compiled once, in stage a.
+  configure_build_test build/check-clang -LE consumer -- \
+    -DCMAKE_CXX_COMPILER=clang++ -DCMAKE_CXX_STANDARD=20 "${debug[@]}" \
+    -DUNLOC_CHECK_HEADERS_ALONE=OFF -DCMAKE_CXX_FLAGS="$sanitize" \
     -DCMAKE_EXE_LINKER_FLAGS="$sanitize" -DCMAKE_SHARED_LINKER_FLAGS="$sanitize"
 }
 
@@ -104,7 +98,7 @@ fuzz_stage() {
   cmake -S . -B "$dir" "${common[@]}" -DUNLOC_BUILD_FUZZERS=ON \
     -DCMAKE_CXX_COMPILER=clang++ -DCMAKE_CXX_STANDARD=17 -DCMAKE_BUILD_TYPE=RelWithDebInfo \
     -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O2 -g"
-  cmake --build "$dir" -j "$jobs" --target unloc_fuzz_delivery unloc_fuzz_parsers
+  cmake --build "$dir" -j "$jobs" --target unloc_fuzz_delivery unloc_fuzz_parsers unloc_fuzz_event_reader
   echo "fuzzing each target for $fuzz_seconds s"
   UNLOC_FUZZ_SECONDS="$fuzz_seconds" \
     ctest --test-dir "$dir" --output-on-failure -j "$jobs" -L fuzz \
@@ -112,9 +106,8 @@ fuzz_stage() {
 }
 
 stage "a. g++ C++17 Debug -Werror: build + ctest" gcc_stage
-stage "b. clang++ C++20 Debug -Werror: build + ctest (no consumers, reliability)" clang_stage
-stage "c. clang++ ASan+UBSan: build + ctest (no consumers)" sanitizer_stage
-stage "d. libFuzzer: ${fuzz_seconds} s per target" fuzz_stage
+stage "b. clang++ C++20 Debug -Werror ASan+UBSan: build + ctest (no consumers)" clang_stage
+stage "c. libFuzzer: ${fuzz_seconds} s per target" fuzz_stage
 
 banner "all stages passed"
 printf '%s\n' "${summary[@]}"
