@@ -335,7 +335,7 @@ class event_reader {
         return syntax_error("control character in a string");
       } else {
         const char* character = p_;
-        if (!skip_utf8(c)) return utf8_error();
+        if (!skip_utf8()) return utf8_error();
         if (escaped) scratch_.append(character, p_);
       }
     }
@@ -376,29 +376,12 @@ class event_reader {
   }
 
   // One multi-byte UTF-8 character at p_ (RFC 3629: no overlong forms, no surrogates).
-  bool skip_utf8(unsigned char lead) {
-    int more = 0;
-    unsigned char low = 0x80;
-    unsigned char high = 0xBF;
-    if (lead >= 0xC2 && lead <= 0xDF) {
-      more = 1;
-    } else if (lead >= 0xE0 && lead <= 0xEF) {
-      more = 2;
-      if (lead == 0xE0) low = 0xA0;
-      if (lead == 0xED) high = 0x9F;
-    } else if (lead >= 0xF0 && lead <= 0xF4) {
-      more = 3;
-      if (lead == 0xF0) low = 0x90;
-      if (lead == 0xF4) high = 0x8F;
-    } else {
+  bool skip_utf8() noexcept {
+    std::size_t length = 0;
+    if (!utf8_sequence(std::string_view(p_, static_cast<std::size_t>(end_ - p_)), length)) {
       return false;
     }
-    if (end_ - p_ <= more) return false;
-    for (int i = 1; i <= more; ++i) {
-      const auto c = static_cast<unsigned char>(p_[i]);
-      if (c < (i == 1 ? low : 0x80) || c > (i == 1 ? high : 0xBF)) return false;
-    }
-    p_ += more + 1;
+    p_ += length;
     return true;
   }
 

@@ -57,6 +57,33 @@ inline std::string quoted(std::string_view text, std::size_t max_chars = 64) {
   return out;
 }
 
+/// Checks the multi-byte UTF-8 character that `text` starts with (RFC 3629: no
+/// overlong forms, no surrogates, nothing above U+10FFFF). True when it is one;
+/// `length` gets its bytes, or those of its longest valid prefix (at least 1).
+inline bool utf8_sequence(std::string_view text, std::size_t& length) noexcept {
+  const auto lead = static_cast<unsigned char>(text[0]);
+  std::size_t more = 0;
+  unsigned char low = 0x80;  // the range of the second byte
+  unsigned char high = 0xBF;
+  if (lead >= 0xC2 && lead <= 0xDF) {
+    more = 1;
+  } else if (lead >= 0xE0 && lead <= 0xEF) {
+    more = 2;
+    if (lead == 0xE0) low = 0xA0;
+    if (lead == 0xED) high = 0x9F;
+  } else if (lead >= 0xF0 && lead <= 0xF4) {
+    more = 3;
+    if (lead == 0xF0) low = 0x90;
+    if (lead == 0xF4) high = 0x8F;
+  }
+  length = 1;
+  for (; length <= more && length < text.size(); ++length) {
+    const auto next = static_cast<unsigned char>(text[length]);
+    if (next < (length == 1 ? low : 0x80) || next > (length == 1 ? high : 0xBF)) break;
+  }
+  return more > 0 && length == more + 1;
+}
+
 /// Appends `text` as a JSON string, quotes included, the way nlohmann's
 /// `dump(-1, ' ', false, error_handler_t::replace)` writes it: UTF-8 kept, `"`,
 /// `\\` and control characters escaped, each maximal invalid UTF-8 sequence
@@ -95,29 +122,9 @@ inline void append_json_string(std::string& out, std::string_view text) {
       ++i;
       continue;
     }
-    // A multi-byte character (RFC 3629): its length and the range of its second byte.
-    std::size_t more = 0;
-    unsigned char low = 0x80;
-    unsigned char high = 0xBF;
-    if (c >= 0xC2 && c <= 0xDF) {
-      more = 1;
-    } else if (c >= 0xE0 && c <= 0xEF) {
-      more = 2;
-      if (c == 0xE0) low = 0xA0;
-      if (c == 0xED) high = 0x9F;
-    } else if (c >= 0xF0 && c <= 0xF4) {
-      more = 3;
-      if (c == 0xF0) low = 0x90;
-      if (c == 0xF4) high = 0x8F;
-    }
-    std::size_t valid = 1;  // bytes of the longest valid prefix
-    if (more > 0) {
-      for (; valid <= more && i + valid < n; ++valid) {
-        const auto next = static_cast<unsigned char>(text[i + valid]);
-        if (next < (valid == 1 ? low : 0x80) || next > (valid == 1 ? high : 0xBF)) break;
-      }
-    }
-    if (more > 0 && valid == more + 1) {
+    std::size_t valid = 0;
+    const bool whole = utf8_sequence(text.substr(i), valid);
+    if (whole) {
       out.append(text.data() + i, valid);
     } else {
       out += "\xEF\xBF\xBD";  // U+FFFD for the invalid sequence
