@@ -2,6 +2,8 @@
 
 #include <unloc/parse.hpp>
 
+#include "support/same_json.hpp"
+
 #include <nlohmann/json.hpp>
 
 #include <cstddef>
@@ -108,36 +110,7 @@ std::size_t byte_offset(const std::string& message) {
   return n;
 }
 
-// Equal values of equal types all the way down: 1, 1u and 1.0 differ, and so do 0.0 and -0.0.
-bool same_json(const json& a, const json& b) {
-  if (a.type() != b.type()) return false;
-  switch (a.type()) {
-    case json::value_t::object: {
-      if (a.size() != b.size()) return false;
-      for (auto i = a.begin(), j = b.begin(); i != a.end(); ++i, ++j) {
-        if (i.key() != j.key() || !same_json(*i, *j)) return false;
-      }
-      return true;
-    }
-    case json::value_t::array: {
-      if (a.size() != b.size()) return false;
-      for (std::size_t i = 0; i < a.size(); ++i) {
-        if (!same_json(a[i], b[i])) return false;
-      }
-      return true;
-    }
-    case json::value_t::number_float: {
-      const double x = a.get<double>();
-      const double y = b.get<double>();
-      std::uint64_t xb = 0;
-      std::uint64_t yb = 0;
-      std::memcpy(&xb, &x, sizeof x);
-      std::memcpy(&yb, &y, sizeof y);
-      return xb == yb;
-    }
-    default: return a == b;
-  }
-}
+using unloc_test::same_json;
 
 std::string printable(const std::string& text) {
   std::string out;

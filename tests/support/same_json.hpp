@@ -1,0 +1,41 @@
+#pragma once
+
+// Equality of nlohmann values that the JSON reader's tests need: equal values of
+// equal types all the way down, so 1, 1u and 1.0 differ, and so do 0.0 and -0.0.
+// Shared by tests/unit/event_reader_test.cpp and tests/fuzz/event_reader_fuzzer.cpp.
+
+#include <nlohmann/json.hpp>
+
+#include <cstddef>
+#include <cstring>
+
+namespace unloc_test {
+
+inline bool same_json(const nlohmann::json& a, const nlohmann::json& b) {
+  using value_t = nlohmann::json::value_t;
+  if (a.type() != b.type()) return false;
+  switch (a.type()) {
+    case value_t::object: {
+      if (a.size() != b.size()) return false;
+      for (auto i = a.begin(), j = b.begin(); i != a.end(); ++i, ++j) {
+        if (i.key() != j.key() || !same_json(*i, *j)) return false;
+      }
+      return true;
+    }
+    case value_t::array: {
+      if (a.size() != b.size()) return false;
+      for (std::size_t i = 0; i < a.size(); ++i) {
+        if (!same_json(a[i], b[i])) return false;
+      }
+      return true;
+    }
+    case value_t::number_float: {
+      const double x = a.get<double>();
+      const double y = b.get<double>();
+      return std::memcmp(&x, &y, sizeof x) == 0;
+    }
+    default: return a == b;
+  }
+}
+
+}  // namespace unloc_test
