@@ -44,12 +44,7 @@ struct log_capture {
 };
 
 unloc::client_options options_for(unloc_test::reference_server& s) {
-  unloc::client_options options;
-  options.api_url = s.base_url();
-  options.project_id = s.project_id();
-  options.client_id = s.client_id();
-  options.client_secret = s.client_secret();
-  options.ca_file = s.ca_file();
+  unloc::client_options options = s.client_options();
   options.retry = {4, 20ms, 200ms};
   options.deadline = 10s;
   return options;

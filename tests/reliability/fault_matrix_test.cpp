@@ -110,12 +110,7 @@ unloc::access_log_query log_query() {
 }
 
 unloc::client_options options_for(unloc_test::reference_server& s) {
-  unloc::client_options options;
-  options.api_url = s.base_url();
-  options.project_id = s.project_id();
-  options.client_id = s.client_id();
-  options.client_secret = s.client_secret();
-  options.ca_file = s.ca_file();
+  unloc::client_options options = s.client_options();
   options.retry = fast_retry;
   options.deadline = call_deadline;
   options.logger = debug_logger();

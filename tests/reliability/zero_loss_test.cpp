@@ -286,13 +286,7 @@ TEST_CASE(
 
   // One webhook for the whole Project (no lockId: every Lock's events), at the
   // receiver's port, which every later run listens on again.
-  unloc::client_options client_options;
-  client_options.api_url = server.base_url();
-  client_options.project_id = server.project_id();
-  client_options.client_id = server.client_id();
-  client_options.client_secret = server.client_secret();
-  client_options.ca_file = server.ca_file();
-  auto client = unloc::client::create(client_options);
+  auto client = unloc::client::create(server.client_options());
   REQUIRE(client);
   unloc::webhook_registration registration;
   registration.url = "https://" + receiver_test::credentials().user + ":" +

@@ -8,6 +8,8 @@
 /// Side effect: the first use ignores SIGPIPE in the test process (httplib
 /// writes through OpenSSL, which raises it when a peer has closed).
 
+#include <unloc/options.hpp>
+
 #include <httplib.h>
 #include <nlohmann/json.hpp>
 #include <sys/types.h>
@@ -78,6 +80,16 @@ class reference_server {
   [[nodiscard]] const std::string& client_id() const { return options_.client_id; }
   /// @copydoc project_id
   [[nodiscard]] const std::string& client_secret() const { return options_.client_secret; }
+  /// Options of an SDK client for this server: its URL, Project, credentials and CA file.
+  [[nodiscard]] unloc::client_options client_options() const {
+    unloc::client_options options;
+    options.api_url = base_url();
+    options.project_id = project_id();
+    options.client_id = client_id();
+    options.client_secret = client_secret();
+    options.ca_file = ca_file();
+    return options;
+  }
   /// The port it listens on.
   [[nodiscard]] int port() const { return port_; }
   /// The child's process id (0 once stopped).
