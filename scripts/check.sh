@@ -2,8 +2,8 @@
 # The test command (README; CI runs it through .ci/run). Builds out of tree under
 # build/check-* and runs, stopping at the first failure:
 #   a. g++, C++17, Debug, warnings as errors: build and ctest (with every header
-#      compiled alone and the benchmarks' smoke run), then the Doxygen reference
-#      with zero warnings
+#      compiled alone and the benchmarks' smoke run; without the reliability
+#      tests, which b runs), then the Doxygen reference with zero warnings
 #   b. clang++, C++20, Debug, warnings as errors, with AddressSanitizer and
 #      UndefinedBehaviorSanitizer: build and ctest (without the consumer tests,
 #      which build sanitizer-free projects)
@@ -73,7 +73,8 @@ configure_build_test() {
 
 gcc_stage() {
   # With the benchmark programs: bench_smoke runs bench/run.sh --smoke on them.
-  configure_build_test build/check-gcc -- \
+  # The reliability tests run once, in stage b, under the sanitizers.
+  configure_build_test build/check-gcc -LE reliability -- \
     -DCMAKE_CXX_COMPILER=g++ -DCMAKE_CXX_STANDARD=17 "${debug[@]}" -DUNLOC_BUILD_BENCHMARKS=ON
   # The API reference: Doxygen with every warning an error (docs/Doxyfile.in).
   cmake --build build/check-gcc --target docs
@@ -100,8 +101,9 @@ fuzz_stage() {
     -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O2 -g"
   cmake --build "$dir" -j "$jobs" --target unloc_fuzz_delivery unloc_fuzz_parsers unloc_fuzz_event_reader
   echo "fuzzing each target for $fuzz_seconds s"
+  # All targets at once (three on two cores): the stage lasts UNLOC_FUZZ_SECONDS.
   UNLOC_FUZZ_SECONDS="$fuzz_seconds" \
-    ctest --test-dir "$dir" --output-on-failure -j "$jobs" -L fuzz \
+    ctest --test-dir "$dir" --output-on-failure -j 3 -L fuzz \
     --timeout $((fuzz_seconds * 2 + 300))
 }
 
