@@ -257,27 +257,25 @@ void from_json(const BasicJsonType& j, access_event& event) {
 [[nodiscard]] inline std::string to_json_text(const access_event& event) {
   std::string out;
   out.reserve(320);
-  const auto field = [&out](std::string_view name, std::string_view value, bool first = false) {
-    out += first ? "{\"" : ",\"";
+  const auto field = [&out](std::string_view name, const std::optional<std::string_view>& value) {
+    out += out.empty() ? "{\"" : ",\"";
     out += name;
     out += "\":";
-    detail::append_json_string(out, value);
+    if (value) {
+      detail::append_json_string(out, *value);
+    } else {
+      out += "null";
+    }
   };
-  const auto optional_field = [&](std::string_view name, const std::optional<std::string>& value) {
-    if (value) return field(name, *value);
-    out += ",\"";
-    out += name;
-    out += "\":null";
-  };
-  field("id", event.id.to_string(), true);
+  field("id", event.id.to_string());
   field("action",
         event.action == access_action::unknown ? event.action_text : to_string(event.action));
   field("created", format_timestamp(event.created));
   field("keyId", event.key_id.to_string());
   field("lockId", event.lock_id.to_string());
   field("lockName", event.lock_name);
-  optional_field("appUserId", event.app_user_id);
-  optional_field("userName", event.user_name);
+  field("appUserId", event.app_user_id);
+  field("userName", event.user_name);
   if (event.extra.is_object()) {
     for (const auto& item : event.extra.items()) {
       if (detail::event_field_from_key(item.key()) != detail::event_field::unknown) continue;
