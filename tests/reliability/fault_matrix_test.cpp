@@ -823,21 +823,38 @@ struct raw_expect {
   int peer_requests;  ///< Requests the peer has read by the end; -1: not checked.
 };
 
-/// Runs `call` and checks that it ends with `want` within `deadline` (+ margin).
+/// How a call that had to fail ended, and what to say of it in a failure.
+struct failed_call {
+  unloc::error error;
+  milliseconds took;
+  std::string what;  // for INFO
+};
+
+/// Runs `call`, which must fail within `deadline` (+ margin).
 template <typename Call>
-void check_raw(Call&& call, const raw_expect& want, const raw_peer* peer, milliseconds deadline) {
+failed_call run_failing(Call&& call, milliseconds deadline) {
   const auto started = steady::now();
   auto r = call();
   const auto took = since(started);
-  INFO((r ? std::string("success") : unloc::to_string(r.error()))
-       << "; took " << took.count() << " ms; deadline " << deadline.count() << " ms");
+  const std::string what = (r ? std::string("success") : unloc::to_string(r.error())) +
+                           "; took " + std::to_string(took.count()) + " ms; deadline " +
+                           std::to_string(deadline.count()) + " ms";
+  INFO(what);
   REQUIRE_FALSE(r.has_value());
-  CHECK(r.error().category == want.category);
-  if (want.attempts > 0) CHECK(r.error().attempts == want.attempts);
-  CHECK(r.error().attempts >= 1);
-  CHECK(r.error().http_status == 0);
   CHECK(took <= deadline + margin);
-  if (r.error().category == error_category::timeout) CHECK(took >= deadline - early);
+  return {r.error(), took, what};
+}
+
+/// Runs `call` and checks that it ends with `want` within `deadline` (+ margin).
+template <typename Call>
+void check_raw(Call&& call, const raw_expect& want, const raw_peer* peer, milliseconds deadline) {
+  const auto r = run_failing(std::forward<Call>(call), deadline);
+  INFO(r.what);
+  CHECK(r.error.category == want.category);
+  if (want.attempts > 0) CHECK(r.error.attempts == want.attempts);
+  CHECK(r.error.attempts >= 1);
+  CHECK(r.error.http_status == 0);
+  if (r.error.category == error_category::timeout) CHECK(r.took >= deadline - early);
   if (peer != nullptr && want.peer_requests >= 0) CHECK(peer->requests() == want.peer_requests);
 }
 
@@ -907,23 +924,18 @@ TEST_CASE("a connect timeout shorter than the deadline", "[reliability][peers]")
     raw.deadline = silent_deadline;
     raw.connect_timeout = 200ms;
     auto c = raw_client(peer.port(), raw);
-    const auto started = steady::now();
-    auto r = c.list_webhooks();
-    const auto took = since(started);
-    INFO((r ? std::string("success") : unloc::to_string(r.error()))
-         << "; took " << took.count() << " ms");
-    REQUIRE_FALSE(r.has_value());
-    CHECK(took <= raw.deadline + margin);
-    CHECK(r.error().attempts > 1);
+    const auto r = run_failing([&] { return c.list_webhooks(); }, raw.deadline);
+    INFO(r.what);
+    CHECK(r.error.attempts > 1);
     // The last attempt ends at the deadline (timeout), or its connect timeout
     // leaves too little time for another (network).
-    if (r.error().category == timeout) {
-      CHECK(took >= raw.deadline - 20ms);
+    if (r.error.category == timeout) {
+      CHECK(r.took >= raw.deadline - 20ms);
     } else {
-      CHECK(r.error().category == network);
-      CHECK(r.error().message.find("no connection within 200 ms") != std::string::npos);
+      CHECK(r.error.category == network);
+      CHECK(r.error.message.find("no connection within 200 ms") != std::string::npos);
     }
-    CHECK(peer.connections() == r.error().attempts);
+    CHECK(peer.connections() == r.error.attempts);
   }
   CHECK(peer.held_connections_closed(2s));
 }
@@ -1010,20 +1022,15 @@ TEST_CASE("a name that does not resolve, and a refused connection: network error
     raw_client_options raw;
     raw.deadline = handshake_deadline;
     auto c = raw_client("https://" + host, raw);
-    const auto started = steady::now();
-    auto r = c.list_webhooks();
-    const auto took = since(started);
-    INFO((r ? std::string("success") : unloc::to_string(r.error()))
-         << "; took " << took.count() << " ms");
-    REQUIRE_FALSE(r.has_value());
-    CHECK(took <= raw.deadline + margin);
+    const auto r = run_failing([&] { return c.list_webhooks(); }, raw.deadline);
+    INFO(r.what);
     if (fast_resolver) {
-      CHECK(r.error().category == network);
-      CHECK(r.error().attempts == 4);  // a resolution failure is retried like a refusal
-    } else if (r.error().category == timeout) {
-      CHECK(took >= raw.deadline - early);
+      CHECK(r.error.category == network);
+      CHECK(r.error.attempts == 4);  // a resolution failure is retried like a refusal
+    } else if (r.error.category == timeout) {
+      CHECK(r.took >= raw.deadline - early);
     } else {
-      CHECK(r.error().category == network);
+      CHECK(r.error.category == network);
     }
   }
   SECTION("refused: a port bound but not listening") {
