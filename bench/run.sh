@@ -44,7 +44,7 @@ if [[ $smoke -eq 1 ]]; then
   paged_small=20 paged_large=200 calls=20 load_seconds=1 compile_rounds=1
 else
   validate_rounds=11 validate_events=20000 log_events=100000
-  paged_small=10000 paged_large=100000 calls=2000 load_seconds=5 compile_rounds=3
+  paged_small=10000 paged_large=100000 calls=2000 load_seconds=5 compile_rounds=5
 fi
 
 # --- Build.

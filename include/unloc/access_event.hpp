@@ -6,11 +6,10 @@
 
 #include <unloc/detail/text.hpp>
 #include <unloc/error.hpp>
+#include <unloc/json_member.hpp>
 #include <unloc/timestamp.hpp>
 #include <unloc/uuid.hpp>
 #include <unloc/version.hpp>
-
-#include <nlohmann/json.hpp>
 
 #include <cstdint>
 #include <optional>
@@ -62,9 +61,9 @@ struct access_event {
   /// anonymized events. `to_string` masks it unless asked not to.
   std::optional<std::string> app_user_id;
   std::optional<std::string> user_name;    ///< The user's name; may be absent or empty.
-  /// Fields this SDK version does not know, as received (a JSON object, or null
-  /// when there were none).
-  nlohmann::json extra;
+  /// Fields this SDK version does not know, in the order received, each value
+  /// as compact JSON text (`find_member(event.extra, "battery")`).
+  std::vector<json_member> extra;
 };
 
 /// One page of an access log: events newest first, and the cursor of the next
@@ -113,8 +112,8 @@ struct print_options {
 
 namespace detail {
 
-// The eight fields of the contract. One table serves the SAX reader (untrusted
-// bodies) and from_json (trusted DOM), so the two can never disagree.
+// The eight fields of the contract. One table serves the strict reader
+// (untrusted bodies) and from_json (trusted DOM), so the two can never disagree.
 enum class event_field : std::uint8_t {
   id, action, created, key_id, lock_id, lock_name, app_user_id, user_name, unknown
 };
@@ -201,6 +200,8 @@ inline constexpr unsigned required_event_fields = 0b0011'1111U;
 
 /// Writes the event with the API's field names, in the API's order when the
 /// JSON type keeps order (`nlohmann::ordered_json`), unknown fields after them.
+/// A template on the JSON type, so that the SDK's headers need no JSON library:
+/// include yours and `nlohmann::json j = event;` finds it.
 template <typename BasicJsonType>
 void to_json(BasicJsonType& j, const access_event& event) {
   j = BasicJsonType::object();
@@ -213,10 +214,9 @@ void to_json(BasicJsonType& j, const access_event& event) {
   j["lockName"] = event.lock_name;
   j["appUserId"] = event.app_user_id ? BasicJsonType(*event.app_user_id) : BasicJsonType();
   j["userName"] = event.user_name ? BasicJsonType(*event.user_name) : BasicJsonType();
-  if (event.extra.is_object()) {
-    for (const auto& item : event.extra.items()) {
-      if (j.find(item.key()) == j.end()) j[item.key()] = item.value();
-    }
+  for (const auto& member : event.extra) {
+    if (detail::event_field_from_key(member.name) != detail::event_field::unknown) continue;
+    j[member.name] = BasicJsonType::parse(member.value);
   }
 }
 
@@ -231,8 +231,7 @@ void from_json(const BasicJsonType& j, access_event& event) {
   for (auto it = j.begin(); it != j.end(); ++it) {
     const auto field = detail::event_field_from_key(it.key());
     if (field == detail::event_field::unknown) {
-      if (!out.extra.is_object()) out.extra = nlohmann::json::object();
-      out.extra[it.key()] = *it;
+      out.extra.push_back({it.key(), it->dump()});
       continue;
     }
     seen |= 1U << static_cast<unsigned>(field);
@@ -251,9 +250,9 @@ void from_json(const BasicJsonType& j, access_event& event) {
 }
 
 /// The event as compact JSON text, fields in the API's order, unknown fields
-/// after them; the same text as `to_json` into `nlohmann::ordered_json` and
-/// `dump` with invalid UTF-8 replaced. Written directly: it runs once for
-/// every event a receiver prints.
+/// after them with their text as kept (one named like a known field is left
+/// out). The known fields are written as `to_json` into
+/// `nlohmann::ordered_json` and `dump` with invalid UTF-8 replaced write them.
 [[nodiscard]] inline std::string to_json_text(const access_event& event) {
   std::string out;
   out.reserve(320);
@@ -276,14 +275,12 @@ void from_json(const BasicJsonType& j, access_event& event) {
   field("lockName", event.lock_name);
   field("appUserId", event.app_user_id);
   field("userName", event.user_name);
-  if (event.extra.is_object()) {
-    for (const auto& item : event.extra.items()) {
-      if (detail::event_field_from_key(item.key()) != detail::event_field::unknown) continue;
-      out += ',';
-      detail::append_json_string(out, item.key());
-      out += ':';
-      out += item.value().dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
-    }
+  for (const auto& member : event.extra) {
+    if (detail::event_field_from_key(member.name) != detail::event_field::unknown) continue;
+    out += ',';
+    detail::append_json_string(out, member.name);
+    out += ':';
+    out += member.value;
   }
   out += '}';
   return out;

@@ -17,8 +17,6 @@
 #include <unloc/version.hpp>
 #include <unloc/webhook.hpp>
 
-#include <nlohmann/json.hpp>
-
 #include <cstddef>
 #include <memory>
 #include <optional>
@@ -113,9 +111,9 @@ class client {
   [[nodiscard]] result<webhook> register_webhook(const webhook_registration& registration,
                                                  const call_options& per_call = {}) const {
     if (auto valid = validate_webhook_url(registration.url); !valid) return valid.error();
-    nlohmann::json body = registration;
     // Repeating this POST is harmless (a repeat answers 409 with the webhook), so it is retried.
-    auto outcome = conn_->execute({"POST", project_path("/webhooks"), body.dump()}, per_call);
+    auto outcome =
+        conn_->execute({"POST", project_path("/webhooks"), to_json_text(registration)}, per_call);
     if (!outcome) return outcome.error();
     const int status = outcome->response.status;
     if (status != 200 && status != 201 && status != 409) return conn_->http_error(*outcome);

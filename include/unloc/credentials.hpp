@@ -133,7 +133,7 @@ inline std::string hex_byte(unsigned char c) {
 
 inline std::string at_position(std::size_t i) { return " at position " + std::to_string(i); }
 
-inline error invalid_url(std::string message) {
+UNLOC_DETAIL_COLD inline error invalid_url(std::string message) {
   return make_error(error_category::invalid_input, "webhook URL " + std::move(message), "url");
 }
 

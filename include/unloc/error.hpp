@@ -10,11 +10,11 @@
 
 #include <unloc/version.hpp>
 
+#include <new>
 #include <stdexcept>
 #include <string>
 #include <type_traits>
 #include <utility>
-#include <variant>
 
 UNLOC_BEGIN_NAMESPACE
 
@@ -73,7 +73,7 @@ struct error {
 
 /// One line describing the error: category, message, then whichever of
 /// status, API code and message, request id and attempts are set.
-[[nodiscard]] inline std::string to_string(const error& e) {
+[[nodiscard]] UNLOC_DETAIL_COLD inline std::string to_string(const error& e) {
   std::string out = to_string(e.category);
   out += ": ";
   out += e.message;
@@ -100,80 +100,130 @@ class bad_result_access : public std::logic_error {
   unloc::error error_;
 };
 
-/// A value of type `T` or an `error`.
+/// A value of type `T` or an `error`. A tagged union rather than a
+/// `std::variant`: every file that includes the SDK compiles it.
 template <typename T>
 class [[nodiscard]] result {
   static_assert(!std::is_same_v<std::decay_t<T>, unloc::error>, "result<error> is ambiguous");
+  static_assert(!std::is_reference_v<T>, "result<T&> is not supported");
 
  public:
   /// The value type.
   using value_type = T;
 
   /// Holds a value.
-  result(T value) : state_(std::in_place_index<0>, std::move(value)) {}  // NOLINT(google-explicit-constructor)
+  result(T value) : has_value_(true) { ::new (&value_) T(std::move(value)); }  // NOLINT(google-explicit-constructor)
   /// Holds an error.
-  result(unloc::error e) : state_(std::in_place_index<1>, std::move(e)) {}  // NOLINT(google-explicit-constructor)
+  result(unloc::error e) : has_value_(false) { ::new (&error_) unloc::error(std::move(e)); }  // NOLINT(google-explicit-constructor)
+
+  result(const result& other) : has_value_(other.has_value_) { construct_from(other); }
+  result(result&& other) noexcept(std::is_nothrow_move_constructible_v<T>)
+      : has_value_(other.has_value_) {
+    construct_from(std::move(other));
+  }
+  result& operator=(const result& other) {
+    if (this != &other) *this = result(other);
+    return *this;
+  }
+  result& operator=(result&& other) noexcept(std::is_nothrow_move_constructible_v<T>) {
+    if (this == &other) return *this;
+    destroy();
+    has_value_ = other.has_value_;
+    if constexpr (std::is_nothrow_move_constructible_v<T>) {
+      construct_from(std::move(other));
+    } else {
+      try {
+        construct_from(std::move(other));
+      } catch (...) {  // an empty error rather than a destroyed object
+        has_value_ = false;
+        ::new (&error_) unloc::error();
+        throw;
+      }
+    }
+    return *this;
+  }
+  ~result() { destroy(); }
 
   /// True when a value is held.
-  [[nodiscard]] bool has_value() const noexcept { return state_.index() == 0; }
+  [[nodiscard]] bool has_value() const noexcept { return has_value_; }
   /// True when a value is held.
-  explicit operator bool() const noexcept { return has_value(); }
+  explicit operator bool() const noexcept { return has_value_; }
 
   /// The value; throws `bad_result_access` when an error is held.
-  [[nodiscard]] T& value() & { check(); return std::get<0>(state_); }
+  [[nodiscard]] T& value() & { check(); return value_; }
   /// @copydoc value()
-  [[nodiscard]] const T& value() const& { check(); return std::get<0>(state_); }
+  [[nodiscard]] const T& value() const& { check(); return value_; }
   /// @copydoc value()
   /// (By value, so that `for (auto& x : call().value())` does not dangle.)
-  [[nodiscard]] T value() && { check(); return std::get<0>(std::move(state_)); }
+  [[nodiscard]] T value() && { check(); return std::move(value_); }
 
   /// The value without a check; undefined when an error is held.
-  [[nodiscard]] T& operator*() & noexcept { return *std::get_if<0>(&state_); }
+  [[nodiscard]] T& operator*() & noexcept { return value_; }
   /// @copydoc operator*()
-  [[nodiscard]] const T& operator*() const& noexcept { return *std::get_if<0>(&state_); }
+  [[nodiscard]] const T& operator*() const& noexcept { return value_; }
   /// @copydoc operator*()
-  [[nodiscard]] T&& operator*() && noexcept { return std::move(*std::get_if<0>(&state_)); }
+  [[nodiscard]] T&& operator*() && noexcept { return std::move(value_); }
   /// Member access to the value without a check.
-  [[nodiscard]] T* operator->() noexcept { return std::get_if<0>(&state_); }
+  [[nodiscard]] T* operator->() noexcept { return &value_; }
   /// @copydoc operator->()
-  [[nodiscard]] const T* operator->() const noexcept { return std::get_if<0>(&state_); }
+  [[nodiscard]] const T* operator->() const noexcept { return &value_; }
 
   /// The error; throws `std::logic_error` when a value is held.
   [[nodiscard]] const unloc::error& error() const& {
-    if (has_value()) throw std::logic_error("unloc::result holds a value, not an error");
-    return std::get<1>(state_);
+    if (has_value_) throw std::logic_error("unloc::result holds a value, not an error");
+    return error_;
   }
   /// @copydoc error()
   [[nodiscard]] unloc::error&& error() && {
-    if (has_value()) throw std::logic_error("unloc::result holds a value, not an error");
-    return std::get<1>(std::move(state_));
+    if (has_value_) throw std::logic_error("unloc::result holds a value, not an error");
+    return std::move(error_);
   }
 
   /// The value, or `fallback` when an error is held.
   template <typename U>
   [[nodiscard]] T value_or(U&& fallback) const& {
-    return has_value() ? std::get<0>(state_) : static_cast<T>(std::forward<U>(fallback));
+    return has_value_ ? value_ : static_cast<T>(std::forward<U>(fallback));
   }
 
   /// Calls `f(value)`, which returns a `result<U>`; passes an error through.
   template <typename F>
   [[nodiscard]] auto and_then(F&& f) const& -> std::invoke_result_t<F, const T&> {
-    if (!has_value()) return std::get<1>(state_);
-    return std::forward<F>(f)(std::get<0>(state_));
+    if (!has_value_) return error_;
+    return std::forward<F>(f)(value_);
   }
 
   /// Maps the value through `f`; passes an error through.
   template <typename F>
   [[nodiscard]] auto transform(F&& f) const& -> result<std::invoke_result_t<F, const T&>> {
-    if (!has_value()) return std::get<1>(state_);
-    return std::forward<F>(f)(std::get<0>(state_));
+    if (!has_value_) return error_;
+    return std::forward<F>(f)(value_);
   }
 
  private:
   void check() const {
-    if (!has_value()) throw bad_result_access(std::get<1>(state_));
+    if (!has_value_) throw bad_result_access(error_);
   }
-  std::variant<T, unloc::error> state_;
+  template <typename Other>
+  void construct_from(Other&& other) {  // has_value_ is already other's
+    if (has_value_) {
+      ::new (&value_) T(std::forward<Other>(other).value_);
+    } else {
+      ::new (&error_) unloc::error(std::forward<Other>(other).error_);
+    }
+  }
+  void destroy() noexcept {
+    if (has_value_) {
+      value_.~T();
+    } else {
+      error_.~error();
+    }
+  }
+
+  union {
+    T value_;
+    unloc::error error_;
+  };
+  bool has_value_;
 };
 
 /// Success without a value, or an `error`.

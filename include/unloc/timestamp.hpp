@@ -11,6 +11,7 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <initializer_list>
 #include <string>
 #include <string_view>
 
@@ -78,9 +79,11 @@ inline constexpr unsigned decimal_at(std::string_view text, std::size_t pos,
   return v;
 }
 
-inline error timestamp_error(std::string_view text, const std::string& reason) {
+// Out of line, its reason in parts: see concat().
+UNLOC_DETAIL_COLD inline error timestamp_error(std::string_view text,
+                                                   std::initializer_list<std::string_view> reason) {
   return make_error(error_category::invalid_input,
-                    "invalid timestamp " + quoted(text) + ": " + reason);
+                    concat({"invalid timestamp ", quoted(text), ": "}) + concat(reason));
 }
 
 // 1-based, as people count characters.
@@ -98,26 +101,25 @@ inline result<timestamp> parse_timestamp(std::string_view text) {
   // Shape of the fixed part; 'D' marks a digit.
   constexpr std::string_view shape = "DDDD-DD-DDTDD:DD:DD";
   const std::size_t n = text.size();
-  if (n == 0) return detail::timestamp_error(text, "the text is empty");
+  if (n == 0) return detail::timestamp_error(text, {"the text is empty"});
   for (std::size_t i = 0; i < shape.size(); ++i) {
     if (i >= n) {
       return detail::timestamp_error(
-          text, "ends after " + std::to_string(n) +
-                    " characters; expected YYYY-MM-DDTHH:MM:SS then Z or +HH:MM/-HH:MM");
+          text, {"ends after ", std::to_string(n), " characters; expected YYYY-MM-DDTHH:MM:SS then Z or +HH:MM/-HH:MM"});
     }
     const char c = text[i];
     const char want = shape[i];
     if (want == 'D') {
       if (!detail::is_digit(c)) {
-        return detail::timestamp_error(text, detail::timestamp_char(i) + " must be a digit");
+        return detail::timestamp_error(text, {detail::timestamp_char(i), " must be a digit"});
       }
     } else if (want == 'T') {
       if (c != 'T' && c != 't') {
-        return detail::timestamp_error(text, detail::timestamp_char(i) + " must be 'T'");
+        return detail::timestamp_error(text, {detail::timestamp_char(i), " must be 'T'"});
       }
     } else if (c != want) {
       return detail::timestamp_error(
-          text, detail::timestamp_char(i) + " must be '" + std::string(1, want) + "'");
+          text, {detail::timestamp_char(i), " must be '", std::string_view(&want, 1), "'"});
     }
   }
 
@@ -128,11 +130,11 @@ inline result<timestamp> parse_timestamp(std::string_view text) {
     while (pos < n && detail::is_digit(text[pos])) ++pos;
     const std::size_t digits = pos - first;
     if (digits == 0) {
-      return detail::timestamp_error(text, "'.' must be followed by at least one digit");
+      return detail::timestamp_error(text, {"'.' must be followed by at least one digit"});
     }
     if (digits > 9) {
       return detail::timestamp_error(
-          text, "the fraction has " + std::to_string(digits) + " digits; at most 9 are allowed");
+          text, {"the fraction has ", std::to_string(digits), " digits; at most 9 are allowed"});
     }
     // Digits past the third are dropped: rounding down to the earlier millisecond.
     const std::size_t used = digits < 3 ? digits : 3;
@@ -146,7 +148,7 @@ inline result<timestamp> parse_timestamp(std::string_view text) {
   if (pos >= n) {
     return detail::timestamp_error(
         text,
-        "the time zone is missing; expected Z or +HH:MM/-HH:MM at " + detail::timestamp_char(pos));
+        {"the time zone is missing; expected Z or +HH:MM/-HH:MM at ", detail::timestamp_char(pos)});
   }
   const char zone = text[pos];
   if (zone == 'Z' || zone == 'z') {
@@ -156,7 +158,7 @@ inline result<timestamp> parse_timestamp(std::string_view text) {
         text[pos + 3] != ':' || !detail::is_digit(text[pos + 4]) ||
         !detail::is_digit(text[pos + 5])) {
       return detail::timestamp_error(
-          text, "the offset at " + detail::timestamp_char(pos) + " must be +HH:MM or -HH:MM");
+          text, {"the offset at ", detail::timestamp_char(pos), " must be +HH:MM or -HH:MM"});
     }
     offset_hour = detail::decimal_at(text, pos + 1, 2);
     offset_minute = detail::decimal_at(text, pos + 4, 2);
@@ -165,11 +167,11 @@ inline result<timestamp> parse_timestamp(std::string_view text) {
     pos += 6;
   } else {
     return detail::timestamp_error(
-        text, detail::timestamp_char(pos) + " must be 'Z', '+' or '-' (the time zone)");
+        text, {detail::timestamp_char(pos), " must be 'Z', '+' or '-' (the time zone)"});
   }
   if (pos != n) {
     return detail::timestamp_error(
-        text, "unexpected text after the time zone at " + detail::timestamp_char(pos));
+        text, {"unexpected text after the time zone at ", detail::timestamp_char(pos)});
   }
 
   const std::int64_t year = detail::decimal_at(text, 0, 4);
@@ -180,36 +182,34 @@ inline result<timestamp> parse_timestamp(std::string_view text) {
   const unsigned second = detail::decimal_at(text, 17, 2);
   if (month < 1 || month > 12) {
     return detail::timestamp_error(
-        text, "month " + detail::two_digits(month) + " is out of range (01-12)");
+        text, {"month ", detail::two_digits(month), " is out of range (01-12)"});
   }
   if (day < 1 || day > detail::days_in_month(year, month)) {
-    return detail::timestamp_error(text, "day " + detail::two_digits(day) +
-                                             " is out of range for " +
-                                             std::string(text.substr(0, 7)));
+    return detail::timestamp_error(text, {"day ", detail::two_digits(day), " is out of range for ", text.substr(0, 7)});
   }
   if (hour > 23) {
     return detail::timestamp_error(text,
-                                   "hour " + detail::two_digits(hour) + " is out of range (00-23)");
+                                   {"hour ", detail::two_digits(hour), " is out of range (00-23)"});
   }
   if (minute > 59) {
     return detail::timestamp_error(
-        text, "minute " + detail::two_digits(minute) + " is out of range (00-59)");
+        text, {"minute ", detail::two_digits(minute), " is out of range (00-59)"});
   }
   if (second == 60) {
     return detail::timestamp_error(text,
-                                   "second 60 is a leap second; leap seconds are not supported");
+                                   {"second 60 is a leap second; leap seconds are not supported"});
   }
   if (second > 59) {
     return detail::timestamp_error(
-        text, "second " + detail::two_digits(second) + " is out of range (00-59)");
+        text, {"second ", detail::two_digits(second), " is out of range (00-59)"});
   }
   if (offset_hour > 23) {
     return detail::timestamp_error(
-        text, "offset hour " + detail::two_digits(offset_hour) + " is out of range (00-23)");
+        text, {"offset hour ", detail::two_digits(offset_hour), " is out of range (00-23)"});
   }
   if (offset_minute > 59) {
     return detail::timestamp_error(
-        text, "offset minute " + detail::two_digits(offset_minute) + " is out of range (00-59)");
+        text, {"offset minute ", detail::two_digits(offset_minute), " is out of range (00-59)"});
   }
 
   const std::int64_t seconds_of_day = hour * 3600 + minute * 60 + second;

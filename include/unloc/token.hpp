@@ -3,18 +3,19 @@
 /// @file
 /// The OAuth2 access token the API calls carry (`Authorization: Bearer …`).
 
-#include <unloc/detail/json_document.hpp>
+#include <unloc/detail/json_reader.hpp>
 #include <unloc/detail/text.hpp>
 #include <unloc/error.hpp>
 #include <unloc/timestamp.hpp>
 #include <unloc/version.hpp>
 
-#include <nlohmann/json.hpp>
-
 #include <algorithm>
+#include <charconv>
 #include <chrono>
 #include <cstddef>
 #include <string>
+#include <string_view>
+#include <system_error>
 #include <utility>
 #include <vector>
 
@@ -101,37 +102,75 @@ void from_json(const BasicJsonType& j, access_token& t) {
 [[nodiscard]] inline result<access_token> parse_access_token(
     std::string_view json_text,
     std::chrono::system_clock::time_point now = std::chrono::system_clock::now()) {
-  auto doc = detail::parse_json_document(json_text);
-  if (!doc) return doc.error();
-  if (!doc->is_object()) return detail::response_error("a token response must be a JSON object");
+  detail::json_reader reader(json_text, detail::max_response_depth);
   access_token out;
-  const auto value = doc->find("access_token");
-  if (value == doc->end() || !value->is_string() || value->get_ref<const std::string&>().empty()) {
+  bool has_expires = false;
+  const auto on_member = [&](std::string_view key) {
+    const auto string_value = [&](std::string_view& text) {
+      return reader.peek() == '"' ? reader.read_string(text) : reader.read_value(nullptr, 1);
+    };
+    std::string_view text;
+    if (key == "access_token") {
+      if (!string_value(text)) return false;
+      out.value = std::string(text);
+      return true;
+    }
+    if (key == "token_type") {
+      const bool string = reader.peek() == '"';
+      if (!string_value(text)) return false;
+      return (string && detail::ascii_iequals(text, "bearer")) ||
+             reader.fail_schema("field 'token_type' must be 'bearer'", "token_type");
+    }
+    if (key == "expires_in") {
+      std::string number;
+      const char first = reader.peek();
+      if (!reader.read_value(&number, 1)) return false;
+      double seconds = -1;
+      if (first == '-' || detail::is_digit(first)) {
+        std::from_chars(number.data(), number.data() + number.size(), seconds);
+      }
+      if (!(seconds >= 0 && seconds <= 1e9)) {
+        return reader.fail_schema("field 'expires_in' must be a number of seconds", "expires_in");
+      }
+      out.expires_at = now + std::chrono::seconds(static_cast<long long>(seconds));
+      has_expires = true;
+      return true;
+    }
+    if (key == "scope" && reader.peek() == '[') {
+      out.scope.clear();
+      return reader.read_elements(2, [&] {
+        if (reader.peek() != '"') return reader.read_value(nullptr, 2);  // not a scope: skipped
+        if (!reader.read_string(text)) return false;
+        out.scope.emplace_back(text);
+        return true;
+      });
+    }
+    if (key == "scope" || key == "project_id") {
+      const bool string = reader.peek() == '"';
+      if (!string_value(text)) return false;
+      if (!string) return true;  // not what the SDK reads: skipped
+      if (key == "scope") {
+        out.scope = detail::split_scope(std::string(text));
+      } else {
+        out.project_id = std::string(text);
+      }
+      return true;
+    }
+    return reader.read_value(nullptr, 1);  // a field the SDK does not use
+  };
+  reader.begin();
+  if (reader.peek() != '{') {
+    reader.fail_schema("a token response must be a JSON object", {});
+    reader.read_value(nullptr, 0);
+  } else if (reader.read_members(1, on_member)) {
+    reader.finish();
+  }
+  if (!reader.ok()) return detail::response_error(reader);
+  if (out.value.empty()) {
     return detail::response_error("field 'access_token' is missing or not a string", "access_token");
   }
-  out.value = value->get<std::string>();
-  if (const auto type = doc->find("token_type"); type != doc->end()) {
-    if (!type->is_string() || !detail::ascii_iequals(type->get_ref<const std::string&>(), "bearer")) {
-      return detail::response_error("field 'token_type' must be 'bearer'", "token_type");
-    }
-  }
-  const auto expires = doc->find("expires_in");
-  if (expires == doc->end() || !expires->is_number() || expires->get<double>() < 0 ||
-      expires->get<double>() > 1e9) {
+  if (!has_expires) {
     return detail::response_error("field 'expires_in' must be a number of seconds", "expires_in");
-  }
-  out.expires_at = now + std::chrono::seconds(expires->get<long long>());
-  if (const auto scope = doc->find("scope"); scope != doc->end()) {
-    if (scope->is_string()) {
-      out.scope = detail::split_scope(scope->get_ref<const std::string&>());
-    } else if (scope->is_array()) {
-      for (const auto& s : *scope) {
-        if (s.is_string()) out.scope.push_back(s.get<std::string>());
-      }
-    }
-  }
-  if (const auto project = doc->find("project_id"); project != doc->end() && project->is_string()) {
-    out.project_id = project->get<std::string>();
   }
   return out;
 }

@@ -102,7 +102,7 @@ inline constexpr std::uint8_t hex_value(char c) noexcept {
   return static_cast<std::uint8_t>(c - 'A' + 10);
 }
 
-inline error uuid_error(std::string_view text, const std::string& reason) {
+UNLOC_DETAIL_COLD inline error uuid_error(std::string_view text, const std::string& reason) {
   return make_error(error_category::invalid_input, "invalid UUID " + quoted(text) + ": " + reason);
 }
 

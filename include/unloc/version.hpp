@@ -22,6 +22,20 @@
   }                         \
   }
 
+/// @cond internal
+// COLD: code that runs on failures only (messages, errors), kept out of line
+// and optimized for size. NOINLINE: a large function called from many places,
+// compiled once rather than inlined into each. Both because every file that
+// includes the SDK compiles them.
+#if defined(_MSC_VER)
+#define UNLOC_DETAIL_COLD __declspec(noinline)
+#define UNLOC_DETAIL_NOINLINE __declspec(noinline)
+#else
+#define UNLOC_DETAIL_COLD __attribute__((cold, noinline))
+#define UNLOC_DETAIL_NOINLINE __attribute__((noinline))
+#endif
+/// @endcond
+
 UNLOC_BEGIN_NAMESPACE
 
 /// The SDK's version, `"MAJOR.MINOR.PATCH"`.

@@ -4,18 +4,20 @@
 /// Webhooks: where Unloc POSTs the Access Events of a Lock.
 
 #include <unloc/credentials.hpp>
-#include <unloc/detail/json_document.hpp>
+#include <unloc/detail/json_reader.hpp>
+#include <unloc/detail/text.hpp>
 #include <unloc/error.hpp>
+#include <unloc/json_member.hpp>
 #include <unloc/timestamp.hpp>
 #include <unloc/uuid.hpp>
 #include <unloc/version.hpp>
 
-#include <nlohmann/json.hpp>
-
+#include <cstddef>
 #include <optional>
 #include <stdexcept>
 #include <string>
 #include <string_view>
+#include <unordered_set>
 #include <utility>
 #include <vector>
 
@@ -40,7 +42,7 @@ struct webhook {
   std::string url;                   ///< The URL, credentials included: a secret.
   std::optional<uuid> lock_id;       ///< The Lock, when the webhook names one.
   std::optional<timestamp> created;  ///< When it was registered, when the API says.
-  nlohmann::json extra;              ///< Fields this SDK does not know, as received.
+  std::vector<json_member> extra;    ///< Fields this SDK does not know, as received.
 };
 
 /// One line for logs, with the password in the URL replaced by `REDACTED`.
@@ -59,52 +61,75 @@ struct webhook {
 
 namespace detail {
 
-inline error webhook_error(std::string message, std::string field = {}) {
-  return make_error(error_category::invalid_response, std::move(message), std::move(field));
+/// Reads a webhook object at the reader's position (`depth` deep). Schema
+/// problems are recorded in the reader; false only when reading must stop.
+inline bool read_webhook(json_reader& reader, std::size_t depth, webhook& out) {
+  unsigned seen = 0;  // a bit per known field
+  std::unordered_set<std::string> extra_names;
+  const bool read = reader.read_members(depth, [&](std::string_view key) {
+    static constexpr std::string_view known[] = {"id", "url", "trigger", "lockId", "created"};
+    std::size_t field = 0;
+    while (field < std::size(known) && known[field] != key) ++field;
+    if (field == std::size(known)) {
+      if (!extra_names.emplace(key).second) {
+        return reader.fail_duplicate(key) && reader.read_value(nullptr, depth);
+      }
+      json_member member{std::string(key), {}};
+      if (!reader.read_value(&member.value, depth)) return false;
+      out.extra.push_back(std::move(member));
+      return true;
+    }
+    if ((seen & (1U << field)) != 0) return reader.fail_duplicate(key) && reader.read_value(nullptr, depth);
+    seen |= 1U << field;
+    // lockId and created may be null; every field is otherwise a string.
+    if (reader.peek() == 'n' && field >= 3) return reader.read_value(nullptr, depth);
+    if (reader.peek() != '"') {
+      return reader.fail_schema("webhook field '" + std::string(key) + "' must be a string",
+                                std::string(key)) &&
+             reader.read_value(nullptr, depth);
+    }
+    std::string_view text;
+    if (!reader.read_string(text)) return false;
+    switch (field) {
+      case 0:
+      case 3: {
+        auto id = uuid::parse(text);
+        if (!id) {
+          return reader.fail_schema("webhook field '" + std::string(key) + "' is not a UUID",
+                                    std::string(key));
+        }
+        (field == 0 ? out.id : out.lock_id.emplace()) = *id;
+        return true;
+      }
+      case 1: out.url = std::string(text); return true;
+      case 2: out.trigger = std::string(text); return true;
+      default: {
+        auto created = parse_timestamp(text);
+        if (!created) return reader.fail_schema("webhook field 'created' is not a timestamp", "created");
+        out.created = *created;
+        return true;
+      }
+    }
+  });
+  if (!read || !reader.ok()) return read;
+  if ((seen & 1U) == 0) return reader.fail_schema("webhook field 'id' is missing", "id");
+  if ((seen & 2U) == 0) return reader.fail_schema("webhook field 'url' is missing", "url");
+  if (out.trigger.empty()) out.trigger = std::string(access_event_trigger);
+  return true;
 }
 
-/// A webhook from a JSON object, with every field checked; never throws.
-[[nodiscard]] inline result<webhook> webhook_from_document(const nlohmann::json& j) {
-  if (!j.is_object()) return webhook_error("a webhook must be a JSON object");
+/// A webhook from the text of one JSON object; never throws.
+[[nodiscard]] inline result<webhook> webhook_from_json(std::string_view text) {
+  json_reader reader(text, max_response_depth);
+  reader.begin();
   webhook out;
-  bool has_id = false;
-  bool has_url = false;
-  for (auto it = j.begin(); it != j.end(); ++it) {
-    const std::string& key = it.key();
-    const auto* text = it->template get_ptr<const std::string*>();
-    if (key == "id" || key == "url" || key == "trigger") {
-      if (text == nullptr) return webhook_error("webhook field '" + key + "' must be a string", key);
-      if (key == "id") {
-        auto id = uuid::parse(*text);
-        if (!id) return webhook_error("webhook field 'id' is not a UUID", key);
-        out.id = *id;
-        has_id = true;
-      } else if (key == "url") {
-        out.url = *text;
-        has_url = true;
-      } else {
-        out.trigger = *text;
-      }
-    } else if (key == "lockId" || key == "created") {
-      if (it->is_null()) continue;
-      if (text == nullptr) return webhook_error("webhook field '" + key + "' must be a string", key);
-      if (key == "lockId") {
-        auto id = uuid::parse(*text);
-        if (!id) return webhook_error("webhook field 'lockId' is not a UUID", key);
-        out.lock_id = *id;
-      } else {
-        auto created = parse_timestamp(*text);
-        if (!created) return webhook_error("webhook field 'created' is not a timestamp", key);
-        out.created = *created;
-      }
-    } else {
-      if (!out.extra.is_object()) out.extra = nlohmann::json::object();
-      out.extra[key] = *it;
-    }
+  if (reader.peek() != '{') {
+    reader.fail_schema("a webhook must be a JSON object", {});
+    reader.read_value(nullptr, 0);
+  } else if (read_webhook(reader, 1, out)) {
+    reader.finish();
   }
-  if (!has_id) return webhook_error("webhook field 'id' is missing", "id");
-  if (!has_url) return webhook_error("webhook field 'url' is missing", "url");
-  if (out.trigger.empty()) out.trigger = std::string(access_event_trigger);
+  if (!reader.ok()) return response_error(reader);
   return out;
 }
 
@@ -117,6 +142,13 @@ void to_json(BasicJsonType& j, const webhook_registration& r) {
   j["trigger"] = r.trigger;
   j["url"] = r.url;
   if (r.lock_id) j["lockId"] = r.lock_id->to_string();
+}
+
+/// The registration as the API's request body, compact JSON text.
+[[nodiscard]] inline std::string to_json_text(const webhook_registration& r) {
+  const std::string lock = r.lock_id ? r.lock_id->to_string() : std::string();
+  return r.lock_id ? detail::json_object_text({{"trigger", r.trigger}, {"url", r.url}, {"lockId", lock}})
+                   : detail::json_object_text({{"trigger", r.trigger}, {"url", r.url}});
 }
 
 /// Reads a registration from trusted JSON; throws `std::invalid_argument`
@@ -153,10 +185,8 @@ void to_json(BasicJsonType& j, const webhook& w) {
   j["url"] = w.url;
   j["lockId"] = w.lock_id ? BasicJsonType(w.lock_id->to_string()) : BasicJsonType();
   if (w.created) j["created"] = format_timestamp(*w.created);
-  if (w.extra.is_object()) {
-    for (const auto& item : w.extra.items()) {
-      if (j.find(item.key()) == j.end()) j[item.key()] = item.value();
-    }
+  for (const auto& member : w.extra) {
+    if (j.find(member.name) == j.end()) j[member.name] = BasicJsonType::parse(member.value);
   }
 }
 
@@ -165,7 +195,7 @@ void to_json(BasicJsonType& j, const webhook& w) {
 /// are read by the client with `parse_webhook`, which never throws.
 template <typename BasicJsonType>
 void from_json(const BasicJsonType& j, webhook& w) {
-  auto read = detail::webhook_from_document(nlohmann::json(j));
+  auto read = detail::webhook_from_json(j.dump());
   if (!read) throw std::invalid_argument(read.error().message);
   w = std::move(*read);
 }
@@ -173,32 +203,57 @@ void from_json(const BasicJsonType& j, webhook& w) {
 /// Reads a webhook as the API returns it: the object itself, or wrapped as
 /// `{"webhook":{…}}`.
 [[nodiscard]] inline result<webhook> parse_webhook(std::string_view json_text) {
-  auto doc = detail::parse_json_document(json_text);
-  if (!doc) return doc.error();
-  if (const auto it = doc->find("webhook"); it != doc->end() && it->is_object()) {
-    return detail::webhook_from_document(*it);
+  // First the whole text is checked and the wrapped object found, then the
+  // webhook is read from it: which of the two it is shows only at the end.
+  detail::json_reader reader(json_text, detail::max_response_depth);
+  reader.begin();
+  std::string_view wrapped;
+  if (reader.peek() == '{') {
+    reader.read_members(1, [&](std::string_view key) {
+      const bool object = key == "webhook" && reader.peek() == '{';
+      const char* start = reader.position();
+      if (!reader.read_value(nullptr, 1)) return false;
+      if (object) wrapped = std::string_view(start, static_cast<std::size_t>(reader.position() - start));
+      return true;
+    });
+  } else {
+    reader.read_value(nullptr, 0);
   }
-  return detail::webhook_from_document(*doc);
+  if (reader.state() == detail::reader_state::syntax_error || !reader.finish()) {
+    return detail::response_error(reader);
+  }
+  return detail::webhook_from_json(wrapped.empty() ? json_text : wrapped);
 }
 
 /// Reads the list of webhooks `{"webhooks":[…]}` (a bare array is accepted too).
 [[nodiscard]] inline result<std::vector<webhook>> parse_webhook_list(std::string_view json_text) {
-  auto doc = detail::parse_json_document(json_text);
-  if (!doc) return doc.error();
-  const nlohmann::json* list = &*doc;
-  if (doc->is_object()) {
-    const auto it = doc->find("webhooks");
-    if (it == doc->end()) return detail::response_error("field 'webhooks' is missing", "webhooks");
-    list = &*it;
-  }
-  if (!list->is_array()) return detail::response_error("field 'webhooks' must be an array", "webhooks");
+  detail::json_reader reader(json_text, detail::max_response_depth);
   std::vector<webhook> out;
-  out.reserve(list->size());
-  for (const auto& item : *list) {
-    auto hook = detail::webhook_from_document(item);
-    if (!hook) return hook.error();
-    out.push_back(std::move(*hook));
+  bool saw_list = false;
+  const auto read_list = [&](std::size_t depth) {
+    saw_list = true;
+    if (reader.peek() != '[') {
+      return reader.fail_schema("field 'webhooks' must be an array", "webhooks") &&
+             reader.read_value(nullptr, depth - 1);
+    }
+    return reader.read_elements(depth, [&] {
+      if (reader.peek() != '{') {
+        return reader.fail_schema("a webhook must be a JSON object", {}) &&
+               reader.read_value(nullptr, depth);
+      }
+      out.emplace_back();
+      return detail::read_webhook(reader, depth + 1, out.back());
+    });
+  };
+  reader.begin();
+  const bool read = reader.peek() == '{' ? reader.read_members(1, [&](std::string_view key) {
+    return key == "webhooks" ? read_list(2) : reader.read_value(nullptr, 1);
+  })
+                                         : read_list(1);
+  if (read && reader.finish() && !saw_list) {
+    reader.fail_schema("field 'webhooks' is missing", "webhooks");
   }
+  if (!reader.ok()) return detail::response_error(reader);
   return out;
 }
 

@@ -9,8 +9,13 @@
 //   the last) are a schema error.
 // - Otherwise the reader accepts exactly what nlohmann's DOM and from_json accept,
 //   and reads the same fields, extra (the DOM minus the known fields) and
-//   events in the same order, with the same cursor.
-// - What it accepts reads back the same from its own to_json_text.
+//   events in the same order, with the same cursor. Each member of extra is
+//   compact JSON text that nlohmann reads as the value of its own DOM, of the
+//   same types; the members and the keys inside them are in the order received
+//   (nlohmann::ordered_json's), and a value without numbers is exactly the text
+//   of ordered_json's dump; each number in it is one of the input, as written.
+// - What it accepts reads back the same from its own to_json_text, extra's
+//   text included.
 
 #include <unloc/parse.hpp>
 
@@ -48,6 +53,7 @@ const unloc::parse_limits limits{};
 // at the top is 1 deep, as the reader counts).
 struct reference {
   json dom;
+  nlohmann::ordered_json ordered;  // the same, members in the order received
   bool duplicate_key = false;
   std::size_t depth = 0;
 };
@@ -56,6 +62,8 @@ reference read_reference(std::string_view text) {
   reference out;
   out.dom = json::parse(text.begin(), text.end(), nullptr, false);
   if (out.dom.is_discarded()) return out;
+  out.ordered = nlohmann::ordered_json::parse(text.begin(), text.end(), nullptr, false);
+  if (out.ordered.is_discarded()) fail("nlohmann accepts the text as json, not as ordered_json");
   std::vector<std::set<std::string>> keys;  // those of each open object
   const json::parser_callback_t scan = [&](int depth, json::parse_event_t event, json& parsed) {
     const auto level = static_cast<std::size_t>(depth) + 1;
@@ -102,8 +110,100 @@ std::optional<std::string> optional_text(const json& object, const char* key) {
   return it->get<std::string>();
 }
 
-// The reader's event against the DOM's object it came from, field by field.
-void check_same_event(const unloc::access_event& event, const json& object) {
+bool holds_a_number(const nlohmann::ordered_json& value) {
+  if (value.is_number()) return true;
+  if (!value.is_structured()) return false;
+  return std::any_of(value.begin(), value.end(),
+                     [](const nlohmann::ordered_json& item) { return holds_a_number(item); });
+}
+
+bool is_unknown_field(const std::string& key) {
+  return unloc::detail::event_field_from_key(key) == unloc::detail::event_field::unknown;
+}
+
+bool is_number_char(char c) {
+  return (c >= '0' && c <= '9') || c == '-' || c == '+' || c == '.' || c == 'e' || c == 'E';
+}
+
+// Each number of a kept text (outside its strings) is in the input as it is
+// written there, not as nlohmann or the reader would spell it: kept as received.
+void check_numbers_as_written(std::string_view kept, std::string_view input) {
+  bool in_string = false;
+  for (std::size_t i = 0; i < kept.size(); ++i) {
+    const char c = kept[i];
+    if (in_string) {
+      if (c == '\\') {
+        ++i;
+      } else if (c == '"') {
+        in_string = false;
+      }
+      continue;
+    }
+    if (c == '"') {
+      in_string = true;
+      continue;
+    }
+    if (c != '-' && !(c >= '0' && c <= '9')) continue;  // not a number (true, false, null)
+    std::size_t end = i;
+    while (end < kept.size() && is_number_char(kept[end])) ++end;
+    const std::string_view number = kept.substr(i, end - i);
+    bool found = false;
+    for (auto at = input.find(number); at != std::string_view::npos && !found;
+         at = input.find(number, at + 1)) {
+      const std::size_t after = at + number.size();
+      found = (at == 0 || !is_number_char(input[at - 1])) &&
+              (after == input.size() || !is_number_char(input[after]));
+    }
+    if (!found) fail("a number of extra is not in the input as written:", std::string(number));
+    i = end - 1;
+  }
+}
+
+// The reader's extra against the DOM's unknown members: the same names in the
+// order received (`ordered`'s), each text read by nlohmann as the DOM's value.
+void check_same_extra(const std::vector<unloc::json_member>& extra, const json& object,
+                      const nlohmann::ordered_json& ordered, std::string_view input) {
+  std::vector<const std::string*> names;  // the unknown keys, in the order received
+  for (auto it = ordered.begin(); it != ordered.end(); ++it) {
+    if (is_unknown_field(it.key())) names.push_back(&it.key());
+  }
+  if (extra.size() != names.size()) {
+    fail("extra holds another number of members:", std::to_string(extra.size()) + " vs " +
+                                                       std::to_string(names.size()));
+  }
+  for (std::size_t i = 0; i < extra.size(); ++i) {
+    const auto& member = extra[i];
+    if (member.name != *names[i]) fail("extra's members in another order:", member.name);
+    const json kept = json::parse(member.value, nullptr, false);
+    if (kept.is_discarded()) fail("a member of extra is not JSON:", member.value);
+    const auto expected = object.find(member.name);
+    if (expected == object.end()) fail("a member of extra nlohmann's DOM does not hold:", member.name);
+    if (!same_json(kept, *expected)) {
+      fail("a member of extra differs:", member.name + ": " + member.value + " vs " + expected->dump());
+    }
+    const auto& received = ordered.at(member.name);
+    const std::string ordered_text = received.dump();
+    if (nlohmann::ordered_json::parse(member.value).dump() != ordered_text) {
+      fail("a member of extra has its keys in another order:", member.value + " vs " + ordered_text);
+    }
+    if (!holds_a_number(received) && member.value != ordered_text) {
+      fail("a member of extra is not the text of nlohmann's dump:",
+           member.value + " vs " + ordered_text);
+    }
+    check_numbers_as_written(member.value, input);
+  }
+  if (unloc::find_member(extra, "id").has_value()) fail("find_member finds a known field in extra");
+  for (const auto& member : extra) {
+    const auto found = unloc::find_member(extra, member.name);
+    if (!found || found->data() != member.value.data()) fail("find_member misses", member.name);
+  }
+}
+
+// The reader's event against the DOM's object it came from, field by field;
+// `ordered` is the same object with its members in the order received, `input`
+// the whole text read.
+void check_same_event(const unloc::access_event& event, const json& object,
+                      const nlohmann::ordered_json& ordered, std::string_view input) {
   const auto uuid_at = [&object](const char* key) {
     auto parsed = unloc::uuid::parse(object.at(key).get<std::string>());
     if (!parsed) fail("a UUID nlohmann's DOM does not hold", key);
@@ -123,15 +223,7 @@ void check_same_event(const unloc::access_event& event, const json& object) {
   }
   if (event.app_user_id != optional_text(object, "appUserId")) fail("appUserId differs");
   if (event.user_name != optional_text(object, "userName")) fail("userName differs");
-  json extra;
-  for (const auto& item : object.items()) {
-    if (unloc::detail::event_field_from_key(item.key()) == unloc::detail::event_field::unknown) {
-      extra[item.key()] = item.value();
-    }
-  }
-  if (!same_json(event.extra, extra)) {
-    fail("extra differs", event.extra.dump() + " vs " + extra.dump());
-  }
+  check_same_extra(event.extra, object, ordered, input);
 
   // What the reader accepts, written by to_json_text, reads back the same.
   read_failure failure{};
@@ -141,7 +233,7 @@ void check_same_event(const unloc::access_event& event, const json& object) {
       again->created != event.created || again->key_id != event.key_id ||
       again->lock_id != event.lock_id || again->lock_name != event.lock_name ||
       again->app_user_id != event.app_user_id || again->user_name != event.user_name ||
-      again->extra != event.extra) {  // numerically: an integer -0 is written 0, then unsigned
+      again->extra != event.extra) {  // as text: each member is written and read back as kept
     fail("to_json_text of an event reads back different:", unloc::to_json_text(event));
   }
 }
@@ -197,7 +289,7 @@ void check_event(std::string_view text, const reference& ref, bool has_nul) {
                : "the reader rejects an event from_json accepts:",
          event ? std::string() : event.error().message);
   }
-  if (event) check_same_event(*event, ref.dom);
+  if (event) check_same_event(*event, ref.dom, ref.ordered, text);
 }
 
 void check_page(std::string_view text, const reference& ref, bool has_nul) {
@@ -240,7 +332,7 @@ void check_page(std::string_view text, const reference& ref, bool has_nul) {
   if (page->events.size() != list->size()) fail("a page with another number of events");
   if (events.size() != list->size()) fail("the callback saw another number of events");
   for (std::size_t i = 0; i < list->size(); ++i) {
-    check_same_event(page->events[i], (*list)[i]);
+    check_same_event(page->events[i], (*list)[i], ref.ordered.at("accessEvents").at(i), text);
     if (events[i].id != page->events[i].id) fail("the callback saw the events in another order");
   }
   if (page->next_cursor != optional_text(ref.dom, "nextCursor")) fail("nextCursor differs");

@@ -1,7 +1,10 @@
 #include "catch.hpp"
 
 #include <unloc/access_event.hpp>
+#include <unloc/json_member.hpp>
 #include <unloc/testing.hpp>
+
+#include "support/same_json.hpp"
 
 #include <nlohmann/json.hpp>
 
@@ -16,6 +19,10 @@ namespace {
 
 using unloc::access_action;
 using unloc::access_event;
+using unloc::json_member;
+using unloc_test::extra_json;
+using unloc_test::members_of;
+using unloc_test::same_json;
 
 // The Access Event of Unloc's webhooks guide, compact, fields in the API's order.
 const std::string guide_event_text =
@@ -32,6 +39,16 @@ bool has_text(std::string_view haystack, std::string_view needle) {
 }
 
 nlohmann::json guide_event() { return nlohmann::json::parse(guide_event_text); }
+
+// The members of an object as nlohmann writes them with invalid UTF-8
+// replaced: members_of, for values that may hold any bytes.
+std::vector<json_member> replaced_members_of(const nlohmann::ordered_json& object) {
+  std::vector<json_member> out;
+  for (auto it = object.begin(); it != object.end(); ++it) {
+    out.push_back({it.key(), it->dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace)});
+  }
+  return out;
+}
 
 template <typename Json>
 std::vector<std::string> keys_of(const Json& j) {
@@ -168,7 +185,10 @@ TEST_CASE("to_json_text writes what nlohmann's ordered dump writes, invalid UTF-
     event.app_user_id = random() % 2 == 0 ? std::optional<std::string>(text(5)) : std::nullopt;
     event.user_name = random() % 2 == 0 ? std::optional<std::string>(text(8)) : std::nullopt;
     if (random() % 3 == 0) {
-      event.extra = {{text(3), text(4)}, {"lockName", 1}, {"o", {{"x", text(3)}, {"n", 1.5}}}};
+      // Values as nlohmann writes them (invalid UTF-8 replaced), so that the
+      // text kept is the text nlohmann writes again after parsing it.
+      event.extra = replaced_members_of(nlohmann::ordered_json{
+          {text(3), text(4)}, {"lockName", 1}, {"o", {{"x", text(3)}, {"n", 1.5}}}});
     }
     nlohmann::ordered_json j;
     to_json(j, event);
@@ -232,14 +252,28 @@ TEST_CASE("keeps unknown extra fields through a round trip", "[access_event]") {
   j["location"] = {{"lat", 59.91}, {"lon", 10.75}};
   j["tags"] = {"gate", "north"};
   const auto event = j.get<access_event>();
-  REQUIRE(event.extra.is_object());
-  CHECK(event.extra.size() == 3);
-  CHECK(event.extra.at("battery") == 42);
-  CHECK(event.extra.at("location").at("lat") == 59.91);
-  CHECK_FALSE(event.extra.contains("id"));
+  REQUIRE(event.extra.size() == 3);
+  const nlohmann::json extra = extra_json(event.extra);
+  CHECK(extra.at("battery") == 42);
+  CHECK(extra.at("location").at("lat") == 59.91);
+  CHECK_FALSE(extra.contains("id"));
+  CHECK(unloc::find_member(event.extra, "battery") == std::optional<std::string_view>("42"));
+  CHECK(unloc::find_member(event.extra, "tags") ==
+        std::optional<std::string_view>(R"(["gate","north"])"));
+  CHECK_FALSE(unloc::find_member(event.extra, "id").has_value());
+  CHECK_FALSE(unloc::find_member(event.extra, "Battery").has_value());
 
   const nlohmann::json written = event;
   CHECK(written == j);
+  // Of the same types as j read back from its text (42 set in code is signed,
+  // read from text unsigned: the kept text is what was sent).
+  CHECK(same_json(written, nlohmann::json::parse(j.dump())));
+}
+
+TEST_CASE("from_json keeps no extra when there are no unknown fields", "[access_event]") {
+  const auto event = guide_event().get<access_event>();
+  CHECK(event.extra.empty());
+  CHECK(extra_json(event.extra).is_null());
 }
 
 TEST_CASE("writes unknown extra fields after the API's fields in ordered JSON",
@@ -247,8 +281,10 @@ TEST_CASE("writes unknown extra fields after the API's fields in ordered JSON",
   const auto text = guide_event_text.substr(0, guide_event_text.size() - 1) +
                     R"(,"zone":"A","battery":42})";
   const auto event = nlohmann::ordered_json::parse(text).get<access_event>();
-  CHECK(event.extra.at("zone") == "A");
-  CHECK(event.extra.at("battery") == 42);
+  CHECK(extra_json(event.extra).at("zone") == "A");
+  CHECK(extra_json(event.extra).at("battery") == 42);
+  // In the order received, each value as nlohmann writes it.
+  CHECK(event.extra == std::vector<json_member>{{"zone", R"("A")"}, {"battery", "42"}});
 
   const nlohmann::ordered_json written = event;
   const auto keys = keys_of(written);
@@ -256,14 +292,52 @@ TEST_CASE("writes unknown extra fields after the API's fields in ordered JSON",
   CHECK(std::vector<std::string>(keys.begin(), keys.begin() + 8) == api_field_order);
   CHECK(written.at("zone") == "A");
   CHECK(written.at("battery") == 42);
+  CHECK(written.dump() == text);
+  CHECK(unloc::to_json_text(event) == text);
 }
 
 TEST_CASE("an extra field never overwrites a known field", "[access_event]") {
   access_event event = unloc::testing::sample_access_event();
-  event.extra = {{"lockName", "Forged gate"}, {"floor", 3}};
+  event.extra = members_of(nlohmann::ordered_json{{"lockName", "Forged gate"}, {"floor", 3}});
   const nlohmann::json written = event;
   CHECK(written.at("lockName") == "North gate");
   CHECK(written.at("floor") == 3);
+
+  const std::string text = unloc::to_json_text(event);
+  CHECK(text == guide_event_text.substr(0, guide_event_text.size() - 1) + R"(,"floor":3})");
+  CHECK(text.find("Forged") == std::string::npos);
+}
+
+TEST_CASE("to_json_text writes an extra value as its text, which nlohmann reads as it was",
+          "[access_event]") {
+  // Kept as received (the strict reader keeps a number's text, 1E2 or -0):
+  // not nlohmann's own spelling, but the same value, of the same type.
+  access_event event = unloc::testing::sample_access_event();
+  event.extra = {{"big", "1E2"},
+                 {"zero", "-0"},
+                 {"price", "1.50"},
+                 {"tiny", "1e-400"},
+                 {"name", "\"\xc3\xa9\""},
+                 {"nested", R"({"b":[1,-0.0,{"a":null}],"a":true})"},
+                 {"\xc3\xa9", R"("x")"}};
+  const std::string text = unloc::to_json_text(event);
+  const std::string known = guide_event_text.substr(0, guide_event_text.size() - 1);
+  CHECK(text.substr(0, known.size()) == known);
+  CHECK(text.substr(known.size()) ==
+        R"(,"big":1E2,"zero":-0,"price":1.50,"tiny":1e-400,"name":")" "\xc3\xa9" R"(",)"
+        R"("nested":{"b":[1,-0.0,{"a":null}],"a":true},")" "\xc3\xa9" R"(":"x"})");
+
+  nlohmann::ordered_json expected = nlohmann::ordered_json::parse(guide_event_text);
+  for (const auto& member : event.extra) {
+    expected[member.name] = nlohmann::ordered_json::parse(member.value);
+  }
+  const auto written = nlohmann::ordered_json::parse(text);
+  CHECK(same_json(nlohmann::json(written), nlohmann::json(expected)));
+  CHECK(keys_of(written) == keys_of(expected));
+
+  nlohmann::ordered_json through_to_json = event;
+  CHECK(through_to_json == written);
+  CHECK(same_json(nlohmann::json(through_to_json), nlohmann::json(written)));
 }
 
 TEST_CASE("reads a null or absent appUserId and userName as no value and writes null",

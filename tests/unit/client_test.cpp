@@ -7,6 +7,8 @@
 #include <unloc/client.hpp>
 #include <unloc/testing.hpp>
 
+#include <nlohmann/json.hpp>
+
 #include <atomic>
 #include <chrono>
 #include <memory>

@@ -1,9 +1,13 @@
 #include "catch.hpp"
 
 #include "guide_examples.hpp"
+#include "support/same_json.hpp"
 
 #include <unloc/delivery.hpp>
+#include <unloc/json_member.hpp>
 #include <unloc/testing.hpp>
+
+#include <nlohmann/json.hpp>
 
 #include <memory>
 #include <stdexcept>
@@ -275,7 +279,8 @@ TEST_CASE("accepts an unknown action and unknown fields", "[delivery]") {
   REQUIRE(d.status == 204);
   CHECK(d.event->action == unloc::access_action::unknown);
   CHECK(d.event->action_text == "jammed");
-  CHECK(d.event->extra["battery"]["level"] == 12);
+  CHECK(unloc_test::extra_json(d.event->extra)["battery"]["level"] == 12);
+  CHECK(d.event->extra == std::vector<unloc::json_member>{{"battery", R"({"level":12})"}});
 }
 
 TEST_CASE("finds headers whatever the case of their names", "[delivery]") {

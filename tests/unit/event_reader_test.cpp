@@ -1,5 +1,6 @@
 #include "catch.hpp"
 
+#include <unloc/json_member.hpp>
 #include <unloc/parse.hpp>
 
 #include "support/same_json.hpp"
@@ -11,6 +12,7 @@
 #include <cstring>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 // The strict JSON reader behind parse_access_event and the access-log page
@@ -110,7 +112,9 @@ std::size_t byte_offset(const std::string& message) {
   return n;
 }
 
+using unloc_test::extra_json;
 using unloc_test::same_json;
+using members = std::vector<unloc::json_member>;
 
 std::string printable(const std::string& text) {
   std::string out;
@@ -437,7 +441,10 @@ TEST_CASE("decodes escapes, surrogate pairs included, into UTF-8", "[event_reade
 
     const auto extra = read_event(event_with_x("{" + literal + ":[" + literal + "]}"));
     REQUIRE(extra.event.has_value());
-    CHECK(same_json(extra.event->extra.at("x"), json{{c.expected, json::array({c.expected})}}));
+    const json expected_x{{c.expected, json::array({c.expected})}};
+    CHECK(same_json(extra_json(extra.event->extra).at("x"), expected_x));
+    // Kept as text escaped again as nlohmann writes it.
+    CHECK(extra.event->extra == members{{"x", expected_x.dump()}});
 
     const auto page = read_page(page_with(",\"nextCursor\":" + literal));
     CHECK(page.cursor == std::optional<std::string>(c.expected));
@@ -455,7 +462,8 @@ TEST_CASE("reads each hex digit of a \\u escape as nlohmann does", "[event_reade
       INFO("byte " << byte << " as digit " << digit);
       REQUIRE(read.event.has_value() == !expected.is_discarded());
       if (read.event) {
-        CHECK(same_json(read.event->extra.at("x"), expected.at("x")));
+        CHECK(same_json(extra_json(read.event->extra).at("x"), expected.at("x")));
+        CHECK(read.event->extra == members{{"x", expected.at("x").dump()}});
       } else {
         CHECK(read.failure == read_failure::syntax);
       }
@@ -475,7 +483,50 @@ TEST_CASE("decodes escapes in the keys and values of known fields", "[event_read
   CHECK(unloc::format_timestamp(read.event->created) == "2022-01-01T10:35:24.083Z");
   CHECK(read.event->lock_name == "N\xC3\xB8rth");
   CHECK(read.event->app_user_id == std::optional<std::string>("+12125552390"));
-  CHECK(same_json(read.event->extra, json::parse(R"({"i\u0000d":1})")));
+  CHECK(same_json(extra_json(read.event->extra), json::parse(R"({"i\u0000d":1})")));
+  CHECK(read.event->extra == members{{"i\0d"s, "1"}});
+}
+
+TEST_CASE("keeps unknown fields as compact text in the order received", "[event_reader]") {
+  const std::string body =
+      event_head +
+      R"(, "zone" : "A" , "big":1E2,"neg":-0,"price":1.50,"tiny":1e-400,"name":"caf\u00e9",)"
+      R"("url":"http:\/\/x","ctl":"\u001f\n\"","loc": { "lat" : 59.91 , "lon":10.75 },)"
+      R"("list":[ 1 , true , null , [ ] , { } ],"\u0061a":false})";
+  const auto read = read_event(body);
+  REQUIRE(read.event.has_value());
+  const members expected = {
+      {"zone", R"("A")"},
+      {"big", "1E2"},  // numbers as written, not as nlohmann would write them
+      {"neg", "-0"},
+      {"price", "1.50"},
+      {"tiny", "1e-400"},
+      {"name", "\"caf\xC3\xA9\""},  // strings escaped again as nlohmann writes them
+      {"url", R"("http://x")"},
+      {"ctl", R"("\u001f\n\"")"},
+      {"loc", R"({"lat":59.91,"lon":10.75})"},  // keys in the order received
+      {"list", R"([1,true,null,[],{}])"},
+      {"aa", "false"},
+  };
+  CHECK(read.event->extra == expected);
+  // Each text reads as the value received, of the same type.
+  const json original = json::parse(body);
+  for (const auto& member : read.event->extra) {
+    INFO(member.name << ": " << member.value);
+    CHECK(same_json(json::parse(member.value), original.at(member.name)));
+  }
+
+  const auto& extra = read.event->extra;
+  CHECK(unloc::find_member(extra, "big") == std::optional<std::string_view>("1E2"));
+  CHECK(unloc::find_member(extra, "aa") == std::optional<std::string_view>("false"));
+  CHECK_FALSE(unloc::find_member(extra, "lat").has_value());       // nested: not a member
+  CHECK_FALSE(unloc::find_member(extra, "id").has_value());        // known: not in extra
+  CHECK_FALSE(unloc::find_member(extra, "\\u0061a").has_value());  // names are decoded
+  CHECK_FALSE(unloc::find_member({}, "x").has_value());
+
+  const auto none = read_event(event_text);
+  REQUIRE(none.event.has_value());
+  CHECK(none.event->extra.empty());
 }
 
 TEST_CASE("reads numbers in unknown fields exactly as nlohmann::json::parse does",
@@ -532,14 +583,17 @@ TEST_CASE("reads numbers in unknown fields exactly as nlohmann::json::parse does
     REQUIRE(expected.type() == c.type);  // the table agrees with nlohmann
 
     const auto alone = read_event(event_with_x(c.text));
-    INFO((alone.event ? alone.event->extra.dump() : alone.message) << " / " << expected.dump());
+    INFO((alone.event ? extra_json(alone.event->extra).dump() : alone.message) << " / "
+                                                                                << expected.dump());
     REQUIRE(alone.event.has_value());
-    CHECK(same_json(alone.event->extra.at("x"), expected));
+    CHECK(same_json(extra_json(alone.event->extra).at("x"), expected));
+    CHECK(alone.event->extra == members{{"x", c.text}});  // the number's text as written
 
     const std::string nested_text = "{\"a\":[" + c.text + "," + c.text + "]}";
     const auto nested = read_event(event_with_x(nested_text));
     REQUIRE(nested.event.has_value());
-    CHECK(same_json(nested.event->extra.at("x"), json::parse(nested_text)));
+    CHECK(same_json(extra_json(nested.event->extra).at("x"), json::parse(nested_text)));
+    CHECK(nested.event->extra == members{{"x", nested_text}});
   }
 }
 
@@ -591,7 +645,9 @@ TEST_CASE("judges a number's range by its value, however many digits and exponen
   const auto small = read_event(too_small);
   INFO(small.message);
   REQUIRE(small.event.has_value());
-  CHECK(same_json(small.event->extra.at("x"), json(0.0)));
+  CHECK(same_json(extra_json(small.event->extra).at("x"), json(0.0)));
+  REQUIRE(small.event->extra.size() == 1);
+  CHECK(small.event->extra[0].value == "1" + zeros + "e-10000000");
 }
 
 TEST_CASE("keeps the nesting limit of parse_limits and reports it as an error", "[event_reader]") {
@@ -643,7 +699,9 @@ TEST_CASE("reads 100,000 levels of nesting without using the stack for them", "[
     for (const std::string* deep : {&arrays, &objects}) {
       const auto kept = read_event(event_with_x(*deep), deep_enough);
       REQUIRE(kept.event.has_value());
-      const json* inner = &kept.event->extra.at("x");
+      CHECK(kept.event->extra == members{{"x", *deep}});
+      const json extra = extra_json(kept.event->extra);
+      const json* inner = &extra.at("x");
       std::size_t depth = 0;
       while (inner->is_structured() && !inner->empty()) {
         inner = inner->is_array() ? &inner->at(0) : &inner->at("a");
@@ -709,7 +767,11 @@ TEST_CASE("rejects duplicate keys at every level as a schema error naming the ke
   const auto distinct = read_event(
       event_head + ",\"x\":1,\"X\":2,\"x\\u0000\":3,\"y\":{\"x\":4},\"z\":[{\"x\":5},{\"x\":6}]}");
   REQUIRE(distinct.event.has_value());
-  CHECK(distinct.event->extra.size() == 5);
+  CHECK(distinct.event->extra == members{{"x", "1"},
+                                         {"X", "2"},
+                                         {"x\0"s, "3"},
+                                         {"y", R"({"x":4})"},
+                                         {"z", R"([{"x":5},{"x":6}])"}});
 }
 
 TEST_CASE("reports a body with a schema error and then a syntax error as a syntax error",

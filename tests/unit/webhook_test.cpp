@@ -1,16 +1,25 @@
 #include "catch.hpp"
 
+#include <unloc/json_member.hpp>
 #include <unloc/webhook.hpp>
+
+#include "support/same_json.hpp"
 
 #include <nlohmann/json.hpp>
 
+#include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
+#include <vector>
 
 namespace {
 
+using unloc::json_member;
 using unloc::webhook;
 using unloc::webhook_registration;
+using unloc_test::extra_json;
+using unloc_test::members_of;
 
 constexpr std::string_view url_with_credentials =
     "https://myuser:mypasswoord@vandelay.ind/accessEvents";
@@ -110,7 +119,7 @@ TEST_CASE("reads the webhook the API returns", "[webhook]") {
   CHECK(w.lock_id->to_string() == "df50a61f-9e1f-4e1c-9e89-8395c908065a");
   REQUIRE(w.created.has_value());
   CHECK(unloc::format_timestamp(*w.created) == "2024-03-05T08:15:30.250Z");
-  CHECK(w.extra.is_null());
+  CHECK(w.extra.empty());
 }
 
 TEST_CASE("a webhook survives a round trip through nlohmann::json", "[webhook]") {
@@ -130,7 +139,8 @@ TEST_CASE("a webhook without a Lock has lockId null through a round trip", "[web
   j["lockId"] = nullptr;
   const auto w = j.get<webhook>();
   CHECK_FALSE(w.lock_id.has_value());
-  CHECK_FALSE(w.extra.contains("lockId"));
+  CHECK_FALSE(unloc::find_member(w.extra, "lockId").has_value());
+  CHECK(w.extra.empty());
   const nlohmann::json back = w;
   REQUIRE(back.contains("lockId"));
   CHECK(back.at("lockId").is_null());
@@ -153,12 +163,15 @@ TEST_CASE("a webhook keeps unknown extra fields through a round trip", "[webhook
   j["active"] = true;
   j["lastDelivery"] = {{"status", 200}, {"at", "2024-03-06T00:00:00.000Z"}};
   const auto w = j.get<webhook>();
-  REQUIRE(w.extra.is_object());
-  CHECK(w.extra.size() == 2);
-  CHECK(w.extra.at("active") == true);
-  CHECK(w.extra.at("lastDelivery").at("status") == 200);
-  CHECK_FALSE(w.extra.contains("id"));
-  CHECK_FALSE(w.extra.contains("url"));
+  REQUIRE(w.extra.size() == 2);
+  const nlohmann::json extra = extra_json(w.extra);
+  CHECK(extra.at("active") == true);
+  CHECK(extra.at("lastDelivery").at("status") == 200);
+  CHECK_FALSE(extra.contains("id"));
+  CHECK_FALSE(extra.contains("url"));
+  CHECK(w.extra == std::vector<json_member>{
+                       {"active", "true"},
+                       {"lastDelivery", R"({"at":"2024-03-06T00:00:00.000Z","status":200})"}});
 
   const nlohmann::json back = w;
   CHECK(back == j);
@@ -166,7 +179,7 @@ TEST_CASE("a webhook keeps unknown extra fields through a round trip", "[webhook
 
 TEST_CASE("an extra field never overwrites a known field of a webhook", "[webhook]") {
   auto w = nlohmann::json::parse(api_webhook).get<webhook>();
-  w.extra = {{"url", "https://evil.example/steal"}, {"note", "kept"}};
+  w.extra = members_of(nlohmann::ordered_json{{"url", "https://evil.example/steal"}, {"note", "kept"}});
   const nlohmann::json j = w;
   CHECK(j.at("url") == "https://vandelay.ind/accessEvents");
   CHECK(j.at("note") == "kept");
@@ -205,4 +218,45 @@ TEST_CASE("from_json of a webhook with a bad lockId throws std::invalid_argument
   auto j = nlohmann::json::parse(
       R"({"id":"5b1e3c1a-8a43-4d0e-9b8e-2f6a0c7d9e11","url":"https://vandelay.ind/a","lockId":"x"})");
   CHECK_THROWS_AS(j.get<unloc::webhook>(), std::invalid_argument);
+}
+
+TEST_CASE("parse_webhook keeps unknown fields as their text, in the order received", "[webhook]") {
+  const std::string body = api_webhook.substr(0, api_webhook.size() - 1) +
+                           R"(,"zeta":1E2,"alpha":"caf\u00e9\/x","mid":{ "b" : 1.50 , "a" : [ ] }})";
+  const std::vector<json_member> expected = {
+      {"zeta", "1E2"}, {"alpha", "\"caf\xC3\xA9/x\""}, {"mid", R"({"b":1.50,"a":[]})"}};
+  for (const std::string& text : {body, R"({"webhook":)" + body + "}"}) {
+    INFO(text);
+    const auto w = unloc::parse_webhook(text);
+    REQUIRE(w.has_value());
+    CHECK(w->id.to_string() == "5b1e3c1a-8a43-4d0e-9b8e-2f6a0c7d9e11");
+    CHECK(w->extra == expected);
+    CHECK(unloc::find_member(w->extra, "zeta") == std::optional<std::string_view>("1E2"));
+    CHECK_FALSE(unloc::find_member(w->extra, "url").has_value());
+    CHECK(unloc_test::same_json(extra_json(w->extra),
+                                nlohmann::json::parse(R"({"zeta":1E2,"alpha":"caf\u00e9/x",)"
+                                                      R"("mid":{"b":1.50,"a":[]}})")));
+  }
+  const auto list = unloc::parse_webhook_list(R"({"webhooks":[)" + body + "," + api_webhook + "]}");
+  REQUIRE(list.has_value());
+  REQUIRE(list->size() == 2);
+  CHECK((*list)[0].extra == expected);
+  CHECK((*list)[1].extra.empty());
+}
+
+TEST_CASE("parse_webhook rejects a duplicate key as an invalid response naming it", "[webhook]") {
+  const std::string head = api_webhook.substr(0, api_webhook.size() - 1);
+  const std::pair<std::string, std::string> cases[] = {
+      {head + R"(,"note":1,"note":2})", "note"},
+      {head + R"(,"note":{"a":1,"a":2}})", "a"},
+      {head + R"(,"url":"https://evil.example/"})", "url"},
+  };
+  for (const auto& [text, key] : cases) {
+    INFO(text);
+    const auto w = unloc::parse_webhook(text);
+    REQUIRE_FALSE(w.has_value());
+    CHECK(w.error().category == unloc::error_category::invalid_response);
+    CHECK(w.error().field == key);
+    CHECK(has_text(w.error().message, "duplicate key '" + key + "'"));
+  }
 }

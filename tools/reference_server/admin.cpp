@@ -76,7 +76,9 @@ std::vector<unloc::access_event> events_from(const nlohmann::json& spec, std::st
   }
   if (const auto extra = spec.find("extra"); extra != spec.end() && !extra->is_null()) {
     if (!extra->is_object()) problem = "field 'extra' must be an object";
-    base.extra = *extra;
+    if (extra->is_object()) {
+      for (const auto& [name, value] : extra->items()) base.extra.push_back({name, value.dump()});
+    }
   }
   if (!problem.empty()) return {};
   std::vector<unloc::access_event> events;

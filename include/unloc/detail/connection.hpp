@@ -5,6 +5,7 @@
 // retries with backoff inside the deadline, and the redacted log lines.
 
 #include <unloc/credentials.hpp>
+#include <unloc/detail/json_reader.hpp>
 #include <unloc/detail/retry.hpp>
 #include <unloc/detail/text.hpp>
 #include <unloc/error.hpp>
@@ -14,8 +15,6 @@
 #include <unloc/token.hpp>
 #include <unloc/transport.hpp>
 #include <unloc/version.hpp>
-
-#include <nlohmann/json.hpp>
 
 #include <chrono>
 #include <memory>
@@ -74,7 +73,7 @@ inline bool loggable_header(std::string_view name) noexcept {
   return false;
 }
 
-inline std::string describe_headers(const http_headers& headers) {
+UNLOC_DETAIL_COLD inline std::string describe_headers(const http_headers& headers) {
   std::string out;
   for (const auto& h : headers) {
     out += out.empty() ? " [" : ", ";
@@ -106,7 +105,9 @@ class credentials_token_source final : public token_source {
   credentials_token_source(connection& owner, std::chrono::seconds margin)
       : owner_(owner), margin_(margin) {}
 
-  result<access_token> token(std::chrono::steady_clock::time_point deadline) override;
+  // Declared inline: otherwise it would be the key function, and every file
+  // that includes this header would compile the vtable and the whole client.
+  inline result<access_token> token(std::chrono::steady_clock::time_point deadline) override;
 
   void invalidate(const access_token& stale) override {
     const std::lock_guard<std::mutex> lock(mutex_);
@@ -167,8 +168,8 @@ class connection {
         request.headers.add("Authorization", "Bearer " + token->value);
       }
       log([&] {
-        return "> " + call.method + " " + redact_url(request.url) + " (attempt " +
-               std::to_string(attempt) + ")" + describe_headers(request.headers);
+        return concat({"> ", call.method, " ", redact_url(request.url), " (attempt ",
+                       std::to_string(attempt), ")", describe_headers(request.headers)});
       });
       const auto started = std::chrono::steady_clock::now();
       auto sent = transport_->send(request, deadline);
@@ -179,9 +180,9 @@ class connection {
                                                            policy.max_backoff);
       if (sent) {
         log([&] {
-          return "< " + std::to_string(sent->status) + " " + call.method + " " +
-                 redact_url(request.url) + " in " + std::to_string(took.count()) + " ms" +
-                 describe_headers(sent->headers);
+          return concat({"< ", std::to_string(sent->status), " ", call.method, " ",
+                         redact_url(request.url), " in ", std::to_string(took.count()), " ms",
+                         describe_headers(sent->headers)});
         });
         const int status = sent->status;
         if (status == 401 && token && !refreshed) {
@@ -200,8 +201,8 @@ class connection {
       } else {
         error failure = sent.error();
         log([&] {
-          return "! " + call.method + " " + redact_url(request.url) + " failed after " +
-                 std::to_string(took.count()) + " ms: " + to_string(failure);
+          return concat({"! ", call.method, " ", redact_url(request.url), " failed after ",
+                         std::to_string(took.count()), " ms: ", to_string(failure)});
         });
         out.ambiguous_attempt |= failure.category == error_category::ambiguous;
         const bool retryable = failure.category == error_category::network ||
@@ -217,7 +218,7 @@ class connection {
 
   /// The error for a response with an error status: the API's `error` and
   /// `message` when the body has them, the raw body otherwise.
-  [[nodiscard]] error http_error(const call_outcome& outcome) const {
+  [[nodiscard]] UNLOC_DETAIL_COLD error http_error(const call_outcome& outcome) const {
     const auto& response = outcome.response;
     error e;
     e.category = (response.status == 401 || response.status == 403) ? error_category::authentication
@@ -225,15 +226,7 @@ class connection {
     e.http_status = response.status;
     e.attempts = outcome.attempts;
     if (const auto id = response.headers.get("x-request-id")) e.request_id = std::string(*id);
-    const auto doc = nlohmann::json::parse(response.body, nullptr, false);
-    if (doc.is_object()) {
-      if (const auto it = doc.find("error"); it != doc.end() && it->is_string()) {
-        e.api_code = it->get<std::string>();
-      }
-      if (const auto it = doc.find("message"); it != doc.end() && it->is_string()) {
-        e.api_message = it->get<std::string>();
-      }
-    }
+    read_api_error(response.body, e);
     e.message = "the API refused the request";
     if (e.api_code.empty() && e.api_message.empty() && !response.body.empty()) {
       e.body = quoted(response.body, 512);
@@ -244,7 +237,7 @@ class connection {
   }
 
   /// An error for a response whose body did not read as the contract says.
-  [[nodiscard]] error response_error(const call_outcome& outcome, error e) const {
+  [[nodiscard]] UNLOC_DETAIL_COLD error response_error(const call_outcome& outcome, error e) const {
     e.category = error_category::invalid_response;
     e.http_status = outcome.response.status;
     e.attempts = outcome.attempts;
@@ -255,12 +248,12 @@ class connection {
 
   /// Fetches a token with the client credentials (used by credentials_token_source).
   result<access_token> fetch_token(std::chrono::steady_clock::time_point deadline) {
-    nlohmann::json body = {{"grant_type", "client_credentials"},
-                           {"client_id", options_.client_id},
-                           {"client_secret", options_.client_secret},
-                           {"scope", "project.admin"},
-                           {"project_id", options_.project_id}};
-    api_call call{"POST", "/v2/auth/token/", body.dump(), false, true};
+    const std::string body = json_object_text({{"grant_type", "client_credentials"},
+                                               {"client_id", options_.client_id},
+                                               {"client_secret", options_.client_secret},
+                                               {"scope", "project.admin"},
+                                               {"project_id", options_.project_id}});
+    api_call call{"POST", "/v2/auth/token/", body, false, true};
     auto outcome = execute(call, options_.retry, deadline);
     if (!outcome) return outcome.error();
     if (const int status = outcome->response.status; status != 200) {
@@ -279,6 +272,26 @@ class connection {
   }
 
  private:
+  /// The API's `{"error":…,"message":…}` into `e`, when the body is such JSON.
+  static void read_api_error(std::string_view body, error& e) {
+    json_reader reader(body, max_response_depth);
+    std::string code;
+    std::string message;
+    reader.begin();
+    if (reader.peek() != '{') return;
+    const bool read = reader.read_members(1, [&](std::string_view key) {
+      std::string* target = key == "error" ? &code : key == "message" ? &message : nullptr;
+      if (target == nullptr || reader.peek() != '"') return reader.read_value(nullptr, 1);
+      std::string_view text;
+      if (!reader.read_string(text)) return false;
+      target->assign(text);
+      return true;
+    });
+    if (!read || !reader.finish() || !reader.ok()) return;
+    e.api_code = std::move(code);
+    e.api_message = std::move(message);
+  }
+
   // The line is built only when a logger is set: every call would pay for it.
   template <typename MakeLine>
   void log(const MakeLine& make_line) const {

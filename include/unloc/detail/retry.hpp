@@ -2,6 +2,7 @@
 
 // Backoff with full jitter, and the Retry-After header (RFC 9110 10.2.3).
 
+#include <unloc/detail/random.hpp>
 #include <unloc/detail/text.hpp>
 #include <unloc/timestamp.hpp>
 #include <unloc/version.hpp>
@@ -10,7 +11,6 @@
 #include <chrono>
 #include <cstdint>
 #include <optional>
-#include <random>
 #include <string_view>
 
 UNLOC_BEGIN_NAMESPACE
@@ -20,12 +20,25 @@ namespace detail {
 /// clients failing together do not retry together.
 inline std::chrono::milliseconds full_jitter_backoff(int attempt, std::chrono::milliseconds base,
                                                      std::chrono::milliseconds cap) {
-  thread_local std::minstd_rand rng{std::random_device{}()};
+  // splitmix64 seeded by the system: <random> would cost every including file
+  // more to compile than the rest of this header. The modulo's bias is nil
+  // for waits of at most a day in milliseconds.
+  thread_local std::uint64_t state = [] {
+    std::uint64_t seed = 0;
+    if (!random_bytes(&seed, sizeof seed)) {
+      seed = static_cast<std::uint64_t>(std::chrono::steady_clock::now().time_since_epoch().count());
+    }
+    return seed;
+  }();
   const int doublings = std::clamp(attempt - 1, 0, 30);
   const auto ceiling = (std::min<std::int64_t>)(cap.count(), base.count() << doublings);
   if (ceiling <= 0) return std::chrono::milliseconds(0);
-  std::uniform_int_distribution<std::int64_t> pick(0, ceiling);
-  return std::chrono::milliseconds(pick(rng));
+  std::uint64_t z = (state += 0x9E3779B97F4A7C15ULL);
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+  z ^= z >> 31;
+  return std::chrono::milliseconds(
+      static_cast<std::int64_t>(z % (static_cast<std::uint64_t>(ceiling) + 1)));
 }
 
 inline std::optional<int> parse_fixed_digits(std::string_view s) noexcept {

@@ -5,8 +5,10 @@
 #include <unloc/version.hpp>
 
 #include <cstddef>
+#include <initializer_list>
 #include <string>
 #include <string_view>
+#include <utility>
 
 UNLOC_BEGIN_NAMESPACE
 namespace detail {
@@ -38,7 +40,7 @@ inline constexpr std::string_view trim_ows(std::string_view s) noexcept {
 
 /// Untrusted text made safe to put in an error message: quoted, cut to
 /// `max_chars`, control and non-ASCII bytes written as \xHH.
-inline std::string quoted(std::string_view text, std::size_t max_chars = 64) {
+UNLOC_DETAIL_COLD inline std::string quoted(std::string_view text, std::size_t max_chars = 64) {
   static constexpr char hex[] = "0123456789abcdef";
   std::string out = "'";
   const std::size_t n = text.size() < max_chars ? text.size() : max_chars;
@@ -132,6 +134,31 @@ inline void append_json_string(std::string& out, std::string_view text) {
     i += valid;
   }
   out += '"';
+}
+
+/// The parts joined. Kept out of line on purpose: messages and log lines are
+/// built in many places, and `a + b + c` inlined at each of them would cost
+/// every file that includes the SDK compile time for code that rarely runs.
+UNLOC_DETAIL_COLD inline std::string concat(std::initializer_list<std::string_view> parts) {
+  std::size_t size = 0;
+  for (const auto part : parts) size += part.size();
+  std::string out;
+  out.reserve(size);
+  for (const auto part : parts) out.append(part.data(), part.size());
+  return out;
+}
+
+/// A compact JSON object of string members: `{"a":"1","b":"2"}`.
+inline std::string json_object_text(
+    std::initializer_list<std::pair<std::string_view, std::string_view>> members) {
+  std::string out(1, '{');
+  for (const auto& [name, value] : members) {
+    if (out.size() > 1) out += ',';
+    append_json_string(out, name);
+    out += ':';
+    append_json_string(out, value);
+  }
+  return out + '}';
 }
 
 /// Compares two strings in time that depends only on their lengths, never on

@@ -1,0 +1,502 @@
+#pragma once
+
+// A strict JSON reader (RFC 8259, UTF-8 only) for untrusted text: no
+// exceptions, no DOM, a nesting limit that costs heap rather than stack.
+// Callers walk the text with it (read_members, read_elements, read_string) and
+// keep whatever they do not know as compact JSON text (read_value). The SDK
+// reads every body it receives with it: webhook deliveries and access-log
+// pages (event_reader.hpp), webhooks, tokens and API errors.
+//
+// It is not nlohmann's SAX parser on purpose: that lexer copies every string
+// character by character (an out-of-line std::string::push_back per byte), so
+// that reading an event through it costs more than nlohmann's own DOM parse.
+// Here a string without escapes is a view of the input. And not including
+// nlohmann at all keeps the SDK's headers cheap to compile: that header alone
+// costs more than the whole of them.
+
+#include <unloc/detail/text.hpp>
+#include <unloc/error.hpp>
+#include <unloc/version.hpp>
+
+#include <array>
+#include <charconv>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <string>
+#include <string_view>
+#include <system_error>
+#include <unordered_set>
+#include <utility>
+#include <vector>
+
+UNLOC_BEGIN_NAMESPACE
+namespace detail {
+
+// How reading went. A schema error does not stop the reader, so that a body that
+// is not JSON at all is reported as such (400) even when its start broke a schema
+// rule (422); a syntax error, the nesting limit and the caller's stop do.
+enum class reader_state : std::uint8_t { ok, schema_error, syntax_error, stopped };
+
+class json_reader {
+ public:
+  json_reader(std::string_view text, std::size_t max_depth) noexcept
+      : begin_(text.data()), p_(text.data()), end_(text.data() + text.size()), max_depth_(max_depth) {}
+
+  // Skips a UTF-8 byte order mark (as nlohmann does) and whitespace: p_ at the value.
+  void begin() noexcept {
+    if (end_ - p_ >= 3 && std::string_view(p_, 3) == "\xEF\xBB\xBF") p_ += 3;
+    skip_whitespace();
+  }
+
+  // After the value: nothing but whitespace may follow.
+  bool finish() {
+    skip_whitespace();
+    return p_ == end_ || syntax_error("unexpected text after the JSON value");
+  }
+
+  [[nodiscard]] reader_state state() const noexcept { return state_; }
+  [[nodiscard]] bool ok() const noexcept { return state_ == reader_state::ok; }
+  [[nodiscard]] error take_error() { return std::move(error_); }
+  [[nodiscard]] const char* position() const noexcept { return p_; }
+
+  // The byte at p_, or NUL at the end (never valid where a token is expected).
+  [[nodiscard]] char peek() const noexcept { return p_ != end_ ? *p_ : '\0'; }
+
+  // `{` at p_ (an object `depth` deep): each member's key goes to on_member(key)
+  // with p_ at its value, which on_member must read. The key may be a view of
+  // scratch_: on_member uses it before it reads the value.
+  template <typename OnMember>
+  bool read_members(std::size_t depth, OnMember&& on_member) {
+    if (!open(depth)) return false;
+    skip_whitespace();
+    if (peek() == '}') return close();
+    for (;;) {
+      std::string_view key;
+      if (!read_key(key)) return false;
+      if (!on_member(key)) return false;
+      skip_whitespace();
+      if (peek() == '}') return close();
+      if (!expect(',')) return false;
+      skip_whitespace();
+    }
+  }
+
+  // `[` at p_ (an array `depth` deep): on_element() reads each element at p_.
+  template <typename OnElement>
+  bool read_elements(std::size_t depth, OnElement&& on_element) {
+    if (!open(depth)) return false;
+    skip_whitespace();
+    if (peek() == ']') return close();
+    for (;;) {
+      if (!on_element()) return false;
+      skip_whitespace();
+      if (peek() == ']') return close();
+      if (!expect(',')) return false;
+      skip_whitespace();
+    }
+  }
+
+  // Any value, iteratively: nesting costs heap, not stack. Its compact JSON text
+  // is appended to *out unless out is null (then it is only checked); a kept
+  // object with a repeated key is a schema error. `depth`: that of the parent.
+  UNLOC_DETAIL_NOINLINE bool read_value(std::string* out, std::size_t depth) {
+    std::string closers;  // '}' or ']' for each open container, innermost last
+    std::vector<std::unordered_set<std::string>> keys;  // of each open container, when kept
+    const auto next_key = [&]() {
+      std::string_view key;
+      if (!read_key(key)) return false;
+      if (out != nullptr) {
+        if (!keys.back().emplace(key).second) fail_duplicate(key);
+        append_json_string(*out, key);
+        *out += ':';
+      }
+      return true;
+    };
+    for (;;) {
+      skip_whitespace();
+      const char c = peek();
+      if (c == '{' || c == '[') {
+        if (!open(++depth)) return false;
+        closers.push_back(c == '{' ? '}' : ']');
+        if (out != nullptr) {
+          *out += c;
+          keys.emplace_back();
+        }
+        skip_whitespace();
+        if (peek() != closers.back()) {
+          if (c == '{' && !next_key()) return false;
+          continue;  // on to the first element
+        }
+      } else if (c == '"') {
+        std::string_view text;
+        if (!read_string(text)) return false;
+        if (out != nullptr) append_json_string(*out, text);
+      } else if (c == 't' || c == 'f' || c == 'n') {
+        const char* word = c == 't' ? "true" : c == 'f' ? "false" : "null";
+        if (!read_literal(word)) return false;
+        if (out != nullptr) *out += word;
+      } else if (!read_number(out)) {
+        return false;
+      }
+      // The value is complete: close what it completes, then find the next one.
+      for (;;) {
+        if (closers.empty()) return true;
+        skip_whitespace();
+        if (peek() == closers.back()) {
+          ++p_;
+          if (out != nullptr) {
+            *out += closers.back();
+            keys.pop_back();
+          }
+          closers.pop_back();
+          --depth;
+          continue;
+        }
+        if (!expect(',')) return false;
+        if (out != nullptr) *out += ',';
+        if (closers.back() == '}') {
+          skip_whitespace();
+          if (!next_key()) return false;
+        }
+        break;
+      }
+    }
+  }
+
+  // Records a schema error (the first one is kept) and lets reading go on: true.
+  UNLOC_DETAIL_COLD bool fail_schema(std::string message, std::string field) {
+    return apply(make_error(error_category::invalid_input, std::move(message), std::move(field)));
+  }
+
+  bool fail_duplicate(std::string_view key) {
+    return fail_schema("duplicate key " + detail::quoted(key), std::string(key));
+  }
+
+  // A schema error is recorded once and reading goes on: returns true.
+  bool apply(result<void>&& r) {
+    if (!r && state_ == reader_state::ok) {
+      state_ = reader_state::schema_error;
+      error_ = r.error();
+    }
+    return true;
+  }
+
+  // The caller stops reading: returns false.
+  bool stop() {
+    state_ = reader_state::stopped;
+    error_ = make_error(error_category::invalid_input, "reading stopped by the caller");
+    return false;
+  }
+
+  // The type of the value starting with `c`, for messages (the next bytes are not checked).
+  static const char* kind_at(char c) noexcept {
+    switch (c) {
+      case '{': return "an object";
+      case '[': return "an array";
+      case '"': return "a string";
+      case 't':
+      case 'f': return "a boolean";
+      case 'n': return "null";
+      default: return "a number";
+    }
+  }
+
+  // --- Tokens.
+
+  // A string at p_ (its opening quote): a view of the input, or of scratch_
+  // when it holds escapes. Checks UTF-8 and escapes; no control characters.
+  UNLOC_DETAIL_NOINLINE bool read_string(std::string_view& out) {
+    if (peek() != '"') return syntax_error("expected a string");
+    const char* start = ++p_;
+    bool escaped = false;
+    for (;;) {
+      const char* run = p_;
+      skip_plain_ascii();
+      if (escaped) scratch_.append(run, p_);
+      if (p_ == end_) return syntax_error("unterminated string");
+      const auto c = static_cast<unsigned char>(*p_);
+      if (c == '"') break;
+      if (c == '\\') {
+        if (!escaped) scratch_.assign(start, p_);
+        escaped = true;
+        if (!read_escape()) return false;
+      } else if (c < 0x20) {
+        return syntax_error("control character in a string");
+      } else {
+        const char* character = p_;
+        if (!skip_utf8()) return utf8_error();
+        if (escaped) scratch_.append(character, p_);
+      }
+    }
+    out = escaped ? std::string_view(scratch_)
+                  : std::string_view(start, static_cast<std::size_t>(p_ - start));
+    ++p_;
+    return true;
+  }
+
+  // Skips printable ASCII other than the quote and the backslash, eight bytes at
+  // a time while it can: most of a body is such text.
+  void skip_plain_ascii() noexcept {
+    constexpr std::uint64_t ones = 0x0101010101010101ULL;
+    constexpr std::uint64_t highs = 0x8080808080808080ULL;
+    const auto has_zero_byte = [](std::uint64_t v) { return (v - ones) & ~v & highs; };
+    while (end_ - p_ >= 8) {
+      std::uint64_t v = 0;
+      std::memcpy(&v, p_, 8);
+      const std::uint64_t special = (v & highs) | has_zero_byte(v ^ (ones * '"')) |
+                                    has_zero_byte(v ^ (ones * '\\')) |
+                                    ((v - ones * 0x20) & ~v & highs);
+      if (special != 0) {
+#if defined(__GNUC__) && defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+        // The lowest flagged byte is a real one (a borrow only flags bytes above it).
+        p_ += __builtin_ctzll(special) / 8;
+        return;
+#else
+        break;
+#endif
+      }
+      p_ += 8;
+    }
+    while (p_ != end_) {
+      const auto c = static_cast<unsigned char>(*p_);
+      if (c < 0x20 || c >= 0x80 || c == '"' || c == '\\') return;
+      ++p_;
+    }
+  }
+
+  // One multi-byte UTF-8 character at p_ (RFC 3629: no overlong forms, no surrogates).
+  bool skip_utf8() noexcept {
+    std::size_t length = 0;
+    if (!utf8_sequence(std::string_view(p_, static_cast<std::size_t>(end_ - p_)), length)) {
+      return false;
+    }
+    p_ += length;
+    return true;
+  }
+
+  // A backslash escape at p_, appended to scratch_ (\uXXXX as UTF-8, pairs joined).
+  UNLOC_DETAIL_NOINLINE bool read_escape() {
+    if (end_ - p_ < 2) return syntax_error("unterminated string");
+    const char c = p_[1];
+    p_ += 2;
+    switch (c) {
+      case '"':
+      case '\\':
+      case '/': scratch_ += c; return true;
+      case 'b': scratch_ += '\b'; return true;
+      case 'f': scratch_ += '\f'; return true;
+      case 'n': scratch_ += '\n'; return true;
+      case 'r': scratch_ += '\r'; return true;
+      case 't': scratch_ += '\t'; return true;
+      case 'u': break;
+      default: return syntax_error("invalid escape in a string");
+    }
+    std::uint32_t code = 0;
+    if (!read_hex4(code)) return false;
+    if (code >= 0xDC00 && code <= 0xDFFF) return syntax_error("unpaired UTF-16 surrogate escape");
+    if (code >= 0xD800 && code <= 0xDBFF) {
+      std::uint32_t low = 0;
+      if (end_ - p_ < 2 || p_[0] != '\\' || p_[1] != 'u') {
+        return syntax_error("unpaired UTF-16 surrogate escape");
+      }
+      p_ += 2;
+      if (!read_hex4(low)) return false;
+      if (low < 0xDC00 || low > 0xDFFF) return syntax_error("unpaired UTF-16 surrogate escape");
+      code = 0x10000 + ((code - 0xD800) << 10) + (low - 0xDC00);
+    }
+    const auto byte = [](std::uint32_t v) { return static_cast<char>(v); };
+    if (code < 0x80) {
+      scratch_ += byte(code);
+    } else if (code < 0x800) {
+      scratch_ += byte(0xC0 | (code >> 6));
+      scratch_ += byte(0x80 | (code & 0x3F));
+    } else if (code < 0x10000) {
+      scratch_ += byte(0xE0 | (code >> 12));
+      scratch_ += byte(0x80 | ((code >> 6) & 0x3F));
+      scratch_ += byte(0x80 | (code & 0x3F));
+    } else {
+      scratch_ += byte(0xF0 | (code >> 18));
+      scratch_ += byte(0x80 | ((code >> 12) & 0x3F));
+      scratch_ += byte(0x80 | ((code >> 6) & 0x3F));
+      scratch_ += byte(0x80 | (code & 0x3F));
+    }
+    return true;
+  }
+
+  bool read_hex4(std::uint32_t& code) {
+    if (end_ - p_ < 4) return syntax_error("invalid \\u escape");
+    for (int i = 0; i < 4; ++i, ++p_) {
+      const int digit = hex_digit_value(*p_);
+      if (digit < 0) return syntax_error("invalid \\u escape");
+      code = code * 16 + static_cast<std::uint32_t>(digit);
+    }
+    return true;
+  }
+
+  // A number at p_ (RFC 8259 grammar), its text appended to *out unless out is
+  // null. Rejected as nlohmann rejects it: beyond the double range (a number
+  // below it reads as zero). from_chars: exact and independent of the locale.
+  UNLOC_DETAIL_NOINLINE bool read_number(std::string* out) {
+    const char* start = p_;
+    const auto digits = [this] {
+      const char* first = p_;
+      while (p_ != end_ && is_digit(*p_)) ++p_;
+      return p_ != first;
+    };
+    const bool negative = peek() == '-';
+    if (negative) ++p_;
+    if (peek() == '0') {
+      ++p_;
+    } else if (!digits()) {
+      return syntax_error(p_ == start ? "expected a JSON value" : "invalid number");
+    }
+    const char* fraction = p_;
+    if (peek() == '.' && (++p_, !digits())) return syntax_error("invalid number");
+    const char* exponent = p_;
+    if (peek() == 'e' || peek() == 'E') {
+      ++p_;
+      if (peek() == '+' || peek() == '-') ++p_;
+      if (!digits()) return syntax_error("invalid number");
+    }
+    // An integer of up to 18 digits fits int64 and uint64: nothing to check.
+    if (fraction != p_ || fraction - start > 18 + (negative ? 1 : 0)) {
+      double value = 0;
+      if (std::from_chars(start, p_, value).ec != std::errc() &&
+          magnitude(start + (negative ? 1 : 0), fraction, exponent, p_) > 0) {
+        return syntax_error("number out of range");
+      }
+    }
+    if (out != nullptr) out->append(start, p_);
+    return true;
+  }
+
+  // The power of ten of a number's first significant digit. The exponent is
+  // saturated at 10^15, beyond any count of digits a text in memory can hold.
+  static long long magnitude(const char* integer, const char* fraction, const char* exponent,
+                             const char* end) noexcept {
+    constexpr long long limit = 1'000'000'000'000'000;
+    long long power = 0;
+    if (exponent != end) {
+      const char* digit = exponent + 1;
+      const bool minus = *digit == '-';
+      if (*digit == '-' || *digit == '+') ++digit;
+      for (; digit != end && power < limit; ++digit) power = power * 10 + (*digit - '0');
+      if (minus) power = -power;
+    }
+    if (*integer != '0') return power + static_cast<long long>(fraction - integer) - 1;
+    const char* digit = fraction + 1;  // 0.000d…: the zeros after the point
+    while (digit < exponent && *digit == '0') ++digit;
+    return power - static_cast<long long>(digit - fraction);
+  }
+
+  bool read_literal(const char* word) {
+    const std::string_view w(word);
+    if (static_cast<std::size_t>(end_ - p_) < w.size() || std::string_view(p_, w.size()) != w) {
+      return syntax_error("invalid literal");
+    }
+    p_ += w.size();
+    return true;
+  }
+
+  // A member's key, then its colon; p_ ends at the value.
+  bool read_key(std::string_view& key) {
+    if (peek() != '"') return syntax_error("expected a string as object key");
+    if (!read_string(key)) return false;
+    skip_whitespace();
+    if (!expect(':')) return false;
+    skip_whitespace();
+    return true;
+  }
+
+  bool open(std::size_t depth) {
+    if (depth > max_depth_) {
+      // A parser limit, not a schema rule: reported like a syntax error.
+      state_ = reader_state::syntax_error;
+      error_ = make_error(error_category::invalid_input,
+                          "JSON nesting is deeper than " + std::to_string(max_depth_) + " levels");
+      return false;
+    }
+    ++p_;
+    return true;
+  }
+
+  bool close() {
+    ++p_;
+    return true;
+  }
+
+  bool expect(char c) {
+    if (peek() != c) return syntax_error(std::string("expected '") + c + "'");
+    ++p_;
+    return true;
+  }
+
+  void skip_whitespace() noexcept {
+    while (p_ != end_ && (*p_ == ' ' || *p_ == '\n' || *p_ == '\r' || *p_ == '\t')) ++p_;
+  }
+
+  // 0-15 for a hex digit, -1 for any other byte.
+  static int hex_digit_value(char c) noexcept {
+    static constexpr auto table = [] {
+      std::array<signed char, 256> t{};
+      for (auto& v : t) v = -1;
+      for (int i = 0; i < 10; ++i)
+        t[static_cast<std::size_t>('0' + i)] = static_cast<signed char>(i);
+      for (int i = 0; i < 6; ++i) {
+        t[static_cast<std::size_t>('a' + i)] = static_cast<signed char>(10 + i);
+        t[static_cast<std::size_t>('A' + i)] = static_cast<signed char>(10 + i);
+      }
+      return t;
+    }();
+    return table[static_cast<unsigned char>(c)];
+  }
+
+  // --- Outcomes.
+
+  UNLOC_DETAIL_COLD bool syntax_error(std::string_view what) {
+    if (state_ == reader_state::stopped) return false;
+    state_ = reader_state::syntax_error;  // wins over an earlier schema error
+    error_ = make_error(error_category::invalid_input,
+                        "body is not valid JSON at byte " + std::to_string(p_ - begin_) + ": " +
+                            std::string(p_ == end_ ? "unexpected end of input" : what));
+    return false;
+  }
+
+  UNLOC_DETAIL_COLD bool utf8_error() {
+    if (state_ == reader_state::stopped) return false;
+    state_ = reader_state::syntax_error;
+    error_ = make_error(error_category::invalid_input,
+                        "body is not valid UTF-8 at byte " + std::to_string(p_ - begin_));
+    return false;
+  }
+
+ private:
+  const char* begin_;
+  const char* p_;
+  const char* end_;
+  std::size_t max_depth_;
+  std::string scratch_;  // a string that held escapes, decoded
+  reader_state state_ = reader_state::ok;
+  error error_;
+};
+
+/// Nesting accepted in the API's responses (a webhook list is 3 deep).
+inline constexpr std::size_t max_response_depth = 32;
+
+/// An API response that is not what the contract says.
+[[nodiscard]] inline error response_error(std::string message, std::string field = {}) {
+  return make_error(error_category::invalid_response, std::move(message), std::move(field));
+}
+
+/// A response body that did not read: the reader's message, as an invalid response.
+[[nodiscard]] inline error response_error(json_reader& reader) {
+  const bool syntax = reader.state() == reader_state::syntax_error;
+  error e = reader.take_error();
+  e.category = error_category::invalid_response;
+  if (syntax) e.message = "response " + e.message;
+  return e;
+}
+
+}  // namespace detail
+UNLOC_END_NAMESPACE
