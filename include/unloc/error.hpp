@@ -127,6 +127,16 @@ class [[nodiscard]] result {
   }
   result& operator=(result&& other) noexcept(std::is_nothrow_move_constructible_v<T>) {
     if (this == &other) return *this;
+    // The same kind: assigned in place, as std::variant does (`other` may be
+    // owned by the value being replaced).
+    if (has_value_ && other.has_value_) {
+      value_ = std::move(other.value_);
+      return *this;
+    }
+    if (!has_value_ && !other.has_value_) {
+      error_ = std::move(other.error_);
+      return *this;
+    }
     destroy();
     has_value_ = other.has_value_;
     if constexpr (std::is_nothrow_move_constructible_v<T>) {

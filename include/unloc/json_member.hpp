@@ -18,7 +18,9 @@ UNLOC_BEGIN_NAMESPACE
 /// One member of a JSON object: its name and its value as JSON text.
 struct json_member {
   std::string name;   ///< The member's name, decoded (no JSON escapes left).
-  std::string value;  ///< Its value as compact JSON text: `42`, `"A"`, `{"lat":59.91}`.
+  /// Its value as JSON text: `42`, `"A"`, `{"lat":59.91}` (compact as the SDK
+  /// reads it). Must be valid JSON: `to_json_text` writes it as it is.
+  std::string value;
 };
 
 [[nodiscard]] inline bool operator==(const json_member& a, const json_member& b) noexcept {

@@ -146,10 +146,11 @@ void from_json(const BasicJsonType& j, access_token& t) {
       });
     }
     if (key == "scope" || key == "project_id") {
+      const bool scope = key == "scope";
       const bool string = reader.peek() == '"';
       if (!string_value(text)) return false;
       if (!string) return true;  // not what the SDK reads: skipped
-      if (key == "scope") {
+      if (scope) {
         out.scope = detail::split_scope(std::string(text));
       } else {
         out.project_id = std::string(text);

@@ -95,8 +95,8 @@ inline bool read_webhook(json_reader& reader, std::size_t depth, webhook& out) {
       case 3: {
         auto id = uuid::parse(text);
         if (!id) {
-          return reader.fail_schema("webhook field '" + std::string(key) + "' is not a UUID",
-                                    std::string(key));
+          const std::string name(known[field]);
+          return reader.fail_schema("webhook field '" + name + "' is not a UUID", name);
         }
         (field == 0 ? out.id : out.lock_id.emplace()) = *id;
         return true;
@@ -231,6 +231,9 @@ void from_json(const BasicJsonType& j, webhook& w) {
   std::vector<webhook> out;
   bool saw_list = false;
   const auto read_list = [&](std::size_t depth) {
+    if (saw_list) {
+      return reader.fail_duplicate("webhooks") && reader.read_value(nullptr, depth - 1);
+    }
     saw_list = true;
     if (reader.peek() != '[') {
       return reader.fail_schema("field 'webhooks' must be an array", "webhooks") &&

@@ -160,3 +160,15 @@ TEST_CASE("to_json writes the time left as expires_in and reads back the same to
   expired.expires_at = clock_type::now() - 10s;
   CHECK(nlohmann::json(expired).at("expires_in") == 0);
 }
+
+TEST_CASE("a key written with escapes keeps its meaning after an escaped value", "[token]") {
+  // Keys and values decoded from escapes share no buffer: "scop\u0065" is
+  // still "scope" after its value, itself escaped, was read.
+  const std::string long_value = "\\u0041" + std::string(40, 'b');
+  const auto token = unloc::parse_access_token(
+      R"({"x\u0078xxxxxxxxxxxxxxxxxxxxxxx":1,"access_token":"t","expires_in":1,)"
+      R"("scop\u0065":")" + long_value + R"(","project_\u0069d":"\u0050-1"})");
+  REQUIRE(token.has_value());
+  CHECK(token->scope == std::vector<std::string>{"A" + std::string(40, 'b')});
+  CHECK(token->project_id == "P-1");
+}

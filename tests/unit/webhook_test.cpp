@@ -260,3 +260,22 @@ TEST_CASE("parse_webhook rejects a duplicate key as an invalid response naming i
     CHECK(has_text(w.error().message, "duplicate key '" + key + "'"));
   }
 }
+
+TEST_CASE("an escaped key is still named in the error after an escaped value", "[webhook]") {
+  const std::string long_value = "\\u0041" + std::string(40, 'a');
+  const auto hook = unloc::parse_webhook(R"({"x\u0041xxxxxxxxxxxxxxxxxxxx":1,"i\u0064":")" +
+                                         long_value + R"(","url":"https://h/p"})");
+  REQUIRE_FALSE(hook.has_value());
+  CHECK(hook.error().category == unloc::error_category::invalid_response);
+  CHECK(hook.error().field == "id");
+  CHECK(hook.error().message == "webhook field 'id' is not a UUID");
+}
+
+TEST_CASE("a list with the key 'webhooks' twice is an invalid response", "[webhook]") {
+  const std::string one = R"({"id":"0b4b7d0e-3c7a-4c55-9a3b-6f1e2d3c4b5a","url":"https://h/a"})";
+  const auto list = unloc::parse_webhook_list(R"({"webhooks":[)" + one + R"(],"webhooks":[)" +
+                                              one + "]}");
+  REQUIRE_FALSE(list.has_value());
+  CHECK(list.error().category == unloc::error_category::invalid_response);
+  CHECK(list.error().field == "webhooks");
+}

@@ -64,8 +64,8 @@ class json_reader {
   [[nodiscard]] char peek() const noexcept { return p_ != end_ ? *p_ : '\0'; }
 
   // `{` at p_ (an object `depth` deep): each member's key goes to on_member(key)
-  // with p_ at its value, which on_member must read. The key may be a view of
-  // scratch_: on_member uses it before it reads the value.
+  // with p_ at its value, which on_member must read. The key stays valid while
+  // the value is read, up to the next key read (at any depth).
   template <typename OnMember>
   bool read_members(std::size_t depth, OnMember&& on_member) {
     if (!open(depth)) return false;
@@ -400,9 +400,14 @@ class json_reader {
   }
 
   // A member's key, then its colon; p_ ends at the value.
+  // A key with escapes is moved out of scratch_, which the value's strings reuse.
   bool read_key(std::string_view& key) {
     if (peek() != '"') return syntax_error("expected a string as object key");
     if (!read_string(key)) return false;
+    if (!scratch_.empty() && key.data() == scratch_.data()) {
+      key_scratch_.assign(key.data(), key.size());
+      key = key_scratch_;
+    }
     skip_whitespace();
     if (!expect(':')) return false;
     skip_whitespace();
@@ -476,7 +481,8 @@ class json_reader {
   const char* p_;
   const char* end_;
   std::size_t max_depth_;
-  std::string scratch_;  // a string that held escapes, decoded
+  std::string scratch_;      // a string that held escapes, decoded
+  std::string key_scratch_;  // a key that held escapes, decoded
   reader_state state_ = reader_state::ok;
   error error_;
 };
