@@ -116,15 +116,19 @@ class [[nodiscard]] result {
   /// Holds an error.
   result(unloc::error e) : has_value_(false) { ::new (&error_) unloc::error(std::move(e)); }  // NOLINT(google-explicit-constructor)
 
+  /// A copy of the value or the error.
   result(const result& other) : has_value_(other.has_value_) { construct_from(other); }
+  /// Takes the value or the error.
   result(result&& other) noexcept(std::is_nothrow_move_constructible_v<T>)
       : has_value_(other.has_value_) {
     construct_from(std::move(other));
   }
+  /// Holds a copy of what `other` holds.
   result& operator=(const result& other) {
     if (this != &other) *this = result(other);
     return *this;
   }
+  /// Takes what `other` holds.
   result& operator=(result&& other) noexcept(std::is_nothrow_move_constructible_v<T>) {
     if (this == &other) return *this;
     // The same kind: assigned in place, as std::variant does (`other` may be
@@ -152,6 +156,7 @@ class [[nodiscard]] result {
     }
     return *this;
   }
+  /// Destroys the value or the error.
   ~result() { destroy(); }
 
   /// True when a value is held.

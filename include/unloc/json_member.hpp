@@ -23,10 +23,12 @@ struct json_member {
   std::string value;
 };
 
+/// Equal names and equal texts (`1` and `1.0` differ).
 [[nodiscard]] inline bool operator==(const json_member& a, const json_member& b) noexcept {
   return a.name == b.name && a.value == b.value;
 }
 
+/// Not `a == b`.
 [[nodiscard]] inline bool operator!=(const json_member& a, const json_member& b) noexcept {
   return !(a == b);
 }
