@@ -159,13 +159,7 @@ void from_json(const BasicJsonType& j, access_token& t) {
     }
     return reader.read_value(nullptr, 1);  // a field the SDK does not use
   };
-  reader.begin();
-  if (reader.peek() != '{') {
-    reader.fail_schema("a token response must be a JSON object", {});
-    reader.read_value(nullptr, 0);
-  } else if (reader.read_members(1, on_member)) {
-    reader.finish();
-  }
+  reader.read_document("a token response", [&] { return reader.read_members(1, on_member); });
   if (!reader.ok()) return detail::response_error(reader);
   if (out.value.empty()) {
     return detail::response_error("field 'access_token' is missing or not a string", "access_token");

@@ -70,15 +70,7 @@ inline bool read_webhook(json_reader& reader, std::size_t depth, webhook& out) {
     static constexpr std::string_view known[] = {"id", "url", "trigger", "lockId", "created"};
     std::size_t field = 0;
     while (field < std::size(known) && known[field] != key) ++field;
-    if (field == std::size(known)) {
-      if (!extra_names.emplace(key).second) {
-        return reader.fail_duplicate(key) && reader.read_value(nullptr, depth);
-      }
-      json_member member{std::string(key), {}};
-      if (!reader.read_value(&member.value, depth)) return false;
-      out.extra.push_back(std::move(member));
-      return true;
-    }
+    if (field == std::size(known)) return reader.keep_member(key, depth, extra_names, out.extra);
     if ((seen & (1U << field)) != 0) return reader.fail_duplicate(key) && reader.read_value(nullptr, depth);
     seen |= 1U << field;
     // lockId and created may be null; every field is otherwise a string.
@@ -121,14 +113,8 @@ inline bool read_webhook(json_reader& reader, std::size_t depth, webhook& out) {
 /// A webhook from the text of one JSON object; never throws.
 [[nodiscard]] inline result<webhook> webhook_from_json(std::string_view text) {
   json_reader reader(text, max_response_depth);
-  reader.begin();
   webhook out;
-  if (reader.peek() != '{') {
-    reader.fail_schema("a webhook must be a JSON object", {});
-    reader.read_value(nullptr, 0);
-  } else if (read_webhook(reader, 1, out)) {
-    reader.finish();
-  }
+  reader.read_document("a webhook", [&] { return read_webhook(reader, 1, out); });
   if (!reader.ok()) return response_error(reader);
   return out;
 }

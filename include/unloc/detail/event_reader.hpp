@@ -43,18 +43,11 @@ class event_reader : public json_reader {
 
   // Reads the whole text: one JSON value, then nothing but whitespace.
   void read() {
-    begin();
-    if (peek() != '{') {
-      fail_schema(std::string(shape_ == reader_shape::event
-                                  ? "an Access Event must be a JSON object, got "
-                                  : "an access-log page must be a JSON object, got ") +
-                      kind_at(peek()),
-                  {});
-      if (!read_value(nullptr, 0)) return;
-    } else if (!(shape_ == reader_shape::event ? read_event(1) : read_page())) {
-      return;
+    if (shape_ == reader_shape::event) {
+      read_document("an Access Event", [this] { return read_event(1); });
+    } else {
+      read_document("an access-log page", [this] { return read_page(); });
     }
-    finish();
   }
 
   [[nodiscard]] std::optional<std::string>& next_cursor() noexcept { return next_cursor_; }
@@ -111,13 +104,7 @@ class event_reader : public json_reader {
   bool read_event_field(std::string_view key, std::size_t depth) {
     if (!ok()) return read_value(nullptr, depth);
     const event_field field = event_field_from_key(key);
-    if (field == event_field::unknown) {
-      if (!extra_names_.emplace(key).second) return fail_duplicate(key) && read_value(nullptr, depth);
-      json_member member{std::string(key), {}};
-      if (!read_value(&member.value, depth)) return false;
-      event_.extra.push_back(std::move(member));
-      return true;
-    }
+    if (field == event_field::unknown) return keep_member(key, depth, extra_names_, event_.extra);
     const unsigned bit = 1U << static_cast<unsigned>(field);
     if ((seen_ & bit) != 0) return fail_duplicate(key) && read_value(nullptr, depth);
     seen_ |= bit;

@@ -16,6 +16,7 @@
 
 #include <unloc/detail/text.hpp>
 #include <unloc/error.hpp>
+#include <unloc/json_member.hpp>
 #include <unloc/version.hpp>
 
 #include <array>
@@ -62,6 +63,32 @@ class json_reader {
 
   // The byte at p_, or NUL at the end (never valid where a token is expected).
   [[nodiscard]] char peek() const noexcept { return p_ != end_ ? *p_ : '\0'; }
+
+  // The whole text: one JSON object, read by read_object() with p_ at its `{`,
+  // then nothing but whitespace. Any other value is a schema error naming
+  // `what`, and is still checked, so that text that is not JSON says so.
+  template <typename ReadObject>
+  void read_document(std::string_view what, ReadObject&& read_object) {
+    begin();
+    if (peek() != '{') {
+      fail_schema(std::string(what) + " must be a JSON object, got " + kind_at(peek()), {});
+      if (!read_value(nullptr, 0)) return;
+    } else if (!read_object()) {
+      return;
+    }
+    finish();
+  }
+
+  // An unknown member at p_, kept in `extra` as compact text. A name already in
+  // `names` is a duplicate (a schema error); its value is then only checked.
+  bool keep_member(std::string_view key, std::size_t depth, std::unordered_set<std::string>& names,
+                   std::vector<json_member>& extra) {
+    if (!names.emplace(key).second) return fail_duplicate(key) && read_value(nullptr, depth);
+    json_member member{std::string(key), {}};
+    if (!read_value(&member.value, depth)) return false;
+    extra.push_back(std::move(member));
+    return true;
+  }
 
   // `{` at p_ (an object `depth` deep): each member's key goes to on_member(key)
   // with p_ at its value, which on_member must read. The key stays valid while
