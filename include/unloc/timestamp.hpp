@@ -11,7 +11,6 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
-#include <initializer_list>
 #include <string>
 #include <string_view>
 
@@ -79,49 +78,81 @@ inline constexpr unsigned decimal_at(std::string_view text, std::size_t pos,
   return v;
 }
 
-// Out of line, its reason in parts: see concat().
-UNLOC_DETAIL_COLD inline error timestamp_error(std::string_view text,
-                                                   std::initializer_list<std::string_view> reason) {
-  return make_error(error_category::invalid_input,
-                    concat({"invalid timestamp ", quoted(text), ": "}) + concat(reason));
-}
+// What is wrong with a timestamp's text. The parser only names the problem;
+// the message is built out of line (timestamp_error), so the parser compiles small.
+enum class timestamp_problem : std::uint8_t {
+  empty, too_short, digit, letter_t, punctuation, fraction_empty, fraction_long, zone_missing,
+  offset_shape, zone, trailing, month, day, hour, minute, leap_second, second, offset_hour,
+  offset_minute
+};
 
-// 1-based, as people count characters.
-inline std::string timestamp_char(std::size_t pos) {
-  return "character " + std::to_string(pos + 1);
-}
+// The fixed part of the text; 'D' marks a digit.
+inline constexpr std::string_view timestamp_shape = "DDDD-DD-DDTDD:DD:DD";
 
-inline std::string two_digits(unsigned v) {
-  return std::string{static_cast<char>('0' + v / 10 % 10), static_cast<char>('0' + v % 10)};
+// `n`: the problem's character position (0-based), count or field value. One
+// table and one path, so that it compiles small too.
+UNLOC_DETAIL_COLD inline error timestamp_error(std::string_view text, timestamp_problem problem,
+                                               std::size_t n) {
+  // What stands between `before` and `after`: 'c' character n (1-based, as people
+  // count), 'n' the number n, '2' n as two digits, 's' shape[n], 'y' the year-month.
+  struct message {
+    const char* before;
+    char what;
+    const char* after;
+  };
+  static constexpr message messages[] = {
+      {"the text is empty", 0, ""},
+      {"ends after ", 'n', " characters; expected YYYY-MM-DDTHH:MM:SS then Z or +HH:MM/-HH:MM"},
+      {"", 'c', " must be a digit"},
+      {"", 'c', " must be 'T'"},
+      {"", 'c', "'"},  // " must be '" comes with 's'
+      {"'.' must be followed by at least one digit", 0, ""},
+      {"the fraction has ", 'n', " digits; at most 9 are allowed"},
+      {"the time zone is missing; expected Z or +HH:MM/-HH:MM at ", 'c', ""},
+      {"the offset at ", 'c', " must be +HH:MM or -HH:MM"},
+      {"", 'c', " must be 'Z', '+' or '-' (the time zone)"},
+      {"unexpected text after the time zone at ", 'c', ""},
+      {"month ", '2', " is out of range (01-12)"},
+      {"day ", '2', ""},  // " is out of range for YYYY-MM" follows
+      {"hour ", '2', " is out of range (00-23)"},
+      {"minute ", '2', " is out of range (00-59)"},
+      {"second 60 is a leap second; leap seconds are not supported", 0, ""},
+      {"second ", '2', " is out of range (00-59)"},
+      {"offset hour ", '2', " is out of range (00-23)"},
+      {"offset minute ", '2', " is out of range (00-59)"},
+  };
+  const message& m = messages[static_cast<std::size_t>(problem)];
+  std::string out = "invalid timestamp " + quoted(text) + ": " + m.before;
+  if (m.what == 'c') out += "character " + std::to_string(n + 1);
+  if (m.what == 'n') out += std::to_string(n);
+  if (m.what == '2') out += {static_cast<char>('0' + n / 10 % 10), static_cast<char>('0' + n % 10)};
+  if (problem == timestamp_problem::punctuation) out += std::string(" must be '") + timestamp_shape[n];
+  if (problem == timestamp_problem::day) out += " is out of range for " + std::string(text.substr(0, 7));
+  out += m.after;
+  return make_error(error_category::invalid_input, std::move(out));
 }
 
 }  // namespace detail
 
 inline result<timestamp> parse_timestamp(std::string_view text) {
-  // Shape of the fixed part; 'D' marks a digit.
-  constexpr std::string_view shape = "DDDD-DD-DDTDD:DD:DD";
+  using problem = detail::timestamp_problem;
+  constexpr std::string_view shape = detail::timestamp_shape;
   const std::size_t n = text.size();
-  if (n == 0) return detail::timestamp_error(text, {"the text is empty"});
-  for (std::size_t i = 0; i < shape.size(); ++i) {
-    if (i >= n) {
-      return detail::timestamp_error(
-          text, {"ends after ", std::to_string(n), " characters; expected YYYY-MM-DDTHH:MM:SS then Z or +HH:MM/-HH:MM"});
-    }
+  if (n == 0) return detail::timestamp_error(text, problem::empty, 0);
+  // Up to the text's end (a bound the compiler cannot unroll: this loop compiles once).
+  const std::size_t fixed = n < shape.size() ? n : shape.size();
+  for (std::size_t i = 0; i < fixed; ++i) {
     const char c = text[i];
     const char want = shape[i];
     if (want == 'D') {
-      if (!detail::is_digit(c)) {
-        return detail::timestamp_error(text, {detail::timestamp_char(i), " must be a digit"});
-      }
+      if (!detail::is_digit(c)) return detail::timestamp_error(text, problem::digit, i);
     } else if (want == 'T') {
-      if (c != 'T' && c != 't') {
-        return detail::timestamp_error(text, {detail::timestamp_char(i), " must be 'T'"});
-      }
+      if (c != 'T' && c != 't') return detail::timestamp_error(text, problem::letter_t, i);
     } else if (c != want) {
-      return detail::timestamp_error(
-          text, {detail::timestamp_char(i), " must be '", std::string_view(&want, 1), "'"});
+      return detail::timestamp_error(text, problem::punctuation, i);
     }
   }
+  if (fixed < shape.size()) return detail::timestamp_error(text, problem::too_short, n);
 
   std::size_t pos = shape.size();
   unsigned millis = 0;
@@ -129,13 +160,8 @@ inline result<timestamp> parse_timestamp(std::string_view text) {
     const std::size_t first = ++pos;
     while (pos < n && detail::is_digit(text[pos])) ++pos;
     const std::size_t digits = pos - first;
-    if (digits == 0) {
-      return detail::timestamp_error(text, {"'.' must be followed by at least one digit"});
-    }
-    if (digits > 9) {
-      return detail::timestamp_error(
-          text, {"the fraction has ", std::to_string(digits), " digits; at most 9 are allowed"});
-    }
+    if (digits == 0) return detail::timestamp_error(text, problem::fraction_empty, 0);
+    if (digits > 9) return detail::timestamp_error(text, problem::fraction_long, digits);
     // Digits past the third are dropped: rounding down to the earlier millisecond.
     const std::size_t used = digits < 3 ? digits : 3;
     millis = detail::decimal_at(text, first, used);
@@ -145,11 +171,7 @@ inline result<timestamp> parse_timestamp(std::string_view text) {
   std::int64_t offset_minutes = 0;
   unsigned offset_hour = 0;
   unsigned offset_minute = 0;
-  if (pos >= n) {
-    return detail::timestamp_error(
-        text,
-        {"the time zone is missing; expected Z or +HH:MM/-HH:MM at ", detail::timestamp_char(pos)});
-  }
+  if (pos >= n) return detail::timestamp_error(text, problem::zone_missing, pos);
   const char zone = text[pos];
   if (zone == 'Z' || zone == 'z') {
     ++pos;
@@ -157,8 +179,7 @@ inline result<timestamp> parse_timestamp(std::string_view text) {
     if (n - pos < 6 || !detail::is_digit(text[pos + 1]) || !detail::is_digit(text[pos + 2]) ||
         text[pos + 3] != ':' || !detail::is_digit(text[pos + 4]) ||
         !detail::is_digit(text[pos + 5])) {
-      return detail::timestamp_error(
-          text, {"the offset at ", detail::timestamp_char(pos), " must be +HH:MM or -HH:MM"});
+      return detail::timestamp_error(text, problem::offset_shape, pos);
     }
     offset_hour = detail::decimal_at(text, pos + 1, 2);
     offset_minute = detail::decimal_at(text, pos + 4, 2);
@@ -166,13 +187,9 @@ inline result<timestamp> parse_timestamp(std::string_view text) {
     offset_minutes = zone == '+' ? magnitude : -magnitude;
     pos += 6;
   } else {
-    return detail::timestamp_error(
-        text, {detail::timestamp_char(pos), " must be 'Z', '+' or '-' (the time zone)"});
+    return detail::timestamp_error(text, problem::zone, pos);
   }
-  if (pos != n) {
-    return detail::timestamp_error(
-        text, {"unexpected text after the time zone at ", detail::timestamp_char(pos)});
-  }
+  if (pos != n) return detail::timestamp_error(text, problem::trailing, pos);
 
   const std::int64_t year = detail::decimal_at(text, 0, 4);
   const unsigned month = detail::decimal_at(text, 5, 2);
@@ -180,37 +197,16 @@ inline result<timestamp> parse_timestamp(std::string_view text) {
   const unsigned hour = detail::decimal_at(text, 11, 2);
   const unsigned minute = detail::decimal_at(text, 14, 2);
   const unsigned second = detail::decimal_at(text, 17, 2);
-  if (month < 1 || month > 12) {
-    return detail::timestamp_error(
-        text, {"month ", detail::two_digits(month), " is out of range (01-12)"});
-  }
+  if (month < 1 || month > 12) return detail::timestamp_error(text, problem::month, month);
   if (day < 1 || day > detail::days_in_month(year, month)) {
-    return detail::timestamp_error(text, {"day ", detail::two_digits(day), " is out of range for ", text.substr(0, 7)});
+    return detail::timestamp_error(text, problem::day, day);
   }
-  if (hour > 23) {
-    return detail::timestamp_error(text,
-                                   {"hour ", detail::two_digits(hour), " is out of range (00-23)"});
-  }
-  if (minute > 59) {
-    return detail::timestamp_error(
-        text, {"minute ", detail::two_digits(minute), " is out of range (00-59)"});
-  }
-  if (second == 60) {
-    return detail::timestamp_error(text,
-                                   {"second 60 is a leap second; leap seconds are not supported"});
-  }
-  if (second > 59) {
-    return detail::timestamp_error(
-        text, {"second ", detail::two_digits(second), " is out of range (00-59)"});
-  }
-  if (offset_hour > 23) {
-    return detail::timestamp_error(
-        text, {"offset hour ", detail::two_digits(offset_hour), " is out of range (00-23)"});
-  }
-  if (offset_minute > 59) {
-    return detail::timestamp_error(
-        text, {"offset minute ", detail::two_digits(offset_minute), " is out of range (00-59)"});
-  }
+  if (hour > 23) return detail::timestamp_error(text, problem::hour, hour);
+  if (minute > 59) return detail::timestamp_error(text, problem::minute, minute);
+  if (second == 60) return detail::timestamp_error(text, problem::leap_second, second);
+  if (second > 59) return detail::timestamp_error(text, problem::second, second);
+  if (offset_hour > 23) return detail::timestamp_error(text, problem::offset_hour, offset_hour);
+  if (offset_minute > 59) return detail::timestamp_error(text, problem::offset_minute, offset_minute);
 
   const std::int64_t seconds_of_day = hour * 3600 + minute * 60 + second;
   const std::int64_t seconds =
