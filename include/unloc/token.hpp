@@ -106,37 +106,17 @@ void from_json(const BasicJsonType& j, access_token& t) {
   access_token out;
   bool has_expires = false;
   const auto on_member = [&](std::string_view key) {
-    const auto string_value = [&](std::string_view& text) {
-      return reader.peek() == '"' ? reader.read_string(text) : reader.read_value(nullptr, 1);
-    };
-    std::string_view text;
-    if (key == "access_token") {
-      if (!string_value(text)) return false;
-      out.value = std::string(text);
-      return true;
+    // Named before the value is read: reading it may reuse the key's buffer.
+    enum { other, value, type, expires, scope, project } field = other;
+    for (const auto& [name, named] : {std::pair{"access_token", value}, {"token_type", type},
+                                      {"expires_in", expires}, {"scope", scope},
+                                      {"project_id", project}}) {
+      if (key == name) field = named;
     }
-    if (key == "token_type") {
-      const bool string = reader.peek() == '"';
-      if (!string_value(text)) return false;
-      return (string && detail::ascii_iequals(text, "bearer")) ||
-             reader.fail_schema("field 'token_type' must be 'bearer'", "token_type");
-    }
-    if (key == "expires_in") {
-      std::string number;
-      const char first = reader.peek();
-      if (!reader.read_value(&number, 1)) return false;
-      double seconds = -1;
-      if (first == '-' || detail::is_digit(first)) {
-        std::from_chars(number.data(), number.data() + number.size(), seconds);
-      }
-      if (!(seconds >= 0 && seconds <= 1e9)) {
-        return reader.fail_schema("field 'expires_in' must be a number of seconds", "expires_in");
-      }
-      out.expires_at = now + std::chrono::seconds(static_cast<long long>(seconds));
-      has_expires = true;
-      return true;
-    }
-    if (key == "scope" && reader.peek() == '[') {
+    const char first = reader.peek();
+    std::string_view text;  // a string's content
+    std::string number;     // the text of expires_in
+    if (field == scope && first == '[') {
       out.scope.clear();
       return reader.read_elements(2, [&] {
         if (reader.peek() != '"') return reader.read_value(nullptr, 2);  // not a scope: skipped
@@ -145,19 +125,39 @@ void from_json(const BasicJsonType& j, access_token& t) {
         return true;
       });
     }
-    if (key == "scope" || key == "project_id") {
-      const bool scope = key == "scope";
-      const bool string = reader.peek() == '"';
-      if (!string_value(text)) return false;
-      if (!string) return true;  // not what the SDK reads: skipped
-      if (scope) {
-        out.scope = detail::split_scope(std::string(text));
-      } else {
-        out.project_id = std::string(text);
-      }
-      return true;
+    if (!(first == '"' ? reader.read_string(text)
+                       : reader.read_value(field == expires ? &number : nullptr, 1))) {
+      return false;
     }
-    return reader.read_value(nullptr, 1);  // a field the SDK does not use
+    const bool string = first == '"';
+    double seconds = -1;
+    switch (field) {
+      case value:
+        if (string) out.value = std::string(text);
+        return true;
+      case type:
+        return (string && detail::ascii_iequals(text, "bearer")) ||
+               reader.fail_schema("field 'token_type' must be 'bearer'", "token_type");
+      case expires:
+        if (first == '-' || detail::is_digit(first)) {
+          std::from_chars(number.data(), number.data() + number.size(), seconds);
+        }
+        if (!(seconds >= 0 && seconds <= 1e9)) {
+          return reader.fail_schema("field 'expires_in' must be a number of seconds", "expires_in");
+        }
+        out.expires_at = now + std::chrono::seconds(static_cast<long long>(seconds));
+        has_expires = true;
+        return true;
+      case scope:
+        if (string) out.scope = detail::split_scope(std::string(text));
+        return true;
+      case project:
+        if (string) out.project_id = std::string(text);
+        return true;
+      case other:
+        return true;  // a field the SDK does not use, or not of the type it reads: skipped
+    }
+    return true;
   };
   reader.read_document("a token response", [&] { return reader.read_members(1, on_member); });
   if (!reader.ok()) return detail::response_error(reader);

@@ -460,6 +460,38 @@ TEST_CASE("never puts a secret in a log line or an error", "[client]") {
   CHECK(unloc::to_string(f.make().token().value()).find("bearer-token-value") == std::string::npos);
 }
 
+TEST_CASE("logs each attempt, its response and its failure in one line each", "[client]") {
+  fixture f;
+  f.transport->push(json_response(200, token_body("tok-1")));
+  f.transport->push(unloc::make_error(unloc::error_category::network, "connection reset"));
+  f.transport->push(json_response(200, R"({"webhooks":[]})"));
+  REQUIRE(f.make().list_webhooks().has_value());
+
+  const std::string url = "https://api.example.test/v2/projects/" + project + "/webhooks";
+  std::vector<std::string> lines;
+  for (auto line : f.log) {  // durations vary: "in 3 ms" -> "in N ms"
+    for (const std::string_view marker : {" in ", " failed after "}) {
+      if (const auto at = line.find(marker); at != std::string::npos) {
+        const auto digits = at + marker.size();
+        line.replace(digits, line.find(' ', digits) - digits, "N");
+      }
+    }
+    lines.push_back(line);
+  }
+  REQUIRE(lines.size() == 6);
+  CHECK(lines[0] ==
+        "unloc: > POST https://api.example.test/v2/auth/token/ (attempt 1) [Accept: application/json, "
+        "Content-Type: application/json]");
+  CHECK(lines[1] == "unloc: < 200 POST https://api.example.test/v2/auth/token/ in N ms "
+                    "[Content-Type: application/json]");
+  CHECK(lines[2] == "unloc: > GET " + url +
+                        " (attempt 1) [Accept: application/json, Authorization: REDACTED]");
+  CHECK(lines[3] == "unloc: ! GET " + url + " failed after N ms: network: connection reset");
+  CHECK(lines[4] == "unloc: > GET " + url +
+                        " (attempt 2) [Accept: application/json, Authorization: REDACTED]");
+  CHECK(lines[5] == "unloc: < 200 GET " + url + " in N ms [Content-Type: application/json]");
+}
+
 TEST_CASE("shares one token fetch among concurrent callers", "[client]") {
   fixture f;
   std::atomic<int> token_requests{0};

@@ -73,13 +73,15 @@ inline bool loggable_header(std::string_view name) noexcept {
   return false;
 }
 
-UNLOC_DETAIL_COLD inline std::string describe_headers(const http_headers& headers) {
-  std::string out;
+// Appends ` [name: value, …]`, each value REDACTED unless loggable_header.
+UNLOC_DETAIL_COLD inline void append_headers(std::string& out, const http_headers& headers) {
+  const char* separator = " [";
   for (const auto& h : headers) {
-    out += out.empty() ? " [" : ", ";
-    out += h.name + ": " + (loggable_header(h.name) ? h.value : std::string("REDACTED"));
+    out.append(separator).append(h.name).append(": ");
+    out.append(loggable_header(h.name) ? std::string_view(h.value) : std::string_view("REDACTED"));
+    separator = ", ";
   }
-  return out.empty() ? out : out + "]";
+  if (!headers.empty()) out += ']';
 }
 
 /// Replaces every occurrence of each secret in `text` with REDACTED.
@@ -149,41 +151,23 @@ class connection {
     bool refreshed = false;
     for (int attempt = 1;; ++attempt) {
       out.attempts = attempt;
-      http_request request;
-      request.method = call.method;
-      request.url = options_.api_url + call.target;
-      request.headers.add("Accept", "application/json");
-      if (!call.body.empty()) request.headers.add("Content-Type", "application/json");
-      request.body = call.body;
-      request.repeatable = call.repeatable;
+      http_request request = make_request(call);
       std::optional<access_token> token;
       if (call.authenticated) {
         auto fetched = tokens_->token(deadline);
-        if (!fetched) {  // keeps the token request's own attempt count
-          error e = fetched.error();
-          scrub_secrets(e);
-          return e;
-        }
+        if (!fetched) return finish(std::move(fetched).error(), nullptr);  // keeps the token request's attempts
         token = std::move(*fetched);
         request.headers.add("Authorization", "Bearer " + token->value);
       }
-      log([&] {
-        return concat({"> ", call.method, " ", redact_url(request.url), " (attempt ",
-                       std::to_string(attempt), ")", describe_headers(request.headers)});
-      });
+      if (options_.logger) log_line(call, request, attempt, nullptr, nullptr, {});
       const auto started = std::chrono::steady_clock::now();
       auto sent = transport_->send(request, deadline);
-      const auto took = std::chrono::duration_cast<std::chrono::milliseconds>(
-          std::chrono::steady_clock::now() - started);
+      const auto took = std::chrono::steady_clock::now() - started;
 
       std::chrono::milliseconds wait = full_jitter_backoff(attempt, policy.initial_backoff,
                                                            policy.max_backoff);
       if (sent) {
-        log([&] {
-          return concat({"< ", std::to_string(sent->status), " ", call.method, " ",
-                         redact_url(request.url), " in ", std::to_string(took.count()), " ms",
-                         describe_headers(sent->headers)});
-        });
+        if (options_.logger) log_line(call, request, attempt, &*sent, nullptr, took);
         const int status = sent->status;
         if (status == 401 && token && !refreshed) {
           refreshed = true;  // a token expired early or was revoked: one new token, one repeat
@@ -192,24 +176,17 @@ class connection {
         }
         out.response = std::move(*sent);
         if (!retryable_status(status) || attempt >= policy.max_attempts) return out;
-        if (const auto retry_after = out.response.headers.get("Retry-After")) {
-          if (auto asked = parse_retry_after(*retry_after, std::chrono::system_clock::now())) {
-            wait = (std::max)(wait, *asked);
-          }
-        }
+        wait = (std::max)(wait, retry_after(out.response));
         if (std::chrono::steady_clock::now() + wait >= deadline) return out;  // never overrun
       } else {
-        error failure = sent.error();
-        log([&] {
-          return concat({"! ", call.method, " ", redact_url(request.url), " failed after ",
-                         std::to_string(took.count()), " ms: ", to_string(failure)});
-        });
+        error failure = std::move(sent).error();
+        if (options_.logger) log_line(call, request, attempt, nullptr, &failure, took);
         out.ambiguous_attempt |= failure.category == error_category::ambiguous;
         const bool retryable = failure.category == error_category::network ||
                                failure.category == error_category::ambiguous;
         if (!retryable || attempt >= policy.max_attempts ||
             std::chrono::steady_clock::now() + wait >= deadline) {
-          return finish(std::move(failure), out);
+          return finish(std::move(failure), &out);
         }
       }
       std::this_thread::sleep_for(wait);
@@ -292,13 +269,48 @@ class connection {
     e.api_message = std::move(message);
   }
 
-  // The line is built only when a logger is set: every call would pay for it.
-  template <typename MakeLine>
-  void log(const MakeLine& make_line) const {
-    if (!options_.logger) return;
-    std::string text = "unloc: " + make_line();
-    scrub(text, {options_.client_secret});
-    options_.logger(text);
+  // What execute() does per attempt, out of line: it runs once per call, and
+  // inlined it would be compiled again into every file that creates a client.
+  UNLOC_DETAIL_NOINLINE http_request make_request(const api_call& call) const {
+    http_request request;
+    request.method = call.method;
+    request.url = options_.api_url + call.target;
+    request.headers.add("Accept", "application/json");
+    if (!call.body.empty()) request.headers.add("Content-Type", "application/json");
+    request.body = call.body;
+    request.repeatable = call.repeatable;
+    return request;
+  }
+
+  // The wait a 429/503 asks for (Retry-After), or zero.
+  UNLOC_DETAIL_NOINLINE static std::chrono::milliseconds retry_after(const http_response& response) {
+    if (const auto value = response.headers.get("Retry-After")) {
+      if (auto asked = parse_retry_after(*value, std::chrono::system_clock::now())) return *asked;
+    }
+    return std::chrono::milliseconds(0);
+  }
+
+  // The log line of an attempt (neither `response` nor `failure`), or of its
+  // outcome. Built only when a logger is set: every call would pay for it.
+  UNLOC_DETAIL_COLD void log_line(const api_call& call, const http_request& request, int attempt,
+                                  const http_response* response, const error* failure,
+                                  std::chrono::steady_clock::duration took) const {
+    const auto ms = std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(took).count());
+    std::string line = "unloc: ";
+    if (response != nullptr) line.append("< ").append(std::to_string(response->status)).append(" ");
+    line.append(response == nullptr && failure == nullptr ? "> " : failure != nullptr ? "! " : "");
+    line.append(call.method).append(" ").append(redact_url(request.url));
+    if (response != nullptr) {
+      line.append(" in ").append(ms).append(" ms");
+      append_headers(line, response->headers);
+    } else if (failure != nullptr) {
+      line.append(" failed after ").append(ms).append(" ms: ").append(to_string(*failure));
+    } else {
+      line.append(" (attempt ").append(std::to_string(attempt)).append(")");
+      append_headers(line, request.headers);
+    }
+    scrub(line, {options_.client_secret});
+    options_.logger(line);
   }
 
   void scrub_secrets(error& e) const {
@@ -306,8 +318,9 @@ class connection {
     for (std::string* text : {&e.message, &e.api_message, &e.body, &e.api_code}) scrub(*text, secrets);
   }
 
-  error finish(error e, const call_outcome& out) const {
-    e.attempts = out.attempts;
+  // The error a call ends with; `out` (when the call got that far) counts its attempts.
+  error finish(error e, const call_outcome* out) const {
+    if (out != nullptr) e.attempts = out->attempts;
     scrub_secrets(e);
     return e;
   }

@@ -149,26 +149,12 @@ class curl_transport final : public transport {
     curl_easy_getinfo(h, CURLINFO_REQUEST_SIZE, &sent);
     release(std::move(handle));
 
-    if (code == CURLE_OK) {
-      http_response response;
-      response.status = static_cast<int>(status);
-      response.headers = std::move(ex.headers);
-      response.body = std::move(ex.body);
-      return response;
-    }
-    if (ex.too_large) {
-      return make_error(error_category::invalid_response,
-                        "response body is over " + std::to_string(options_.max_response_bytes) +
-                            " bytes");
-    }
-    if (code == CURLE_OPERATION_TIMEDOUT && sent == 0 && options_.connect_timeout < remaining) {
-      // The connect timeout, shorter than the deadline, ended it (a clock read
-      // here could not tell: curl rounds to the millisecond): another attempt may connect.
-      return make_error(error_category::network,
-                        "no connection within " +
-                            std::to_string(options_.connect_timeout.count()) + " ms");
-    }
-    return to_error(code, sent > 0 && request.method == "POST" && !request.repeatable);
+    if (code != CURLE_OK) return failure(code, ex.too_large, sent, remaining, request);
+    http_response response;
+    response.status = static_cast<int>(status);
+    response.headers = std::move(ex.headers);
+    response.body = std::move(ex.body);
+    return response;
   }
 
   /// How many connections the pooled handles hold open at most (for tests).
@@ -233,6 +219,25 @@ class curl_transport final : public transport {
                       std::string(trim_ows(line.substr(colon + 1))));
     }
     return n;
+  }
+
+  // Why a request failed: `sent` bytes of it went out, with `remaining` of the deadline.
+  UNLOC_DETAIL_COLD error failure(CURLcode code, bool too_large, long sent,
+                                  std::chrono::milliseconds remaining,
+                                  const http_request& request) const {
+    if (too_large) {
+      return make_error(error_category::invalid_response,
+                        "response body is over " + std::to_string(options_.max_response_bytes) +
+                            " bytes");
+    }
+    if (code == CURLE_OPERATION_TIMEDOUT && sent == 0 && options_.connect_timeout < remaining) {
+      // The connect timeout, shorter than the deadline, ended it (a clock read
+      // here could not tell: curl rounds to the millisecond): another attempt may connect.
+      return make_error(error_category::network,
+                        "no connection within " +
+                            std::to_string(options_.connect_timeout.count()) + " ms");
+    }
+    return to_error(code, sent > 0 && request.method == "POST" && !request.repeatable);
   }
 
   // `ambiguous_if_broken`: a request that must not be sent twice blindly was sent.

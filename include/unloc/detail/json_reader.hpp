@@ -129,12 +129,18 @@ class json_reader {
   // object with a repeated key is a schema error. `depth`: that of the parent.
   UNLOC_DETAIL_NOINLINE bool read_value(std::string* out, std::size_t depth) {
     std::string closers;  // '}' or ']' for each open container, innermost last
-    std::vector<std::unordered_set<std::string>> keys;  // of each open container, when kept
+    // When kept: each open container's number, and the keys of every object met,
+    // each after its object's number. One set, not one per object: it compiles smaller.
+    std::vector<std::size_t> numbers;
+    std::size_t containers = 0;
+    std::unordered_set<std::string> keys;
     const auto next_key = [&]() {
       std::string_view key;
       if (!read_key(key)) return false;
       if (out != nullptr) {
-        if (!keys.back().emplace(key).second) fail_duplicate(key);
+        std::string numbered(reinterpret_cast<const char*>(&numbers.back()), sizeof(std::size_t));
+        numbered.append(key);
+        if (!keys.insert(std::move(numbered)).second) fail_duplicate(key);
         append_json_string(*out, key);
         *out += ':';
       }
@@ -148,7 +154,7 @@ class json_reader {
         closers.push_back(c == '{' ? '}' : ']');
         if (out != nullptr) {
           *out += c;
-          keys.emplace_back();
+          numbers.push_back(containers++);
         }
         skip_whitespace();
         if (peek() != closers.back()) {
@@ -174,7 +180,7 @@ class json_reader {
           ++p_;
           if (out != nullptr) {
             *out += closers.back();
-            keys.pop_back();
+            numbers.pop_back();
           }
           closers.pop_back();
           --depth;
