@@ -64,8 +64,9 @@ struct error {
 /// Makes an error of a category with a message (and optionally the field at fault).
 // Cold and out of line: failures are the rare path, and every return of one
 // would otherwise compile the construction of all of error's members again.
-[[nodiscard]] UNLOC_DETAIL_COLD inline error make_error(error_category category, std::string message,
-                                      std::string field = {}) {
+[[nodiscard]] UNLOC_DETAIL_COLD inline error make_error(error_category category,
+                                                        std::string message,
+                                                        std::string field = {}) {
   error e;
   e.category = category;
   e.message = std::move(message);

@@ -90,9 +90,11 @@ enum class timestamp_problem : std::uint8_t {
 inline constexpr std::string_view timestamp_shape = "DDDD-DD-DDTDD:DD:DD";
 
 // `n`: the problem's character position (0-based), count or field value. One
-// table and one path, so that it compiles small too.
-UNLOC_DETAIL_COLD inline error timestamp_error(std::string_view text, timestamp_problem problem,
-                                               std::size_t n) {
+// table and one path, so that it compiles small too; it returns the result
+// itself, so that parse_timestamp's returns move and destroy no error.
+UNLOC_DETAIL_COLD inline result<timestamp> timestamp_error(std::string_view text,
+                                                           timestamp_problem problem,
+                                                           std::size_t n) {
   // What stands between `before` and `after`: 'c' character n (1-based, as people
   // count), 'n' the number n, '2' n as two digits, 's' shape[n], 'y' the year-month.
   struct message {
@@ -126,8 +128,12 @@ UNLOC_DETAIL_COLD inline error timestamp_error(std::string_view text, timestamp_
   if (m.what == 'c') out += "character " + std::to_string(n + 1);
   if (m.what == 'n') out += std::to_string(n);
   if (m.what == '2') out += {static_cast<char>('0' + n / 10 % 10), static_cast<char>('0' + n % 10)};
-  if (problem == timestamp_problem::punctuation) out += std::string(" must be '") + timestamp_shape[n];
-  if (problem == timestamp_problem::day) out += " is out of range for " + std::string(text.substr(0, 7));
+  if (problem == timestamp_problem::punctuation) {
+    out += std::string(" must be '") + timestamp_shape[n];
+  }
+  if (problem == timestamp_problem::day) {
+    out += " is out of range for " + std::string(text.substr(0, 7));
+  }
   out += m.after;
   return make_error(error_category::invalid_input, std::move(out));
 }
@@ -206,7 +212,9 @@ inline result<timestamp> parse_timestamp(std::string_view text) {
   if (second == 60) return detail::timestamp_error(text, problem::leap_second, second);
   if (second > 59) return detail::timestamp_error(text, problem::second, second);
   if (offset_hour > 23) return detail::timestamp_error(text, problem::offset_hour, offset_hour);
-  if (offset_minute > 59) return detail::timestamp_error(text, problem::offset_minute, offset_minute);
+  if (offset_minute > 59) {
+    return detail::timestamp_error(text, problem::offset_minute, offset_minute);
+  }
 
   const std::int64_t seconds_of_day = hour * 3600 + minute * 60 + second;
   const std::int64_t seconds =

@@ -103,9 +103,9 @@ inline constexpr std::uint8_t hex_value(char c) noexcept {
 }
 
 // The reason is `before`, the number `n`, `after`: built here, out of line,
-// rather than at each of parse()'s returns.
-UNLOC_DETAIL_COLD inline error uuid_error(std::string_view text, const char* before, std::size_t n,
-                                          const char* after) {
+// rather than at each of parse()'s returns (as is the result they return).
+UNLOC_DETAIL_COLD inline result<uuid> uuid_error(std::string_view text, const char* before,
+                                                 std::size_t n, const char* after) {
   return make_error(error_category::invalid_input,
                     "invalid UUID " + quoted(text) + ": " + before + std::to_string(n) + after);
 }

@@ -241,6 +241,14 @@ TEST_CASE("waits as long as Retry-After asks, in seconds or as an HTTP date", "[
   CHECK_FALSE(parse_retry_after("soon", now).has_value());
   CHECK_FALSE(parse_retry_after("Sun, 06 Foo 1994 08:49:37 GMT", now).has_value());
   CHECK_FALSE(parse_retry_after("-5", now).has_value());
+  for (const char* malformed :
+       {"12x", "Sun, 06 Nov 1994 08:49:37 UTC", "Sun, 06 Nov 1994 24:49:37 GMT",
+        "Sun, 6x Nov 1994 08:49:37 GMT", "Sun, 00 Nov 1994 08:49:37 GMT",
+        "Sun, 06 ovD 1994 08:49:37 GMT", "Sun, 06 Nov 1994 08:49:37 GMTx", "Sun, 06 Nov 1994"}) {
+    INFO(malformed);
+    CHECK_FALSE(parse_retry_after(malformed, now).has_value());
+  }
+  CHECK(parse_retry_after("9999999999", now) == std::optional<std::chrono::milliseconds>(24h * 365));
 }
 
 TEST_CASE("never waits past the deadline for a Retry-After", "[client]") {

@@ -155,7 +155,7 @@ class connection {
       std::optional<access_token> token;
       if (call.authenticated) {
         auto fetched = tokens_->token(deadline);
-        if (!fetched) return finish(std::move(fetched).error(), nullptr);  // keeps the token request's attempts
+        if (!fetched) return finish(std::move(fetched).error(), nullptr);  // its own attempts
         token = std::move(*fetched);
         request.headers.add("Authorization", "Bearer " + token->value);
       }
@@ -283,8 +283,8 @@ class connection {
   }
 
   // The wait a 429/503 asks for (Retry-After), or zero.
-  UNLOC_DETAIL_NOINLINE static std::chrono::milliseconds retry_after(const http_response& response) {
-    if (const auto value = response.headers.get("Retry-After")) {
+  UNLOC_DETAIL_NOINLINE static std::chrono::milliseconds retry_after(const http_response& r) {
+    if (const auto value = r.headers.get("Retry-After")) {
       if (auto asked = parse_retry_after(*value, std::chrono::system_clock::now())) return *asked;
     }
     return std::chrono::milliseconds(0);
@@ -295,7 +295,8 @@ class connection {
   UNLOC_DETAIL_COLD void log_line(const api_call& call, const http_request& request, int attempt,
                                   const http_response* response, const error* failure,
                                   std::chrono::steady_clock::duration took) const {
-    const auto ms = std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(took).count());
+    using std::chrono::milliseconds;
+    const auto ms = std::to_string(std::chrono::duration_cast<milliseconds>(took).count());
     std::string line = "unloc: ";
     if (response != nullptr) line.append("< ").append(std::to_string(response->status)).append(" ");
     line.append(response == nullptr && failure == nullptr ? "> " : failure != nullptr ? "! " : "");

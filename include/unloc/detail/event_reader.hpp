@@ -59,7 +59,9 @@ class event_reader : public json_reader {
 
   bool read_page() {
     return read_members(1, [this](std::string_view key) {
-      if (!page_keys_.emplace(key).second) return fail_duplicate(key) && read_value(nullptr, 1);
+      if (!page_keys_.insert(std::string(key)).second) {
+        return fail_duplicate(key) && read_value(nullptr, 1);
+      }
       if (key == "accessEvents") {
         if (peek() != '[') {
           return fail_schema("field 'accessEvents' must be an array", "accessEvents") &&

@@ -83,7 +83,10 @@ class json_reader {
   // `names` is a duplicate (a schema error); its value is then only checked.
   bool keep_member(std::string_view key, std::size_t depth, std::unordered_set<std::string>& names,
                    std::vector<json_member>& extra) {
-    if (!names.emplace(key).second) return fail_duplicate(key) && read_value(nullptr, depth);
+    // insert(std::string): the one set instantiation read_value uses too.
+    if (!names.insert(std::string(key)).second) {
+      return fail_duplicate(key) && read_value(nullptr, depth);
+    }
     json_member member{std::string(key), {}};
     if (!read_value(&member.value, depth)) return false;
     extra.push_back(std::move(member));

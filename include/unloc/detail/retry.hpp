@@ -41,13 +41,16 @@ inline std::chrono::milliseconds full_jitter_backoff(int attempt, std::chrono::m
       static_cast<std::int64_t>(z % (static_cast<std::uint64_t>(ceiling) + 1)));
 }
 
-inline std::optional<int> parse_fixed_digits(std::string_view s) noexcept {
+// The number written in the `count` digits at value[pos] (in bounds), or -1.
+// Out of line: parse_retry_after reads six of them.
+UNLOC_DETAIL_NOINLINE inline int digits_at(std::string_view value, std::size_t pos,
+                                           std::size_t count) noexcept {
   int n = 0;
-  for (const char c : s) {
-    if (!is_digit(c)) return std::nullopt;
-    n = n * 10 + (c - '0');
+  for (std::size_t i = pos; i < pos + count; ++i) {
+    if (!is_digit(value[i])) return -1;
+    n = n * 10 + (value[i] - '0');
   }
-  return s.empty() ? std::nullopt : std::optional<int>(n);
+  return n;
 }
 
 /// How long a Retry-After value asks to wait: delay-seconds, or an
@@ -58,31 +61,32 @@ inline std::optional<std::chrono::milliseconds> parse_retry_after(
   value = trim_ows(value);
   if (!value.empty() && is_digit(value.front())) {
     if (value.size() > 9) return std::chrono::hours(24 * 365);  // absurdly long: capped by the deadline
-    const auto seconds = parse_fixed_digits(value);
-    if (!seconds) return std::nullopt;
-    return std::chrono::seconds(*seconds);
+    const int seconds = digits_at(value, 0, value.size());
+    if (seconds < 0) return std::nullopt;
+    return std::chrono::seconds(seconds);
   }
   // "Sun, 06 Nov 1994 08:49:37 GMT": 29 characters, fixed positions.
   if (value.size() != 29 || value[3] != ',' || value[4] != ' ' || value[7] != ' ' ||
       value[11] != ' ' || value[16] != ' ' || value[19] != ':' || value[22] != ':' ||
-      value.substr(25) != " GMT") {
+      std::string_view(value.data() + 25, 4) != " GMT") {
     return std::nullopt;
   }
   static constexpr std::string_view months = "JanFebMarAprMayJunJulAugSepOctNovDec";
-  const auto month_at = months.find(value.substr(8, 3));
-  const auto day = parse_fixed_digits(value.substr(5, 2));
-  const auto year = parse_fixed_digits(value.substr(12, 4));
-  const auto hour = parse_fixed_digits(value.substr(17, 2));
-  const auto minute = parse_fixed_digits(value.substr(20, 2));
-  const auto second = parse_fixed_digits(value.substr(23, 2));
-  if (month_at == std::string_view::npos || month_at % 3 != 0 || !day || !year || !hour ||
-      !minute || !second || *day < 1 || *day > 31 || *hour > 23 || *minute > 59 || *second > 60) {
+  const auto month_at = months.find(std::string_view(value.data() + 8, 3));
+  const int day = digits_at(value, 5, 2);
+  const int year = digits_at(value, 12, 4);
+  const int hour = digits_at(value, 17, 2);
+  const int minute = digits_at(value, 20, 2);
+  const int second = digits_at(value, 23, 2);
+  if (month_at == std::string_view::npos || month_at % 3 != 0 || day < 1 || day > 31 ||
+      year < 0 || hour < 0 || hour > 23 || minute < 0 || minute > 59 || second < 0 ||
+      second > 60) {
     return std::nullopt;
   }
-  const auto days = days_from_civil(*year, static_cast<unsigned>(month_at / 3 + 1),
-                                     static_cast<unsigned>(*day));
+  const auto days = days_from_civil(year, static_cast<unsigned>(month_at / 3 + 1),
+                                     static_cast<unsigned>(day));
   const auto when = std::chrono::system_clock::time_point(
-      std::chrono::seconds(days * 86400 + *hour * 3600 + *minute * 60 + *second));
+      std::chrono::seconds(days * 86400 + hour * 3600 + minute * 60 + second));
   if (when <= now) return std::chrono::milliseconds(0);
   return std::chrono::duration_cast<std::chrono::milliseconds>(when - now);
 }
