@@ -99,7 +99,8 @@ void diagnostic(const std::string& line) {
 }
 
 bool print_event(const unloc::access_event& event) {
-  const std::string line = unloc::to_json_text(event) + "\n";
+  std::string line = unloc::to_json_text(event);
+  line += '\n';
   const std::lock_guard<std::mutex> lock(output_mutex);
   return write_all(STDOUT_FILENO, line);
 }
@@ -209,10 +210,11 @@ struct server::impl {
   }
 
   void read_delivery(const Request& req, Response& res, const httplib::ContentReader& read) {
+    const auto headers = headers_of(req);  // once; its lookups are cheaper than httplib's
     std::string body;  // at most max_body + 1 bytes: one more than allowed decides 413
     bool complete = true;
     // No Content-Length and no Transfer-Encoding: no body (httplib would read to EOF).
-    if (req.has_header("Content-Length") || req.has_header("Transfer-Encoding")) {
+    if (headers.get("Content-Length") || headers.get("Transfer-Encoding")) {
       complete = read([&](const char* data, std::size_t size) {
         body.append(data, std::min(size, opts.max_body + 1 - body.size()));
         return body.size() <= opts.max_body;
@@ -222,7 +224,7 @@ struct server::impl {
                  ? refusal(400, "malformed_body",
                            "the body could not be read: it ended early, or its chunked framing "
                            "or Content-Encoding is malformed")
-                 : validator.validate({req.method, req.path, headers_of(req), body});
+                 : validator.validate({req.method, req.path, headers, body});
     if (d.is_new() && reconciler) {
       auto offered = reconciler->offer(*d.event);
       if (!offered) {
