@@ -121,7 +121,7 @@ void from_json(const BasicJsonType& j, access_token& t) {
       return reader.read_elements(2, [&] {
         if (reader.peek() != '"') return reader.read_value(nullptr, 2);  // not a scope: skipped
         if (!reader.read_string(text)) return false;
-        out.scope.emplace_back(text);
+        out.scope.push_back(std::string(text));  // as split_scope does: one instantiation
         return true;
       });
     }

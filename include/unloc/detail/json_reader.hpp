@@ -132,16 +132,18 @@ class json_reader {
   // object with a repeated key is a schema error. `depth`: that of the parent.
   UNLOC_DETAIL_NOINLINE bool read_value(std::string* out, std::size_t depth) {
     std::string closers;  // '}' or ']' for each open container, innermost last
-    // When kept: each open container's number, and the keys of every object met,
-    // each after its object's number. One set, not one per object: it compiles smaller.
-    std::vector<std::size_t> numbers;
+    // When kept: each open container's number (its bytes, in a string as
+    // closers are), and the keys of every object met, each after its object's
+    // number. One set and no vector<size_t>, not one set per object: it compiles smaller.
+    constexpr std::size_t width = sizeof(std::size_t);
+    std::string numbers;
     std::size_t containers = 0;
     std::unordered_set<std::string> keys;
     const auto next_key = [&]() {
       std::string_view key;
       if (!read_key(key)) return false;
       if (out != nullptr) {
-        std::string numbered(reinterpret_cast<const char*>(&numbers.back()), sizeof(std::size_t));
+        std::string numbered = numbers.substr(numbers.size() - width);
         numbered.append(key);
         if (!keys.insert(std::move(numbered)).second) fail_duplicate(key);
         append_json_string(*out, key);
@@ -157,7 +159,8 @@ class json_reader {
         closers.push_back(c == '{' ? '}' : ']');
         if (out != nullptr) {
           *out += c;
-          numbers.push_back(containers++);
+          numbers.append(reinterpret_cast<const char*>(&containers), width);
+          ++containers;
         }
         skip_whitespace();
         if (peek() != closers.back()) {
@@ -183,7 +186,7 @@ class json_reader {
           ++p_;
           if (out != nullptr) {
             *out += closers.back();
-            numbers.pop_back();
+            numbers.resize(numbers.size() - width);
           }
           closers.pop_back();
           --depth;
