@@ -136,18 +136,6 @@ inline void append_json_string(std::string& out, std::string_view text) {
   out += '"';
 }
 
-/// The parts joined. Kept out of line on purpose: messages and log lines are
-/// built in many places, and `a + b + c` inlined at each of them would cost
-/// every file that includes the SDK compile time for code that rarely runs.
-UNLOC_DETAIL_COLD inline std::string concat(std::initializer_list<std::string_view> parts) {
-  std::size_t size = 0;
-  for (const auto part : parts) size += part.size();
-  std::string out;
-  out.reserve(size);
-  for (const auto part : parts) out.append(part.data(), part.size());
-  return out;
-}
-
 /// A compact JSON object of string members: `{"a":"1","b":"2"}`.
 inline std::string json_object_text(
     std::initializer_list<std::pair<std::string_view, std::string_view>> members) {
