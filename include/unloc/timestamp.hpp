@@ -96,7 +96,8 @@ UNLOC_DETAIL_COLD inline result<timestamp> timestamp_error(std::string_view text
                                                            timestamp_problem problem,
                                                            std::size_t n) {
   // What stands between `before` and `after`: 'c' character n (1-based, as people
-  // count), 'n' the number n, '2' n as two digits, 's' shape[n], 'y' the year-month.
+  // count), 'n' the number n, '2' n as two digits. The punctuation and day
+  // problems add the expected character and the year-month below.
   struct message {
     const char* before;
     char what;
@@ -107,7 +108,7 @@ UNLOC_DETAIL_COLD inline result<timestamp> timestamp_error(std::string_view text
       {"ends after ", 'n', " characters; expected YYYY-MM-DDTHH:MM:SS then Z or +HH:MM/-HH:MM"},
       {"", 'c', " must be a digit"},
       {"", 'c', " must be 'T'"},
-      {"", 'c', "'"},  // " must be '" comes with 's'
+      {"", 'c', "'"},  // " must be '<shape[n]>" is added below
       {"'.' must be followed by at least one digit", 0, ""},
       {"the fraction has ", 'n', " digits; at most 9 are allowed"},
       {"the time zone is missing; expected Z or +HH:MM/-HH:MM at ", 'c', ""},
@@ -115,7 +116,7 @@ UNLOC_DETAIL_COLD inline result<timestamp> timestamp_error(std::string_view text
       {"", 'c', " must be 'Z', '+' or '-' (the time zone)"},
       {"unexpected text after the time zone at ", 'c', ""},
       {"month ", '2', " is out of range (01-12)"},
-      {"day ", '2', ""},  // " is out of range for YYYY-MM" follows
+      {"day ", '2', ""},  // " is out of range for YYYY-MM" is added below
       {"hour ", '2', " is out of range (00-23)"},
       {"minute ", '2', " is out of range (00-59)"},
       {"second 60 is a leap second; leap seconds are not supported", 0, ""},
@@ -123,6 +124,8 @@ UNLOC_DETAIL_COLD inline result<timestamp> timestamp_error(std::string_view text
       {"offset hour ", '2', " is out of range (00-23)"},
       {"offset minute ", '2', " is out of range (00-59)"},
   };
+  constexpr auto problems = static_cast<std::size_t>(timestamp_problem::offset_minute) + 1;
+  static_assert(std::size(messages) == problems, "one message a problem, in the enum's order");
   const message& m = messages[static_cast<std::size_t>(problem)];
   std::string out = "invalid timestamp " + quoted(text) + ": " + m.before;
   if (m.what == 'c') out += "character " + std::to_string(n + 1);
