@@ -10,12 +10,10 @@
 #include <unloc/version.hpp>
 
 #include <algorithm>
-#include <charconv>
 #include <chrono>
 #include <cstddef>
 #include <string>
 #include <string_view>
-#include <system_error>
 #include <utility>
 #include <vector>
 
@@ -130,7 +128,6 @@ void from_json(const BasicJsonType& j, access_token& t) {
       return false;
     }
     const bool string = first == '"';
-    double seconds = -1;
     switch (field) {
       case value:
         if (string) out.value = std::string(text);
@@ -138,16 +135,17 @@ void from_json(const BasicJsonType& j, access_token& t) {
       case type:
         return (string && detail::ascii_iequals(text, "bearer")) ||
                reader.fail_schema("field 'token_type' must be 'bearer'", "token_type");
-      case expires:
-        if (first == '-' || detail::is_digit(first)) {
-          std::from_chars(number.data(), number.data() + number.size(), seconds);
-        }
-        if (!(seconds >= 0 && seconds <= 1e9)) {
+      case expires: {
+        const auto seconds = first == '-' || detail::is_digit(first)
+                                 ? detail::json_whole_number(number, 1'000'000'000)
+                                 : std::nullopt;
+        if (!seconds) {
           return reader.fail_schema("field 'expires_in' must be a number of seconds", "expires_in");
         }
-        out.expires_at = now + std::chrono::seconds(static_cast<long long>(seconds));
+        out.expires_at = now + std::chrono::seconds(static_cast<long long>(*seconds));
         has_expires = true;
         return true;
+      }
       case scope:
         if (string) out.scope = detail::split_scope(std::string(text));
         return true;

@@ -226,6 +226,10 @@ TEST_CASE("reports each kind of malformed value as not valid JSON at a byte offs
       {"0x10", "not valid JSON", 1, 1},
       {"1e400", "not valid JSON", 0, 5},  // not finite as a double
       {"-1e400", "not valid JSON", 0, 6},
+      // 2^1024 - 2^970, halfway between the largest double and 2^1024: ties to even, infinity
+      {"179769313486231580793728971405303415079934132710037826936173778980444968292764750946649017977587207096330286416692887910946555547851940402630657488671505820681908902000708383676273854845817711531764475730270069855571366959622842914819860834936475292719074168444365510704342711559699508093042880177904174497792", "not valid JSON", 0, 309},
+      {"1.797693134862315808e308", "not valid JSON", 0, 24},
+      {"1.8e308", "not valid JSON", 0, 7},
       {"[1, 2e999]", "not valid JSON", 4, 9},
       {"NaN", "not valid JSON", 0, 0},
       {"Infinity", "not valid JSON", 0, 0},
@@ -561,6 +565,9 @@ TEST_CASE("reads numbers in unknown fields exactly as nlohmann::json::parse does
       {"0.30000000000000004", t::number_float},
       {"100000000000000000000000000000e-10", t::number_float},
       {"1.7976931348623157e308", t::number_float},   // the largest double
+      {"1.7976931348623158e308", t::number_float},   // rounds down to it
+      {"179769313486231580793728971405303415079934132710037826936173778980444968292764750946649017977587207096330286416692887910946555547851940402630657488671505820681908902000708383676273854845817711531764475730270069855571366959622842914819860834936475292719074168444365510704342711559699508093042880177904174497791", t::number_float},  // 2^1024 - 2^970 - 1: still rounds down
+      {"0.00017976931348623157e312", t::number_float},  // the largest double, leading zeros
       {"2.2250738585072014e-308", t::number_float},  // the smallest normal one
       {"4.9e-324", t::number_float},                 // a subnormal
       {"2.4703282292062328e-324", t::number_float},  // rounds up to the least subnormal

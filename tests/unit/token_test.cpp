@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 
 #include <chrono>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -171,4 +172,34 @@ TEST_CASE("a key written with escapes keeps its meaning after an escaped value",
   REQUIRE(token.has_value());
   CHECK(token->scope == std::vector<std::string>{"A" + std::string(40, 'b')});
   CHECK(token->project_id == "P-1");
+}
+
+TEST_CASE("expires_in is read from any JSON number of seconds from 0 to 10^9", "[token]") {
+  const auto now = std::chrono::system_clock::time_point{} + std::chrono::hours(24 * 365 * 50);
+  const auto seconds_of = [&](const std::string& number) -> std::optional<long long> {
+    const auto token = unloc::parse_access_token(
+        R"({"access_token":"t","token_type":"bearer","expires_in":)" + number + "}", now);
+    if (!token) return std::nullopt;
+    return std::chrono::duration_cast<std::chrono::seconds>(token->expires_at - now).count();
+  };
+  CHECK(seconds_of("3600") == 3600);
+  CHECK(seconds_of("3600.9") == 3600);  // a fraction is dropped
+  CHECK(seconds_of("3.6e3") == 3600);
+  CHECK(seconds_of("36000E-1") == 3600);
+  CHECK(seconds_of("0.5") == 0);
+  CHECK(seconds_of("0") == 0);
+  CHECK(seconds_of("-0") == 0);
+  CHECK(seconds_of("1e-99999999999999999999") == 0);
+  CHECK(seconds_of("1000000000") == 1'000'000'000);
+  CHECK(seconds_of("1e9") == 1'000'000'000);
+  CHECK(seconds_of("0.000001e15") == 1'000'000'000);
+  CHECK_FALSE(seconds_of("1000000000.5"));
+  CHECK_FALSE(seconds_of("1000000001"));
+  CHECK_FALSE(seconds_of("1e10"));
+  CHECK_FALSE(seconds_of("1e99999999999999999999"));
+  CHECK_FALSE(seconds_of("123456789012345678901234567890"));
+  CHECK_FALSE(seconds_of("-1"));
+  CHECK_FALSE(seconds_of("-0.5"));
+  CHECK_FALSE(seconds_of("\"3600\""));
+  CHECK_FALSE(seconds_of("null"));
 }

@@ -19,14 +19,14 @@
 #include <unloc/json_member.hpp>
 #include <unloc/version.hpp>
 
+#include <algorithm>
 #include <array>
-#include <charconv>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <optional>
 #include <string>
 #include <string_view>
-#include <system_error>
 #include <unordered_set>
 #include <utility>
 #include <vector>
@@ -375,7 +375,7 @@ class json_reader {
 
   // A number at p_ (RFC 8259 grammar), its text appended to *out unless out is
   // null. Rejected as nlohmann rejects it: beyond the double range (a number
-  // below it reads as zero). from_chars: exact and independent of the locale.
+  // below it reads as zero).
   UNLOC_DETAIL_NOINLINE bool read_number(std::string* out) {
     const char* start = p_;
     const auto digits = [this] {
@@ -399,15 +399,39 @@ class json_reader {
       if (!digits()) return syntax_error("invalid number");
     }
     // An integer of up to 18 digits fits int64 and uint64: nothing to check.
-    if (fraction != p_ || fraction - start > 18 + (negative ? 1 : 0)) {
-      double value = 0;
-      if (std::from_chars(start, p_, value).ec != std::errc() &&
-          magnitude(start + (negative ? 1 : 0), fraction, exponent, p_) > 0) {
-        return syntax_error("number out of range");
-      }
+    if ((fraction != p_ || fraction - start > 18 + (negative ? 1 : 0)) &&
+        beyond_double_range(start + (negative ? 1 : 0), fraction, exponent, p_)) {
+      return syntax_error("number out of range");
     }
     if (out != nullptr) out->append(start, p_);
     return true;
+  }
+
+  // True when a number's magnitude rounds to infinity as a double, decided on
+  // its digits: std::from_chars for double is missing from libc++ (and Apple's),
+  // and strtod depends on the locale.
+  static bool beyond_double_range(const char* integer, const char* fraction, const char* exponent,
+                                  const char* end) noexcept {
+    if (std::find_if(integer, exponent, [](char c) { return c >= '1' && c <= '9'; }) == exponent) {
+      return false;  // zero, whatever the exponent
+    }
+    const long long power = magnitude(integer, fraction, exponent, end);
+    if (power != 308) return power > 308;
+    // 2^1024 - 2^970, halfway between the largest double and 2^1024, without
+    // its trailing zeros: it rounds to infinity (ties to even), as does anything larger.
+    constexpr std::string_view halfway =
+        "17976931348623158079372897140530341507993413271003782693617377898044496829276475094664901"
+        "79775872070963302864166928879109465555478519404026306574886715058206819089020007083836762"
+        "73854845817711531764475730270069855571366959622842914819860834936475292719074168444365510"
+        "704342711559699508093042880177904174497792";
+    std::size_t at = 0;
+    for (const char* c = integer; c != exponent; ++c) {
+      if (*c == '.' || (at == 0 && *c == '0')) continue;  // the point, and leading zeros
+      if (at == halfway.size()) return true;
+      if (*c != halfway[at]) return *c > halfway[at];
+      ++at;
+    }
+    return at == halfway.size();
   }
 
   // The power of ten of a number's first significant digit. The exponent is
@@ -525,6 +549,61 @@ class json_reader {
   reader_state state_ = reader_state::ok;
   error error_;
 };
+
+/// The whole part of a JSON number's text (as read_number checked it) when
+/// the number is from 0 to `max`; a fraction is dropped. None otherwise.
+/// Decided on its digits, as beyond_double_range is, without from_chars or strtod.
+[[nodiscard]] inline std::optional<std::uint64_t> json_whole_number(std::string_view number,
+                                                                    std::uint64_t max) noexcept {
+  const bool negative = !number.empty() && number.front() == '-';
+  std::string_view digits;  // the integer and fraction digits, the point left out
+  std::string joined;
+  long long point = 0;      // where the point goes in `digits`
+  {
+    const auto e = number.find_first_of("eE");
+    std::string_view mantissa = number.substr(negative ? 1 : 0, e == std::string_view::npos
+                                                                  ? std::string_view::npos
+                                                                  : e - (negative ? 1 : 0));
+    const auto dot = mantissa.find('.');
+    point = static_cast<long long>(dot == std::string_view::npos ? mantissa.size() : dot);
+    if (dot == std::string_view::npos) {
+      digits = mantissa;
+    } else {
+      joined.assign(mantissa.substr(0, dot)).append(mantissa.substr(dot + 1));
+      digits = joined;
+    }
+    if (e != std::string_view::npos) {
+      std::string_view power = number.substr(e + 1);
+      const bool minus = !power.empty() && power.front() == '-';
+      if (!power.empty() && (power.front() == '-' || power.front() == '+')) power.remove_prefix(1);
+      long long exponent = 0;
+      for (const char c : power) {
+        if (exponent < 1'000'000'000) exponent = exponent * 10 + (c - '0');  // saturated
+      }
+      point += minus ? -exponent : exponent;
+    }
+  }
+  while (!digits.empty() && digits.front() == '0') {
+    digits.remove_prefix(1);
+    --point;
+  }
+  if (digits.empty()) return std::uint64_t{0};  // zero, -0 too
+  if (negative) return std::nullopt;
+  if (point <= 0) return std::uint64_t{0};  // below one
+  if (point > 20) return std::nullopt;
+  std::uint64_t value = 0;
+  for (long long i = 0; i < point; ++i) {
+    const auto digit =
+        static_cast<std::uint64_t>(i < static_cast<long long>(digits.size()) ? digits[static_cast<std::size_t>(i)] - '0' : 0);
+    if (value > (max - digit) / 10) return std::nullopt;
+    value = value * 10 + digit;
+  }
+  if (value == max && static_cast<std::size_t>(point) < digits.size() &&
+      digits.find_first_not_of('0', static_cast<std::size_t>(point)) != std::string_view::npos) {
+    return std::nullopt;  // max and a fraction
+  }
+  return value;
+}
 
 /// Nesting accepted in the API's responses (a webhook list is 3 deep).
 inline constexpr std::size_t max_response_depth = 32;
