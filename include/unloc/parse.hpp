@@ -13,6 +13,7 @@
 #include <unloc/version.hpp>
 
 #include <cstddef>
+#include <iterator>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -35,9 +36,9 @@ inline constexpr std::size_t max_response_depth = 32;
 
 /// A body received (a delivery) that did not read: invalid input.
 [[nodiscard]] UNLOC_DETAIL_COLD inline error input_error(read_error&& e) {
-  return make_error(e.status == read_status::internal ? error_category::internal
-                                                      : error_category::invalid_input,
-                    std::move(e.message), std::move(e.field));
+  return make_error(
+      e.status == read_status::internal ? error_category::internal : error_category::invalid_input,
+      std::move(e.message), std::move(e.field));
 }
 
 /// An API response that did not read: an invalid response.
@@ -166,8 +167,9 @@ inline void read_api_error(std::string_view body, error& e) {
 /// stays bounded by one event; `on_event` returns false to stop. Returns the
 /// next page's cursor (none on the last page).
 template <typename OnEvent>
-[[nodiscard]] result<std::optional<std::string>> read_access_log_page(
-    std::string_view json_text, OnEvent&& on_event, parse_limits limits = {}) {
+[[nodiscard]] result<std::optional<std::string>> read_access_log_page(std::string_view json_text,
+                                                                      OnEvent&& on_event,
+                                                                      parse_limits limits = {}) {
   std::optional<std::string> cursor;
   detail::read_error e = detail::read_events(json_text, limits, on_event, cursor);
   if (e.failed()) return detail::input_error(std::move(e));

@@ -137,7 +137,9 @@ inline constexpr json_field token_fields[] = {
     // A list, or one space-separated string (RFC 6749): each string split.
     {"scope", json_kind::strings, false, false,
      [](void* t, json_scalar v) -> std::string {
-       for (auto& scope : split_scope(std::string(v.text))) token_at(t).scope.push_back(std::move(scope));
+       for (auto& scope : split_scope(std::string(v.text))) {
+         token_at(t).scope.push_back(std::move(scope));
+       }
        return {};
      }},
     {"project_id", json_kind::string, false, false,

@@ -141,7 +141,8 @@ inline constexpr json_object webhook_list_object{"a webhook list", webhook_list_
                                                  webhook_list_fields};
 
 /// A webhook read as `object` describes it; never throws.
-[[nodiscard]] inline result<webhook> read_webhook(std::string_view text, const json_object& object) {
+[[nodiscard]] inline result<webhook> read_webhook(std::string_view text,
+                                                  const json_object& object) {
   webhook out;
   out.trigger = std::string(access_event_trigger);  // when the API leaves it out
   read_error e = json_reader(text, max_response_depth).read_document(object, &out);

@@ -119,7 +119,8 @@ struct json_object {
 [[nodiscard]] inline const json_field* missing_field(const json_object& object,
                                                      std::uint32_t seen) noexcept {
   for (std::size_t i = 0; i < object.field_count; ++i) {
-    if (object.fields[i].required && (seen & (std::uint32_t{1} << i)) == 0) return &object.fields[i];
+    if (object.fields[i].required && (seen & (std::uint32_t{1} << i)) == 0)
+      return &object.fields[i];
   }
   return nullptr;
 }
@@ -157,7 +158,10 @@ struct json_object {
 class json_reader {
  public:
   json_reader(std::string_view text, std::size_t max_depth) noexcept
-      : begin_(text.data()), p_(text.data()), end_(text.data() + text.size()), max_depth_(max_depth) {}
+      : begin_(text.data()),
+        p_(text.data()),
+        end_(text.data() + text.size()),
+        max_depth_(max_depth) {}
 
   // Reads the whole text into `target` as `object` describes it: one JSON
   // object (or the bare array of object.or_bare_array), then nothing but
@@ -174,10 +178,11 @@ class json_reader {
       } else if (peek() == '[' && object.or_bare_array != nullptr) {
         read = read_field(*object.or_bare_array, target, 0);
       } else {
-        read = fail(read_status::schema,
-                    std::string(object.what) + " must be a JSON object, got " + json_kind_at(peek()),
-                    {}) &&
-               read_value(nullptr, 0);
+        read =
+            fail(read_status::schema,
+                 std::string(object.what) + " must be a JSON object, got " + json_kind_at(peek()),
+                 {}) &&
+            read_value(nullptr, 0);
       }
       if (read) {
         skip_whitespace();
@@ -242,7 +247,8 @@ class json_reader {
         if (c == '-' || is_digit(c)) {
           const char* start = p_;
           return read_number(nullptr) &&
-                 store(field, target, {false, std::string_view(start, static_cast<std::size_t>(p_ - start))});
+                 store(field, target,
+                       {false, std::string_view(start, static_cast<std::size_t>(p_ - start))});
         }
         break;
       case json_kind::objects:
@@ -260,7 +266,8 @@ class json_reader {
         break;
       case json_kind::wrapper: break;  // not an object: read_object took the object
     }
-    return fail_field(field, std::string("must be ") + expected(field) + ", got " + json_kind_at(c)) &&
+    return fail_field(field,
+                      std::string("must be ") + expected(field) + ", got " + json_kind_at(c)) &&
            read_value(nullptr, depth);
   }
 
@@ -407,7 +414,6 @@ class json_reader {
   }
 
   // --- Tokens.
-
 
   // A string at p_ (its opening quote): a view of the input, or of scratch_
   // when it holds escapes. Checks UTF-8 and escapes; no control characters.
@@ -670,7 +676,6 @@ class json_reader {
 
   // --- Outcomes.
 
-
   UNLOC_DETAIL_COLD bool syntax_error(std::string_view what) {
     return fail(read_status::syntax,
                 "body is not valid JSON at byte " + std::to_string(p_ - begin_) + ": " +
@@ -722,12 +727,12 @@ class json_reader {
   const bool negative = !number.empty() && number.front() == '-';
   std::string_view digits;  // the integer and fraction digits, the point left out
   std::string joined;
-  long long point = 0;      // where the point goes in `digits`
+  long long point = 0;  // where the point goes in `digits`
   {
     const auto e = number.find_first_of("eE");
-    std::string_view mantissa = number.substr(negative ? 1 : 0, e == std::string_view::npos
-                                                                  ? std::string_view::npos
-                                                                  : e - (negative ? 1 : 0));
+    std::string_view mantissa =
+        number.substr(negative ? 1 : 0, e == std::string_view::npos ? std::string_view::npos
+                                                                    : e - (negative ? 1 : 0));
     const auto dot = mantissa.find('.');
     point = static_cast<long long>(dot == std::string_view::npos ? mantissa.size() : dot);
     if (dot == std::string_view::npos) {
@@ -757,8 +762,8 @@ class json_reader {
   if (point > 20) return std::nullopt;
   std::uint64_t value = 0;
   for (long long i = 0; i < point; ++i) {
-    const auto digit =
-        static_cast<std::uint64_t>(i < static_cast<long long>(digits.size()) ? digits[static_cast<std::size_t>(i)] - '0' : 0);
+    const auto digit = static_cast<std::uint64_t>(
+        i < static_cast<long long>(digits.size()) ? digits[static_cast<std::size_t>(i)] - '0' : 0);
     if (value > (max - digit) / 10) return std::nullopt;
     value = value * 10 + digit;
   }
