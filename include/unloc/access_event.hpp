@@ -4,6 +4,7 @@
 /// The Access Event: what Unloc reports each time a User opens or locks a Lock
 /// with a Key, live through a webhook and afterwards in the 30-day access log.
 
+#include <unloc/detail/json_reader.hpp>
 #include <unloc/detail/text.hpp>
 #include <unloc/error.hpp>
 #include <unloc/json_member.hpp>
@@ -11,11 +12,15 @@
 #include <unloc/uuid.hpp>
 #include <unloc/version.hpp>
 
+#include <array>
+#include <cstddef>
 #include <cstdint>
+#include <iterator>
 #include <optional>
 #include <stdexcept>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 UNLOC_BEGIN_NAMESPACE
@@ -112,88 +117,94 @@ struct print_options {
 
 namespace detail {
 
-// The eight fields of the contract. One table serves the strict reader
-// (untrusted bodies) and from_json (trusted DOM), so the two can never disagree.
-enum class event_field : std::uint8_t {
-  id, action, created, key_id, lock_id, lock_name, app_user_id, user_name, unknown
+// The Access Event as read from untrusted JSON: one description that the strict
+// reader (parse_access_event, access-log pages) and from_json both go by, so
+// that the two can never disagree.
+
+[[nodiscard]] inline access_event& event_at(void* target) noexcept {
+  return *static_cast<access_event*>(target);
+}
+
+// The 36-character form (either case), a table lookup a digit: an event holds
+// three. False for anything else, which uuid::parse then reads or names.
+[[nodiscard]] inline bool read_canonical_uuid(std::string_view text, uuid& out) noexcept {
+  if (text.size() != 36) return false;
+  std::array<std::uint8_t, 16> bytes{};
+  std::size_t at = 0;
+  for (auto& byte : bytes) {
+    if (at == 8 || at == 13 || at == 18 || at == 23) {
+      if (text[at++] != '-') return false;
+    }
+    const int high = hex_digit_value(text[at]);
+    const int low = hex_digit_value(text[at + 1]);
+    if (high < 0 || low < 0) return false;
+    byte = static_cast<std::uint8_t>((high << 4) | low);
+    at += 2;
+  }
+  out = uuid(bytes);
+  return true;
+}
+
+[[nodiscard]] inline std::string store_event_uuid(uuid& out, std::string_view text) {
+  if (read_canonical_uuid(text, out)) return {};
+  auto parsed = uuid::parse(text);
+  if (!parsed) return "is not a UUID: " + quoted(text);
+  out = *parsed;
+  return {};
+}
+
+[[nodiscard]] inline std::string store_event_optional(std::optional<std::string>& out,
+                                                      json_scalar value) {
+  if (value.null) {
+    out.reset();
+  } else {
+    out.emplace(value.text);
+  }
+  return {};
+}
+
+// The eight fields of the contract, in the API's order.
+inline constexpr json_field event_fields[] = {
+    {"id", json_kind::string, true, false,
+     [](void* e, json_scalar v) { return store_event_uuid(event_at(e).id, v.text); }},
+    {"action", json_kind::string, true, false,
+     [](void* e, json_scalar v) -> std::string {
+       if (v.text.empty()) return "must not be empty";
+       event_at(e).action = parse_access_action(v.text);
+       event_at(e).action_text.assign(v.text);
+       return {};
+     }},
+    {"created", json_kind::string, true, false,
+     [](void* e, json_scalar v) -> std::string {
+       auto parsed = parse_timestamp(v.text);
+       if (!parsed) return "is not an RFC 3339 timestamp: " + quoted(v.text);
+       event_at(e).created = *parsed;
+       return {};
+     }},
+    {"keyId", json_kind::string, true, false,
+     [](void* e, json_scalar v) { return store_event_uuid(event_at(e).key_id, v.text); }},
+    {"lockId", json_kind::string, true, false,
+     [](void* e, json_scalar v) { return store_event_uuid(event_at(e).lock_id, v.text); }},
+    {"lockName", json_kind::string, true, false,
+     [](void* e, json_scalar v) -> std::string {
+       event_at(e).lock_name.assign(v.text);
+       return {};
+     }},
+    {"appUserId", json_kind::string, false, true,
+     [](void* e, json_scalar v) { return store_event_optional(event_at(e).app_user_id, v); }},
+    {"userName", json_kind::string, false, true,
+     [](void* e, json_scalar v) { return store_event_optional(event_at(e).user_name, v); }},
 };
 
-inline constexpr std::string_view event_field_names[] = {
-    "id", "action", "created", "keyId", "lockId", "lockName", "appUserId", "userName"};
+inline constexpr json_object event_object{
+    "an Access Event", event_fields, std::size(event_fields),
+    [](void* e, std::string&& name, std::string&& value) {
+      event_at(e).extra.push_back({std::move(name), std::move(value)});
+    }};
 
-/// Bits of the fields an event must carry.
-inline constexpr unsigned required_event_fields = 0b0011'1111U;
-
-[[nodiscard]] constexpr event_field event_field_from_key(std::string_view key) noexcept {
-  for (std::size_t i = 0; i < std::size(event_field_names); ++i) {
-    if (event_field_names[i] == key) return static_cast<event_field>(i);
-  }
-  return event_field::unknown;
-}
-
-[[nodiscard]] constexpr std::string_view event_field_name(event_field field) noexcept {
-  return field == event_field::unknown ? std::string_view("?")
-                                       : event_field_names[static_cast<std::size_t>(field)];
-}
-
-[[nodiscard]] inline error event_field_error(event_field field, std::string why) {
-  const std::string name(event_field_name(field));
-  return make_error(error_category::invalid_input, "field '" + name + "' " + why, name);
-}
-
-/// Sets a known field from a JSON string value.
-[[nodiscard]] inline result<void> set_event_field(access_event& event, event_field field,
-                                                  std::string&& value) {
-  const auto set_uuid = [&](uuid& target) -> result<void> {
-    auto parsed = uuid::parse(value);
-    if (!parsed) return event_field_error(field, "is not a UUID: " + detail::quoted(value));
-    target = *parsed;
-    return {};
-  };
-  switch (field) {
-    case event_field::id: return set_uuid(event.id);
-    case event_field::key_id: return set_uuid(event.key_id);
-    case event_field::lock_id: return set_uuid(event.lock_id);
-    case event_field::action:
-      if (value.empty()) return event_field_error(field, "must not be empty");
-      event.action = parse_access_action(value);
-      event.action_text = std::move(value);
-      return {};
-    case event_field::created: {
-      auto parsed = parse_timestamp(value);
-      if (!parsed) return event_field_error(field, "is not an RFC 3339 timestamp: " + detail::quoted(value));
-      event.created = *parsed;
-      return {};
-    }
-    case event_field::lock_name: event.lock_name = std::move(value); return {};
-    case event_field::app_user_id: event.app_user_id = std::move(value); return {};
-    case event_field::user_name: event.user_name = std::move(value); return {};
-    case event_field::unknown: break;
-  }
-  return {};
-}
-
-/// A known field was null: fine for the optional ones.
-[[nodiscard]] inline result<void> set_event_field_null(access_event& event, event_field field) {
-  if (field == event_field::app_user_id) {
-    event.app_user_id.reset();
-    return {};
-  }
-  if (field == event_field::user_name) {
-    event.user_name.reset();
-    return {};
-  }
-  return event_field_error(field, "must be a string, got null");
-}
-
-/// Names the first required field missing from `seen` (a bit per event_field).
-[[nodiscard]] inline result<void> check_required_event_fields(unsigned seen) {
-  for (std::size_t i = 0; i < std::size(event_field_names); ++i) {
-    if ((required_event_fields & (1U << i)) != 0 && (seen & (1U << i)) == 0) {
-      return event_field_error(static_cast<event_field>(i), "is missing");
-    }
-  }
-  return {};
+// A name the event has a field for (kept out of `extra` when written).
+[[nodiscard]] inline bool is_event_field(std::string_view name) noexcept {
+  return find_field(event_object, name) != nullptr;
 }
 
 }  // namespace detail
@@ -215,7 +226,7 @@ void to_json(BasicJsonType& j, const access_event& event) {
   j["appUserId"] = event.app_user_id ? BasicJsonType(*event.app_user_id) : BasicJsonType();
   j["userName"] = event.user_name ? BasicJsonType(*event.user_name) : BasicJsonType();
   for (const auto& member : event.extra) {
-    if (detail::event_field_from_key(member.name) != detail::event_field::unknown) continue;
+    if (detail::is_event_field(member.name)) continue;
     j[member.name] = BasicJsonType::parse(member.value);
   }
 }
@@ -227,24 +238,26 @@ template <typename BasicJsonType>
 void from_json(const BasicJsonType& j, access_event& event) {
   if (!j.is_object()) throw std::invalid_argument("an Access Event must be a JSON object");
   access_event out;
-  unsigned seen = 0;
+  std::uint32_t seen = 0;
   for (auto it = j.begin(); it != j.end(); ++it) {
-    const auto field = detail::event_field_from_key(it.key());
-    if (field == detail::event_field::unknown) {
+    const auto* field = detail::find_field(detail::event_object, it.key());
+    if (field == nullptr) {
       out.extra.push_back({it.key(), it->dump()});
       continue;
     }
-    seen |= 1U << static_cast<unsigned>(field);
-    result<void> set = it->is_null()     ? detail::set_event_field_null(out, field)
-                       : it->is_string() ? detail::set_event_field(
-                                               out, field, it->template get<std::string>())
-                                         : result<void>(detail::event_field_error(
-                                               field, std::string("must be a string, got ") +
-                                                          it->type_name()));
-    if (!set) throw std::invalid_argument(set.error().message);
+    seen |= std::uint32_t{1} << (field - detail::event_fields);
+    std::string why;
+    if (it->is_string()) {
+      why = field->store(&out, {false, it->template get_ref<const std::string&>()});
+    } else if (it->is_null() && field->nullable) {
+      why = field->store(&out, {true, {}});
+    } else {
+      why = std::string("must be a string, got ") + (it->is_null() ? "null" : it->type_name());
+    }
+    if (!why.empty()) throw std::invalid_argument(detail::field_message(field->name, why));
   }
-  if (auto required = detail::check_required_event_fields(seen); !required) {
-    throw std::invalid_argument(required.error().message);
+  if (const auto* missing = detail::missing_field(detail::event_object, seen)) {
+    throw std::invalid_argument(detail::field_message(missing->name, "is missing"));
   }
   event = std::move(out);
 }
@@ -276,7 +289,7 @@ void from_json(const BasicJsonType& j, access_event& event) {
   field("appUserId", event.app_user_id);
   field("userName", event.user_name);
   for (const auto& member : event.extra) {
-    if (detail::event_field_from_key(member.name) != detail::event_field::unknown) continue;
+    if (detail::is_event_field(member.name)) continue;
     out += ',';
     detail::append_json_string(out, member.name);
     out += ':';

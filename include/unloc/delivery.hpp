@@ -321,10 +321,10 @@ class delivery_validator {
 
   delivery_decision check_body(std::string_view body, timestamp received_at) const {
     if (body.size() > options_.max_body_bytes) return too_large(body.size());
-    detail::read_failure failure{};
+    detail::read_status failure{};
     auto event = detail::read_access_event(body, options_.limits, failure);
     if (!event) {
-      const bool syntax = failure == detail::read_failure::syntax;
+      const bool syntax = failure == detail::read_status::syntax;
       return reject(syntax ? delivery_outcome::malformed_body : delivery_outcome::invalid_event,
                     syntax ? 400 : 422, event.error().message, event.error().field);
     }

@@ -1,22 +1,22 @@
 #pragma once
 
 /// @file
-/// Reading Access Events from untrusted JSON (a webhook body, an access-log
-/// page) without exceptions: every failure is an `error` naming the reason.
-/// The API's other responses are read next to their models: `parse_webhook`
-/// in webhook.hpp, `parse_access_token` in token.hpp.
+/// Reading untrusted JSON (a webhook body, an access-log page, an API error)
+/// without exceptions: every failure is an `error` naming the reason. One
+/// strict reader serves every body, each described beside its model: the
+/// Access Event in access_event.hpp, `parse_webhook` in webhook.hpp,
+/// `parse_access_token` in token.hpp.
 
 #include <unloc/access_event.hpp>
-#include <unloc/detail/event_reader.hpp>
+#include <unloc/detail/json_reader.hpp>
 #include <unloc/error.hpp>
 #include <unloc/version.hpp>
 
 #include <cstddef>
-#include <new>
+#include <iterator>
 #include <optional>
 #include <string>
 #include <string_view>
-#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -31,60 +31,123 @@ struct parse_limits {
 
 namespace detail {
 
-/// Why reading failed: the text is not JSON (or not UTF-8), or it is JSON but
-/// not the expected shape.
-enum class read_failure : unsigned char { none, syntax, schema };
+/// Nesting accepted in the API's responses (a webhook list is 3 deep).
+inline constexpr std::size_t max_response_depth = 32;
 
-template <typename OnEvent>
-[[nodiscard]] inline read_failure read_events(std::string_view text, reader_shape shape,
-                                              const parse_limits& limits, OnEvent&& on_event,
-                                              error& err,
-                                              std::optional<std::string>* next_cursor) {
-  try {
-    using callback = std::remove_reference_t<OnEvent>;
-    const event_sink sink{const_cast<void*>(static_cast<const void*>(&on_event)),
-                          [](void* context, access_event&& e) -> bool {
-                            return (*static_cast<callback*>(context))(std::move(e));
-                          }};
-    event_reader reader(text, shape, limits.max_depth, sink);
-    reader.read();
-    switch (reader.state()) {
-      case reader_state::ok: break;
-      case reader_state::syntax_error: err = reader.take_error(); return read_failure::syntax;
-      case reader_state::schema_error:
-      case reader_state::stopped: err = reader.take_error(); return read_failure::schema;
-    }
-    if (shape == reader_shape::page && !reader.saw_events()) {
-      err = make_error(error_category::invalid_input, "field 'accessEvents' is missing",
-                       "accessEvents");
-      return read_failure::schema;
-    }
-    if (next_cursor != nullptr) *next_cursor = std::move(reader.next_cursor());
-    return read_failure::none;
-  } catch (const std::bad_alloc&) {
-    err = make_error(error_category::internal, "out of memory while reading JSON");
-  } catch (const std::exception& e) {
-    err = make_error(error_category::internal, std::string("unexpected failure reading JSON: ") +
-                                                   e.what());
-  }
-  return read_failure::schema;
+/// A body received (a delivery) that did not read: invalid input.
+[[nodiscard]] UNLOC_DETAIL_COLD inline error input_error(read_error&& e) {
+  return make_error(
+      e.status == read_status::internal ? error_category::internal : error_category::invalid_input,
+      std::move(e.message), std::move(e.field));
 }
 
-/// One event from `text`; `failure` says why it failed, if it did.
+/// An API response that did not read: an invalid response.
+[[nodiscard]] UNLOC_DETAIL_COLD inline error response_error(read_error&& e) {
+  if (e.status == read_status::syntax) e.message.insert(0, "response ");
+  return make_error(e.status == read_status::internal ? error_category::internal
+                                                      : error_category::invalid_response,
+                    std::move(e.message), std::move(e.field));
+}
+
+/// One event from `text`; `status` says how reading ended (syntax: 400, else 422).
 [[nodiscard]] inline result<access_event> read_access_event(std::string_view text,
                                                             const parse_limits& limits,
-                                                            read_failure& failure) {
-  std::optional<access_event> event;
-  error err;
-  failure = read_events(
-      text, reader_shape::event, limits,
-      [&event](access_event&& e) {
-        event = std::move(e);
-        return true;
-      },
-      err, nullptr);
-  if (failure != read_failure::none) return err;
-  return std::move(*event);
+                                                            read_status& status) {
+  access_event event;
+  read_error e = json_reader(text, limits.max_depth).read_document(event_object, &event);
+  status = e.status;
+  if (e.failed()) return input_error(std::move(e));
+  return event;
+}
+
+/// Where a page's events go, one by one: `handle(context, event)`, false to
+/// stop. A function pointer rather than a template parameter, so that the
+/// reader is compiled once per translation unit, not once per callback.
+struct event_sink {
+  void* context;
+  bool (*handle)(void* context, access_event&& event);
+};
+
+/// An access-log page being read: one event at a time, so memory stays
+/// bounded by one event.
+struct page_reading {
+  event_sink sink;
+  access_event event;
+  std::optional<std::string> next_cursor;
+};
+
+[[nodiscard]] inline page_reading& page_at(void* target) noexcept {
+  return *static_cast<page_reading*>(target);
+}
+
+/// `{"accessEvents":[…],"nextCursor":string|null}`; other members checked, dropped.
+inline constexpr json_field page_fields[] = {
+    {"accessEvents", json_kind::objects, true, false, nullptr, &event_object,
+     [](void* page) -> void* {
+       page_at(page).event = access_event{};
+       return &page_at(page).event;
+     },
+     [](void* page) {
+       page_reading& p = page_at(page);
+       return p.sink.handle(p.sink.context, std::move(p.event));
+     }},
+    {"nextCursor", json_kind::string, false, true,
+     [](void* page, json_scalar v) -> std::string {
+       if (v.null) {
+         page_at(page).next_cursor.reset();
+       } else {
+         page_at(page).next_cursor.emplace(v.text);
+       }
+       return {};
+     }},
+};
+
+inline constexpr json_object page_object{"an access-log page", page_fields, std::size(page_fields)};
+
+/// Reads a page, each event to `on_event` (false to stop); its cursor to `cursor`.
+template <typename OnEvent>
+[[nodiscard]] read_error read_events(std::string_view text, const parse_limits& limits,
+                                     OnEvent& on_event, std::optional<std::string>& cursor) {
+  page_reading page{{const_cast<void*>(static_cast<const void*>(&on_event)),
+                     [](void* context, access_event&& e) -> bool {
+                       return (*static_cast<OnEvent*>(context))(std::move(e));
+                     }},
+                    {},
+                    {}};
+  read_error e = json_reader(text, limits.max_depth).read_document(page_object, &page);
+  if (!e.failed()) cursor = std::move(page.next_cursor);
+  return e;
+}
+
+/// An API error body `{"error":"<code>","message":"<text>"}`.
+struct api_error_body {
+  std::string code;
+  std::string message;
+};
+
+inline constexpr json_field api_error_fields[] = {
+    {"error", json_kind::string, false, false,
+     [](void* body, json_scalar v) -> std::string {
+       static_cast<api_error_body*>(body)->code.assign(v.text);
+       return {};
+     }},
+    {"message", json_kind::string, false, false,
+     [](void* body, json_scalar v) -> std::string {
+       static_cast<api_error_body*>(body)->message.assign(v.text);
+       return {};
+     }},
+};
+
+inline constexpr json_object api_error_object{"an API error", api_error_fields,
+                                              std::size(api_error_fields)};
+
+/// Sets e.api_code and e.api_message from an error response's body, when it
+/// is an API error; leaves them empty otherwise.
+inline void read_api_error(std::string_view body, error& e) {
+  api_error_body read;
+  if (json_reader(body, max_response_depth).read_document(api_error_object, &read).failed()) return;
+  e.api_code = std::move(read.code);
+  e.api_message = std::move(read.message);
 }
 
 }  // namespace detail
@@ -95,8 +158,8 @@ template <typename OnEvent>
 /// unknown actions and unknown fields (kept in `access_event::extra`).
 [[nodiscard]] inline result<access_event> parse_access_event(std::string_view json_text,
                                                              parse_limits limits = {}) {
-  detail::read_failure failure{};
-  return detail::read_access_event(json_text, limits, failure);
+  detail::read_status status{};
+  return detail::read_access_event(json_text, limits, status);
 }
 
 /// Reads an access-log page `{"accessEvents":[…],"nextCursor":…}`, handing
@@ -104,14 +167,12 @@ template <typename OnEvent>
 /// stays bounded by one event; `on_event` returns false to stop. Returns the
 /// next page's cursor (none on the last page).
 template <typename OnEvent>
-[[nodiscard]] result<std::optional<std::string>> read_access_log_page(
-    std::string_view json_text, OnEvent&& on_event, parse_limits limits = {}) {
-  error err;
+[[nodiscard]] result<std::optional<std::string>> read_access_log_page(std::string_view json_text,
+                                                                      OnEvent&& on_event,
+                                                                      parse_limits limits = {}) {
   std::optional<std::string> cursor;
-  if (detail::read_events(json_text, detail::reader_shape::page, limits, on_event, err, &cursor) !=
-      detail::read_failure::none) {
-    return err;
-  }
+  detail::read_error e = detail::read_events(json_text, limits, on_event, cursor);
+  if (e.failed()) return detail::input_error(std::move(e));
   return cursor;
 }
 

@@ -6,12 +6,14 @@
 #include <unloc/detail/json_reader.hpp>
 #include <unloc/detail/text.hpp>
 #include <unloc/error.hpp>
+#include <unloc/parse.hpp>
 #include <unloc/timestamp.hpp>
 #include <unloc/version.hpp>
 
 #include <algorithm>
 #include <chrono>
 #include <cstddef>
+#include <iterator>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -96,76 +98,71 @@ void from_json(const BasicJsonType& j, access_token& t) {
   t = std::move(out);
 }
 
-/// Reads a token endpoint response; `expires_in` is counted from `now`.
+namespace detail {
+
+// The token endpoint's response as read from untrusted JSON.
+
+/// A token being read, and the time its `expires_in` counts from.
+struct token_reading {
+  access_token token;
+  std::chrono::system_clock::time_point now;
+};
+
+[[nodiscard]] inline access_token& token_at(void* target) noexcept {
+  return static_cast<token_reading*>(target)->token;
+}
+
+inline constexpr json_field token_fields[] = {
+    {"access_token", json_kind::string, true, false,
+     [](void* t, json_scalar v) -> std::string {
+       if (v.text.empty()) return "must not be empty";
+       token_at(t).value.assign(v.text);
+       return {};
+     }},
+    {"token_type", json_kind::string, false, false,
+     [](void* t, json_scalar v) -> std::string {
+       if (!ascii_iequals(v.text, "bearer")) return "must be 'bearer'";
+       token_at(t).token_type.assign(v.text);
+       return {};
+     }},
+    {"expires_in", json_kind::number, true, false,
+     [](void* t, json_scalar v) -> std::string {
+       const auto seconds = json_whole_number(v.text, 1'000'000'000);
+       if (!seconds) return "must be a number of seconds";
+       auto* reading = static_cast<token_reading*>(t);
+       reading->token.expires_at =
+           reading->now + std::chrono::seconds(static_cast<long long>(*seconds));
+       return {};
+     }},
+    // A list, or one space-separated string (RFC 6749): each string split.
+    {"scope", json_kind::strings, false, false,
+     [](void* t, json_scalar v) -> std::string {
+       for (auto& scope : split_scope(std::string(v.text))) {
+         token_at(t).scope.push_back(std::move(scope));
+       }
+       return {};
+     }},
+    {"project_id", json_kind::string, false, false,
+     [](void* t, json_scalar v) -> std::string {
+       token_at(t).project_id.assign(v.text);
+       return {};
+     }},
+};
+
+inline constexpr json_object token_object{"a token response", token_fields,
+                                          std::size(token_fields)};
+
+}  // namespace detail
+
+/// Reads a token endpoint response; `expires_in` is counted from `now`. Never throws.
 [[nodiscard]] inline result<access_token> parse_access_token(
     std::string_view json_text,
     std::chrono::system_clock::time_point now = std::chrono::system_clock::now()) {
-  detail::json_reader reader(json_text, detail::max_response_depth);
-  access_token out;
-  bool has_expires = false;
-  const auto on_member = [&](std::string_view key) {
-    // Named before the value is read: reading it may reuse the key's buffer.
-    enum { other, value, type, expires, scope, project } field = other;
-    for (const auto& [name, named] : {std::pair{"access_token", value}, {"token_type", type},
-                                      {"expires_in", expires}, {"scope", scope},
-                                      {"project_id", project}}) {
-      if (key == name) field = named;
-    }
-    const char first = reader.peek();
-    std::string_view text;  // a string's content
-    std::string number;     // the text of expires_in
-    if (field == scope && first == '[') {
-      out.scope.clear();
-      return reader.read_elements(2, [&] {
-        if (reader.peek() != '"') return reader.read_value(nullptr, 2);  // not a scope: skipped
-        if (!reader.read_string(text)) return false;
-        out.scope.push_back(std::string(text));  // as split_scope does: one instantiation
-        return true;
-      });
-    }
-    if (!(first == '"' ? reader.read_string(text)
-                       : reader.read_value(field == expires ? &number : nullptr, 1))) {
-      return false;
-    }
-    const bool string = first == '"';
-    switch (field) {
-      case value:
-        if (string) out.value = std::string(text);
-        return true;
-      case type:
-        return (string && detail::ascii_iequals(text, "bearer")) ||
-               reader.fail_schema("field 'token_type' must be 'bearer'", "token_type");
-      case expires: {
-        const auto seconds = first == '-' || detail::is_digit(first)
-                                 ? detail::json_whole_number(number, 1'000'000'000)
-                                 : std::nullopt;
-        if (!seconds) {
-          return reader.fail_schema("field 'expires_in' must be a number of seconds", "expires_in");
-        }
-        out.expires_at = now + std::chrono::seconds(static_cast<long long>(*seconds));
-        has_expires = true;
-        return true;
-      }
-      case scope:
-        if (string) out.scope = detail::split_scope(std::string(text));
-        return true;
-      case project:
-        if (string) out.project_id = std::string(text);
-        return true;
-      case other:
-        return true;  // a field the SDK does not use, or not of the type it reads: skipped
-    }
-    return true;
-  };
-  reader.read_document("a token response", [&] { return reader.read_members(1, on_member); });
-  if (!reader.ok()) return detail::response_error(reader);
-  if (out.value.empty()) {
-    return detail::response_error("field 'access_token' is missing or not a string", "access_token");
-  }
-  if (!has_expires) {
-    return detail::response_error("field 'expires_in' must be a number of seconds", "expires_in");
-  }
-  return out;
+  detail::token_reading reading{{}, now};
+  detail::read_error e = detail::json_reader(json_text, detail::max_response_depth)
+                             .read_document(detail::token_object, &reading);
+  if (e.failed()) return detail::response_error(std::move(e));
+  return std::move(reading.token);
 }
 
 UNLOC_END_NAMESPACE

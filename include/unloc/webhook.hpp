@@ -8,16 +8,17 @@
 #include <unloc/detail/text.hpp>
 #include <unloc/error.hpp>
 #include <unloc/json_member.hpp>
+#include <unloc/parse.hpp>
 #include <unloc/timestamp.hpp>
 #include <unloc/uuid.hpp>
 #include <unloc/version.hpp>
 
 #include <cstddef>
+#include <iterator>
 #include <optional>
 #include <stdexcept>
 #include <string>
 #include <string_view>
-#include <unordered_set>
 #include <utility>
 #include <vector>
 
@@ -61,61 +62,91 @@ struct webhook {
 
 namespace detail {
 
-/// Reads a webhook object at the reader's position (`depth` deep). Schema
-/// problems are recorded in the reader; false only when reading must stop.
-inline bool read_webhook(json_reader& reader, std::size_t depth, webhook& out) {
-  unsigned seen = 0;  // a bit per known field
-  std::unordered_set<std::string> extra_names;
-  const bool read = reader.read_members(depth, [&](std::string_view key) {
-    static constexpr std::string_view known[] = {"id", "url", "trigger", "lockId", "created"};
-    std::size_t field = 0;
-    while (field < std::size(known) && known[field] != key) ++field;
-    if (field == std::size(known)) return reader.keep_member(key, depth, extra_names, out.extra);
-    if ((seen & (1U << field)) != 0) return reader.fail_duplicate(key) && reader.read_value(nullptr, depth);
-    seen |= 1U << field;
-    // lockId and created may be null; every field is otherwise a string.
-    if (reader.peek() == 'n' && field >= 3) return reader.read_value(nullptr, depth);
-    if (reader.peek() != '"') {
-      return reader.fail_schema("webhook field '" + std::string(key) + "' must be a string",
-                                std::string(key)) &&
-             reader.read_value(nullptr, depth);
-    }
-    std::string_view text;
-    if (!reader.read_string(text)) return false;
-    switch (field) {
-      case 0:
-      case 3: {
-        auto id = uuid::parse(text);
-        if (!id) {
-          const std::string name(known[field]);
-          return reader.fail_schema("webhook field '" + name + "' is not a UUID", name);
-        }
-        (field == 0 ? out.id : out.lock_id.emplace()) = *id;
-        return true;
-      }
-      case 1: out.url = std::string(text); return true;
-      case 2: out.trigger = std::string(text); return true;
-      default: {
-        auto created = parse_timestamp(text);
-        if (!created) return reader.fail_schema("webhook field 'created' is not a timestamp", "created");
-        out.created = *created;
-        return true;
-      }
-    }
-  });
-  if (!read || !reader.ok()) return read;
-  if ((seen & 1U) == 0) return reader.fail_schema("webhook field 'id' is missing", "id");
-  if ((seen & 2U) == 0) return reader.fail_schema("webhook field 'url' is missing", "url");
-  if (out.trigger.empty()) out.trigger = std::string(access_event_trigger);
-  return true;
+// The webhook as read from untrusted JSON (the API's responses) and by from_json.
+
+[[nodiscard]] inline webhook& webhook_at(void* target) noexcept {
+  return *static_cast<webhook*>(target);
 }
 
-/// A webhook from the text of one JSON object; never throws.
-[[nodiscard]] inline result<webhook> webhook_from_json(std::string_view text) {
-  json_reader reader(text, max_response_depth);
+[[nodiscard]] inline std::string store_webhook_uuid(std::optional<uuid>& out, json_scalar value) {
+  if (value.null) {
+    out.reset();
+    return {};
+  }
+  auto parsed = uuid::parse(value.text);
+  if (!parsed) return "is not a UUID: " + quoted(value.text);
+  out = *parsed;
+  return {};
+}
+
+// Its fields, then the wrapper `{"webhook":{…}}` that parse_webhook accepts.
+inline constexpr json_field webhook_fields[] = {
+    {"id", json_kind::string, true, false,
+     [](void* w, json_scalar v) {
+       std::optional<uuid> id;
+       std::string why = store_webhook_uuid(id, v);
+       if (id) webhook_at(w).id = *id;
+       return why;
+     }},
+    {"url", json_kind::string, true, false,
+     [](void* w, json_scalar v) -> std::string {
+       webhook_at(w).url.assign(v.text);
+       return {};
+     }},
+    {"trigger", json_kind::string, false, false,
+     [](void* w, json_scalar v) -> std::string {
+       webhook_at(w).trigger.assign(v.text);
+       return {};
+     }},
+    {"lockId", json_kind::string, false, true,
+     [](void* w, json_scalar v) { return store_webhook_uuid(webhook_at(w).lock_id, v); }},
+    {"created", json_kind::string, false, true,
+     [](void* w, json_scalar v) -> std::string {
+       if (v.null) {
+         webhook_at(w).created.reset();
+         return {};
+       }
+       auto created = parse_timestamp(v.text);
+       if (!created) return "is not an RFC 3339 timestamp: " + quoted(v.text);
+       webhook_at(w).created = *created;
+       return {};
+     }},
+    {"webhook", json_kind::wrapper, false, false},
+};
+
+inline void keep_webhook_member(void* w, std::string&& name, std::string&& value) {
+  webhook_at(w).extra.push_back({std::move(name), std::move(value)});
+}
+
+/// A webhook object.
+inline constexpr json_object webhook_object{"a webhook", webhook_fields,
+                                            std::size(webhook_fields) - 1, keep_webhook_member};
+
+/// A webhook response: the object, or the object wrapped as `{"webhook":{…}}`.
+inline constexpr json_object webhook_response{"a webhook", webhook_fields,
+                                              std::size(webhook_fields), keep_webhook_member};
+
+/// The list `{"webhooks":[…]}`, or the array alone.
+inline constexpr json_field webhook_list_fields[] = {
+    {"webhooks", json_kind::objects, true, false, nullptr, &webhook_object,
+     [](void* list) -> void* {
+       webhook& w = static_cast<std::vector<webhook>*>(list)->emplace_back();
+       w.trigger = std::string(access_event_trigger);  // when the API leaves it out
+       return &w;
+     },
+     [](void*) { return true; }},
+};
+
+inline constexpr json_object webhook_list_object{"a webhook list", webhook_list_fields, 1, nullptr,
+                                                 webhook_list_fields};
+
+/// A webhook read as `object` describes it; never throws.
+[[nodiscard]] inline result<webhook> read_webhook(std::string_view text,
+                                                  const json_object& object) {
   webhook out;
-  reader.read_document("a webhook", [&] { return read_webhook(reader, 1, out); });
-  if (!reader.ok()) return response_error(reader);
+  out.trigger = std::string(access_event_trigger);  // when the API leaves it out
+  read_error e = json_reader(text, max_response_depth).read_document(object, &out);
+  if (e.failed()) return response_error(std::move(e));
   return out;
 }
 
@@ -181,68 +212,24 @@ void to_json(BasicJsonType& j, const webhook& w) {
 /// are read by the client with `parse_webhook`, which never throws.
 template <typename BasicJsonType>
 void from_json(const BasicJsonType& j, webhook& w) {
-  auto read = detail::webhook_from_json(j.dump());
+  auto read = detail::read_webhook(j.dump(), detail::webhook_object);
   if (!read) throw std::invalid_argument(read.error().message);
   w = std::move(*read);
 }
 
 /// Reads a webhook as the API returns it: the object itself, or wrapped as
-/// `{"webhook":{…}}`.
+/// `{"webhook":{…}}` (read in one pass). Never throws.
 [[nodiscard]] inline result<webhook> parse_webhook(std::string_view json_text) {
-  // First the whole text is checked and the wrapped object found, then the
-  // webhook is read from it: which of the two it is shows only at the end.
-  detail::json_reader reader(json_text, detail::max_response_depth);
-  reader.begin();
-  std::string_view wrapped;
-  if (reader.peek() == '{') {
-    reader.read_members(1, [&](std::string_view key) {
-      const bool object = key == "webhook" && reader.peek() == '{';
-      const char* start = reader.position();
-      if (!reader.read_value(nullptr, 1)) return false;
-      if (object) wrapped = std::string_view(start, static_cast<std::size_t>(reader.position() - start));
-      return true;
-    });
-  } else {
-    reader.read_value(nullptr, 0);
-  }
-  if (reader.state() == detail::reader_state::syntax_error || !reader.finish()) {
-    return detail::response_error(reader);
-  }
-  return detail::webhook_from_json(wrapped.empty() ? json_text : wrapped);
+  return detail::read_webhook(json_text, detail::webhook_response);
 }
 
-/// Reads the list of webhooks `{"webhooks":[…]}` (a bare array is accepted too).
+/// Reads the list of webhooks `{"webhooks":[…]}` (a bare array is accepted
+/// too). Never throws.
 [[nodiscard]] inline result<std::vector<webhook>> parse_webhook_list(std::string_view json_text) {
-  detail::json_reader reader(json_text, detail::max_response_depth);
   std::vector<webhook> out;
-  bool saw_list = false;
-  const auto read_list = [&](std::size_t depth) {
-    if (saw_list) {
-      return reader.fail_duplicate("webhooks") && reader.read_value(nullptr, depth - 1);
-    }
-    saw_list = true;
-    if (reader.peek() != '[') {
-      return reader.fail_schema("field 'webhooks' must be an array", "webhooks") &&
-             reader.read_value(nullptr, depth - 1);
-    }
-    return reader.read_elements(depth, [&] {
-      if (reader.peek() != '{') {
-        return reader.fail_schema("a webhook must be a JSON object", {}) &&
-               reader.read_value(nullptr, depth);
-      }
-      out.emplace_back();
-      return detail::read_webhook(reader, depth + 1, out.back());
-    });
-  };
-  reader.begin();
-  const bool read = reader.peek() == '{' ? reader.read_members(1, [&](std::string_view key) {
-    return key == "webhooks" ? read_list(2) : reader.read_value(nullptr, 1);
-  })
-                                         : read_list(1);
-  if (read && reader.finish() && !saw_list) {
-    reader.fail_schema("field 'webhooks' is missing", "webhooks");
-  }
-  if (!reader.ok()) return detail::response_error(reader);
+  detail::read_error e = detail::json_reader(json_text, detail::max_response_depth)
+                             .read_document(detail::webhook_list_object, &out);
+  if (e.failed()) return detail::response_error(std::move(e));
   return out;
 }
 

@@ -1,4 +1,4 @@
-// libFuzzer target: the event reader (detail/event_reader.hpp) against
+// libFuzzer target: the event reader (detail/json_reader.hpp, descriptions in access_event.hpp and parse.hpp) against
 // nlohmann::json on the same bytes, as an Access Event and as an access-log page.
 //
 // - Text nlohmann rejects, the reader rejects as a syntax error ("not valid
@@ -39,7 +39,7 @@
 namespace {
 
 using json = nlohmann::json;
-using unloc::detail::read_failure;
+using unloc::detail::read_status;
 
 const unloc::parse_limits limits{};
 
@@ -118,7 +118,7 @@ bool holds_a_number(const nlohmann::ordered_json& value) {
 }
 
 bool is_unknown_field(const std::string& key) {
-  return unloc::detail::event_field_from_key(key) == unloc::detail::event_field::unknown;
+  return !unloc::detail::is_event_field(key);
 }
 
 bool is_number_char(char c) {
@@ -226,7 +226,7 @@ void check_same_event(const unloc::access_event& event, const json& object,
   check_same_extra(event.extra, object, ordered, input);
 
   // What the reader accepts, written by to_json_text, reads back the same.
-  read_failure failure{};
+  read_status failure{};
   const auto again = unloc::detail::read_access_event(unloc::to_json_text(event), limits, failure);
   if (!again) fail("to_json_text of an event does not read back", again.error().message);
   if (again->id != event.id || again->action_text != event.action_text ||
@@ -240,10 +240,10 @@ void check_same_event(const unloc::access_event& event, const json& object,
 
 // Common to both shapes: the reader's failure (or none) against nlohmann's verdict.
 // Returns true when the reader's result must then be compared with the DOM.
-bool check_verdict(const reference& ref, bool has_nul, read_failure failure,
+bool check_verdict(const reference& ref, bool has_nul, read_status failure,
                    const std::string& message, const char* shape) {
   if (ref.dom.is_discarded()) {
-    if (failure != read_failure::syntax || !is_syntax_message(message)) {
+    if (failure != read_status::syntax || !is_syntax_message(message)) {
       fail("nlohmann rejects the text, the reader does not call it a syntax error:", shape);
     }
     return false;
@@ -251,31 +251,31 @@ bool check_verdict(const reference& ref, bool has_nul, read_failure failure,
   if (has_nul) {
     // nlohmann read a value and stopped at a NUL byte outside any string: that
     // byte is after the value, where the reader finds text that is no JSON.
-    if (failure != read_failure::syntax) {
+    if (failure != read_status::syntax) {
       fail("a NUL byte after the value is not a syntax error:", shape);
     }
     return false;
   }
   if (ref.depth > limits.max_depth) {
-    if (failure != read_failure::syntax || message.find("nesting") == std::string::npos) {
+    if (failure != read_status::syntax || message.find("nesting") == std::string::npos) {
       fail("nesting over the limit not reported as such:", shape);
     }
     return false;
   }
-  if (failure == read_failure::syntax) {
+  if (failure == read_status::syntax) {
     fail("nlohmann accepts the text, the reader calls it a syntax error:", message);
   }
   if (ref.duplicate_key) {
-    if (failure != read_failure::schema) fail("a duplicate key accepted:", shape);
+    if (failure != read_status::schema) fail("a duplicate key accepted:", shape);
     return false;
   }
   return true;
 }
 
 void check_event(std::string_view text, const reference& ref, bool has_nul) {
-  read_failure failure{};
+  read_status failure{};
   const auto event = unloc::detail::read_access_event(text, limits, failure);
-  if (event.has_value() != (failure == read_failure::none)) fail("result and failure disagree");
+  if (event.has_value() != (failure == read_status::ok)) fail("result and failure disagree");
   if (event.has_value() != unloc::parse_access_event(text, limits).has_value()) {
     fail("parse_access_event and read_access_event disagree");
   }
@@ -295,16 +295,14 @@ void check_event(std::string_view text, const reference& ref, bool has_nul) {
 void check_page(std::string_view text, const reference& ref, bool has_nul) {
   std::vector<unloc::access_event> events;
   std::optional<std::string> cursor;
-  unloc::error err;
-  const auto failure = unloc::detail::read_events(
-      text, unloc::detail::reader_shape::page, limits,
-      [&events](unloc::access_event&& e) {
-        events.push_back(std::move(e));
-        return true;
-      },
-      err, &cursor);
+  auto on_event = [&events](unloc::access_event&& e) {
+    events.push_back(std::move(e));
+    return true;
+  };
+  const auto err = unloc::detail::read_events(text, limits, on_event, cursor);
+  const auto failure = err.status;
   const auto page = unloc::parse_access_log_page(text, limits);
-  if (page.has_value() != (failure == read_failure::none)) {
+  if (page.has_value() != (failure == read_status::ok)) {
     fail("parse_access_log_page and read_events disagree");
   }
   if (!check_verdict(ref, has_nul, failure, err.message, "page")) return;

@@ -16,14 +16,14 @@
 #include <vector>
 
 // The strict JSON reader behind parse_access_event and the access-log page
-// readers (detail/event_reader.hpp), held to RFC 8259 and to what nlohmann::json
+// readers (detail/json_reader.hpp, descriptions in access_event.hpp and parse.hpp), held to RFC 8259 and to what nlohmann::json
 // reads from the same text.
 
 namespace {
 
 using namespace std::string_literals;
 using json = nlohmann::json;
-using unloc::detail::read_failure;
+using unloc::detail::read_status;
 
 // A valid event, all required fields, open for more members: `event_head + "}"` is complete.
 const std::string event_head =
@@ -44,7 +44,7 @@ std::string event_with_lock_name(const std::string& value, const std::string& mo
 }
 
 struct outcome {
-  read_failure failure = read_failure::none;
+  read_status failure = read_status::ok;
   std::string message;
   std::string field;
   std::optional<unloc::access_event> event;
@@ -65,7 +65,7 @@ outcome read_event(const std::string& body, unloc::parse_limits limits = {}) {
 
 // The events of a page, in the order handed over, and how reading ended.
 struct page_outcome {
-  read_failure failure = read_failure::none;
+  read_status failure = read_status::ok;
   std::string message;
   std::string field;
   std::vector<unloc::access_event> events;
@@ -75,19 +75,17 @@ struct page_outcome {
 page_outcome read_page(const std::string& body, unloc::parse_limits limits = {},
                        bool also_public = true) {
   page_outcome out;
-  unloc::error err;
-  out.failure = unloc::detail::read_events(
-      body, unloc::detail::reader_shape::page, limits,
-      [&out](unloc::access_event&& e) {
-        out.events.push_back(std::move(e));
-        return true;
-      },
-      err, &out.cursor);
+  auto on_event = [&out](unloc::access_event&& e) {
+    out.events.push_back(std::move(e));
+    return true;
+  };
+  const auto err = unloc::detail::read_events(body, limits, on_event, out.cursor);
+  out.failure = err.status;
   out.message = err.message;
   out.field = err.field;
   if (also_public) {
     const auto page = unloc::parse_access_log_page(body, limits);
-    CHECK(page.has_value() == (out.failure == read_failure::none));
+    CHECK(page.has_value() == (out.failure == read_status::ok));
   }
   return out;
 }
@@ -149,7 +147,7 @@ void check_syntax_error(const std::string& body, const char* says, std::size_t f
   REQUIRE_FALSE(nlohmann_accepts(body));  // the case itself is invalid JSON
   const auto read = read_event(body);
   REQUIRE_FALSE(read.event.has_value());
-  CHECK(read.failure == read_failure::syntax);
+  CHECK(read.failure == read_status::syntax);
   INFO("message: " << read.message);
   CHECK(read.message.rfind(std::string("body is ") + says + " at byte ", 0) == 0);
   const std::size_t at = byte_offset(read.message);
@@ -302,7 +300,7 @@ TEST_CASE("rejects a NUL byte after the value, which nlohmann reads as the end o
     CHECK(nlohmann_accepts(body));  // the one documented difference in what is JSON
     const auto read = read_event(body);
     REQUIRE_FALSE(read.event.has_value());
-    CHECK(read.failure == read_failure::syntax);
+    CHECK(read.failure == read_status::syntax);
     CHECK(contains(read.message, "not valid JSON at byte " + std::to_string(body.find('\0'))));
   }
 }
@@ -317,7 +315,7 @@ TEST_CASE("accepts a leading UTF-8 byte order mark, as nlohmann does", "[event_r
     CHECK(read.event->lock_name == "North gate");
   }
   const auto page = read_page(bom + page_with(",\"nextCursor\":\"c\""));
-  CHECK(page.failure == read_failure::none);
+  CHECK(page.failure == read_status::ok);
   CHECK(page.cursor == std::optional<std::string>("c"));
 }
 
@@ -334,9 +332,9 @@ TEST_CASE("reads every byte value inside a string as nlohmann does, wherever it 
       const json expected = json::parse(page, nullptr, false);
       const auto read = read_page(page);
       INFO("byte " << byte << " at " << at);
-      REQUIRE((read.failure == read_failure::none) == !expected.is_discarded());
+      REQUIRE((read.failure == read_status::ok) == !expected.is_discarded());
       if (expected.is_discarded()) {
-        CHECK(read.failure == read_failure::syntax);
+        CHECK(read.failure == read_status::syntax);
         continue;
       }
       ++accepted;
@@ -384,10 +382,10 @@ TEST_CASE("checks every lead byte of a multi-byte sequence as RFC 3629 and nlohm
         bool agrees = valid != expected.is_discarded();
         if (valid) {
           ++accepted;
-          agrees = agrees && read.failure == read_failure::none && read.cursor == text;
+          agrees = agrees && read.failure == read_status::ok && read.cursor == text;
         } else {
           const std::size_t at = byte_offset(read.message);
-          agrees = agrees && read.failure == read_failure::syntax &&
+          agrees = agrees && read.failure == read_status::syntax &&
                    contains(read.message, "not valid UTF-8 at byte ") && at >= 36 &&
                    at <= 36 + 3;  // "abc" ends at 35
         }
@@ -469,7 +467,7 @@ TEST_CASE("reads each hex digit of a \\u escape as nlohmann does", "[event_reade
         CHECK(same_json(extra_json(read.event->extra).at("x"), expected.at("x")));
         CHECK(read.event->extra == members{{"x", expected.at("x").dump()}});
       } else {
-        CHECK(read.failure == read_failure::syntax);
+        CHECK(read.failure == read_status::syntax);
       }
     }
   }
@@ -624,11 +622,11 @@ TEST_CASE("rejects a number no double holds as a syntax error, even where it is 
     INFO(body);
     REQUIRE_FALSE(nlohmann_accepts(body));
     const auto read = read_page(body);
-    CHECK(read.failure == read_failure::syntax);
+    CHECK(read.failure == read_status::syntax);
     CHECK(contains(read.message, "not valid JSON at byte "));
     if (body.front() != '{' || body.find("accessEvents") == std::string::npos) {
       const auto event = read_event(body);
-      CHECK(event.failure == read_failure::syntax);
+      CHECK(event.failure == read_status::syntax);
       CHECK(contains(event.message, "not valid JSON at byte "));
     }
   }
@@ -644,7 +642,7 @@ TEST_CASE("judges a number's range by its value, however many digits and exponen
   const std::string too_small = event_with_x("1" + zeros + "e-10000000");
   REQUIRE_FALSE(nlohmann_accepts(too_large));
   const auto large = read_event(too_large);
-  CHECK(large.failure == read_failure::syntax);
+  CHECK(large.failure == read_status::syntax);
   CHECK(contains(large.message, "not valid JSON at byte "));
 
   const json small_expected = json::parse(too_small);
@@ -666,18 +664,18 @@ TEST_CASE("keeps the nesting limit of parse_limits and reports it as an error", 
     INFO(deeper);
     const auto read = read_event(event_with_x(deeper), four);
     REQUIRE_FALSE(read.event.has_value());
-    CHECK(read.failure == read_failure::syntax);
+    CHECK(read.failure == read_status::syntax);
     CHECK(contains(read.message, "nesting is deeper than 4"));
   }
   // A page is 1, its array 2, its events 3.
   const std::string page = "{\"accessEvents\":[" + event_text + "]}";
-  CHECK(read_page(page, unloc::parse_limits{3}).failure == read_failure::none);
+  CHECK(read_page(page, unloc::parse_limits{3}).failure == read_status::ok);
   const auto shallow = read_page(page, unloc::parse_limits{2});
-  CHECK(shallow.failure == read_failure::syntax);
+  CHECK(shallow.failure == read_status::syntax);
   CHECK(contains(shallow.message, "nesting is deeper than 2"));
   CHECK(shallow.events.empty());
   const auto flat = read_event(event_text, unloc::parse_limits{0});
-  CHECK(flat.failure == read_failure::syntax);
+  CHECK(flat.failure == read_status::syntax);
   CHECK(contains(flat.message, "nesting is deeper than 0"));
 }
 
@@ -694,11 +692,11 @@ TEST_CASE("reads 100,000 levels of nesting without using the stack for them", "[
     for (const std::string* deep : {&arrays, &objects}) {
       for (const std::string& body : {*deep, event_with_x(*deep), std::string(levels, '[')}) {
         const auto read = read_event(body);
-        CHECK(read.failure == read_failure::syntax);
+        CHECK(read.failure == read_status::syntax);
         CHECK(contains(read.message, "nesting is deeper than 32"));
       }
       const auto page = read_page(page_with(",\"more\":" + *deep));
-      CHECK(page.failure == read_failure::syntax);
+      CHECK(page.failure == read_status::syntax);
     }
   }
   SECTION("under a limit above it: read, kept in extra or only checked") {
@@ -718,10 +716,10 @@ TEST_CASE("reads 100,000 levels of nesting without using the stack for them", "[
     }
     // Not an event: read to its end without being kept.
     const auto checked = read_event(arrays, deep_enough);
-    CHECK(checked.failure == read_failure::schema);
+    CHECK(checked.failure == read_status::schema);
     CHECK(contains(checked.message, "must be a JSON object"));
     CHECK(read_page(page_with(",\"more\":" + arrays), deep_enough, false).failure ==
-          read_failure::none);
+          read_status::ok);
   }
 }
 
@@ -748,12 +746,12 @@ TEST_CASE("rejects duplicate keys at every level as a schema error naming the ke
     REQUIRE(nlohmann_accepts(c.body));  // JSON, but two parsers could read it differently
     const auto read = read_event(c.body);
     REQUIRE_FALSE(read.event.has_value());
-    CHECK(read.failure == read_failure::schema);
+    CHECK(read.failure == read_status::schema);
     CHECK(read.field == c.key);
     CHECK(contains(read.message, "duplicate key '" + c.key + "'"));
 
     const auto page = read_page("{\"accessEvents\":[" + event_text + "," + c.body + "]}");
-    CHECK(page.failure == read_failure::schema);
+    CHECK(page.failure == read_status::schema);
     CHECK(page.field == c.key);
   }
   const duplicate_case page_cases[] = {
@@ -766,7 +764,7 @@ TEST_CASE("rejects duplicate keys at every level as a schema error naming the ke
     INFO(c.body);
     REQUIRE(nlohmann_accepts(c.body));
     const auto read = read_page(c.body);
-    CHECK(read.failure == read_failure::schema);
+    CHECK(read.failure == read_status::schema);
     CHECK(read.field == c.key);
     CHECK(contains(read.message, "duplicate key '" + c.key + "'"));
   }
@@ -800,7 +798,7 @@ TEST_CASE("reports a body with a schema error and then a syntax error as a synta
     INFO(printable(body));
     const auto read = read_event(body);
     REQUIRE_FALSE(read.event.has_value());
-    CHECK(read.failure == read_failure::syntax);
+    CHECK(read.failure == read_status::syntax);
     CHECK((contains(read.message, "not valid JSON at byte ") ||
            contains(read.message, "not valid UTF-8 at byte ")));
   }
@@ -814,7 +812,7 @@ TEST_CASE("reports a body with a schema error and then a syntax error as a synta
   for (const auto& body : pages) {
     INFO(printable(body));
     const auto read = read_page(body);
-    CHECK(read.failure == read_failure::syntax);
+    CHECK(read.failure == read_status::syntax);
     CHECK((contains(read.message, "not valid JSON at byte ") ||
            contains(read.message, "not valid UTF-8 at byte ")));
   }
@@ -836,8 +834,8 @@ TEST_CASE("reports the first schema error of a body that is otherwise JSON", "[e
       {"{\"action\":[],\"id\":null}", "action", "must be a string, got an array"},
       {"{\"created\":true}", "created", "must be a string, got a boolean"},
       {"{\"keyId\":null}", "keyId", "must be a string, got null"},
-      {"{\"appUserId\":0}", "appUserId", "must be a string, got a number"},
-      {"{\"userName\":false}", "userName", "must be a string, got a boolean"},
+      {"{\"appUserId\":0}", "appUserId", "must be a string or null, got a number"},
+      {"{\"userName\":false}", "userName", "must be a string or null, got a boolean"},
       {"{\"x\":1,\"x\":2,\"id\":3}", "x", "duplicate key 'x'"},
       {"{\"x\":1}", "id", "is missing"},
   };
@@ -846,7 +844,7 @@ TEST_CASE("reports the first schema error of a body that is otherwise JSON", "[e
     REQUIRE(nlohmann_accepts(c.body));
     const auto read = read_event(c.body);
     REQUIRE_FALSE(read.event.has_value());
-    CHECK(read.failure == read_failure::schema);
+    CHECK(read.failure == read_status::schema);
     CHECK(read.field == c.field);
     CHECK(contains(read.message, c.says));
   }
@@ -864,7 +862,7 @@ TEST_CASE("hands over a page's events in order, with its cursor", "[event_reader
   }
   const auto read = read_page("{\"before\":{\"a\":[1,{\"b\":null}]},\"accessEvents\":[ " + events +
                               " ],\"nextCursor\":\"c\\u00e9\",\"after\":[true,\"x\",-1.5]}");
-  REQUIRE(read.failure == read_failure::none);
+  REQUIRE(read.failure == read_status::ok);
   REQUIRE(read.events.size() == 3);
   for (std::size_t i = 0; i < 3; ++i) CHECK(read.events[i].id.to_string() == ids[i]);
   CHECK(read.cursor == std::optional<std::string>("c\xC3\xA9"));
@@ -874,9 +872,9 @@ TEST_CASE("reads a page with 200,000 unknown keys and finds the one repeated", "
   // Page keys are checked for repeats in a set: a list scan took minutes here.
   std::string members;
   for (int i = 0; i < 200000; ++i) members += ",\"k" + std::to_string(i) + "\":0";
-  CHECK(read_page(page_with(members)).failure == read_failure::none);
+  CHECK(read_page(page_with(members)).failure == read_status::ok);
   const auto repeated = read_page(page_with(members + ",\"k4711\":1"));
-  CHECK(repeated.failure == read_failure::schema);
+  CHECK(repeated.failure == read_status::schema);
   CHECK(contains(repeated.message, "duplicate key 'k4711'"));
 }
 
@@ -888,19 +886,19 @@ TEST_CASE("reads nextCursor as a string, null or absent, and nothing else", "[ev
         std::optional<std::string>("first"));
   for (const std::string& none : {page_with(",\"nextCursor\":null"), page_with("")}) {
     const auto read = read_page(none);
-    CHECK(read.failure == read_failure::none);
+    CHECK(read.failure == read_status::ok);
     CHECK_FALSE(read.cursor.has_value());
   }
   for (const std::string& wrong :
        {"1"s, "true"s, "false"s, "[]"s, "[\"a\"]"s, "{}"s, "{\"a\":\"b\"}"s, "-0.5"s}) {
     INFO(wrong);
     const auto read = read_page(page_with(",\"nextCursor\":" + wrong));
-    CHECK(read.failure == read_failure::schema);
+    CHECK(read.failure == read_status::schema);
     CHECK(read.field == "nextCursor");
     CHECK(contains(read.message, "must be a string or null"));
   }
-  CHECK(read_page(page_with(",\"nextCursor\":nul")).failure == read_failure::syntax);
-  CHECK(read_page(page_with(",\"nextCursor\":\"a")).failure == read_failure::syntax);
+  CHECK(read_page(page_with(",\"nextCursor\":nul")).failure == read_status::syntax);
+  CHECK(read_page(page_with(",\"nextCursor\":\"a")).failure == read_status::syntax);
 }
 
 TEST_CASE("rejects a page whose accessEvents is missing, not an array or holds non-objects",
@@ -908,18 +906,18 @@ TEST_CASE("rejects a page whose accessEvents is missing, not an array or holds n
   for (const std::string& wrong : {"{}"s, "null"s, "\"[]\""s, "5"s, "true"s, "{\"0\":{}}"s}) {
     INFO(wrong);
     const auto read = read_page("{\"accessEvents\":" + wrong + ",\"nextCursor\":null}");
-    CHECK(read.failure == read_failure::schema);
+    CHECK(read.failure == read_status::schema);
     CHECK(read.field == "accessEvents");
     CHECK(contains(read.message, "must be an array"));
   }
   for (const std::string& item : {"1"s, "null"s, "[]"s, "\"e\""s}) {
     INFO(item);
     const auto read = read_page("{\"accessEvents\":[" + event_text + "," + item + "]}");
-    CHECK(read.failure == read_failure::schema);
+    CHECK(read.failure == read_status::schema);
     CHECK(read.field == "accessEvents");
   }
   const auto missing = read_page("{\"nextCursor\":\"a\",\"accessevents\":[]}");
-  CHECK(missing.failure == read_failure::schema);
+  CHECK(missing.failure == read_status::schema);
   CHECK(missing.field == "accessEvents");
   CHECK(contains(missing.message, "is missing"));
 }

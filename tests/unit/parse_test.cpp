@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace {
@@ -188,18 +189,18 @@ TEST_CASE("rejects JSON that is not an object", "[parse]") {
 }
 
 TEST_CASE("reports text that is not JSON, or not UTF-8, as a syntax error", "[parse]") {
-  unloc::detail::read_failure failure{};
+  unloc::detail::read_status failure{};
   for (const std::string body : {"", "{", "{\"id\":}", "{} trailing", "{'id': 1}"}) {
     INFO(body);
     auto event = unloc::detail::read_access_event(body, {}, failure);
     REQUIRE_FALSE(event.has_value());
-    CHECK(failure == unloc::detail::read_failure::syntax);
+    CHECK(failure == unloc::detail::read_status::syntax);
     CHECK(event.error().message.find("not valid JSON") != std::string::npos);
   }
   auto latin1 = unloc::detail::read_access_event(
       replace(guide_event, "North gate", "Nord\xe5 port"), {}, failure);
   REQUIRE_FALSE(latin1.has_value());
-  CHECK(failure == unloc::detail::read_failure::syntax);
+  CHECK(failure == unloc::detail::read_status::syntax);
   CHECK(latin1.error().message.find("not valid UTF-8") != std::string::npos);
 }
 
@@ -210,11 +211,11 @@ TEST_CASE("never echoes the raw input in a syntax error", "[parse]") {
 }
 
 TEST_CASE("stops at the nesting limit, even 100,000 levels deep", "[parse]") {
-  unloc::detail::read_failure failure{};
+  unloc::detail::read_status failure{};
   const std::string deep_arrays(100'000, '[');
   auto arrays = unloc::detail::read_access_event(deep_arrays, {}, failure);
   REQUIRE_FALSE(arrays.has_value());
-  CHECK(failure == unloc::detail::read_failure::syntax);
+  CHECK(failure == unloc::detail::read_status::syntax);
   CHECK(arrays.error().message.find("deeper than 32") != std::string::npos);
 
   std::string deep_field = replace(guide_event, "\"userName\": \"\"", "\"userName\": \"\", \"x\": ");
@@ -263,4 +264,23 @@ TEST_CASE("rejects a page without its events array or with a bad event", "[parse
                                           replace(guide_event, "\"North gate\"", "1") + "]}");
   REQUIRE_FALSE(bad.has_value());
   CHECK(bad.error().field == "lockName");
+}
+
+TEST_CASE("reads an API error body by the rules of every other body", "[parse]") {
+  const auto read = [](const std::string& body) {
+    unloc::error e;
+    unloc::detail::read_api_error(body, e);
+    return std::pair<std::string, std::string>(e.api_code, e.api_message);
+  };
+  using read_pair = std::pair<std::string, std::string>;
+  CHECK(read(R"({"error":"not_found","message":"no such webhook","x":[1]})") ==
+        read_pair("not_found", "no such webhook"));
+  CHECK(read(R"({"message":"only a message"})") == read_pair("", "only a message"));
+  // Not an API error: nothing is taken from it.
+  for (const std::string body :
+       {R"({"error":"a","error":"b"})", R"({"error":"a","x":{"k":1,"k":2}})", R"({"error":404})",
+        R"({"error":"a"} trailing)", R"(["error"])", "<html>Bad Gateway</html>"}) {
+    INFO(body);
+    CHECK(read(body) == read_pair());
+  }
 }

@@ -203,3 +203,29 @@ TEST_CASE("expires_in is read from any JSON number of seconds from 0 to 10^9", "
   CHECK_FALSE(seconds_of("\"3600\""));
   CHECK_FALSE(seconds_of("null"));
 }
+
+TEST_CASE("a token response with a key twice is refused, naming the key", "[token]") {
+  for (const std::string& twice :
+       {std::string(R"({"access_token":"a","access_token":"b","expires_in":60})"),
+        std::string(R"({"access_token":"a","expires_in":60,"expires_in":1})"),
+        std::string(R"({"access_token":"a","expires_in":60,"x":1,"x":2})")}) {
+    INFO(twice);
+    const auto token = unloc::parse_access_token(twice);
+    REQUIRE_FALSE(token.has_value());
+    CHECK(token.error().category == unloc::error_category::invalid_response);
+    CHECK(has_text(token.error().message, "duplicate key"));
+  }
+}
+
+TEST_CASE("a token response tells text that is not JSON from JSON of the wrong shape", "[token]") {
+  const auto syntax = unloc::parse_access_token(R"({"access_token":"a","expires_in":60)");
+  REQUIRE_FALSE(syntax.has_value());
+  CHECK(syntax.error().category == unloc::error_category::invalid_response);
+  CHECK(has_text(syntax.error().message, "response body is not valid JSON"));
+
+  const auto schema = unloc::parse_access_token(R"({"access_token":7,"expires_in":60})");
+  REQUIRE_FALSE(schema.has_value());
+  CHECK(schema.error().category == unloc::error_category::invalid_response);
+  CHECK(schema.error().field == "access_token");
+  CHECK(has_text(schema.error().message, "field 'access_token' must be a string, got a number"));
+}

@@ -268,7 +268,7 @@ TEST_CASE("an escaped key is still named in the error after an escaped value", "
   REQUIRE_FALSE(hook.has_value());
   CHECK(hook.error().category == unloc::error_category::invalid_response);
   CHECK(hook.error().field == "id");
-  CHECK(hook.error().message == "webhook field 'id' is not a UUID");
+  CHECK(has_text(hook.error().message, "field 'id' is not a UUID"));
 }
 
 TEST_CASE("a list with the key 'webhooks' twice is an invalid response", "[webhook]") {
@@ -278,4 +278,55 @@ TEST_CASE("a list with the key 'webhooks' twice is an invalid response", "[webho
   REQUIRE_FALSE(list.has_value());
   CHECK(list.error().category == unloc::error_category::invalid_response);
   CHECK(list.error().field == "webhooks");
+}
+
+TEST_CASE("parse_webhook reads the wrapped form with the rules of the bare one", "[webhook]") {
+  const std::string inner =
+      R"({"id":"0b4b7d0e-3c7a-4c55-9a3b-6f1e2d3c4b5a","url":"https://h/a","battery":{"v":3}})";
+  const auto wrapped = unloc::parse_webhook(R"({"webhook":)" + inner + "}");
+  REQUIRE(wrapped.has_value());
+  CHECK(wrapped->url == "https://h/a");
+  CHECK(wrapped->trigger == "accessEvent");
+  CHECK(unloc::find_member(wrapped->extra, "battery") == std::optional<std::string_view>(R"({"v":3})"));
+
+  // The wrapper twice is a duplicate key, as any other key twice is.
+  const auto twice = unloc::parse_webhook(R"({"webhook":)" + inner + R"(,"webhook":)" + inner + "}");
+  REQUIRE_FALSE(twice.has_value());
+  CHECK(twice.error().field == "webhook");
+  CHECK(has_text(twice.error().message, "duplicate key 'webhook'"));
+
+  // Inside the wrapper, a missing field is named; after it, text that is not JSON wins.
+  const auto missing = unloc::parse_webhook(R"({"webhook":{"url":"https://h/a"}})");
+  REQUIRE_FALSE(missing.has_value());
+  CHECK(missing.error().field == "id");
+  CHECK(has_text(missing.error().message, "field 'id' is missing"));
+  const auto broken = unloc::parse_webhook(R"({"webhook":{"url":"https://h/a"}} x)");
+  REQUIRE_FALSE(broken.has_value());
+  CHECK(has_text(broken.error().message, "response body is not valid JSON at byte 34"));
+}
+
+TEST_CASE("a webhook list checks its other members as every body does", "[webhook]") {
+  for (const std::string& body : {std::string(R"({"webhooks":[],"x":1,"x":2})"),
+                                  std::string(R"({"webhooks":[],"x":{"a":1,"a":2}})")}) {
+    INFO(body);
+    const auto list = unloc::parse_webhook_list(body);
+    REQUIRE_FALSE(list.has_value());
+    CHECK(list.error().category == unloc::error_category::invalid_response);
+    CHECK(has_text(list.error().message, "duplicate key"));
+  }
+  const auto bare = unloc::parse_webhook_list(
+      R"([{"id":"0b4b7d0e-3c7a-4c55-9a3b-6f1e2d3c4b5a","url":"https://h/a"}])");
+  REQUIRE(bare.has_value());
+  CHECK(bare->size() == 1);
+}
+
+TEST_CASE("a webhook list tells text that is not JSON from JSON of the wrong shape", "[webhook]") {
+  const auto syntax = unloc::parse_webhook_list(R"({"webhooks":[})");
+  REQUIRE_FALSE(syntax.has_value());
+  CHECK(has_text(syntax.error().message, "response body is not valid JSON"));
+  const auto schema = unloc::parse_webhook_list(R"({"webhooks":[{"id":"x","url":"https://h/a"}]})");
+  REQUIRE_FALSE(schema.has_value());
+  CHECK(schema.error().category == unloc::error_category::invalid_response);
+  CHECK(schema.error().field == "id");
+  CHECK(has_text(schema.error().message, "field 'id' is not a UUID"));
 }

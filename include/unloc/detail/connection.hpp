@@ -5,7 +5,6 @@
 // retries with backoff inside the deadline, and the redacted log lines.
 
 #include <unloc/credentials.hpp>
-#include <unloc/detail/json_reader.hpp>
 #include <unloc/detail/retry.hpp>
 #include <unloc/detail/text.hpp>
 #include <unloc/error.hpp>
@@ -249,26 +248,6 @@ class connection {
   }
 
  private:
-  /// The API's `{"error":…,"message":…}` into `e`, when the body is such JSON.
-  static void read_api_error(std::string_view body, error& e) {
-    json_reader reader(body, max_response_depth);
-    std::string code;
-    std::string message;
-    reader.begin();
-    if (reader.peek() != '{') return;
-    const bool read = reader.read_members(1, [&](std::string_view key) {
-      std::string* target = key == "error" ? &code : key == "message" ? &message : nullptr;
-      if (target == nullptr || reader.peek() != '"') return reader.read_value(nullptr, 1);
-      std::string_view text;
-      if (!reader.read_string(text)) return false;
-      target->assign(text);
-      return true;
-    });
-    if (!read || !reader.finish() || !reader.ok()) return;
-    e.api_code = std::move(code);
-    e.api_message = std::move(message);
-  }
-
   // What execute() does per attempt, out of line: it runs once per call, and
   // inlined it would be compiled again into every file that creates a client.
   UNLOC_DETAIL_NOINLINE http_request make_request(const api_call& call) const {

@@ -1,22 +1,22 @@
 #pragma once
 
-// A strict JSON reader (RFC 8259, UTF-8 only) for untrusted text: no
-// exceptions, no DOM, a nesting limit that costs heap rather than stack.
-// Callers walk the text with it (read_members, read_elements, read_string) and
-// keep whatever they do not know as compact JSON text (read_value). The SDK
-// reads every body it receives with it: webhook deliveries and access-log
-// pages (event_reader.hpp), webhooks, tokens and API errors.
+// The one reader of untrusted JSON: a strict tokenizer (RFC 8259, UTF-8 only,
+// no exceptions, no DOM, a nesting limit that costs heap rather than stack)
+// driven by a declarative description of each body (json_object: its fields,
+// required or optional, nullable, and how each is stored). The same rules hold
+// for every body the SDK reads: duplicate keys refused, required fields asked
+// for, unknown members kept as compact JSON text (or checked and dropped),
+// syntax (not JSON) told apart from schema (JSON of the wrong shape). The
+// descriptions live beside their models; the public layer turns a read_error
+// into an unloc::error.
 //
 // It is not nlohmann's SAX parser on purpose: that lexer copies every string
-// character by character (an out-of-line std::string::push_back per byte), so
-// that reading an event through it costs more than nlohmann's own DOM parse.
-// Here a string without escapes is a view of the input. And not including
-// nlohmann at all keeps the SDK's headers cheap to compile: that header alone
-// costs more than the whole of them.
+// character by character, so that reading an event through it costs more than
+// nlohmann's own DOM parse. Here a string without escapes is a view of the
+// input. And not including nlohmann at all keeps the SDK's headers cheap to
+// compile: that header alone costs more than the whole of them.
 
 #include <unloc/detail/text.hpp>
-#include <unloc/error.hpp>
-#include <unloc/json_member.hpp>
 #include <unloc/version.hpp>
 
 #include <algorithm>
@@ -24,6 +24,8 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <exception>
+#include <new>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -34,68 +36,282 @@
 UNLOC_BEGIN_NAMESPACE
 namespace detail {
 
-// How reading went. A schema error does not stop the reader, so that a body that
-// is not JSON at all is reported as such (400) even when its start broke a schema
-// rule (422); a syntax error, the nesting limit and the caller's stop do.
-enum class reader_state : std::uint8_t { ok, schema_error, syntax_error, stopped };
+// How reading ended. A schema error does not stop the reader, so that a body
+// that is not JSON at all is reported as such (400) even when its start broke
+// a schema rule (422); a syntax error (the nesting limit included) does.
+// stopped: a sink asked to stop; internal: out of memory, or a sink threw.
+enum class read_status : std::uint8_t { ok, schema, syntax, stopped, internal };
+
+// The reader's one error channel: how reading ended, why, and the field at fault.
+struct read_error {
+  read_status status = read_status::ok;
+  std::string message;
+  std::string field;
+
+  [[nodiscard]] bool failed() const noexcept { return status != read_status::ok; }
+};
+
+// --- Descriptions.
+
+// What a field's value must be.
+enum class json_kind : std::uint8_t {
+  string,   // a string
+  number,   // a number, stored as its text as written
+  strings,  // a string, or an array of strings: each string stored in turn
+  objects,  // an array of objects, each read by `element` into element_target()
+  wrapper,  // an object holding the enclosing one itself ({"webhook":{…}}): it is
+            // read into the same target with the fields before this one (so it
+            // comes last), and the enclosing object's required fields are waived
+};
+
+// What a store function gets: a string's decoded text, a number's text, or null.
+struct json_scalar {
+  bool null;
+  std::string_view text;
+};
+
+struct json_object;
+
+// One known member of an object, and how its value is stored.
+struct json_field {
+  std::string_view name;
+  json_kind kind;
+  bool required;
+  bool nullable;  // null accepted, and stored (store gets null)
+  // string, number, strings: stores the value in the target; returns why it
+  // cannot ("is not a UUID: '…'"), empty when stored.
+  std::string (*store)(void* target, json_scalar value) = nullptr;
+  // objects: how each element reads, where it goes (given the target), and what
+  // happens once it read without error (false: stop reading).
+  const json_object* element = nullptr;
+  void* (*element_target)(void* target) = nullptr;
+  bool (*element_read)(void* target) = nullptr;
+};
+
+// An object: its known fields (at most 32) and what becomes of unknown members.
+struct json_object {
+  std::string_view what;  // "an Access Event", in messages
+  const json_field* fields;
+  std::size_t field_count;
+  // Keeps an unknown member (its name and compact JSON text); null: checked, dropped.
+  void (*keep)(void* target, std::string&& name, std::string&& value) = nullptr;
+  // A field whose array may stand alone as the whole text (`[…]` for `{"webhooks":[…]}`).
+  const json_field* or_bare_array = nullptr;
+};
+
+[[nodiscard]] inline const json_field* find_field(const json_object& object,
+                                                  std::string_view name) noexcept {
+  for (std::size_t i = 0; i < object.field_count; ++i) {
+    if (object.fields[i].name == name) return &object.fields[i];
+  }
+  return nullptr;
+}
+
+// "field 'id' is missing": every schema message names its field so.
+[[nodiscard]] UNLOC_DETAIL_COLD inline std::string field_message(std::string_view name,
+                                                                 std::string_view why) {
+  std::string out = "field '";
+  out.append(name).append("' ").append(why);
+  return out;
+}
+
+// The first required field of `object` not in `seen` (a bit per field), if any.
+[[nodiscard]] inline const json_field* missing_field(const json_object& object,
+                                                     std::uint32_t seen) noexcept {
+  for (std::size_t i = 0; i < object.field_count; ++i) {
+    if (object.fields[i].required && (seen & (std::uint32_t{1} << i)) == 0)
+      return &object.fields[i];
+  }
+  return nullptr;
+}
+
+// The type of the value starting with `c`, for messages (the next bytes are not checked).
+[[nodiscard]] constexpr const char* json_kind_at(char c) noexcept {
+  switch (c) {
+    case '{': return "an object";
+    case '[': return "an array";
+    case '"': return "a string";
+    case 't':
+    case 'f': return "a boolean";
+    case 'n': return "null";
+    default: return "a number";
+  }
+}
+
+// 0-15 for a hex digit, -1 for any other byte.
+[[nodiscard]] inline int hex_digit_value(char c) noexcept {
+  static constexpr auto table = [] {
+    std::array<signed char, 256> t{};
+    for (auto& v : t) v = -1;
+    for (int i = 0; i < 10; ++i) t[static_cast<std::size_t>('0' + i)] = static_cast<signed char>(i);
+    for (int i = 0; i < 6; ++i) {
+      t[static_cast<std::size_t>('a' + i)] = static_cast<signed char>(10 + i);
+      t[static_cast<std::size_t>('A' + i)] = static_cast<signed char>(10 + i);
+    }
+    return t;
+  }();
+  return table[static_cast<unsigned char>(c)];
+}
+
+// --- The reader.
 
 class json_reader {
  public:
   json_reader(std::string_view text, std::size_t max_depth) noexcept
-      : begin_(text.data()), p_(text.data()), end_(text.data() + text.size()), max_depth_(max_depth) {}
+      : begin_(text.data()),
+        p_(text.data()),
+        end_(text.data() + text.size()),
+        max_depth_(max_depth) {}
 
-  // Skips a UTF-8 byte order mark (as nlohmann does) and whitespace: p_ at the value.
-  void begin() noexcept {
-    if (end_ - p_ >= 3 && std::string_view(p_, 3) == "\xEF\xBB\xBF") p_ += 3;
-    skip_whitespace();
+  // Reads the whole text into `target` as `object` describes it: one JSON
+  // object (or the bare array of object.or_bare_array), then nothing but
+  // whitespace. Any other value is a schema error, and is still checked, so
+  // that text that is not JSON says so. Never throws.
+  UNLOC_DETAIL_NOINLINE read_error read_document(const json_object& object, void* target) noexcept {
+    try {
+      // A UTF-8 byte order mark is skipped, as nlohmann does.
+      if (end_ - p_ >= 3 && std::string_view(p_, 3) == "\xEF\xBB\xBF") p_ += 3;
+      skip_whitespace();
+      bool read = false;
+      if (peek() == '{') {
+        read = read_object(object, target, 1);
+      } else if (peek() == '[' && object.or_bare_array != nullptr) {
+        read = read_field(*object.or_bare_array, target, 0);
+      } else {
+        read =
+            fail(read_status::schema,
+                 std::string(object.what) + " must be a JSON object, got " + json_kind_at(peek()),
+                 {}) &&
+            read_value(nullptr, 0);
+      }
+      if (read) {
+        skip_whitespace();
+        if (p_ != end_) syntax_error("unexpected text after the JSON value");
+      }
+      return std::move(error_);
+    } catch (const std::bad_alloc&) {
+      return {read_status::internal, "out of memory while reading JSON", {}};
+    } catch (...) {
+      // The caller's sink threw: its text is not ours to pass on.
+      return {read_status::internal, "unexpected exception while reading JSON", {}};
+    }
   }
 
-  // After the value: nothing but whitespace may follow.
-  bool finish() {
-    skip_whitespace();
-    return p_ == end_ || syntax_error("unexpected text after the JSON value");
+ private:
+  // --- Objects as described. Each returns false when reading must stop.
+
+  // `{` at p_, `depth` deep.
+  UNLOC_DETAIL_NOINLINE bool read_object(const json_object& object, void* target,
+                                         std::size_t depth) {
+    std::uint32_t seen = 0;  // a bit per field of `object`
+    bool wrapped = false;
+    std::unordered_set<std::string> unknown;  // a set: an object may hold many
+    const bool read = read_members(depth, [&](std::string_view key) {
+      if (failed()) return read_value(nullptr, depth);  // after a schema error: only checked
+      const json_field* field = find_field(object, key);
+      if (field == nullptr) return read_unknown(object, target, key, depth, unknown);
+      const std::uint32_t bit = std::uint32_t{1} << (field - object.fields);
+      if ((seen & bit) != 0) return fail_duplicate(key) && read_value(nullptr, depth);
+      seen |= bit;
+      if (field->kind == json_kind::wrapper && peek() == '{') {
+        wrapped = true;
+        json_object inside = object;  // the fields before the wrapper
+        inside.field_count = static_cast<std::size_t>(field - object.fields);
+        return read_object(inside, target, depth + 1);
+      }
+      return read_field(*field, target, depth);
+    });
+    if (!read || failed() || wrapped) return read;
+    if (const json_field* missing = missing_field(object, seen)) {
+      return fail_field(*missing, "is missing");
+    }
+    return true;
   }
 
-  [[nodiscard]] reader_state state() const noexcept { return state_; }
-  [[nodiscard]] bool ok() const noexcept { return state_ == reader_state::ok; }
-  [[nodiscard]] error take_error() { return std::move(error_); }
-  [[nodiscard]] const char* position() const noexcept { return p_; }
+  // A known field's value at p_, in an object `depth` deep.
+  bool read_field(const json_field& field, void* target, std::size_t depth) {
+    const char c = peek();
+    if (c == 'n' && field.nullable) return read_literal("null") && store(field, target, {true, {}});
+    switch (field.kind) {
+      case json_kind::string:
+      case json_kind::strings:
+        if (c == '"') return read_string_field(field, target);
+        if (c == '[' && field.kind == json_kind::strings) {
+          return read_elements(depth + 1, [&] {
+            if (peek() == '"') return read_string_field(field, target);
+            return fail_field(field, "must hold strings") && read_value(nullptr, depth + 1);
+          });
+        }
+        break;
+      case json_kind::number:
+        if (c == '-' || is_digit(c)) {
+          const char* start = p_;
+          return read_number(nullptr) &&
+                 store(field, target,
+                       {false, std::string_view(start, static_cast<std::size_t>(p_ - start))});
+        }
+        break;
+      case json_kind::objects:
+        if (c == '[') {
+          return read_elements(depth + 1, [&] {
+            if (peek() != '{') {
+              return fail_field(field, "must hold objects") && read_value(nullptr, depth + 1);
+            }
+            if (failed()) return read_value(nullptr, depth + 1);
+            if (!read_object(*field.element, field.element_target(target), depth + 2)) return false;
+            return failed() || field.element_read(target) ||
+                   fail(read_status::stopped, "reading stopped by the caller", {});
+          });
+        }
+        break;
+      case json_kind::wrapper: break;  // not an object: read_object took the object
+    }
+    return fail_field(field,
+                      std::string("must be ") + expected(field) + ", got " + json_kind_at(c)) &&
+           read_value(nullptr, depth);
+  }
+
+  bool read_string_field(const json_field& field, void* target) {
+    std::string_view text;
+    return read_string(text) && store(field, target, {false, text});
+  }
+
+  bool store(const json_field& field, void* target, json_scalar value) {
+    std::string why = field.store(target, value);
+    return why.empty() || fail_field(field, why);
+  }
+
+  // An unknown member's value at p_: kept as compact text, or checked and
+  // dropped (read as text all the same, so that its own keys are checked).
+  bool read_unknown(const json_object& object, void* target, std::string_view key,
+                    std::size_t depth, std::unordered_set<std::string>& names) {
+    std::string name(key);  // a copy: reading the value may reuse the key's buffer
+    if (!names.insert(name).second) return fail_duplicate(name) && read_value(nullptr, depth);
+    std::string value;
+    if (!read_value(&value, depth)) return false;
+    if (object.keep != nullptr && !failed()) object.keep(target, std::move(name), std::move(value));
+    return true;
+  }
+
+  static const char* expected(const json_field& field) noexcept {
+    switch (field.kind) {
+      case json_kind::string: return field.nullable ? "a string or null" : "a string";
+      case json_kind::number: return field.nullable ? "a number or null" : "a number";
+      case json_kind::strings: return "a string or an array of strings";
+      case json_kind::objects: return "an array";
+      case json_kind::wrapper: break;
+    }
+    return "an object";
+  }
+
+  [[nodiscard]] bool failed() const noexcept { return error_.status != read_status::ok; }
 
   // The byte at p_, or NUL at the end (never valid where a token is expected).
   [[nodiscard]] char peek() const noexcept { return p_ != end_ ? *p_ : '\0'; }
 
-  // The whole text: one JSON object, read by read_object() with p_ at its `{`,
-  // then nothing but whitespace. Any other value is a schema error naming
-  // `what`, and is still checked, so that text that is not JSON says so.
-  template <typename ReadObject>
-  void read_document(std::string_view what, ReadObject&& read_object) {
-    begin();
-    if (peek() != '{') {
-      fail_schema(std::string(what) + " must be a JSON object, got " + kind_at(peek()), {});
-      if (!read_value(nullptr, 0)) return;
-    } else if (!read_object()) {
-      return;
-    }
-    finish();
-  }
-
-  // An unknown member at p_, kept in `extra` as compact text. A name already in
-  // `names` is a duplicate (a schema error); its value is then only checked.
-  bool keep_member(std::string_view key, std::size_t depth, std::unordered_set<std::string>& names,
-                   std::vector<json_member>& extra) {
-    // insert(std::string): the one set instantiation read_value uses too.
-    if (!names.insert(std::string(key)).second) {
-      return fail_duplicate(key) && read_value(nullptr, depth);
-    }
-    json_member member{std::string(key), {}};
-    if (!read_value(&member.value, depth)) return false;
-    extra.push_back(std::move(member));
-    return true;
-  }
-
   // `{` at p_ (an object `depth` deep): each member's key goes to on_member(key)
-  // with p_ at its value, which on_member must read. The key stays valid while
-  // the value is read, up to the next key read (at any depth).
+  // with p_ at its value, which on_member must read. The key stays valid up to
+  // the next key read (at any depth): read_object looks it up before the value.
   template <typename OnMember>
   bool read_members(std::size_t depth, OnMember&& on_member) {
     if (!open(depth)) return false;
@@ -127,25 +343,25 @@ class json_reader {
     }
   }
 
-  // Any value, iteratively: nesting costs heap, not stack. Its compact JSON text
-  // is appended to *out unless out is null (then it is only checked); a kept
-  // object with a repeated key is a schema error. `depth`: that of the parent.
+  // Any value, iteratively: nesting costs heap, not stack. Its compact JSON
+  // text is appended to *out unless out is null (then it is only checked); an
+  // object with a repeated key is then a schema error. `depth`: the parent's.
   UNLOC_DETAIL_NOINLINE bool read_value(std::string* out, std::size_t depth) {
-    std::string closers;  // '}' or ']' for each open container, innermost last
-    // When kept: each open container's number (its bytes, in a string as
-    // closers are), and the keys of every object met, each after its object's
-    // number. One set and no vector<size_t>, not one set per object: it compiles smaller.
-    constexpr std::size_t width = sizeof(std::size_t);
-    std::string numbers;
+    struct open_container {
+      char closer;         // '}' or ']'
+      std::size_t number;  // in the order opened: names its keys in `keys`
+    };
+    std::vector<open_container> open_containers;
     std::size_t containers = 0;
-    std::unordered_set<std::string> keys;
+    std::unordered_set<std::string> keys;  // "number:key" of each key kept: one set for all objects
     const auto next_key = [&]() {
       std::string_view key;
       if (!read_key(key)) return false;
       if (out != nullptr) {
-        std::string numbered = numbers.substr(numbers.size() - width);
-        numbered.append(key);
-        if (!keys.insert(std::move(numbered)).second) fail_duplicate(key);
+        if (!keys.insert(std::to_string(open_containers.back().number) + ':' + std::string(key))
+                 .second) {
+          fail_duplicate(key);
+        }
         append_json_string(*out, key);
         *out += ':';
       }
@@ -156,14 +372,10 @@ class json_reader {
       const char c = peek();
       if (c == '{' || c == '[') {
         if (!open(++depth)) return false;
-        closers.push_back(c == '{' ? '}' : ']');
-        if (out != nullptr) {
-          *out += c;
-          numbers.append(reinterpret_cast<const char*>(&containers), width);
-          ++containers;
-        }
+        open_containers.push_back({c == '{' ? '}' : ']', containers++});
+        if (out != nullptr) *out += c;
         skip_whitespace();
-        if (peek() != closers.back()) {
+        if (peek() != open_containers.back().closer) {
           if (c == '{' && !next_key()) return false;
           continue;  // on to the first element
         }
@@ -180,64 +392,24 @@ class json_reader {
       }
       // The value is complete: close what it completes, then find the next one.
       for (;;) {
-        if (closers.empty()) return true;
+        if (open_containers.empty()) return true;
         skip_whitespace();
-        if (peek() == closers.back()) {
+        const char closer = open_containers.back().closer;
+        if (peek() == closer) {
           ++p_;
-          if (out != nullptr) {
-            *out += closers.back();
-            numbers.resize(numbers.size() - width);
-          }
-          closers.pop_back();
+          if (out != nullptr) *out += closer;
+          open_containers.pop_back();
           --depth;
           continue;
         }
         if (!expect(',')) return false;
         if (out != nullptr) *out += ',';
-        if (closers.back() == '}') {
+        if (closer == '}') {
           skip_whitespace();
           if (!next_key()) return false;
         }
         break;
       }
-    }
-  }
-
-  // Records a schema error (the first one is kept) and lets reading go on: true.
-  UNLOC_DETAIL_COLD bool fail_schema(std::string message, std::string field) {
-    return apply(make_error(error_category::invalid_input, std::move(message), std::move(field)));
-  }
-
-  bool fail_duplicate(std::string_view key) {
-    return fail_schema("duplicate key " + detail::quoted(key), std::string(key));
-  }
-
-  // A schema error is recorded once and reading goes on: returns true.
-  bool apply(result<void>&& r) {
-    if (!r && state_ == reader_state::ok) {
-      state_ = reader_state::schema_error;
-      error_ = r.error();
-    }
-    return true;
-  }
-
-  // The caller stops reading: returns false.
-  bool stop() {
-    state_ = reader_state::stopped;
-    error_ = make_error(error_category::invalid_input, "reading stopped by the caller");
-    return false;
-  }
-
-  // The type of the value starting with `c`, for messages (the next bytes are not checked).
-  static const char* kind_at(char c) noexcept {
-    switch (c) {
-      case '{': return "an object";
-      case '[': return "an array";
-      case '"': return "a string";
-      case 't':
-      case 'f': return "a boolean";
-      case 'n': return "null";
-      default: return "a number";
     }
   }
 
@@ -480,10 +652,8 @@ class json_reader {
   bool open(std::size_t depth) {
     if (depth > max_depth_) {
       // A parser limit, not a schema rule: reported like a syntax error.
-      state_ = reader_state::syntax_error;
-      error_ = make_error(error_category::invalid_input,
-                          "JSON nesting is deeper than " + std::to_string(max_depth_) + " levels");
-      return false;
+      return fail(read_status::syntax,
+                  "JSON nesting is deeper than " + std::to_string(max_depth_) + " levels", {});
     }
     ++p_;
     return true;
@@ -504,50 +674,49 @@ class json_reader {
     while (p_ != end_ && (*p_ == ' ' || *p_ == '\n' || *p_ == '\r' || *p_ == '\t')) ++p_;
   }
 
-  // 0-15 for a hex digit, -1 for any other byte.
-  static int hex_digit_value(char c) noexcept {
-    static constexpr auto table = [] {
-      std::array<signed char, 256> t{};
-      for (auto& v : t) v = -1;
-      for (int i = 0; i < 10; ++i)
-        t[static_cast<std::size_t>('0' + i)] = static_cast<signed char>(i);
-      for (int i = 0; i < 6; ++i) {
-        t[static_cast<std::size_t>('a' + i)] = static_cast<signed char>(10 + i);
-        t[static_cast<std::size_t>('A' + i)] = static_cast<signed char>(10 + i);
-      }
-      return t;
-    }();
-    return table[static_cast<unsigned char>(c)];
-  }
-
   // --- Outcomes.
 
   UNLOC_DETAIL_COLD bool syntax_error(std::string_view what) {
-    if (state_ == reader_state::stopped) return false;
-    state_ = reader_state::syntax_error;  // wins over an earlier schema error
-    error_ = make_error(error_category::invalid_input,
-                        "body is not valid JSON at byte " + std::to_string(p_ - begin_) + ": " +
-                            std::string(p_ == end_ ? "unexpected end of input" : what));
-    return false;
+    return fail(read_status::syntax,
+                "body is not valid JSON at byte " + std::to_string(p_ - begin_) + ": " +
+                    std::string(p_ == end_ ? "unexpected end of input" : what),
+                {});
   }
 
   UNLOC_DETAIL_COLD bool utf8_error() {
-    if (state_ == reader_state::stopped) return false;
-    state_ = reader_state::syntax_error;
-    error_ = make_error(error_category::invalid_input,
-                        "body is not valid UTF-8 at byte " + std::to_string(p_ - begin_));
-    return false;
+    return fail(read_status::syntax,
+                "body is not valid UTF-8 at byte " + std::to_string(p_ - begin_), {});
   }
 
- private:
+  // A schema error is recorded (the first one is kept) and reading goes on:
+  // true. A syntax error wins over it and stops reading: false. Nothing
+  // overrides the caller's stop.
+  UNLOC_DETAIL_COLD bool fail(read_status status, std::string message, std::string field) {
+    if (error_.status == read_status::stopped) return false;
+    const bool schema = status == read_status::schema;
+    if (!schema || error_.status == read_status::ok) {
+      error_.status = status;
+      error_.message = std::move(message);
+      error_.field = std::move(field);
+    }
+    return schema;
+  }
+
+  UNLOC_DETAIL_COLD bool fail_field(const json_field& field, std::string_view why) {
+    return fail(read_status::schema, field_message(field.name, why), std::string(field.name));
+  }
+
+  UNLOC_DETAIL_COLD bool fail_duplicate(std::string_view key) {
+    return fail(read_status::schema, "duplicate key " + quoted(key), std::string(key));
+  }
+
   const char* begin_;
   const char* p_;
   const char* end_;
   std::size_t max_depth_;
   std::string scratch_;      // a string that held escapes, decoded
   std::string key_scratch_;  // a key that held escapes, decoded
-  reader_state state_ = reader_state::ok;
-  error error_;
+  read_error error_;
 };
 
 /// The whole part of a JSON number's text (as read_number checked it) when
@@ -558,12 +727,12 @@ class json_reader {
   const bool negative = !number.empty() && number.front() == '-';
   std::string_view digits;  // the integer and fraction digits, the point left out
   std::string joined;
-  long long point = 0;      // where the point goes in `digits`
+  long long point = 0;  // where the point goes in `digits`
   {
     const auto e = number.find_first_of("eE");
-    std::string_view mantissa = number.substr(negative ? 1 : 0, e == std::string_view::npos
-                                                                  ? std::string_view::npos
-                                                                  : e - (negative ? 1 : 0));
+    std::string_view mantissa =
+        number.substr(negative ? 1 : 0, e == std::string_view::npos ? std::string_view::npos
+                                                                    : e - (negative ? 1 : 0));
     const auto dot = mantissa.find('.');
     point = static_cast<long long>(dot == std::string_view::npos ? mantissa.size() : dot);
     if (dot == std::string_view::npos) {
@@ -593,8 +762,8 @@ class json_reader {
   if (point > 20) return std::nullopt;
   std::uint64_t value = 0;
   for (long long i = 0; i < point; ++i) {
-    const auto digit =
-        static_cast<std::uint64_t>(i < static_cast<long long>(digits.size()) ? digits[static_cast<std::size_t>(i)] - '0' : 0);
+    const auto digit = static_cast<std::uint64_t>(
+        i < static_cast<long long>(digits.size()) ? digits[static_cast<std::size_t>(i)] - '0' : 0);
     if (value > (max - digit) / 10) return std::nullopt;
     value = value * 10 + digit;
   }
@@ -603,23 +772,6 @@ class json_reader {
     return std::nullopt;  // max and a fraction
   }
   return value;
-}
-
-/// Nesting accepted in the API's responses (a webhook list is 3 deep).
-inline constexpr std::size_t max_response_depth = 32;
-
-/// An API response that is not what the contract says.
-[[nodiscard]] inline error response_error(std::string message, std::string field = {}) {
-  return make_error(error_category::invalid_response, std::move(message), std::move(field));
-}
-
-/// A response body that did not read: the reader's message, as an invalid response.
-[[nodiscard]] inline error response_error(json_reader& reader) {
-  const bool syntax = reader.state() == reader_state::syntax_error;
-  error e = reader.take_error();
-  e.category = error_category::invalid_response;
-  if (syntax) e.message = "response " + e.message;
-  return e;
 }
 
 }  // namespace detail
