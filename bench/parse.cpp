@@ -52,7 +52,7 @@ int validate(int rounds, int events) {
   unloc::delivery_options options;
   options.credentials = {credentials};
   const unloc::delivery_validator validator(options);
-  unloc::memory_event_store events;  // the integrator's path: validate, then claim and mark
+  unloc::memory_event_store store;  // the integrator's path: validate, then claim and mark
   event_maker maker;
 
   for (int round = -1; round < rounds; ++round) {  // round -1 warms up
@@ -74,8 +74,8 @@ int validate(int rounds, int events) {
       for (const auto& d : deliveries) {
         const auto decision = validator.validate({d.method, d.path, d.headers, d.body});
         if (!decision.ok()) bench::fail("validation refused a delivery: " + decision.message);
-        const auto claim = events.claim(decision.event->id, decision.event->created);
-        if (!claim || !claim->mine() || !events.mark_handled(decision.event->id)) {
+        const auto claim = store.claim(decision.event->id, decision.event->created);
+        if (!claim || !claim->mine() || !store.mark_handled(decision.event->id)) {
           bench::fail("the event store did not take a new event");
         }
         bench::keep(decision);
