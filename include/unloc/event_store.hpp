@@ -122,18 +122,18 @@ class memory_event_store final : public event_store {
       const auto now = clock_();
       const std::lock_guard<std::mutex> lock(mutex_);
       expire(now);
-      const auto found = ids_.find(id);
-      if (found != ids_.end()) {
-        slot& s = found->second;
-        if (s.handled) return event_claim{claim_status::already_handled, false};
-        if (now - s.claimed_at < limits_.claim_lease) {
-          return event_claim{claim_status::held_elsewhere, false};
-        }
-        s.claimed_at = now;  // the holder outlived its lease: taken over
-        return event_claim{claim_status::mine, true};
+      const auto [found, added] = ids_.try_emplace(id, slot{next_sequence_, false, now});
+      if (added) {
+        remember(id, now);
+        return event_claim{claim_status::mine, false};
       }
-      add(id, now, false);
-      return event_claim{claim_status::mine, false};
+      slot& s = found->second;
+      if (s.handled) return event_claim{claim_status::already_handled, false};
+      if (now - s.claimed_at < limits_.claim_lease) {
+        return event_claim{claim_status::held_elsewhere, false};
+      }
+      s.claimed_at = now;  // the holder outlived its lease: taken over
+      return event_claim{claim_status::mine, true};
     } catch (...) {
       return failure("claim");
     }
@@ -141,14 +141,16 @@ class memory_event_store final : public event_store {
 
   [[nodiscard]] result<void> mark_handled(const uuid& id) override {
     try {
-      const auto now = clock_();
       const std::lock_guard<std::mutex> lock(mutex_);
       const auto found = ids_.find(id);
       if (found != ids_.end()) {
         found->second.handled = true;
-      } else {
-        add(id, now, true);  // its claim was evicted meanwhile: remember it all the same
+        return {};
       }
+      // Its claim was evicted meanwhile: remember it all the same.
+      const auto now = clock_();
+      ids_.emplace(id, slot{next_sequence_, true, now});
+      remember(id, now);
       return {};
     } catch (...) {
       return failure("mark_handled");
@@ -205,8 +207,8 @@ class memory_event_store final : public event_store {
                       std::string("memory_event_store: ") + what + " failed (out of memory)");
   }
 
-  void add(const uuid& id, time_point now, bool handled) {
-    ids_.emplace(id, slot{next_sequence_, handled, now});
+  // Queues the id just added to ids_ (with the sequence next_sequence_) for expiry.
+  void remember(const uuid& id, time_point now) {
     order_.push_back(entry{id, now, next_sequence_++});
     while (ids_.size() > limits_.max_entries) evict_oldest();
     if (order_.size() > 2 * limits_.max_entries) drop_stale_entries();
