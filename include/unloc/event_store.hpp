@@ -122,17 +122,21 @@ class memory_event_store final : public event_store {
       const auto now = clock_();
       const std::lock_guard<std::mutex> lock(mutex_);
       expire(now);
-      const auto [found, added] = ids_.try_emplace(id, slot{next_sequence_, false, now});
+      const auto [found, added] =
+          ids_.try_emplace(id, slot{next_sequence_, now, false, true, false});
       if (added) {
         remember(id, now);
         return event_claim{claim_status::mine, false};
       }
       slot& s = found->second;
       if (s.handled) return event_claim{claim_status::already_handled, false};
-      if (now - s.claimed_at < limits_.claim_lease) {
+      if (s.claimed && now - s.claimed_at < limits_.claim_lease) {
         return event_claim{claim_status::held_elsewhere, false};
       }
-      s.claimed_at = now;  // the holder outlived its lease: taken over
+      // Its holder outlived the lease, or released it while in doubt: in doubt from now on.
+      s.claimed = true;
+      s.claimed_at = now;
+      s.in_doubt = true;
       return event_claim{claim_status::mine, true};
     } catch (...) {
       return failure("claim");
@@ -149,7 +153,7 @@ class memory_event_store final : public event_store {
       }
       // Its claim was evicted meanwhile: remember it all the same.
       const auto now = clock_();
-      ids_.emplace(id, slot{next_sequence_, true, now});
+      ids_.emplace(id, slot{next_sequence_, now, true, false, false});
       remember(id, now);
       return {};
     } catch (...) {
@@ -160,7 +164,12 @@ class memory_event_store final : public event_store {
   [[nodiscard]] result<void> release(const uuid& id) override {
     const std::lock_guard<std::mutex> lock(mutex_);
     const auto found = ids_.find(id);
-    if (found != ids_.end() && !found->second.handled) ids_.erase(found);  // order_ skips it
+    if (found == ids_.end() || found->second.handled) return {};
+    if (found->second.in_doubt) {
+      found->second.claimed = false;  // free, and still in doubt for the next claim
+    } else {
+      ids_.erase(found);  // order_ skips its entry
+    }
     return {};
   }
 
@@ -244,8 +253,10 @@ class memory_event_store final : public event_store {
 
   struct slot {
     std::uint64_t sequence;  // of its entry in order_
-    bool handled;
     time_point claimed_at;
+    bool handled;
+    bool claimed;   // held by a claim since claimed_at
+    bool in_doubt;  // a claim of it was taken over: its work may have been done
   };
   struct entry {
     uuid id;

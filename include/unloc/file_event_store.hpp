@@ -103,6 +103,7 @@ class file_event_store final : public event_store {
       // Its `p` record stands: a kill now leaves it in doubt again.
       if (doubt_.erase(id) != 0 || now - held->second >= options_.claim_lease) {
         held->second = now;
+        taken_over_.insert(id);
         return event_claim{claim_status::mine, true};
       }
       return event_claim{claim_status::held_elsewhere, false};
@@ -115,6 +116,7 @@ class file_event_store final : public event_store {
       expire(now);
       pending_.erase(id);
       doubt_.erase(id);
+      taken_over_.erase(id);
       if (!remember(id, now)) return {};
       return append(record('h', id, now), options_.sync_each_event);
     });
@@ -122,6 +124,10 @@ class file_event_store final : public event_store {
 
   [[nodiscard]] result<void> release(const uuid& id) override {
     return guarded([&]() -> result<void> {
+      if (taken_over_.erase(id) != 0) {
+        doubt_.insert(id);  // free, still in doubt; its `p` record stands for a restart
+        return {};
+      }
       if (pending_.erase(id) == 0) return {};
       doubt_.erase(id);
       return append(record('r', id, clock_()), options_.sync_each_event);
@@ -148,8 +154,8 @@ class file_event_store final : public event_store {
     });
   }
 
-  /// The events claimed by a process that stopped before marking or releasing
-  /// them (their next claim is `in_doubt`).
+  /// The events in doubt and not claimed now: claimed by a process that
+  /// stopped before marking or releasing them (their next claim is `in_doubt`).
   [[nodiscard]] std::vector<uuid> in_doubt() const {
     const std::lock_guard<std::mutex> lock(mutex_);
     return std::vector<uuid>(doubt_.begin(), doubt_.end());
@@ -327,6 +333,7 @@ class file_event_store final : public event_store {
     for (auto it = pending_.begin(); it != pending_.end();) {  // forgotten like handled ids
       if (clock_() - it->second >= options_.retention) {
         doubt_.erase(it->first);
+        taken_over_.erase(it->first);
         it = pending_.erase(it);
         continue;
       }
@@ -353,7 +360,8 @@ class file_event_store final : public event_store {
   std::size_t state_records_ = 0;    // records in the state file
   std::unordered_map<uuid, timestamp> handled_;
   std::unordered_map<uuid, timestamp> pending_;   // claimed, neither handled nor released
-  std::unordered_set<uuid> doubt_;                // of those, the ones a past process left
+  std::unordered_set<uuid> doubt_;                // of those, free ones in doubt
+  std::unordered_set<uuid> taken_over_;           // of those, claims taken over (in doubt)
   std::deque<std::pair<timestamp, uuid>> order_;  // oldest first
   std::map<std::string, timestamp> checkpoints_;
 };

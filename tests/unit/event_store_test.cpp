@@ -257,3 +257,19 @@ TEST_CASE("released claims never push a handled id out before max_entries is rea
   CHECK(store.handled(id(1)));
   CHECK(claim(store, id(1)) == claim_status::already_handled);
 }
+
+TEST_CASE("a claim in doubt that is released stays in doubt for the next claim", "[event_store]") {
+  fake_clock clock;
+  unloc::memory_store_limits l;
+  l.claim_lease = 1min;
+  memory_event_store store(l, clock.function());
+  REQUIRE(claim(store, id(1)) == claim_status::mine);
+  clock.now += 1min;  // its holder died
+  REQUIRE(store.claim(id(1), created).value().in_doubt);
+  REQUIRE(store.release(id(1)));  // the new holder's work failed: the first one's may not have
+  const auto next = store.claim(id(1), created).value();
+  CHECK(next.mine());
+  CHECK(next.in_doubt);
+  REQUIRE(store.mark_handled(id(1)));
+  CHECK(claim(store, id(1)) == claim_status::already_handled);
+}

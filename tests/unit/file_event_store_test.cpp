@@ -242,3 +242,27 @@ TEST_CASE("a claim held in this process past its lease is taken over, flagged in
   CHECK(taken.mine());
   CHECK(taken.in_doubt);
 }
+
+TEST_CASE("a claim in doubt that is released stays in doubt, in this process and after a restart",
+          "[file_event_store]") {
+  state_dir dir;
+  fake_clock clock;
+  {
+    auto store = file_event_store::open(dir.path(), {}, clock.function()).value();
+    REQUIRE(claim(*store, id(1)) == unloc::claim_status::mine);  // then killed
+  }
+  {
+    auto store = file_event_store::open(dir.path(), {}, clock.function()).value();
+    REQUIRE(store->claim(id(1), start).value().in_doubt);
+    CHECK(store->in_doubt().empty());  // claimed now
+    REQUIRE(store->release(id(1)));    // the handler failed this time
+    CHECK(store->in_doubt() == std::vector<uuid>{id(1)});
+    CHECK(store->claim(id(1), start).value().in_doubt);
+    REQUIRE(store->release(id(1)));
+  }
+  auto store = file_event_store::open(dir.path(), {}, clock.function()).value();
+  CHECK(store->in_doubt() == std::vector<uuid>{id(1)});
+  const auto after = store->claim(id(1), start).value();
+  CHECK(after.mine());
+  CHECK(after.in_doubt);
+}
