@@ -178,7 +178,7 @@ struct server::impl {
     http->set_write_timeout(5);
     http->set_payload_max_length(opts.max_body);
     // httplib's default adds SO_REUSEPORT: a second receiver on the port would
-    // silently take half the deliveries (each with its own duplicate store).
+    // silently take half the deliveries (each with its own event store).
     http->set_socket_options([](int sock) {
       const int yes = 1;
       ::setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof yes);
