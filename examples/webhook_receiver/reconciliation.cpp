@@ -8,7 +8,7 @@
 namespace receiver {
 
 log_poller::log_poller(const options& opts) : opts_(opts) {
-  auto store = unloc::file_reconciliation_store::open(opts_.reconcile_state);
+  auto store = unloc::file_event_store::open(opts_.reconcile_state);
   if (!store) {
     error_ = "--reconcile: " + store.error().message;
     return;
@@ -27,7 +27,7 @@ log_poller::log_poller(const options& opts) : opts_(opts) {
   unloc::reconciler_options settings;
   settings.overlap = opts_.overlap;
   reconciler_ = std::make_unique<unloc::reconciler>(
-      std::shared_ptr<unloc::reconciliation_store>(std::move(*store)),
+      std::shared_ptr<unloc::event_store>(std::move(*store)),
       // Refusing once stopping ends a long read at once, its checkpoint unmoved.
       [this](const unloc::access_event& event, const unloc::handover& how) {
         if (stopping_) return false;

@@ -101,25 +101,38 @@ void diagnostic(const std::string& line) {
 bool print_event(const unloc::access_event& event) {
   std::string line = unloc::to_json_text(event);
   line += '\n';
-  const std::lock_guard<std::mutex> lock(output_mutex);
-  return write_all(STDOUT_FILENO, line);
+  {
+    const std::lock_guard<std::mutex> lock(output_mutex);
+    if (write_all(STDOUT_FILENO, line)) return true;
+  }
+  diagnostic(std::string("cannot write the event to stdout: ") + std::strerror(errno) +
+             " (event " + event.id.to_string() + ")");
+  return false;
 }
 
 struct server::impl {
   impl(options o, unloc::reconciler* r)
-      : opts(std::move(o)), reconciler(r), duplicates(make_store()), validator(policy()) {}
+      : opts(std::move(o)),
+        own_reconciler(r ? nullptr : make_printing_reconciler()),
+        reconciler(r ? r : own_reconciler.get()),
+        validator(policy()) {}
 
   options opts;
-  unloc::reconciler* reconciler;  // null: no --reconcile
-  std::shared_ptr<unloc::memory_duplicate_store> duplicates;
+  std::unique_ptr<unloc::reconciler> own_reconciler;  // without --reconcile
+  unloc::reconciler* reconciler;                      // prints each event once
   unloc::delivery_validator validator;
   std::unique_ptr<httplib::Server> http;
   std::function<void()> raise_backlog;
   std::function<void()> close_listener;
   std::string error;
 
-  static std::shared_ptr<unloc::memory_duplicate_store> make_store() {
-    return std::make_shared<unloc::memory_duplicate_store>();  // bounded: 100,000 ids, 31 days
+  // Without --reconcile: events are remembered in memory only (100,000 ids, 31 days).
+  static std::unique_ptr<unloc::reconciler> make_printing_reconciler() {
+    return std::make_unique<unloc::reconciler>(
+        std::make_shared<unloc::memory_event_store>(),
+        [](const unloc::access_event& event, const unloc::handover&) {
+          return print_event(event);
+        });
   }
 
   unloc::delivery_options policy() const {
@@ -128,7 +141,6 @@ struct server::impl {
     p.credentials = opts.credentials;
     p.require_authentication = !opts.no_auth;
     p.max_body_bytes = opts.max_body;
-    p.duplicates = reconciler ? nullptr : duplicates;  // the reconciler remembers, durably
     return p;
   }
 
@@ -166,7 +178,7 @@ struct server::impl {
     http->set_write_timeout(5);
     http->set_payload_max_length(opts.max_body);
     // httplib's default adds SO_REUSEPORT: a second receiver on the port would
-    // silently take half the deliveries (each with its own duplicate store).
+    // silently take half the deliveries (each with its own event store).
     http->set_socket_options([](int sock) {
       const int yes = 1;
       ::setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof yes);
@@ -199,10 +211,11 @@ struct server::impl {
           refused_by_httplib(req, res);
           return handler_response::Handled;
         }));
-    http->set_exception_handler(
-        [this](const Request& req, Response& res, const std::exception_ptr&) {
-          answer(req, res, refusal(503, "unavailable", "internal failure"), true);
-        });
+    http->set_exception_handler([this](const Request& req, Response& res,
+                                       const std::exception_ptr&) {
+      answer(req, res,
+             unloc::make_refusal(unloc::delivery_outcome::unavailable, "internal failure"), true);
+    });
   }
 
   static unloc::http_headers headers_of(const Request& req) {
@@ -221,23 +234,28 @@ struct server::impl {
       });
     }
     auto d = !complete && body.size() <= opts.max_body
-                 ? refusal(400, "malformed_body",
-                           "the body could not be read: it ended early, or its chunked framing "
-                           "or Content-Encoding is malformed")
+                 ? unloc::make_refusal(unloc::delivery_outcome::malformed_body,
+                                       "the body could not be read: it ended early, or its "
+                                       "chunked framing or Content-Encoding is malformed")
                  : validator.validate({req.method, req.path, headers, body});
-    if (d.is_new() && reconciler) {
-      auto offered = reconciler->offer(*d.event);
-      if (!offered) {
-        d = refusal(503, "unavailable", "the event was not handed over: " + offered.error().message);
-      } else if (*offered == unloc::offer_outcome::duplicate) {
-        d.outcome = unloc::delivery_outcome::duplicate;
+    std::optional<unloc::offer_outcome> offered;
+    if (d.ok()) {
+      auto handed = reconciler->offer(*d.event);
+      if (!handed) {
+        // The details go to stderr only: a response never carries an error's text.
+        diagnostic("event " + d.event->id.to_string() +
+                   " not handed over, answered 503: " + handed.error().message);
+        d = unloc::make_refusal(unloc::delivery_outcome::unavailable,
+                                "the event could not be taken now; deliver it again later");
+      } else if (*handed == unloc::offer_outcome::held_elsewhere) {
+        d = unloc::make_refusal(unloc::delivery_outcome::unavailable,
+                                "the event is being handled by another delivery; retry");
+        d.headers.add("Retry-After", "1");
+      } else {
+        offered = *handed;
       }
-    } else if (d.is_new() && !print_event(*d.event)) {
-      duplicates->erase(d.event->id);  // not handed over: its next delivery is new again
-      d = refusal(503, "unavailable",
-                  std::string("cannot write the event to stdout: ") + std::strerror(errno));
     }
-    answer(req, res, d, !complete);
+    answer(req, res, d, !complete, offered);
   }
 
   // httplib answered before any handler (an unknown method, a malformed request
@@ -255,14 +273,15 @@ struct server::impl {
            true);
   }
 
-  void log(const Request& req, const unloc::delivery_decision& d) {
+  void log(const Request& req, const unloc::delivery_decision& d,
+           std::optional<unloc::offer_outcome> offered) {
     using std::chrono::duration_cast;
-    if (d.is_new() && d.late) {
+    if (offered == unloc::offer_outcome::handed_over && d.late) {
       const auto s = duration_cast<std::chrono::seconds>(d.lag).count();
       diagnostic("late event " + d.event->id.to_string() + ": received " +
                  std::to_string(s / 3600) + " h " + std::to_string(s / 60 % 60) + " min " +
                  std::to_string(s % 60) + " s after it happened");
-    } else if (d.ok() && !d.is_new()) {
+    } else if (offered == unloc::offer_outcome::duplicate) {
       diagnostic("event " + d.event->id.to_string() +
                  " delivered again: acknowledged, not printed");
     } else if (!d.ok()) {
@@ -272,8 +291,8 @@ struct server::impl {
 
   // Fills in the response (closing the connection after it when `close`); the body's size.
   std::size_t answer(const Request& req, Response& res, const unloc::delivery_decision& d,
-                     bool close) {
-    log(req, d);
+                     bool close, std::optional<unloc::offer_outcome> offered = std::nullopt) {
+    log(req, d, offered);
     res.status = d.status;
     for (const auto& h : d.headers) {
       if (!unloc::detail::ascii_iequals(h.name, "Content-Type")) res.set_header(h.name, h.value);

@@ -30,8 +30,9 @@ bool print_event(const unloc::access_event& event);
 class server {
  public:
   /// Sets the server up (loading the TLS files unless --plain-http); on
-  /// failure `error()` says why. With `reconciler`, new events are offered to
-  /// it (it prints them and remembers them); without, they are printed here.
+  /// failure `error()` says why. Every valid event is offered to `reconciler`
+  /// (it prints each once and remembers it); without one, to a reconciler of
+  /// the server's own over a `memory_event_store`.
   explicit server(const options& opts, unloc::reconciler* reconciler = nullptr);
   ~server();
   server(const server&) = delete;

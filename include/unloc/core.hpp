@@ -2,14 +2,14 @@
 
 /// @file
 /// Everything but the API client: models, parsing, credentials and webhook
-/// URLs, delivery validation, the duplicate store. Needs nlohmann/json only,
+/// URLs, delivery validation, the event store. Needs nlohmann/json only,
 /// never libcurl: a service that only receives webhooks includes this.
 
 #include <unloc/access_event.hpp>
 #include <unloc/credentials.hpp>
 #include <unloc/delivery.hpp>
-#include <unloc/duplicate_store.hpp>
 #include <unloc/error.hpp>
+#include <unloc/event_store.hpp>
 #include <unloc/http_headers.hpp>
 #include <unloc/parse.hpp>
 #include <unloc/timestamp.hpp>

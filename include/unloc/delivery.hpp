@@ -4,12 +4,14 @@
 /// Validating an incoming webhook delivery, independent of any HTTP server:
 /// give it the request's method, path, headers and body; it says what to
 /// answer and hands over the typed Access Event, or names what was wrong.
+/// Validation only decides: it remembers nothing (see `<unloc/event_store.hpp>`
+/// for handling each event once).
 
 #include <unloc/access_event.hpp>
 #include <unloc/credentials.hpp>
 #include <unloc/detail/base64.hpp>
 #include <unloc/detail/text.hpp>
-#include <unloc/duplicate_store.hpp>
+#include <unloc/error.hpp>
 #include <unloc/http_headers.hpp>
 #include <unloc/parse.hpp>
 #include <unloc/timestamp.hpp>
@@ -19,8 +21,8 @@
 #include <cstddef>
 #include <cstdint>
 #include <exception>
-#include <memory>
 #include <optional>
+#include <stdexcept>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -33,7 +35,8 @@ struct delivery_options {
   /// The path that receives deliveries; any other path is answered 404. Empty: any path.
   std::string path = "/accessEvents";
   /// The Basic credentials a delivery may carry. List two pairs, old and new,
-  /// while rotating them; either is accepted.
+  /// while rotating them; either is accepted. No user name or password may be
+  /// empty (an unset environment variable must not open the door).
   std::vector<basic_credentials> credentials;
   /// When false, deliveries without credentials are accepted (loopback tests only).
   bool require_authentication = true;
@@ -44,14 +47,13 @@ struct delivery_options {
   parse_limits limits{};
   /// An event received this long or more after it was `created` is flagged late.
   std::chrono::milliseconds late_after = std::chrono::minutes(5);
-  /// Where seen event ids are remembered; null: every valid delivery counts as new.
-  std::shared_ptr<duplicate_store> duplicates;
 };
 
 /// What a validator decided about a delivery.
 enum class delivery_outcome : std::uint8_t {
-  accepted,                ///< 204: a valid Access Event, seen for the first time.
-  duplicate,               ///< 204: a valid Access Event already seen: acknowledge, do not act.
+  /// 204: a valid Access Event, whether or not it was seen before (the
+  /// validator does not remember: claim it in an `event_store` to act once).
+  accepted,
   unauthorized,            ///< 401: credentials missing, malformed or wrong.
   not_found,               ///< 404: another path.
   method_not_allowed,      ///< 405: another method than POST.
@@ -59,7 +61,9 @@ enum class delivery_outcome : std::uint8_t {
   unsupported_media_type,  ///< 415: not `application/json`.
   malformed_body,          ///< 400: not JSON, not UTF-8, or a malformed header.
   invalid_event,           ///< 422: JSON, but not a valid Access Event.
-  unavailable,             ///< 503: the duplicate store failed; the platform should retry.
+  /// 503: the event cannot be taken now (the server's store or its own work
+  /// failed, or another request holds the event); the platform retries.
+  unavailable,
 };
 
 /// The name of an outcome, such as `"invalid_event"` (also the `error` code in
@@ -67,7 +71,6 @@ enum class delivery_outcome : std::uint8_t {
 [[nodiscard]] constexpr const char* to_string(delivery_outcome outcome) noexcept {
   switch (outcome) {
     case delivery_outcome::accepted: return "accepted";
-    case delivery_outcome::duplicate: return "duplicate";
     case delivery_outcome::unauthorized: return "unauthorized";
     case delivery_outcome::not_found: return "not_found";
     case delivery_outcome::method_not_allowed: return "method_not_allowed";
@@ -80,26 +83,48 @@ enum class delivery_outcome : std::uint8_t {
   return "unknown";
 }
 
+/// The HTTP status that answers an outcome: 204 for `accepted`, else the
+/// status of the receiver's table (404, 405, 401, 413, 415, 400, 422, 503).
+[[nodiscard]] constexpr int http_status_of(delivery_outcome outcome) noexcept {
+  switch (outcome) {
+    case delivery_outcome::accepted: return 204;
+    case delivery_outcome::unauthorized: return 401;
+    case delivery_outcome::not_found: return 404;
+    case delivery_outcome::method_not_allowed: return 405;
+    case delivery_outcome::payload_too_large: return 413;
+    case delivery_outcome::unsupported_media_type: return 415;
+    case delivery_outcome::malformed_body: return 400;
+    case delivery_outcome::invalid_event: return 422;
+    case delivery_outcome::unavailable: return 503;
+  }
+  return 503;
+}
+
 /// The answer to a delivery, and what it carried.
 struct delivery_decision {
   delivery_outcome outcome = delivery_outcome::unavailable;  ///< What was decided.
   int status = 503;              ///< The HTTP status to answer with.
   http_headers headers;          ///< Headers to add to the response.
   std::string body;              ///< The response body (JSON naming the error; empty on 204).
-  std::optional<access_event> event;  ///< The event, when accepted or a duplicate.
+  std::optional<access_event> event;  ///< The event, when accepted.
   std::string message;           ///< Why it was rejected, for logs (never holds a secret).
   std::string field;             ///< The event field at fault, for `invalid_event`.
   /// Receipt time minus `created`: how late the platform reported the event.
   std::chrono::milliseconds lag{0};
   bool late = false;  ///< True when `lag` reached `delivery_options::late_after`.
 
-  /// True for a valid event, new or repeated: answer 2xx.
-  [[nodiscard]] bool ok() const noexcept {
-    return outcome == delivery_outcome::accepted || outcome == delivery_outcome::duplicate;
-  }
-  /// True for a valid event seen for the first time: act on it.
-  [[nodiscard]] bool is_new() const noexcept { return outcome == delivery_outcome::accepted; }
+  /// True for a valid event: claim it, act on it, answer 2xx.
+  [[nodiscard]] bool ok() const noexcept { return outcome == delivery_outcome::accepted; }
 };
+
+/// A refusal with the same JSON body and headers as the validator's own:
+/// `{"error":"<outcome>","field":…,"message":…}`, `Content-Type:
+/// application/json`, and the outcome's status (`http_status_of`). For a
+/// server's own limits and failures, so that they answer like the SDK; for
+/// `unauthorized` it adds `WWW-Authenticate`, for `method_not_allowed`
+/// `Allow`. Put no exception's text in `message`: it goes to the peer.
+[[nodiscard]] delivery_decision make_refusal(delivery_outcome outcome, std::string message,
+                                             std::string field = {});
 
 /// One HTTP request as the validator needs it. Views: the caller's buffers must
 /// outlive the call.
@@ -182,17 +207,33 @@ template <typename Equal>
 /// Decides what to answer to a webhook delivery, following the status table
 /// of `unloc-webhook-receiver`, in this order: 404 (path), 405 (method), 401
 /// (credentials), 415 (content type), 413 (size), 400 (JSON, UTF-8), 422
-/// (schema); then 204, flagged as a duplicate when the event id was seen.
+/// (schema); then 204 (`accepted`) with the event. It has no side effect: a
+/// repeated delivery is accepted again; handling each event once is the
+/// caller's next step, with an `event_store`.
 ///
 /// Thread safety: immutable after construction; `validate` may be called from
 /// many threads at once. To change the credentials at run time, build a new
 /// validator and swap it in (a `std::shared_ptr` under a mutex).
 ///
-/// Never throws, whatever the request holds.
+/// `validate` and `check_headers` never throw, whatever the request holds.
 class delivery_validator {
  public:
-  /// A validator with the given options.
-  explicit delivery_validator(delivery_options options) : options_(std::move(options)) {}
+  /// A validator with the given options, or an `invalid_input` error when a
+  /// credential pair has an empty user name or password (read from an unset
+  /// environment variable, say): use this where the options come from outside.
+  [[nodiscard]] static result<delivery_validator> create(delivery_options options) {
+    if (auto why = blank_credentials(options)) {
+      return make_error(error_category::invalid_input, why, "credentials");
+    }
+    return delivery_validator(std::move(options), checked{});
+  }
+
+  /// A validator with the given options. Throws `std::invalid_argument` when a
+  /// credential pair has an empty user name or password: a programming error
+  /// (see `create` for options read from the environment).
+  explicit delivery_validator(delivery_options options) : options_(std::move(options)) {
+    if (const char* why = blank_credentials(options_)) throw std::invalid_argument(why);
+  }
 
   /// The first half of `validate`, for servers that can answer before reading
   /// the body: decides 404, 405, 401, 415 and a Content-Length over the limit
@@ -231,33 +272,25 @@ class delivery_validator {
   [[nodiscard]] const delivery_options& options() const noexcept { return options_; }
 
  private:
-  static delivery_decision reject(delivery_outcome outcome, int status, std::string message,
-                                  std::string field = {}) {
-    delivery_decision d;
-    d.outcome = outcome;
-    d.status = status;
-    d.body = "{\"error\":";  // {"error":…,"field":…,"message":…}
-    detail::append_json_string(d.body, to_string(outcome));
-    if (!field.empty()) {
-      d.body += ",\"field\":";
-      detail::append_json_string(d.body, field);
+  struct checked {};
+  delivery_validator(delivery_options options, checked) : options_(std::move(options)) {}
+
+  // Why the credentials cannot be used; null when they can.
+  static const char* blank_credentials(const delivery_options& options) noexcept {
+    for (const auto& pair : options.credentials) {
+      if (pair.user.empty()) return "a webhook credential has an empty user name";
+      if (pair.password.empty()) return "a webhook credential has an empty password";
     }
-    d.body += ",\"message\":";
-    detail::append_json_string(d.body, message);
-    d.body += '}';
-    d.headers.add("Content-Type", "application/json");
-    d.message = std::move(message);
-    d.field = std::move(field);
-    return d;
+    return nullptr;
   }
 
   static delivery_decision internal_failure() noexcept {
-    delivery_decision d;  // outcome unavailable, 503: the platform retries later
     try {
-      d.message = "internal failure while validating the delivery";
+      return make_refusal(delivery_outcome::unavailable,
+                          "internal failure while validating the delivery");
     } catch (...) {
+      return delivery_decision{};  // out of memory: 503 without a body, the platform retries
     }
-    return d;
   }
 
   std::optional<delivery_decision> check_headers_or_throw(std::string_view method,
@@ -267,33 +300,29 @@ class delivery_validator {
       path = path.substr(0, query);
     }
     if (!options_.path.empty() && path != options_.path) {
-      return reject(delivery_outcome::not_found, 404, "no webhook at this path");
+      return make_refusal(delivery_outcome::not_found, "no webhook at this path");
     }
     if (method != "POST") {
-      auto d = reject(delivery_outcome::method_not_allowed, 405,
-                      "deliveries are POST requests, got " + detail::quoted(method, 16));
-      d.headers.add("Allow", "POST");
-      return d;
+      return make_refusal(delivery_outcome::method_not_allowed,
+                          "deliveries are POST requests, got " + detail::quoted(method, 16));
     }
     if (options_.require_authentication) {
       if (auto why = check_credentials(headers)) {
-        auto d = reject(delivery_outcome::unauthorized, 401, std::move(*why));
-        d.headers.add("WWW-Authenticate", "Basic realm=\"unloc\"");
-        return d;
+        return make_refusal(delivery_outcome::unauthorized, std::move(*why));
       }
     }
     const auto content_type = headers.get("Content-Type");
     if (!content_type || headers.count("Content-Type") != 1 ||
         !detail::is_json_media_type(*content_type)) {
-      return reject(delivery_outcome::unsupported_media_type, 415,
-                    "Content-Type must be application/json, got " +
-                        (content_type ? detail::quoted(*content_type) : std::string("none")));
+      return make_refusal(delivery_outcome::unsupported_media_type,
+                          "Content-Type must be application/json, got " +
+                              (content_type ? detail::quoted(*content_type) : std::string("none")));
     }
     if (const auto length = headers.get("Content-Length")) {
       const auto n = detail::parse_content_length(*length);
       if (!n || headers.count("Content-Length") != 1) {
-        return reject(delivery_outcome::malformed_body, 400,
-                      "malformed Content-Length " + detail::quoted(*length, 24));
+        return make_refusal(delivery_outcome::malformed_body,
+                            "malformed Content-Length " + detail::quoted(*length, 24));
       }
       if (*n > options_.max_body_bytes) return too_large(*n);
     }
@@ -314,9 +343,9 @@ class delivery_validator {
   }
 
   delivery_decision too_large(std::uint64_t size) const {
-    return reject(delivery_outcome::payload_too_large, 413,
-                  "body of " + std::to_string(size) + " bytes is over the limit of " +
-                      std::to_string(options_.max_body_bytes));
+    return make_refusal(delivery_outcome::payload_too_large,
+                        "body of " + std::to_string(size) + " bytes is over the limit of " +
+                            std::to_string(options_.max_body_bytes));
   }
 
   delivery_decision check_body(std::string_view body, timestamp received_at) const {
@@ -325,22 +354,14 @@ class delivery_validator {
     auto event = detail::read_access_event(body, options_.limits, failure);
     if (!event) {
       const bool syntax = failure == detail::read_status::syntax;
-      return reject(syntax ? delivery_outcome::malformed_body : delivery_outcome::invalid_event,
-                    syntax ? 400 : 422, event.error().message, event.error().field);
+      return make_refusal(
+          syntax ? delivery_outcome::malformed_body : delivery_outcome::invalid_event,
+          event.error().message, event.error().field);
     }
     delivery_decision d;
     d.lag = std::chrono::duration_cast<std::chrono::milliseconds>(received_at - event->created);
     d.late = d.lag >= options_.late_after;
-    bool is_new = true;
-    if (options_.duplicates) {
-      try {
-        is_new = options_.duplicates->insert(event->id, event->created);
-      } catch (const std::exception& e) {
-        return reject(delivery_outcome::unavailable, 503,
-                      std::string("duplicate store failed: ") + e.what());
-      }
-    }
-    d.outcome = is_new ? delivery_outcome::accepted : delivery_outcome::duplicate;
+    d.outcome = delivery_outcome::accepted;
     d.status = 204;
     d.event = std::move(*event);
     return d;
@@ -348,5 +369,30 @@ class delivery_validator {
 
   delivery_options options_;
 };
+
+inline delivery_decision make_refusal(delivery_outcome outcome, std::string message,
+                                      std::string field) {
+  delivery_decision d;
+  d.outcome = outcome;
+  d.status = http_status_of(outcome);
+  d.body = "{\"error\":";  // {"error":…,"field":…,"message":…}
+  detail::append_json_string(d.body, to_string(outcome));
+  if (!field.empty()) {
+    d.body += ",\"field\":";
+    detail::append_json_string(d.body, field);
+  }
+  d.body += ",\"message\":";
+  detail::append_json_string(d.body, message);
+  d.body += '}';
+  d.headers.add("Content-Type", "application/json");
+  if (outcome == delivery_outcome::unauthorized) {
+    d.headers.add("WWW-Authenticate", "Basic realm=\"unloc\"");
+  } else if (outcome == delivery_outcome::method_not_allowed) {
+    d.headers.add("Allow", "POST");
+  }
+  d.message = std::move(message);
+  d.field = std::move(field);
+  return d;
+}
 
 UNLOC_END_NAMESPACE

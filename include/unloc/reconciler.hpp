@@ -9,16 +9,20 @@
 #include <unloc/access_event.hpp>
 #include <unloc/client.hpp>
 #include <unloc/error.hpp>
-#include <unloc/reconciliation_store.hpp>
+#include <unloc/event_store.hpp>
 #include <unloc/timestamp.hpp>
 #include <unloc/version.hpp>
 
+#include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <exception>
 #include <functional>
+#include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <utility>
 
@@ -38,17 +42,18 @@ enum class event_source {
 /// How an event is handed over to the handler.
 struct handover {
   event_source source = event_source::webhook;  ///< Where it came from this time.
-  /// True when the event was being handed over when the process last stopped
-  /// (killed, crashed): the handler may have confirmed it then. Look for its
-  /// id in your own records before acting on it again. Only a process that
-  /// stops at that moment leaves an event in doubt, so at most one per stop.
+  /// True when an earlier handover of the event was never resolved (the
+  /// process was killed while handing it over, or the store's claim lease ran
+  /// out): the handler may have confirmed it then. Look for its id in your own
+  /// records before acting on it again.
   bool possibly_repeated = false;
 };
 
 /// What `reconciler::offer` did with an event.
 enum class offer_outcome {
-  handed_over,  ///< New: the handler took it and confirmed it.
-  duplicate,    ///< Handed over before (by either source): not again.
+  handed_over,     ///< New: the handler took it and confirmed it.
+  duplicate,       ///< Handed over before (by either source): not again.
+  held_elsewhere,  ///< Being handed over right now by another call: answer 503 with Retry-After.
 };
 
 /// How a `reconciler` reads the access log.
@@ -69,9 +74,12 @@ struct reconciler_options {
 struct log_read_report {
   std::string scope;     ///< The log: a Lock's id, or `"project"`.
   timestamp from{};      ///< The read's start (zero when it read all 30 days).
-  timestamp to{};        ///< Its end: the new checkpoint.
+  timestamp to{};        ///< Its end: the new checkpoint, when `held_elsewhere` is 0.
   std::size_t read = 0;  ///< Events read.
   std::size_t recovered = 0;  ///< Of those, events handed over (not handed over before).
+  /// Events another call was handing over meanwhile: the checkpoint stays, and
+  /// the next read offers them again.
+  std::size_t held_elsewhere = 0;
 };
 
 /// Counts since the reconciler was made.
@@ -80,35 +88,39 @@ struct reconciler_counts {
   std::uint64_t from_access_log = 0;     ///< Events handed over from the access log.
   std::uint64_t duplicate_deliveries = 0;  ///< Webhook deliveries of events handed over before.
   std::uint64_t already_handed_over = 0;   ///< Log events handed over before (the overlap).
+  std::uint64_t held_elsewhere = 0;        ///< Offers of an event another call was handing over.
   std::uint64_t handler_failures = 0;      ///< Events the handler did not confirm.
   std::uint64_t possibly_repeated = 0;     ///< Events handed over again after a stop left them in doubt.
 };
 
 /// Hands each Access Event to `handler` exactly once, whether it comes from a
 /// webhook delivery (`offer`), the access log (`read_log`), or both, across
-/// restarts of the process (the store keeps what was handed over and how far
-/// each log was read).
+/// restarts of the process when the store keeps its state (`file_event_store`
+/// or a store over your database).
 ///
-/// The handler confirms an event by returning true; it is then recorded in the
-/// store. When it returns false or throws, the event is not recorded: `offer`
-/// returns an error (answer the delivery with 503, so that it is retried) and
+/// For each event it claims the event in the store, calls the handler, then
+/// marks the event handled when the handler confirmed it (returned true), or
+/// releases it when the handler returned false or threw: `offer` then returns
+/// an error (answer the delivery with 503, so that it is retried) and
 /// `read_log` stops without moving the checkpoint (the next read offers the
-/// event again). The store records each event as pending before the handler
-/// sees it: if the process is killed while the handler runs or before the
-/// store recorded its answer, that one event is handed over again after the
-/// restart, flagged `handover::possibly_repeated`. A store whose
-/// `mark_handled` shares a transaction with the handler's own write never
+/// event again). If the process is killed while the handler runs, the event
+/// is handed over again after the restart, flagged `handover::possibly_repeated`.
+/// A store that marks the event inside the handler's own transaction never
 /// leaves an event in doubt.
 ///
-/// Thread safety: `offer` and `read_log` may be called from many threads at
-/// once; the handler is called by one thread at a time.
+/// Thread safety: `offer`, `read_log` and `counts` may be called from many
+/// threads at once, and from inside the handler (except `read_log` of the
+/// scope being read). The handler may run on several threads at once for
+/// different events, never for the same event: the store's claim is the only
+/// exclusion, so a slow handler delays no other event. Reads of one log
+/// scope run one at a time.
 class reconciler {
  public:
   /// Takes an event and how it came; true confirms it.
   using handler_function = std::function<bool(const access_event&, const handover&)>;
 
   /// A reconciler over `store` (not null) handing events to `handler`.
-  reconciler(std::shared_ptr<reconciliation_store> store, handler_function handler,
+  reconciler(std::shared_ptr<event_store> store, handler_function handler,
              reconciler_options options = {})
       : store_(std::move(store)), handler_(std::move(handler)), options_(std::move(options)) {}
 
@@ -116,27 +128,29 @@ class reconciler {
   /// An error when the handler did not confirm it or the store failed.
   [[nodiscard]] result<offer_outcome> offer(const access_event& event,
                                             event_source source = event_source::webhook) {
-    const std::lock_guard<std::mutex> lock(mutex_);
-    auto state = store_->state_of(event.id);
-    if (!state) return state.error();
-    if (*state == handover_state::handled) {
-      ++(source == event_source::webhook ? counts_.duplicate_deliveries
-                                         : counts_.already_handed_over);
+    const bool webhook = source == event_source::webhook;
+    auto claim = store_->claim(event.id, event.created);
+    if (!claim) return claim.error();
+    if (claim->status == claim_status::already_handled) {
+      ++(webhook ? counts_.duplicate_deliveries : counts_.already_handed_over);
       return offer_outcome::duplicate;
     }
-    if (auto pending = store_->mark_pending(event.id, options_.clock()); !pending) {
-      return pending.error();
+    if (claim->status == claim_status::held_elsewhere) {
+      ++counts_.held_elsewhere;
+      return offer_outcome::held_elsewhere;
     }
-    const handover how{source, *state == handover_state::in_doubt};
+    const handover how{source, claim->in_doubt};
     if (how.possibly_repeated) ++counts_.possibly_repeated;
     if (auto confirmed = call_handler(event, how); !confirmed) {
       ++counts_.handler_failures;
+      // Should the release fail too, the claim's lease frees the event later.
+      (void)store_->release(event.id);
       return confirmed.error();
     }
-    ++(source == event_source::webhook ? counts_.from_webhook : counts_.from_access_log);
-    if (auto marked = store_->mark_handled(event.id, options_.clock()); !marked) {
-      return marked.error();
-    }
+    // Not released when marking fails: the handler did the work, so the event
+    // stays held until the lease ends, then comes again flagged possibly repeated.
+    if (auto marked = store_->mark_handled(event.id); !marked) return marked.error();
+    ++(webhook ? counts_.from_webhook : counts_.from_access_log);
     return offer_outcome::handed_over;
   }
 
@@ -149,12 +163,9 @@ class reconciler {
                                                  const call_options& per_call = {}) {
     log_read_report report;
     report.scope = query.lock_id ? query.lock_id->to_string() : std::string("project");
+    const std::lock_guard<std::mutex> reading(scope_mutex(report.scope));
     report.to = options_.clock();
-    result<std::optional<timestamp>> checkpoint = std::optional<timestamp>{};
-    {
-      const std::lock_guard<std::mutex> lock(mutex_);
-      checkpoint = store_->checkpoint(report.scope);
-    }
+    auto checkpoint = store_->checkpoint(report.scope);
     if (!checkpoint) return checkpoint.error();
     query.from.reset();
     if (*checkpoint) {
@@ -173,22 +184,31 @@ class reconciler {
             return false;
           }
           if (*offered == offer_outcome::handed_over) ++report.recovered;
+          if (*offered == offer_outcome::held_elsewhere) ++report.held_elsewhere;
           return true;
         },
         per_call);
     if (failed) return *failed;
     if (!read) return read.error();
-    const std::lock_guard<std::mutex> lock(mutex_);
-    if (auto saved = store_->save_checkpoint(report.scope, report.to); !saved) {
-      return saved.error();
+    if (report.held_elsewhere == 0) {
+      if (auto saved = store_->save_checkpoint(report.scope, report.to); !saved) {
+        return saved.error();
+      }
     }
     return report;
   }
 
-  /// Counts since the reconciler was made.
-  [[nodiscard]] reconciler_counts counts() const {
-    const std::lock_guard<std::mutex> lock(mutex_);
-    return counts_;
+  /// Counts since the reconciler was made (each count read atomically).
+  [[nodiscard]] reconciler_counts counts() const noexcept {
+    reconciler_counts c;
+    c.from_webhook = counts_.from_webhook;
+    c.from_access_log = counts_.from_access_log;
+    c.duplicate_deliveries = counts_.duplicate_deliveries;
+    c.already_handed_over = counts_.already_handed_over;
+    c.held_elsewhere = counts_.held_elsewhere;
+    c.handler_failures = counts_.handler_failures;
+    c.possibly_repeated = counts_.possibly_repeated;
+    return c;
   }
 
  private:
@@ -207,11 +227,30 @@ class reconciler {
     }
   }
 
-  std::shared_ptr<reconciliation_store> store_;
+  // The lock of one log scope, made on first use and kept (a project has few scopes).
+  std::mutex& scope_mutex(const std::string& scope) {
+    const std::lock_guard<std::mutex> lock(scopes_mutex_);
+    auto& slot = scopes_[scope];
+    if (!slot) slot = std::make_unique<std::mutex>();
+    return *slot;
+  }
+
+  struct atomic_counts {
+    std::atomic<std::uint64_t> from_webhook{0};
+    std::atomic<std::uint64_t> from_access_log{0};
+    std::atomic<std::uint64_t> duplicate_deliveries{0};
+    std::atomic<std::uint64_t> already_handed_over{0};
+    std::atomic<std::uint64_t> held_elsewhere{0};
+    std::atomic<std::uint64_t> handler_failures{0};
+    std::atomic<std::uint64_t> possibly_repeated{0};
+  };
+
+  std::shared_ptr<event_store> store_;
   handler_function handler_;
   reconciler_options options_;
-  mutable std::mutex mutex_;  // one event at a time through store and handler
-  reconciler_counts counts_;
+  atomic_counts counts_;
+  std::mutex scopes_mutex_;  // only around scopes_
+  std::map<std::string, std::unique_ptr<std::mutex>> scopes_;
 };
 
 UNLOC_END_NAMESPACE

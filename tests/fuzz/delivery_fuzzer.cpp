@@ -18,7 +18,6 @@ const unloc::delivery_validator& validator() {
     unloc::delivery_options options;
     options.credentials = {{"myuser", "mypasswoord"}, {"next", "n3w"}};
     options.max_body_bytes = 4096;
-    options.duplicates = std::make_shared<unloc::memory_duplicate_store>(64);
     return unloc::delivery_validator(options);
   }();
   return instance;

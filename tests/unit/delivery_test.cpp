@@ -4,11 +4,13 @@
 #include "support/same_json.hpp"
 
 #include <unloc/delivery.hpp>
+#include <unloc/event_store.hpp>
 #include <unloc/json_member.hpp>
 #include <unloc/testing.hpp>
 
 #include <nlohmann/json.hpp>
 
+#include <map>
 #include <memory>
 #include <stdexcept>
 #include <string>
@@ -62,7 +64,6 @@ TEST_CASE("accepts the webhooks guide's delivery with its Basic credentials", "[
   CHECK(d.status == 204);
   CHECK(d.outcome == delivery_outcome::accepted);
   CHECK(d.ok());
-  CHECK(d.is_new());
   CHECK(d.body.empty());
   REQUIRE(d.event.has_value());
   CHECK(d.event->id.to_string() == "def32263-a884-aed0-f167-f1a1ccbd297a");
@@ -294,41 +295,140 @@ TEST_CASE("finds headers whatever the case of their names", "[delivery]") {
   CHECK(deliver(validator, upper).status == 204);
 }
 
-TEST_CASE("acknowledges a repeated delivery with 204 and flags it as a duplicate", "[delivery]") {
-  unloc::delivery_options options = options_with({guide_credentials});
-  options.duplicates = std::make_shared<unloc::memory_duplicate_store>();
-  const unloc::delivery_validator validator(options);
+TEST_CASE("validation has no side effect: a repeated delivery is accepted again, with its event",
+          "[delivery]") {
+  const unloc::delivery_validator validator(options_with({guide_credentials}));
   auto first = deliver(validator, guide_headers());
   auto second = deliver(validator, guide_headers());
   CHECK(first.outcome == delivery_outcome::accepted);
-  CHECK(second.outcome == delivery_outcome::duplicate);
+  CHECK(second.outcome == delivery_outcome::accepted);
   CHECK(second.status == 204);
-  CHECK(second.ok());
-  CHECK_FALSE(second.is_new());
   REQUIRE(second.event.has_value());
-
-  options.duplicates->erase(first.event->id);
-  CHECK(deliver(validator, guide_headers()).is_new());
-
-  const unloc::delivery_validator no_store(options_with({guide_credentials}));
-  CHECK(deliver(no_store, guide_headers()).is_new());
-  CHECK(deliver(no_store, guide_headers()).is_new());
+  CHECK(second.event->id == first.event->id);
 }
 
-TEST_CASE("answers 503 when the duplicate store fails, so the platform retries", "[delivery]") {
-  struct failing_store final : unloc::duplicate_store {
-    bool insert(const unloc::uuid&, unloc::timestamp) override {
-      throw std::runtime_error("database unreachable");
+namespace {
+
+// The integrator's database, as in the README: one row an event, keyed by its
+// id; its next insert can be made to fail once ("database is locked").
+struct integrator_database {
+  std::map<std::string, std::string> rows;
+  bool fail_next_insert = false;
+  bool insert(const unloc::access_event& event) {
+    if (fail_next_insert) {
+      fail_next_insert = false;
+      return false;
     }
-    void erase(const unloc::uuid&) override {}
-    bool contains(const unloc::uuid&) const override { return false; }
-  };
-  unloc::delivery_options options = options_with({guide_credentials});
-  options.duplicates = std::make_shared<failing_store>();
-  auto d = deliver(unloc::delivery_validator(options), guide_headers());
-  CHECK(d.status == 503);
-  CHECK(d.outcome == delivery_outcome::unavailable);
-  CHECK_FALSE(d.ok());
+    rows.emplace(event.id.to_string(), event.lock_name);
+    return true;
+  }
+};
+
+// The README Quickstart's handler, line for line: validate, claim, insert,
+// mark, answer; release and answer 503 when the insert fails.
+unloc::delivery_decision on_delivery(const unloc::delivery_validator& validator,
+                                     unloc::event_store& events, integrator_database& db,
+                                     const unloc::delivery_request& request) {
+  auto decision = validator.validate(request);
+  if (!decision.ok()) return decision;  // 4xx, with its JSON body
+  const unloc::access_event& event = *decision.event;
+  auto claim = events.claim(event.id, event.created);
+  if (!claim) return unloc::make_refusal(delivery_outcome::unavailable, "try again later");
+  switch (claim->status) {
+    case unloc::claim_status::already_handled:
+      return decision;  // a repeat: 204, not acted on
+    case unloc::claim_status::held_elsewhere: {
+      auto busy = unloc::make_refusal(delivery_outcome::unavailable, "try again later");
+      busy.headers.add("Retry-After", "1");
+      return busy;
+    }
+    case unloc::claim_status::mine:
+      break;
+  }
+  if (!db.insert(event)) {
+    (void)events.release(event.id);  // the platform's retry claims it again
+    return unloc::make_refusal(delivery_outcome::unavailable, "try again later");
+  }
+  (void)events.mark_handled(event.id);
+  return decision;
+}
+
+}  // namespace
+
+TEST_CASE("the Quickstart's path loses nothing when the insert fails once", "[delivery]") {
+  const auto validator = unloc::delivery_validator::create(options_with({guide_credentials}));
+  REQUIRE(validator);
+  unloc::memory_event_store events;
+  integrator_database db;
+  const auto headers = guide_headers();
+  const unloc::delivery_request request{"POST", "/accessEvents", headers, guide_body};
+
+  db.fail_next_insert = true;
+  const auto first = on_delivery(*validator, events, db, request);
+  CHECK(first.status == 503);
+  CHECK(db.rows.empty());
+  // The platform retries a 503: the retry is handled, not taken for a repeat.
+  const auto retry = on_delivery(*validator, events, db, request);
+  CHECK(retry.status == 204);
+  CHECK(db.rows.size() == 1);
+  CHECK(db.rows.count("def32263-a884-aed0-f167-f1a1ccbd297a") == 1);
+  // A later repeat is acknowledged and not inserted again.
+  CHECK(on_delivery(*validator, events, db, request).status == 204);
+  CHECK(db.rows.size() == 1);
+}
+
+TEST_CASE("refuses blank credentials when the validator is built", "[delivery]") {
+  const std::vector<std::vector<unloc::basic_credentials>> blank = {
+      {{"", ""}}, {{"alice", ""}}, {{"", "s3cret"}}, {guide_credentials, {"next", ""}}};
+  for (const auto& credentials : blank) {
+    CHECK_THROWS_AS(unloc::delivery_validator(options_with(credentials)), std::invalid_argument);
+    auto created = unloc::delivery_validator::create(options_with(credentials));
+    REQUIRE_FALSE(created);
+    CHECK(created.error().category == unloc::error_category::invalid_input);
+    CHECK(created.error().field == "credentials");
+  }
+  CHECK(unloc::delivery_validator::create(options_with({guide_credentials})));
+}
+
+TEST_CASE("blank credentials never open the door to Authorization: Basic Og==", "[delivery]") {
+  // What a validator built before this rule answered 204 to; now it cannot be built.
+  const unloc::http_headers empty_pair{{"Content-Type", "application/json"},
+                                       {"Authorization", "Basic Og=="}};
+  for (const auto& pair : {unloc::basic_credentials{"", ""}, unloc::basic_credentials{"alice", ""}}) {
+    unloc::delivery_decision d;
+    try {
+      d = deliver(unloc::delivery_validator(options_with({pair})), empty_pair);
+    } catch (const std::invalid_argument&) {
+      continue;
+    }
+    FAIL("a validator with a blank credential answered " << d.status);
+  }
+}
+
+TEST_CASE("make_refusal answers like the validator: its status, JSON body and headers",
+          "[delivery]") {
+  const unloc::delivery_validator validator(options_with({guide_credentials}));
+  const auto from_validator = deliver(validator, guide_headers(), std::string(70000, ' '));
+  const auto made = unloc::make_refusal(
+      delivery_outcome::payload_too_large, "body of 70000 bytes is over the limit of 65536");
+  CHECK(made.status == 413);
+  CHECK(made.status == from_validator.status);
+  CHECK(made.body == from_validator.body);
+  CHECK(made.headers.get("Content-Type") == from_validator.headers.get("Content-Type"));
+
+  const auto unavailable = unloc::make_refusal(delivery_outcome::unavailable, "try again later");
+  CHECK(unavailable.status == 503);
+  CHECK(unavailable.headers.get("Content-Type") ==
+        std::optional<std::string_view>("application/json"));
+  CHECK(nlohmann::json::parse(unavailable.body) ==
+        nlohmann::json{{"error", "unavailable"}, {"message", "try again later"}});
+
+  const auto field = unloc::make_refusal(delivery_outcome::invalid_event, "bad", "created");
+  CHECK(nlohmann::json::parse(field.body)["field"] == "created");
+  CHECK(unloc::make_refusal(delivery_outcome::unauthorized, "no").headers.get("WWW-Authenticate") ==
+        std::optional<std::string_view>("Basic realm=\"unloc\""));
+  CHECK(unloc::make_refusal(delivery_outcome::method_not_allowed, "no").headers.get("Allow") ==
+        std::optional<std::string_view>("POST"));
 }
 
 TEST_CASE("reports the lag and never rejects an event for being old", "[delivery]") {

@@ -3,16 +3,19 @@
 
 #include "catch.hpp"
 
+#include <unloc/file_event_store.hpp>
 #include <unloc/reconciler.hpp>
 #include <unloc/testing.hpp>
 
 #include "fixtures.hpp"
 
 #include <algorithm>
+#include <condition_variable>
 #include <array>
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
+#include <mutex>
 #include <stdexcept>
 #include <string>
 #include <thread>
@@ -66,8 +69,7 @@ using unit::state_dir;
 // A reconciler over a store in `dir`, with a clock the test moves, recording what it hands over.
 struct harness {
   explicit harness(const state_dir& dir, std::chrono::milliseconds overlap = 1h) {
-    store = unloc::file_reconciliation_store::open(dir.path(), {}, [this] { return now; })
-                .value();
+    store = unloc::file_event_store::open(dir.path(), {}, [this] { return now; }).value();
     unloc::reconciler_options options;
     options.overlap = overlap;
     options.clock = [this] { return now; };
@@ -75,6 +77,7 @@ struct harness {
         store,
         [this](const access_event& e, const unloc::handover& how) {
           if (refuse) return false;
+          const std::lock_guard<std::mutex> lock(mutex);  // handlers of different events run at once
           handed.emplace_back(e.id.to_string(), how.source);
           repeated.push_back(how.possibly_repeated);
           return true;
@@ -83,9 +86,10 @@ struct harness {
   }
   timestamp now = start;
   bool refuse = false;
+  std::mutex mutex;
   std::vector<std::pair<std::string, event_source>> handed;
   std::vector<bool> repeated;
-  std::shared_ptr<unloc::file_reconciliation_store> store;
+  std::shared_ptr<unloc::file_event_store> store;
   std::unique_ptr<unloc::reconciler> rec;
 };
 
@@ -111,7 +115,7 @@ TEST_CASE("an event the handler does not confirm is offered again", "[reconciler
   auto refused = h.rec->offer(e);
   REQUIRE_FALSE(refused);
   CHECK(refused.error().field == "handler");
-  CHECK(h.store->state_of(e.id).value() != unloc::handover_state::handled);
+  CHECK(h.store->size() == 0);
   h.refuse = false;
   CHECK(h.rec->offer(e).value() == offer_outcome::handed_over);
   CHECK(h.rec->counts().handler_failures == 1);
@@ -119,8 +123,7 @@ TEST_CASE("an event the handler does not confirm is offered again", "[reconciler
 
 TEST_CASE("a handler that throws does not confirm, and the error says why", "[reconciler]") {
   state_dir dir;
-  std::shared_ptr<unloc::file_reconciliation_store> store =
-      unloc::file_reconciliation_store::open(dir.path()).value();
+  std::shared_ptr<unloc::file_event_store> store = unloc::file_event_store::open(dir.path()).value();
   unloc::reconciler rec(store, [](const access_event&, const unloc::handover&) -> bool {
     throw std::runtime_error("database is down");
   });
@@ -245,7 +248,9 @@ TEST_CASE("many threads offering the same events hand each over once", "[reconci
   }
   for (auto& t : threads) t.join();
   CHECK(h.handed.size() == 500);
-  CHECK(h.rec->counts().duplicate_deliveries == 7 * 500);
+  // An offer while another thread hands the event over is held elsewhere (503, retried).
+  const auto counts = h.rec->counts();
+  CHECK(counts.duplicate_deliveries + counts.held_elsewhere == 7 * 500);
 }
 
 TEST_CASE("an event whose handover a stop interrupted comes again, flagged possibly repeated",
@@ -254,12 +259,11 @@ TEST_CASE("an event whose handover a stop interrupted comes again, flagged possi
   const auto e = event(9, start);
   {
     // A process that dies inside the handler: pending recorded, never handled.
-    auto store = unloc::file_reconciliation_store::open(dir.path()).value();
-    REQUIRE(store->mark_pending(e.id, start));
+    auto store = unloc::file_event_store::open(dir.path()).value();
+    REQUIRE(store->claim(e.id, e.created).value().mine());
   }
   harness h(dir);
   CHECK(h.store->in_doubt() == std::vector<unloc::uuid>{e.id});
-  CHECK(h.store->state_of(e.id).value() == unloc::handover_state::in_doubt);
   CHECK(h.rec->offer(e).value() == offer_outcome::handed_over);
   REQUIRE(h.repeated.size() == 1);
   CHECK(h.repeated[0]);
@@ -273,4 +277,100 @@ TEST_CASE("an event whose handover a stop interrupted comes again, flagged possi
   h.refuse = false;
   REQUIRE(h.rec->offer(event(10, start)));
   CHECK_FALSE(h.repeated.back());
+}
+
+TEST_CASE("a handler may call back into the reconciler: counts and an offer of another event",
+          "[reconciler]") {
+  state_dir dir;
+  auto store = unloc::file_event_store::open(dir.path()).value();
+  std::unique_ptr<unloc::reconciler> rec;
+  std::vector<unloc::reconciler_counts> seen;
+  std::vector<unloc::offer_outcome> nested;
+  rec = std::make_unique<unloc::reconciler>(
+      std::move(store), [&](const access_event& e, const unloc::handover&) {
+        seen.push_back(rec->counts());  // deadlocked while the reconciler held one mutex
+        if (e.id == unit::numbered_id(1)) nested.push_back(rec->offer(event(2, start)).value());
+        return true;
+      });
+  CHECK(rec->offer(event(1, start)).value() == offer_outcome::handed_over);
+  REQUIRE(nested.size() == 1);
+  CHECK(nested[0] == offer_outcome::handed_over);
+  REQUIRE(seen.size() == 2);
+  CHECK(rec->counts().from_webhook == 2);
+  // The offer of 1 while its own handler runs would be held elsewhere, never handed twice.
+  CHECK(rec->offer(event(1, start)).value() == offer_outcome::duplicate);
+}
+
+TEST_CASE("two different events are handled at once: a blocked handler holds up no other event",
+          "[reconciler]") {
+  state_dir dir;
+  std::mutex mutex;
+  std::condition_variable changed;
+  bool first_inside = false;
+  bool second_done = false;
+  unloc::reconciler rec(
+      unloc::file_event_store::open(dir.path()).value(),
+      [&](const access_event& e, const unloc::handover&) {
+        std::unique_lock<std::mutex> lock(mutex);
+        if (e.id == unit::numbered_id(1)) {
+          first_inside = true;
+          changed.notify_all();
+          // Blocked (a slow database) until the other event got through.
+          changed.wait(lock, [&] { return second_done; });
+        } else {
+          second_done = true;
+          changed.notify_all();
+        }
+        return true;
+      });
+  std::thread slow([&] { CHECK(rec.offer(event(1, start)).value() == offer_outcome::handed_over); });
+  {
+    std::unique_lock<std::mutex> lock(mutex);
+    changed.wait(lock, [&] { return first_inside; });
+  }
+  // While event 1's handler is blocked: event 2 goes through, and 1 is held elsewhere.
+  CHECK(rec.offer(event(2, start)).value() == offer_outcome::handed_over);
+  slow.join();
+  CHECK(rec.counts().from_webhook == 2);
+}
+
+TEST_CASE("an offer of an event being handed over is held elsewhere, and handed over once",
+          "[reconciler]") {
+  state_dir dir;
+  harness h(dir);
+  const auto e = event(1, start);
+  std::vector<offer_outcome> inner;
+  unloc::reconciler* rec = nullptr;
+  unloc::reconciler reentrant(h.store, [&](const access_event& offered, const unloc::handover&) {
+    inner.push_back(rec->offer(offered).value());  // the same event, while it is being handed over
+    return true;
+  });
+  rec = &reentrant;
+  CHECK(reentrant.offer(e).value() == offer_outcome::handed_over);
+  REQUIRE(inner.size() == 1);
+  CHECK(inner[0] == offer_outcome::held_elsewhere);
+  CHECK(reentrant.counts().held_elsewhere == 1);
+  CHECK(reentrant.offer(e).value() == offer_outcome::duplicate);
+}
+
+TEST_CASE("a log read that meets an event held elsewhere keeps its checkpoint", "[reconciler]") {
+  state_dir dir;
+  harness h(dir);
+  fake_log log;
+  log.events.push_back(event(1, start - 1min));
+  log.events.push_back(event(2, start - 2min));
+  // Another receiver process holds event 2 (it claimed it and is working on it).
+  REQUIRE(h.store->claim(log.events[1].id, log.events[1].created).value().mine());
+  auto report = h.rec->read_log(log, unloc::access_log_query::project()).value();
+  CHECK(report.read == 2);
+  CHECK(report.recovered == 1);
+  CHECK(report.held_elsewhere == 1);
+  CHECK_FALSE(h.store->checkpoint("project").value().has_value());
+
+  REQUIRE(h.store->release(log.events[1].id));  // its work failed there
+  report = h.rec->read_log(log, unloc::access_log_query::project()).value();
+  CHECK(report.recovered == 1);
+  CHECK(report.held_elsewhere == 0);
+  CHECK(h.store->checkpoint("project").value() == start);
+  CHECK(h.handed.size() == 2);
 }

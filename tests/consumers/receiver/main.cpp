@@ -8,7 +8,6 @@
 int main() {
   unloc::delivery_options options;
   options.credentials = {{"myuser", "mypasswoord"}};
-  options.duplicates = std::make_shared<unloc::memory_duplicate_store>();
   const unloc::delivery_validator validator(options);
 
   const unloc::http_headers headers{{"Content-Type", "application/json"}};

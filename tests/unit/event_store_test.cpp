@@ -1,0 +1,275 @@
+#include "catch.hpp"
+
+#include <unloc/event_store.hpp>
+
+#include "fixtures.hpp"
+
+#include <atomic>
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <future>
+#include <thread>
+#include <vector>
+
+namespace {
+
+using namespace std::chrono_literals;
+using unloc::claim_status;
+using unloc::memory_event_store;
+using unloc::uuid;
+
+uuid id(std::uint32_t n) { return unit::numbered_id(n); }
+
+const unloc::timestamp created = unloc::parse_timestamp("2022-01-01T10:35:24.083Z").value();
+
+// A steady clock that moves only when the test moves it.
+struct fake_clock {
+  std::chrono::steady_clock::time_point now{};
+  memory_event_store::clock_function function() {
+    return [this] { return now; };
+  }
+};
+
+memory_event_store::clock_function frozen() {
+  return [] { return std::chrono::steady_clock::time_point{}; };
+}
+
+unloc::memory_store_limits limits(std::size_t max_entries,
+                                  std::chrono::milliseconds max_age = std::chrono::hours(24 * 31)) {
+  unloc::memory_store_limits l;
+  l.max_entries = max_entries;
+  l.max_age = max_age;
+  return l;
+}
+
+claim_status claim(unloc::event_store& store, const uuid& event) {
+  return store.claim(event, created).value().status;
+}
+
+// Claims and marks `event`, as a caller whose work succeeded; true when it was new.
+bool handle(unloc::event_store& store, const uuid& event) {
+  if (claim(store, event) != claim_status::mine) return false;
+  REQUIRE(store.mark_handled(event));
+  return true;
+}
+
+}  // namespace
+
+TEST_CASE("an event is mine to handle the first time, and already handled once marked",
+          "[event_store]") {
+  memory_event_store memory;
+  unloc::event_store& store = memory;
+  const auto first = store.claim(id(1), created).value();
+  CHECK(first.mine());
+  CHECK_FALSE(first.in_doubt);
+  REQUIRE(store.mark_handled(id(1)));
+  CHECK(claim(store, id(1)) == claim_status::already_handled);
+  CHECK(claim(store, id(1)) == claim_status::already_handled);
+  CHECK(memory.handled(id(1)));
+  CHECK_FALSE(memory.handled(id(2)));
+  CHECK(handle(store, id(2)));
+  CHECK(memory.size() == 2);
+  REQUIRE(store.mark_handled(id(2)));  // marking twice changes nothing
+  CHECK(memory.size() == 2);
+}
+
+TEST_CASE("a claim excludes the others until it is marked or released", "[event_store]") {
+  memory_event_store store;
+  REQUIRE(claim(store, id(1)) == claim_status::mine);
+  CHECK(claim(store, id(1)) == claim_status::held_elsewhere);
+  CHECK(claim(store, id(2)) == claim_status::mine);  // another event is not held up
+  CHECK_FALSE(store.handled(id(1)));
+
+  REQUIRE(store.release(id(1)));
+  const auto again = store.claim(id(1), created).value();
+  CHECK(again.mine());
+  CHECK_FALSE(again.in_doubt);  // released: its work was not done
+  REQUIRE(store.mark_handled(id(1)));
+  CHECK(claim(store, id(1)) == claim_status::already_handled);
+  REQUIRE(store.release(id(1)));  // a release after the mark changes nothing
+  CHECK(claim(store, id(1)) == claim_status::already_handled);
+  REQUIRE(store.release(id(99)));  // nor one of an event never claimed
+}
+
+TEST_CASE("a claim held past its lease is taken over, flagged in doubt", "[event_store]") {
+  fake_clock clock;
+  unloc::memory_store_limits l;
+  l.claim_lease = 1min;
+  memory_event_store store(l, clock.function());
+  REQUIRE(claim(store, id(1)) == claim_status::mine);
+  clock.now += 1min - 1ms;
+  CHECK(claim(store, id(1)) == claim_status::held_elsewhere);
+  clock.now += 1ms;
+  const auto taken = store.claim(id(1), created).value();
+  CHECK(taken.mine());
+  CHECK(taken.in_doubt);
+  CHECK(claim(store, id(1)) == claim_status::held_elsewhere);  // the new holder has a new lease
+}
+
+TEST_CASE("checkpoints are kept per scope and never move backwards", "[event_store]") {
+  memory_event_store store;
+  CHECK_FALSE(store.checkpoint("project").value().has_value());
+  REQUIRE(store.save_checkpoint("project", created));
+  REQUIRE(store.save_checkpoint("project", created - 1h));
+  CHECK(store.checkpoint("project").value() == created);
+  CHECK_FALSE(store.checkpoint("other").value().has_value());
+}
+
+TEST_CASE("forgets the oldest id first when the count bound is reached", "[event_store]") {
+  memory_event_store store(limits(3), frozen());
+  REQUIRE(handle(store, id(1)));
+  REQUIRE(handle(store, id(2)));
+  REQUIRE(handle(store, id(3)));
+  CHECK(store.size() == 3);
+
+  REQUIRE(handle(store, id(4)));
+  CHECK(store.size() == 3);
+  CHECK_FALSE(store.handled(id(1)));
+  CHECK(store.handled(id(2)));
+  CHECK(store.handled(id(3)));
+  CHECK(store.handled(id(4)));
+
+  // A repeat does not make an id younger: 2 is still the oldest.
+  CHECK_FALSE(handle(store, id(2)));
+  REQUIRE(handle(store, id(5)));
+  CHECK_FALSE(store.handled(id(2)));
+  CHECK(store.handled(id(3)));
+
+  // A forgotten id is new again.
+  CHECK(handle(store, id(1)));
+}
+
+TEST_CASE("never holds more ids than its bound", "[event_store]") {
+  memory_event_store store(limits(5), frozen());
+  for (std::uint32_t n = 0; n < 200; ++n) {
+    if (n % 7 == 0 && n < 150) {
+      REQUIRE(claim(store, id(1000 + n)) == claim_status::mine);
+      REQUIRE(store.release(id(1000 + n)));
+    }
+    REQUIRE(handle(store, id(n)));
+    REQUIRE(store.size() <= 5);
+  }
+  CHECK(store.size() == 5);
+  for (std::uint32_t n = 195; n < 200; ++n) CHECK(store.handled(id(n)));
+}
+
+TEST_CASE("forgets an id max_age after it was first claimed", "[event_store]") {
+  fake_clock clock;
+  memory_event_store store(limits(100, 1h), clock.function());
+  const auto start = clock.now;
+
+  REQUIRE(handle(store, id(1)));
+  clock.now = start + 30min;
+  REQUIRE(handle(store, id(2)));
+
+  // A repeat delivery does not extend how long the id is remembered.
+  clock.now = start + 1h - 1ms;
+  CHECK_FALSE(handle(store, id(1)));
+
+  clock.now = start + 1h;
+  CHECK_FALSE(store.handled(id(1)));
+  CHECK(handle(store, id(1)));
+  CHECK_FALSE(handle(store, id(2)));
+
+  clock.now = start + 90min;
+  CHECK(handle(store, id(2)));
+  CHECK(store.size() == 2);
+}
+
+TEST_CASE("an id released and claimed again is not evicted by its stale entry for the count bound",
+          "[event_store]") {
+  memory_event_store store(limits(2), frozen());
+  REQUIRE(claim(store, id(1)) == claim_status::mine);
+  REQUIRE(handle(store, id(2)));
+  REQUIRE(store.release(id(1)));
+  REQUIRE(handle(store, id(1)));  // now younger than 2
+
+  REQUIRE(handle(store, id(3)));
+  CHECK(store.handled(id(1)));
+  CHECK_FALSE(store.handled(id(2)));
+  CHECK(store.handled(id(3)));
+  CHECK(store.size() == 2);
+}
+
+TEST_CASE("an id released and claimed again is remembered max_age from its new claim",
+          "[event_store]") {
+  fake_clock clock;
+  memory_event_store store(limits(100, 1h), clock.function());
+  const auto start = clock.now;
+
+  REQUIRE(claim(store, id(1)) == claim_status::mine);
+  clock.now = start + 10min;
+  REQUIRE(store.release(id(1)));
+  REQUIRE(handle(store, id(1)));
+
+  // The first entry's hour is over; the second one's is not.
+  clock.now = start + 1h;
+  REQUIRE(handle(store, id(2)));
+  CHECK(store.handled(id(1)));
+  CHECK_FALSE(handle(store, id(1)));
+
+  clock.now = start + 70min;
+  CHECK(handle(store, id(1)));
+}
+
+TEST_CASE("of many threads claiming the same ids, exactly one claim of each is mine",
+          "[event_store]") {
+  constexpr std::uint32_t ids = 10'000;
+  constexpr int threads = 8;
+  memory_event_store store;
+  std::atomic<std::size_t> mine{0};
+  std::promise<void> go;
+  const std::shared_future<void> start = go.get_future().share();
+
+  std::vector<std::thread> workers;
+  for (int t = 0; t < threads; ++t) {
+    workers.emplace_back([&store, &mine, start] {
+      start.wait();
+      std::size_t won = 0;
+      for (std::uint32_t n = 0; n < ids; ++n) {
+        const auto c = store.claim(id(n), created);
+        if (c && c->mine()) {
+          ++won;
+          (void)store.mark_handled(id(n));
+        }
+      }
+      mine += won;
+    });
+  }
+  go.set_value();
+  for (auto& worker : workers) worker.join();
+
+  CHECK(mine.load() == ids);
+  CHECK(store.size() == ids);
+  for (std::uint32_t n = 0; n < ids; n += 997) CHECK(store.handled(id(n)));
+}
+
+TEST_CASE("released claims never push a handled id out before max_entries is reached",
+          "[event_store]") {
+  memory_event_store store(limits(3), frozen());
+  REQUIRE(handle(store, id(1)));
+  for (std::uint32_t n = 10; n < 15; ++n) {
+    REQUIRE(claim(store, id(n)) == claim_status::mine);
+    REQUIRE(store.release(id(n)));
+  }
+  REQUIRE(handle(store, id(2)));  // 2 ids remembered, the bound is 3
+  CHECK(store.handled(id(1)));
+  CHECK(claim(store, id(1)) == claim_status::already_handled);
+}
+
+TEST_CASE("a claim in doubt that is released stays in doubt for the next claim", "[event_store]") {
+  fake_clock clock;
+  unloc::memory_store_limits l;
+  l.claim_lease = 1min;
+  memory_event_store store(l, clock.function());
+  REQUIRE(claim(store, id(1)) == claim_status::mine);
+  clock.now += 1min;  // its holder died
+  REQUIRE(store.claim(id(1), created).value().in_doubt);
+  REQUIRE(store.release(id(1)));  // the new holder's work failed: the first one's may not have
+  const auto next = store.claim(id(1), created).value();
+  CHECK(next.mine());
+  CHECK(next.in_doubt);
+  REQUIRE(store.mark_handled(id(1)));
+  CHECK(claim(store, id(1)) == claim_status::already_handled);
+}
