@@ -6,8 +6,8 @@
 
 #include <unloc/access_event.hpp>
 #include <unloc/credentials.hpp>
-#include <unloc/detail/connection.hpp>
-#include <unloc/detail/curl_transport.hpp>
+#include <unloc/client/connection.hpp>
+#include <unloc/client/curl_transport.hpp>
 #include <unloc/error.hpp>
 #include <unloc/options.hpp>
 #include <unloc/parse.hpp>

@@ -4,7 +4,7 @@
 // Easy handles are pooled so that each keeps its connections alive between
 // calls (one TLS handshake per connection, not per call); TLS verification is
 // always on; extra CAs are added to the system's bundle, never instead of
-// verification.
+// verification. Internal (namespace detail): included by client.hpp only.
 
 #include <unloc/detail/text.hpp>
 #include <unloc/error.hpp>

@@ -3,10 +3,12 @@
 // The connection under the client (google-cloud-cpp's split): one API call
 // becomes attempts over the transport, with the bearer token, the 401 refresh,
 // retries with backoff inside the deadline, and the redacted log lines.
+// Internal (namespace detail): included by client.hpp only. It stands on the
+// public headers, which is why it lives in client/, not in detail/.
 
+#include <unloc/client/retry.hpp>
 #include <unloc/credentials.hpp>
 #include <unloc/detail/json_reader.hpp>
-#include <unloc/detail/retry.hpp>
 #include <unloc/detail/text.hpp>
 #include <unloc/error.hpp>
 #include <unloc/http_headers.hpp>
