@@ -7,8 +7,9 @@
 /// The reconciler takes events from both and hands each to its handler once.
 
 #include <unloc/access_event.hpp>
-#include <unloc/client.hpp>
+#include <unloc/access_log_query.hpp>
 #include <unloc/error.hpp>
+#include <unloc/options.hpp>
 #include <unloc/reconciliation_store.hpp>
 #include <unloc/timestamp.hpp>
 #include <unloc/version.hpp>

@@ -131,7 +131,8 @@ TEST_CASE("reads 2,500 events over 25 pages, each exactly once, newest first", "
     return true;
   });
   REQUIRE(count.has_value());
-  CHECK(*count == 2500);
+  CHECK(count->events == 2500);
+  CHECK_FALSE(count->stopped);
   CHECK(seen == ids);
 
   auto page = c.fetch_access_log_page(query);
@@ -434,4 +435,131 @@ TEST_CASE("repeats a call transparently when the server closed the idle connecti
   INFO(counts.dump());
   CHECK(counts["webhooks"] == 2);
   CHECK(counts["apiConnections"].get<int>() == 2);  // the second call came on a new connection
+}
+
+TEST_CASE("a 404 for a webhook that never existed is an error, whatever came before it",
+          "[client]") {
+  auto c = make_client(server());
+  const auto never = uuid_of("0b7c4f31-3a42-4f4f-9a8e-6c2b1f0d9e11");
+  for (const std::string kind : {"", "expire_token", "503", "429"}) {
+    fault_guard guard;
+    INFO(kind);
+    if (!kind.empty()) server().inject_fault({{"endpoint", "webhooks"}, {"kind", kind}});
+    auto r = c.delete_webhook(never);
+    REQUIRE_FALSE(r.has_value());
+    CHECK(r.error().http_status == 404);
+    CHECK(r.error().category == unloc::error_category::api);
+    CHECK(r.error().attempts == (kind.empty() ? 1 : 2));
+  }
+}
+
+TEST_CASE("a 404 after an attempt that may have deleted the webhook counts as done",
+          "[client]") {
+  auto c = make_client(server());
+  const auto never = uuid_of("0b7c4f31-3a42-4f4f-9a8e-6c2b1f0d9e11");
+  // drop: broken after the request was sent; 502 and 504: a gateway may have passed it on.
+  for (const std::string kind : {"drop", "502", "504"}) {
+    fault_guard guard;
+    INFO(kind);
+    server().inject_fault({{"endpoint", "webhooks"}, {"kind", kind}});
+    auto r = c.delete_webhook(never);
+    INFO((r ? std::string("ok") : unloc::to_string(r.error())));
+    CHECK(r.has_value());
+  }
+}
+
+TEST_CASE("a registration that fails after an attempt that may have registered it is ambiguous",
+          "[client]") {
+  auto c = make_client(server());
+  for (const std::string first : {"drop", "502", "504"}) {
+    fault_guard guard;
+    INFO(first);
+    server().inject_fault({{"endpoint", "webhooks"}, {"kind", first}});
+    server().inject_fault({{"endpoint", "webhooks"}, {"kind", "500"}});  // the repeat's answer
+    auto r = c.register_webhook(uuid_of(lock_a), "https://127.0.0.1:9/maybe-" + first);
+    REQUIRE_FALSE(r.has_value());
+    CHECK(r.error().category == unloc::error_category::ambiguous);
+    CHECK(r.error().http_status == 500);
+    CHECK(r.error().attempts == 2);
+  }
+  {  // a 503 says the first attempt was not applied: the 500 is a plain API error
+    fault_guard guard;
+    server().inject_fault({{"endpoint", "webhooks"}, {"kind", "503"}});
+    server().inject_fault({{"endpoint", "webhooks"}, {"kind", "500"}});
+    auto r = c.register_webhook(uuid_of(lock_a), "https://127.0.0.1:9/maybe-503");
+    REQUIRE_FALSE(r.has_value());
+    CHECK(r.error().category == unloc::error_category::api);
+  }
+  for (auto& hook : c.list_webhooks().value()) {
+    if (hook.url.find("/maybe-") != std::string::npos) REQUIRE(c.delete_webhook(hook.id));
+  }
+}
+
+TEST_CASE("a caller waiting for a slow token fetch returns at its own deadline", "[client]") {
+  fault_guard guard;
+  auto c = make_client(server());  // a fresh client: no token yet
+  server().reset_request_counts();
+  server().inject_fault({{"endpoint", "token"}, {"kind", "slow"}, {"delayMs", 8000}});
+  unloc::result<unloc::access_token> first = unloc::make_error(unloc::error_category::internal, "");
+  std::thread fetcher([&] { first = c.token(); });  // its deadline is the client's 10 s
+  while (server().request_counts()["token"] == 0) std::this_thread::yield();  // the fetch is out
+
+  unloc::call_options one_second;
+  one_second.deadline = 1s;
+  const auto started = steady::now();
+  auto waiter = c.list_webhooks(one_second);
+  const auto waited = steady::now() - started;
+  fetcher.join();
+
+  REQUIRE_FALSE(waiter.has_value());
+  CHECK(waiter.error().category == unloc::error_category::timeout);
+  CHECK(waited < 4s);  // 1 s and some, far from the fetch's 8 s
+  CHECK(first.has_value());
+  CHECK(server().request_counts()["token"] == 1);  // the waiter sent no fetch of its own
+}
+
+TEST_CASE("callers waiting for a failing token fetch share its failure; the next one fetches anew",
+          "[client]") {
+  fault_guard guard;
+  auto c = make_client(server());
+  server().reset_request_counts();
+  // Each attempt waits 1 s (Retry-After): the fetch stays in flight while the others arrive.
+  server().inject_fault(
+      {{"endpoint", "token"}, {"kind", "503"}, {"count", -1}, {"retryAfter", "1"}});
+  std::vector<unloc::result<std::vector<unloc::webhook>>> results(
+      4, unloc::make_error(unloc::error_category::internal, ""));
+  std::vector<std::thread> callers;
+  callers.emplace_back([&] { results[0] = c.list_webhooks(); });
+  while (server().request_counts()["token"] == 0) std::this_thread::yield();
+  for (std::size_t i = 1; i < results.size(); ++i) {
+    callers.emplace_back([&results, &c, i] { results[i] = c.list_webhooks(); });
+  }
+  for (auto& t : callers) t.join();
+  for (const auto& r : results) {
+    REQUIRE_FALSE(r.has_value());
+    CHECK(r.error().http_status == 503);
+  }
+  CHECK(server().request_counts()["token"] == 4);  // one fetch of 4 attempts, not one per caller
+  CHECK(server().request_counts()["webhooks"] == 0);
+
+  server().clear_faults();  // the failure is not cached: the next call fetches and succeeds
+  CHECK(c.list_webhooks().has_value());
+  CHECK(server().request_counts()["token"] == 5);
+}
+
+TEST_CASE("scrubs a token the server echoes from errors and log lines", "[client]") {
+  fault_guard guard;
+  log_capture log;
+  auto c = make_client(server(), &log);
+  const auto token = c.token().value().value;
+  server().inject_fault({{"endpoint", "webhooks"}, {"kind", "echo_authorization"}});
+  auto r = c.list_webhooks();
+  REQUIRE_FALSE(r.has_value());
+  CHECK(r.error().http_status == 400);
+  const auto text = unloc::to_string(r.error());
+  INFO(text);
+  CHECK(text.find(token) == std::string::npos);
+  CHECK(r.error().api_message.find(token) == std::string::npos);
+  CHECK(r.error().api_message.find("Bearer REDACTED") != std::string::npos);
+  for (const auto& line : log.lines) CHECK(line.find(token) == std::string::npos);
 }

@@ -237,10 +237,11 @@ class curl_transport final : public transport {
                         "no connection within " +
                             std::to_string(options_.connect_timeout.count()) + " ms");
     }
-    return to_error(code, sent > 0 && request.method == "POST" && !request.repeatable);
+    return to_error(code, sent > 0 && request.method != "GET" && !request.repeatable);
   }
 
-  // `ambiguous_if_broken`: a request that must not be sent twice blindly was sent.
+  // `ambiguous_if_broken`: a request that changes something (not a GET, not
+  // the repeatable token POST) was sent.
   UNLOC_DETAIL_COLD static error to_error(CURLcode code, bool ambiguous_if_broken) {
     std::string what = curl_easy_strerror(code);
     switch (code) {
@@ -267,8 +268,9 @@ class curl_transport final : public transport {
       default:
         break;
     }
-    // Past this point the request may have reached the server. Only a POST is
-    // not safe to send twice blindly, so only for a POST is this ambiguous.
+    // Past this point the request may have reached the server. For a GET that
+    // changes nothing; a POST or DELETE may have been applied: ambiguous (the
+    // client then takes a DELETE's 404 on the retry as done).
     if (ambiguous_if_broken) {
       return make_error(error_category::ambiguous,
                         what + " after the request was sent: it may have been applied");
