@@ -121,50 +121,10 @@ inline bool retryable_status(int status) noexcept {
   return status == 429 || status == 502 || status == 503 || status == 504;
 }
 
-class connection;
-
-/// Tokens by the OAuth2 client-credentials grant, cached and refreshed
-/// `margin` before expiry. One fetch is in flight at a time; callers that need
-/// a token meanwhile wait for it, each no longer than its own deadline, and
-/// share its result. A failed fetch is not cached: the next caller fetches.
-class credentials_token_source final : public token_source {
- public:
-  credentials_token_source(connection& owner, std::chrono::seconds margin)
-      : owner_(owner), margin_(margin) {}
-
-  result<access_token> token(std::chrono::steady_clock::time_point deadline) override;
-
-  void invalidate(const access_token& stale) override {
-    const std::lock_guard<std::mutex> lock(mutex_);
-    if (cached_ && cached_->value == stale.value) cached_.reset();
-  }
-
- private:
-  [[nodiscard]] bool fresh() const {
-    return cached_ && std::chrono::system_clock::now() < refresh_at_;
-  }
-  void finish_fetch(result<access_token>& fetched, std::chrono::system_clock::time_point began);
-
-  connection& owner_;
-  std::chrono::seconds margin_;
-  std::mutex mutex_;  // guards what follows; never held during a fetch
-  std::condition_variable fetch_done_;
-  bool fetching_ = false;
-  std::uint64_t fetches_done_ = 0;
-  std::optional<error> last_failure_;  // of the last fetch done, if it failed
-  std::optional<access_token> cached_;
-  std::chrono::system_clock::time_point refresh_at_{};
-};
-
 class connection {
  public:
-  connection(client_options options, std::shared_ptr<unloc::transport> transport)
-      : options_(std::move(options)), transport_(std::move(transport)) {
-    while (!options_.api_url.empty() && options_.api_url.back() == '/') options_.api_url.pop_back();
-    tokens_ = options_.tokens ? options_.tokens
-                              : std::make_shared<credentials_token_source>(
-                                    *this, options_.token_refresh_margin);
-  }
+  // Defined after credentials_token_source, which it makes.
+  connection(client_options options, std::shared_ptr<unloc::transport> transport);
   connection(const connection&) = delete;
   connection& operator=(const connection&) = delete;
 
@@ -393,58 +353,93 @@ class connection {
   std::vector<std::string> tokens_used_;
 };
 
-inline result<access_token> credentials_token_source::token(
-    std::chrono::steady_clock::time_point deadline) {
-  std::unique_lock<std::mutex> lock(mutex_);
-  while (!fresh()) {
-    if (!fetching_) {
-      fetching_ = true;
-      lock.unlock();
-      const auto began = std::chrono::system_clock::now();
-      result<access_token> fetched = make_error(error_category::internal, "no token fetched");
-      try {
-        fetched = owner_.fetch_token(deadline);
-      } catch (...) {  // out of memory: let the waiters go before it propagates
-        finish_fetch(fetched, began);
-        throw;
-      }
-      finish_fetch(fetched, began);
-      return fetched;
-    }
-    const auto seen = fetches_done_;
-    if (!fetch_done_.wait_until(lock, deadline, [&] { return fetches_done_ != seen; })) {
-      return make_error(error_category::timeout,
-                        "no access token within the deadline: the token request in flight "
-                        "has not finished");
-    }
-    // That fetch failed: share its failure, unless only its caller's deadline
-    // ended it and this caller still has time (then fetch again).
-    if (!fresh() && last_failure_ &&
-        (last_failure_->category != error_category::timeout ||
-         std::chrono::steady_clock::now() >= deadline)) {
-      return *last_failure_;
-    }
-  }
-  return *cached_;
-}
+/// Tokens by the OAuth2 client-credentials grant, cached and refreshed
+/// `margin` before expiry. One fetch is in flight at a time; callers that need
+/// a token meanwhile wait for it, each no longer than its own deadline, and
+/// share its result. A failed fetch is not cached: the next caller fetches.
+class credentials_token_source final : public token_source {
+ public:
+  credentials_token_source(connection& owner, std::chrono::seconds margin)
+      : owner_(owner), margin_(margin) {}
 
-inline void credentials_token_source::finish_fetch(result<access_token>& fetched,
-                                                   std::chrono::system_clock::time_point began) {
-  {
-    const std::lock_guard<std::mutex> lock(mutex_);
-    fetching_ = false;
-    ++fetches_done_;
-    if (fetched) {
-      last_failure_.reset();
-      cached_ = *fetched;
-      // Refresh `margin` before expiry, or half-way through a lifetime shorter than two margins.
-      const auto lifetime = cached_->expires_at - began;
-      refresh_at_ = began + (lifetime > 2 * margin_ ? lifetime - margin_ : lifetime / 2);
-    } else {
-      last_failure_ = fetched.error();
+  result<access_token> token(std::chrono::steady_clock::time_point deadline) override {
+    std::unique_lock<std::mutex> lock(mutex_);
+    while (!fresh()) {
+      if (!fetching_) {
+        fetching_ = true;
+        lock.unlock();
+        const auto began = std::chrono::system_clock::now();
+        result<access_token> fetched = make_error(error_category::internal, "no token fetched");
+        try {
+          fetched = owner_.fetch_token(deadline);
+        } catch (...) {  // out of memory: let the waiters go before it propagates
+          finish_fetch(fetched, began);
+          throw;
+        }
+        finish_fetch(fetched, began);
+        return fetched;
+      }
+      const auto seen = fetches_done_;
+      if (!fetch_done_.wait_until(lock, deadline, [&] { return fetches_done_ != seen; })) {
+        return make_error(error_category::timeout,
+                          "no access token within the deadline: the token request in flight "
+                          "has not finished");
+      }
+      // That fetch failed: share its failure, unless only its caller's deadline
+      // ended it and this caller still has time (then fetch again).
+      if (!fresh() && last_failure_ &&
+          (last_failure_->category != error_category::timeout ||
+           std::chrono::steady_clock::now() >= deadline)) {
+        return *last_failure_;
+      }
     }
+    return *cached_;
   }
-  fetch_done_.notify_all();
+
+  void invalidate(const access_token& stale) override {
+    const std::lock_guard<std::mutex> lock(mutex_);
+    if (cached_ && cached_->value == stale.value) cached_.reset();
+  }
+
+ private:
+  [[nodiscard]] bool fresh() const {
+    return cached_ && std::chrono::system_clock::now() < refresh_at_;
+  }
+  void finish_fetch(result<access_token>& fetched, std::chrono::system_clock::time_point began) {
+    {
+      const std::lock_guard<std::mutex> lock(mutex_);
+      fetching_ = false;
+      ++fetches_done_;
+      if (fetched) {
+        last_failure_.reset();
+        cached_ = *fetched;
+        // Refresh `margin` before expiry, or half-way through a lifetime shorter than two margins.
+        const auto lifetime = cached_->expires_at - began;
+        refresh_at_ = began + (lifetime > 2 * margin_ ? lifetime - margin_ : lifetime / 2);
+      } else {
+        last_failure_ = fetched.error();
+      }
+    }
+    fetch_done_.notify_all();
+  }
+
+  connection& owner_;
+  std::chrono::seconds margin_;
+  std::mutex mutex_;  // guards what follows; never held during a fetch
+  std::condition_variable fetch_done_;
+  bool fetching_ = false;
+  std::uint64_t fetches_done_ = 0;
+  std::optional<error> last_failure_;  // of the last fetch done, if it failed
+  std::optional<access_token> cached_;
+  std::chrono::system_clock::time_point refresh_at_{};
+};
+
+inline connection::connection(client_options options, std::shared_ptr<unloc::transport> transport)
+    : options_(std::move(options)), transport_(std::move(transport)) {
+  while (!options_.api_url.empty() && options_.api_url.back() == '/') options_.api_url.pop_back();
+  tokens_ = options_.tokens ? options_.tokens
+                            : std::make_shared<credentials_token_source>(
+                                  *this, options_.token_refresh_margin);
 }
 
 }  // namespace detail
