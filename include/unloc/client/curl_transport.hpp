@@ -14,6 +14,12 @@
 
 #include <curl/curl.h>
 
+// CURLOPT_CAINFO_BLOB (the CAs given in memory, added to the system's) came in
+// libcurl 7.77.0; CMake, pkg-config, Conan and vcpkg state the same minimum.
+#if !defined(LIBCURL_VERSION_NUM) || LIBCURL_VERSION_NUM < 0x074d00
+#error "unloc's client needs libcurl 7.77.0 or newer (CURLOPT_CAINFO_BLOB)"
+#endif
+
 #include <algorithm>
 #include <chrono>
 #include <cstddef>
