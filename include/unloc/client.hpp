@@ -67,6 +67,7 @@ class client {
       curl.ca_file = options.ca_file;
       curl.ca_pem = options.ca_pem;
       curl.proxy = options.proxy;
+      curl.proxy_from_environment = options.proxy_from_environment;
       curl.user_agent = user_agent();
       auto made = detail::curl_transport::create(std::move(curl));
       if (!made) return made.error();

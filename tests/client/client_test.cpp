@@ -10,13 +10,16 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <cstdlib>
 #include <ctime>
 #include <fstream>
 #include <iterator>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 namespace {
@@ -562,4 +565,62 @@ TEST_CASE("scrubs a token the server echoes from errors and log lines", "[client
   CHECK(r.error().api_message.find(token) == std::string::npos);
   CHECK(r.error().api_message.find("Bearer REDACTED") != std::string::npos);
   for (const auto& line : log.lines) CHECK(line.find(token) == std::string::npos);
+}
+
+namespace {
+// Sets proxy variables for one test and puts the old values back after it.
+class environment_guard {
+ public:
+  environment_guard() {
+    for (const char* name : names) {
+      const char* value = std::getenv(name);
+      saved_.emplace_back(name, value != nullptr ? std::optional<std::string>(value) : std::nullopt);
+      ::unsetenv(name);
+    }
+  }
+  ~environment_guard() {
+    for (const auto& [name, value] : saved_) {
+      if (value) {
+        ::setenv(name, value->c_str(), 1);
+      } else {
+        ::unsetenv(name);
+      }
+    }
+  }
+  environment_guard(const environment_guard&) = delete;
+  environment_guard& operator=(const environment_guard&) = delete;
+
+ private:
+  static constexpr const char* names[] = {"https_proxy", "HTTPS_PROXY", "all_proxy",
+                                          "ALL_PROXY",   "no_proxy",    "NO_PROXY"};
+  std::vector<std::pair<const char*, std::optional<std::string>>> saved_;
+};
+}  // namespace
+
+TEST_CASE("takes a proxy from the environment unless told not to", "[client]") {
+  environment_guard env;
+  ::setenv("https_proxy", "http://127.0.0.1:9", 1);  // the discard port: nothing listens
+  auto options = options_for(server());
+  options.retry = {2, 10ms, 10ms};
+
+  auto through_dead_proxy = unloc::client::create(options).value().list_webhooks();
+  REQUIRE_FALSE(through_dead_proxy.has_value());
+  CHECK(through_dead_proxy.error().category == unloc::error_category::network);
+
+  options.proxy_from_environment = false;
+  auto direct = unloc::client::create(options).value().list_webhooks();
+  INFO((direct ? std::string("ok") : unloc::to_string(direct.error())));
+  CHECK(direct.has_value());
+
+  options.proxy = "http://127.0.0.1:9";  // an explicit proxy still counts
+  auto explicit_proxy = unloc::client::create(options).value().list_webhooks();
+  CHECK_FALSE(explicit_proxy.has_value());
+
+  ::unsetenv("https_proxy");
+  ::setenv("ALL_PROXY", "http://127.0.0.1:9", 1);
+  options.proxy.clear();
+  options.proxy_from_environment = true;
+  CHECK_FALSE(unloc::client::create(options).value().list_webhooks().has_value());
+  ::setenv("no_proxy", "127.0.0.1", 1);  // and no_proxy exempts the server
+  CHECK(unloc::client::create(options).value().list_webhooks().has_value());
 }

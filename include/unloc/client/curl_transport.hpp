@@ -41,6 +41,7 @@ struct curl_transport_options {
   std::string ca_file;  // PEM file of extra trusted CAs
   std::string ca_pem;   // in-memory PEM of extra trusted CAs
   std::string proxy;
+  bool proxy_from_environment = true;  // https_proxy, ALL_PROXY, no_proxy
   std::string user_agent;
   std::size_t max_response_bytes = std::size_t{64} << 20;
 };
@@ -315,7 +316,12 @@ class curl_transport final : public transport {
       curl_blob blob{ca_bundle_.data(), ca_bundle_.size(), CURL_BLOB_NOCOPY};
       curl_easy_setopt(h, CURLOPT_CAINFO_BLOB, &blob);  // ca_bundle_ outlives the handle
     }
-    if (!options_.proxy.empty()) curl_easy_setopt(h, CURLOPT_PROXY, options_.proxy.c_str());
+    if (!options_.proxy.empty() || !options_.proxy_from_environment) {
+      // "" is no proxy, whatever the environment says; NOPROXY set stops libcurl
+      // from reading no_proxy.
+      curl_easy_setopt(h, CURLOPT_PROXY, options_.proxy.c_str());
+      if (!options_.proxy_from_environment) curl_easy_setopt(h, CURLOPT_NOPROXY, "");
+    }
     curl_easy_setopt(h, CURLOPT_USERAGENT, options_.user_agent.c_str());
     curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 0L);
     curl_easy_setopt(h, CURLOPT_TCP_KEEPALIVE, 1L);
