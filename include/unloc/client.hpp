@@ -33,6 +33,13 @@ struct ensured_webhook {
   bool created = false;  ///< True when this call registered it.
 };
 
+/// What `rotate_webhook_credentials` did.
+struct rotated_webhook {
+  webhook hook;               ///< The webhook with the new credentials.
+  bool created = false;       ///< True when this call registered it.
+  std::vector<uuid> deleted;  ///< The webhooks with other credentials that it deleted.
+};
+
 /// The client of the Unloc API for one Project.
 ///
 /// Thread safety: one client may be used from many threads at once; copies
@@ -127,6 +134,37 @@ class client {
     auto created = register_webhook(registration, per_call);
     if (!created) return created.error();
     return ensured_webhook{std::move(*created), true};
+  }
+
+  /// Moves a webhook to new credentials: registers `registration` (its URL
+  /// carrying the new `user:password@`) unless it is registered already, then
+  /// deletes the Lock's other webhooks with the same trigger to the same
+  /// endpoint (scheme, host, port, path and query: the URL without its user
+  /// info), which carry other credentials. Accept both pairs in the validator
+  /// before calling it, and drop the old pair after. Safe to repeat: after a
+  /// failure, running it again finishes the job.
+  [[nodiscard]] result<rotated_webhook> rotate_webhook_credentials(
+      const webhook_registration& registration, const call_options& per_call = {}) const {
+    auto endpoint = parse_webhook_url(registration.url);
+    if (!endpoint) return endpoint.error();
+    auto ensured = ensure_webhook(registration, per_call);
+    if (!ensured) return ensured.error();
+    rotated_webhook out{std::move(ensured->hook), ensured->created, {}};
+    auto hooks = list_webhooks(per_call);
+    if (!hooks) return hooks.error();
+    for (const auto& hook : *hooks) {
+      if (hook.id == out.hook.id || hook.trigger != registration.trigger ||
+          hook.lock_id != registration.lock_id || hook.url == registration.url) {
+        continue;
+      }
+      auto other = parse_webhook_url(hook.url);
+      if (!other || !same_endpoint(*other, *endpoint)) continue;
+      auto deleted = delete_webhook(hook.id, per_call);
+      // A 404: another process rotating at the same time deleted it first.
+      if (!deleted && deleted.error().http_status != 404) return deleted.error();
+      if (deleted) out.deleted.push_back(hook.id);
+    }
+    return out;
   }
 
   /// The Project's webhooks.
@@ -233,6 +271,13 @@ class client {
 
  private:
   explicit client(std::shared_ptr<detail::connection> conn) : conn_(std::move(conn)) {}
+
+  // Scheme, host (any case), port (443 when none) and target alike.
+  static bool same_endpoint(const webhook_url_parts& a, const webhook_url_parts& b) {
+    const auto port = [](const std::string& p) { return p.empty() ? std::string("443") : p; };
+    return a.scheme == b.scheme && detail::ascii_iequals(a.host, b.host) &&
+           port(a.port) == port(b.port) && a.target == b.target;
+  }
 
   [[nodiscard]] std::string project_path(const std::string& rest) const {
     return "/v2/projects/" + detail::url_encode(conn_->options().project_id) + rest;

@@ -624,3 +624,48 @@ TEST_CASE("takes a proxy from the environment unless told not to", "[client]") {
   ::setenv("no_proxy", "127.0.0.1", 1);  // and no_proxy exempts the server
   CHECK(unloc::client::create(options).value().list_webhooks().has_value());
 }
+
+TEST_CASE("rotates a webhook's credentials: the new one registered, the old one deleted",
+          "[client]") {
+  auto c = make_client(server());
+  const std::string endpoint = "127.0.0.1:9/rotation?x=1";
+  const auto registration = [&](const std::string& lock, const std::string& url) {
+    unloc::webhook_registration r;
+    r.lock_id = uuid_of(lock);
+    r.url = url;
+    return r;
+  };
+  const auto old_hook =
+      c.register_webhook(registration(lock_a, "https://alice:old-pass-1@" + endpoint)).value();
+  // Not the same webhook: another Lock, another path.
+  const auto other_lock =
+      c.register_webhook(registration(lock_b, "https://alice:old-pass-1@" + endpoint)).value();
+  const auto other_path =
+      c.register_webhook(registration(lock_a, "https://alice:old-pass-1@127.0.0.1:9/elsewhere"))
+          .value();
+
+  // ensure_webhook alone would keep both: each then receives every event.
+  const auto renewed = registration(lock_a, "https://alice:new-pass-2@" + endpoint);
+  auto rotated = c.rotate_webhook_credentials(renewed);
+  REQUIRE(rotated.has_value());
+  CHECK(rotated->created);
+  CHECK(rotated->hook.url == renewed.url);
+  CHECK(rotated->deleted == std::vector<unloc::uuid>{old_hook.id});
+
+  std::set<std::string> ids;
+  for (const auto& hook : c.list_webhooks().value()) ids.insert(hook.id.to_string());
+  CHECK(ids.count(rotated->hook.id.to_string()) == 1);
+  CHECK(ids.count(old_hook.id.to_string()) == 0);
+  CHECK(ids.count(other_lock.id.to_string()) == 1);
+  CHECK(ids.count(other_path.id.to_string()) == 1);
+
+  auto again = c.rotate_webhook_credentials(renewed);  // done already: nothing to do
+  REQUIRE(again.has_value());
+  CHECK_FALSE(again->created);
+  CHECK(again->hook.id == rotated->hook.id);
+  CHECK(again->deleted.empty());
+
+  for (const auto& id : {rotated->hook.id, other_lock.id, other_path.id}) {
+    REQUIRE(c.delete_webhook(id).has_value());
+  }
+}
