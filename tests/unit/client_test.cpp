@@ -552,3 +552,25 @@ TEST_CASE("refuses endless empty pages with ever new cursors", "[client]") {
   CHECK(r.error().category == unloc::error_category::invalid_response);
   CHECK(page == 101);
 }
+
+TEST_CASE("scrubs the bearer token a server echoes, in the error and the log", "[client]") {
+  fixture f;
+  const std::string token = "tok-7f3a9c2e5b1d";
+  f.transport->push(json_response(200, token_body(token)));
+  // A body that is not API JSON (kept raw) and one that is (read): both echo it.
+  f.transport->push(json_response(400, "rejected Authorization: Bearer " + token));
+  f.transport->push(json_response(
+      400, R"({"error":"bad_request","message":"rejected Authorization: Bearer )" + token + "\"}"));
+  f.transport->push(json_response(400, "a token issued elsewhere: Bearer other.token-value"));
+  auto c = f.make();
+  for (int i = 0; i < 3; ++i) {
+    auto r = c.list_webhooks();
+    REQUIRE_FALSE(r.has_value());
+    const auto text = unloc::to_string(r.error()) + r.error().body + r.error().api_message;
+    INFO(text);
+    CHECK(text.find(token) == std::string::npos);
+    CHECK(text.find("other.token-value") == std::string::npos);
+    CHECK(text.find("Bearer REDACTED") != std::string::npos);
+  }
+  for (const auto& line : f.log) CHECK(line.find(token) == std::string::npos);
+}
