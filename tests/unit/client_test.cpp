@@ -328,7 +328,7 @@ TEST_CASE("ensure_webhook registers only what is missing", "[client]") {
   CHECK(missing.api_requests().size() == 2);
 }
 
-TEST_CASE("deletes a webhook, and takes a 404 as done only after an attempt that may have deleted it",
+TEST_CASE("deletes a webhook; a 404 is done only after an attempt that may have deleted it",
           "[client]") {
   const auto id = unloc::uuid::parse("0b7c4f31-3a42-4f4f-9a8e-6c2b1f0d9e11").value();
   fixture f;

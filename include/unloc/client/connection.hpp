@@ -107,10 +107,11 @@ inline void scrub(std::string& text, const std::vector<std::string_view>& secret
       text.replace(at, secret.size(), "REDACTED");
     }
   }
-  constexpr std::string_view bearer = "Bearer ";
-  for (auto at = text.find(bearer); at != std::string::npos; at = text.find(bearer, at)) {
+  constexpr std::string_view bearer = "bearer ";  // an auth scheme: any case
+  for (std::size_t at = 0; at + bearer.size() <= text.size(); ++at) {
+    if (!ascii_iequals(std::string_view(text).substr(at, bearer.size()), bearer)) continue;
     at += bearer.size();
-    auto end = at;  // RFC 6750 b64token characters
+    auto end = at;
     while (end < text.size() && is_b64token(text[end])) ++end;
     if (end == at || text.compare(at, end - at, "REDACTED") == 0) continue;
     text.replace(at, end - at, "REDACTED");
@@ -206,7 +207,9 @@ class connection {
       e.body = quoted(response.body, 512);
       e.message += "; its body is not an API error: " + e.body;
     }
-    if (outcome.ambiguous_attempt) e.message += " after an earlier attempt that may have been applied";
+    if (outcome.ambiguous_attempt) {
+      e.message += " after an earlier attempt that may have been applied";
+    }
     scrub_secrets(e);
     return e;
   }
@@ -329,7 +332,9 @@ class connection {
   }
 
   void scrub_secrets(error& e) const {
-    for (std::string* text : {&e.message, &e.api_message, &e.body, &e.api_code}) scrub_secrets(*text);
+    for (std::string* text : {&e.message, &e.api_message, &e.body, &e.api_code}) {
+      scrub_secrets(*text);
+    }
   }
 
   // The error a call ends with; `out` (when the call got that far) counts its
