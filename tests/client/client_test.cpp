@@ -670,3 +670,24 @@ TEST_CASE("rotates a webhook's credentials: the new one registered, the old one 
     REQUIRE(c.delete_webhook(id).has_value());
   }
 }
+
+TEST_CASE("a waiter with time left fetches anew when the fetch it waited for ran out of time",
+          "[client]") {
+  fault_guard guard;
+  auto c = make_client(server());
+  server().reset_request_counts();
+  server().inject_fault({{"endpoint", "token"}, {"kind", "slow"}, {"delayMs", 3000}});
+  unloc::call_options one_second;
+  one_second.deadline = 1s;
+  unloc::result<std::vector<unloc::webhook>> hurried =
+      unloc::make_error(unloc::error_category::internal, "");
+  std::thread fetcher([&] { hurried = c.list_webhooks(one_second); });
+  while (server().request_counts()["token"] == 0) std::this_thread::yield();
+  auto patient = c.list_webhooks();  // 10 s: it waits, then fetches itself
+  fetcher.join();
+  REQUIRE_FALSE(hurried.has_value());
+  CHECK(hurried.error().category == unloc::error_category::timeout);
+  INFO((patient ? std::string("ok") : unloc::to_string(patient.error())));
+  CHECK(patient.has_value());
+  CHECK(server().request_counts()["token"] == 2);
+}
