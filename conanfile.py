@@ -37,7 +37,7 @@ class UnlocConan(ConanFile):
 
     def requirements(self):
         # The same minimum versions as find_package() in CMakeLists.txt.
-        self.requires("libcurl/[>=7.68 <9]")
+        self.requires("libcurl/[>=7.77 <9]")
         self.requires("nlohmann_json/[>=3.9 <4]")
 
     def layout(self):

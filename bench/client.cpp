@@ -126,18 +126,19 @@ int paged_read(const target& t, const std::string& lock, long expected, const st
   if (!lock_id) bench::fail("lock: " + lock_id.error().message);
   const auto start = bench::clock::now();
   std::size_t bytes = 0;
-  auto count = client.read_access_log(unloc::access_log_query::lock(*lock_id),
-                                      [&bytes](unloc::access_event&& e) {
-                                        bytes += e.lock_name.size();  // touch it, keep nothing
-                                        return true;
-                                      });
-  if (!count) bench::fail("read_access_log: " + unloc::to_string(count.error()));
-  if (static_cast<long>(*count) != expected) {
-    bench::fail("read " + std::to_string(*count) + " events, expected " + std::to_string(expected));
+  auto read = client.read_access_log(unloc::access_log_query::lock(*lock_id),
+                                     [&bytes](unloc::access_event&& e) {
+                                       bytes += e.lock_name.size();  // touch it, keep nothing
+                                       return true;
+                                     });
+  if (!read) bench::fail("read_access_log: " + unloc::to_string(read.error()));
+  const std::size_t count = read->events;
+  if (static_cast<long>(count) != expected) {
+    bench::fail("read " + std::to_string(count) + " events, expected " + std::to_string(expected));
   }
   const double peak = bench::status_bytes("VmHWM");
   bench::sample("paged_read_rss_growth", side.c_str(), peak / bench::mib);
-  std::printf("info paged-read: %zu events in %.2f s, peak %.1f MiB\n", *count,
+  std::printf("info paged-read: %zu events in %.2f s, peak %.1f MiB\n", count,
               bench::seconds_since(start), peak / bench::mib);
   bench::keep(bytes);
   return 0;

@@ -67,7 +67,7 @@ function(_unloc_pkgconfig_file name description requires)
 endfunction()
 
 _unloc_pkgconfig_file(unloc "${PROJECT_DESCRIPTION}"
-                      "nlohmann_json >= 3.9.0, libcurl >= 7.68.0")
+                      "nlohmann_json >= 3.9.0, libcurl >= 7.77.0")
 _unloc_pkgconfig_file(unloc-core
                       "Unloc SDK without the API client: models and webhook delivery validation"
                       "nlohmann_json >= 3.9.0")

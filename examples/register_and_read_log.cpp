@@ -57,15 +57,15 @@ int main(int argc, char** argv) {
             << unloc::to_string(hook->hook) << "\n";  // the URL's password is REDACTED
 
   // Every page followed, newest first; memory stays bounded by one page.
-  auto count = client->read_access_log(unloc::access_log_query::lock(*lock_id),
-                                       [](unloc::access_event&& event) {
-                                         std::cout << unloc::to_string(event) << "\n";
-                                         return true;
-                                       });
-  if (!count) {
-    std::cerr << unloc::to_string(count.error()) << "\n";
+  auto read = client->read_access_log(unloc::access_log_query::lock(*lock_id),
+                                      [](unloc::access_event&& event) {
+                                        std::cout << unloc::to_string(event) << "\n";
+                                        return true;
+                                      });
+  if (!read) {
+    std::cerr << unloc::to_string(read.error()) << "\n";
     return 1;
   }
-  std::cout << *count << " access events\n";
+  std::cout << read->events << " access events\n";
   return 0;
 }

@@ -5,9 +5,10 @@
 /// retries and connection reuse handled underneath.
 
 #include <unloc/access_event.hpp>
+#include <unloc/access_log_query.hpp>
 #include <unloc/credentials.hpp>
-#include <unloc/detail/connection.hpp>
-#include <unloc/detail/curl_transport.hpp>
+#include <unloc/client/connection.hpp>
+#include <unloc/client/curl_transport.hpp>
 #include <unloc/error.hpp>
 #include <unloc/options.hpp>
 #include <unloc/parse.hpp>
@@ -26,34 +27,17 @@
 
 UNLOC_BEGIN_NAMESPACE
 
-/// Which access log to read, and which part of it.
-struct access_log_query {
-  /// The Lock whose log is read; with `project_wide`, an optional filter.
-  std::optional<uuid> lock_id;
-  /// Read the Project's log (`/logs/access`) instead of one Lock's.
-  bool project_wide = false;
-  std::optional<timestamp> from;  ///< Oldest event (the API clamps it to 30 days ago).
-  std::optional<timestamp> to;    ///< Newest event; default now.
-  int page_size = 1000;           ///< Events a page, 1 to 1000.
-
-  /// The log of one Lock.
-  [[nodiscard]] static access_log_query lock(const uuid& lock_id) {
-    access_log_query q;
-    q.lock_id = lock_id;
-    return q;
-  }
-  /// The log of the whole Project.
-  [[nodiscard]] static access_log_query project() {
-    access_log_query q;
-    q.project_wide = true;
-    return q;
-  }
-};
-
 /// A webhook that `ensure_webhook` found or created.
 struct ensured_webhook {
   webhook hook;          ///< The webhook.
   bool created = false;  ///< True when this call registered it.
+};
+
+/// What `rotate_webhook_credentials` did.
+struct rotated_webhook {
+  webhook hook;               ///< The webhook with the new credentials.
+  bool created = false;       ///< True when this call registered it.
+  std::vector<uuid> deleted;  ///< The webhooks with other credentials that it deleted.
 };
 
 /// The client of the Unloc API for one Project.
@@ -90,6 +74,7 @@ class client {
       curl.ca_file = options.ca_file;
       curl.ca_pem = options.ca_pem;
       curl.proxy = options.proxy;
+      curl.proxy_from_environment = options.proxy_from_environment;
       curl.user_agent = user_agent();
       auto made = detail::curl_transport::create(std::move(curl));
       if (!made) return made.error();
@@ -106,8 +91,10 @@ class client {
   /// Registers a webhook. If the same URL and Lock are registered already
   /// (`409`), returns the existing webhook instead of failing. The URL is
   /// checked first (https, a host, no fragment, credentials without reserved
-  /// characters). After a failure that may have registered it anyway, the
-  /// error's category is `ambiguous`: `ensure_webhook` settles that.
+  /// characters). When an attempt may have registered it (it broke after it
+  /// was sent, or a gateway answered `502`/`504`) and the call then fails in
+  /// any way, an HTTP error included, the error's category is `ambiguous`:
+  /// `ensure_webhook` settles that.
   [[nodiscard]] result<webhook> register_webhook(const webhook_registration& registration,
                                                  const call_options& per_call = {}) const {
     if (auto valid = validate_webhook_url(registration.url); !valid) return valid.error();
@@ -149,6 +136,37 @@ class client {
     return ensured_webhook{std::move(*created), true};
   }
 
+  /// Moves a webhook to new credentials: registers `registration` (its URL
+  /// carrying the new `user:password@`) unless it is registered already, then
+  /// deletes the Lock's other webhooks with the same trigger to the same
+  /// endpoint (scheme, host, port, path and query: the URL without its user
+  /// info), which carry other credentials. Accept both pairs in the validator
+  /// before calling it, and drop the old pair after. Safe to repeat: after a
+  /// failure, running it again finishes the job.
+  [[nodiscard]] result<rotated_webhook> rotate_webhook_credentials(
+      const webhook_registration& registration, const call_options& per_call = {}) const {
+    auto endpoint = parse_webhook_url(registration.url);
+    if (!endpoint) return endpoint.error();
+    auto ensured = ensure_webhook(registration, per_call);
+    if (!ensured) return ensured.error();
+    rotated_webhook out{std::move(ensured->hook), ensured->created, {}};
+    auto hooks = list_webhooks(per_call);
+    if (!hooks) return hooks.error();
+    for (const auto& hook : *hooks) {
+      if (hook.id == out.hook.id || hook.trigger != registration.trigger ||
+          hook.lock_id != registration.lock_id || hook.url == registration.url) {
+        continue;
+      }
+      auto other = parse_webhook_url(hook.url);
+      if (!other || !same_endpoint(*other, *endpoint)) continue;
+      auto deleted = delete_webhook(hook.id, per_call);
+      // A 404: another process rotating at the same time deleted it first.
+      if (!deleted && deleted.error().http_status != 404) return deleted.error();
+      if (deleted) out.deleted.push_back(hook.id);
+    }
+    return out;
+  }
+
   /// The Project's webhooks.
   [[nodiscard]] result<std::vector<webhook>> list_webhooks(const call_options& per_call = {}) const {
     auto outcome = conn_->execute({"GET", project_path("/webhooks"), {}}, per_call);
@@ -159,8 +177,10 @@ class client {
     return hooks;
   }
 
-  /// Deletes a webhook. A `404` after an attempt that may have deleted it
-  /// counts as success.
+  /// Deletes a webhook. A `404` counts as success only after an attempt that
+  /// may have deleted it (it broke after it was sent, or a gateway answered
+  /// `502`/`504`); after a `401`, `429` or `503` it is the error it says. A
+  /// failure after such an attempt is `ambiguous`.
   [[nodiscard]] result<void> delete_webhook(const uuid& webhook_id,
                                             const call_options& per_call = {}) const {
     auto outcome = conn_->execute(
@@ -168,7 +188,7 @@ class client {
     if (!outcome) return outcome.error();
     const int status = outcome->response.status;
     if (status == 200 || status == 204) return {};
-    if (status == 404 && outcome->attempts > 1) return {};  // an earlier attempt deleted it
+    if (status == 404 && outcome->ambiguous_attempt) return {};  // an earlier attempt deleted it
     return conn_->http_error(*outcome);
   }
 
@@ -192,30 +212,30 @@ class client {
 
   /// Reads every page of an access log, handing each event to
   /// `on_event(access_event&&)` in the order served (newest first); memory
-  /// stays bounded by one page. `on_event` returns false to stop early.
-  /// Returns how many events were handed over. The deadline applies to each page.
+  /// stays bounded by one page. `on_event` returns false to stop early: a
+  /// success, with `log_read::stopped` set. Returns how many events were
+  /// handed over. The deadline applies to each page.
   template <typename OnEvent>
-  [[nodiscard]] result<std::size_t> read_access_log(const access_log_query& query,
-                                                    OnEvent&& on_event,
-                                                    const call_options& per_call = {}) const {
-    std::size_t count = 0;
-    bool stopped = false;
+  [[nodiscard]] result<log_read> read_access_log(const access_log_query& query,
+                                                 OnEvent&& on_event,
+                                                 const call_options& per_call = {}) const {
+    log_read read;
     std::string cursor;
     int empty_pages_in_a_row = 0;  // a server that pages through nothing forever is broken
     for (;;) {
-      const std::size_t before = count;
+      const std::size_t before = read.events;
       auto next = read_page(
           query, cursor,
           [&](access_event&& e) {
-            ++count;
-            if (!on_event(std::move(e))) stopped = true;
-            return !stopped;
+            ++read.events;
+            read.stopped = !on_event(std::move(e));
+            return !read.stopped;
           },
           per_call);
-      if (stopped) return count;
+      if (read.stopped) return read;  // the page reader reports the stop as its failure
       if (!next) return next.error();
-      if (!*next) return count;
-      empty_pages_in_a_row = count == before ? empty_pages_in_a_row + 1 : 0;
+      if (!*next) return read;
+      empty_pages_in_a_row = read.events == before ? empty_pages_in_a_row + 1 : 0;
       if (**next == cursor || empty_pages_in_a_row > 100) {
         return make_error(error_category::invalid_response,
                           "the access log's cursor does not advance", "nextCursor");
@@ -251,6 +271,13 @@ class client {
 
  private:
   explicit client(std::shared_ptr<detail::connection> conn) : conn_(std::move(conn)) {}
+
+  // Scheme, host (any case), port (443 when none) and target alike.
+  static bool same_endpoint(const webhook_url_parts& a, const webhook_url_parts& b) {
+    const auto port = [](const std::string& p) { return p.empty() ? std::string("443") : p; };
+    return a.scheme == b.scheme && detail::ascii_iequals(a.host, b.host) &&
+           port(a.port) == port(b.port) && a.target == b.target;
+  }
 
   [[nodiscard]] std::string project_path(const std::string& rest) const {
     return "/v2/projects/" + detail::url_encode(conn_->options().project_id) + rest;

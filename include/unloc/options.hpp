@@ -60,7 +60,14 @@ struct client_options {
   retry_policy retry{};                        ///< Retries of each call.
   std::string ca_file;  ///< A PEM file of CAs to trust besides the system's.
   std::string ca_pem;   ///< PEM text of CAs to trust besides the system's.
-  std::string proxy;    ///< A proxy URL, as libcurl takes it (`http://proxy:3128`).
+  /// A proxy URL, as libcurl takes it (`http://proxy:3128`). Empty: see
+  /// `proxy_from_environment`.
+  std::string proxy;
+  /// With no `proxy` set, libcurl takes one from the environment: `https_proxy`
+  /// (or `HTTPS_PROXY`), else `ALL_PROXY`/`all_proxy`, minus the hosts in
+  /// `no_proxy`/`NO_PROXY`. False ignores all of these: no proxy but `proxy`,
+  /// and `no_proxy` not consulted.
+  bool proxy_from_environment = true;
   log_function logger;  ///< Sees every request and response line, redacted.
   /// Sends the requests; by default libcurl. Replace it to use another HTTP
   /// stack, or a `testing::scripted_transport` in unit tests.

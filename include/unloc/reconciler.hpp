@@ -7,9 +7,10 @@
 /// The reconciler takes events from both and hands each to its handler once.
 
 #include <unloc/access_event.hpp>
-#include <unloc/client.hpp>
+#include <unloc/access_log_query.hpp>
 #include <unloc/error.hpp>
 #include <unloc/event_store.hpp>
+#include <unloc/options.hpp>
 #include <unloc/timestamp.hpp>
 #include <unloc/version.hpp>
 

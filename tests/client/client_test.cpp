@@ -10,13 +10,16 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <cstdlib>
 #include <ctime>
 #include <fstream>
 #include <iterator>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 namespace {
@@ -131,7 +134,8 @@ TEST_CASE("reads 2,500 events over 25 pages, each exactly once, newest first", "
     return true;
   });
   REQUIRE(count.has_value());
-  CHECK(*count == 2500);
+  CHECK(count->events == 2500);
+  CHECK_FALSE(count->stopped);
   CHECK(seen == ids);
 
   auto page = c.fetch_access_log_page(query);
@@ -434,4 +438,256 @@ TEST_CASE("repeats a call transparently when the server closed the idle connecti
   INFO(counts.dump());
   CHECK(counts["webhooks"] == 2);
   CHECK(counts["apiConnections"].get<int>() == 2);  // the second call came on a new connection
+}
+
+TEST_CASE("a 404 for a webhook that never existed is an error, whatever came before it",
+          "[client]") {
+  auto c = make_client(server());
+  const auto never = uuid_of("0b7c4f31-3a42-4f4f-9a8e-6c2b1f0d9e11");
+  for (const std::string kind : {"", "expire_token", "503", "429"}) {
+    fault_guard guard;
+    INFO(kind);
+    if (!kind.empty()) server().inject_fault({{"endpoint", "webhooks"}, {"kind", kind}});
+    auto r = c.delete_webhook(never);
+    REQUIRE_FALSE(r.has_value());
+    CHECK(r.error().http_status == 404);
+    CHECK(r.error().category == unloc::error_category::api);
+    CHECK(r.error().attempts == (kind.empty() ? 1 : 2));
+  }
+}
+
+TEST_CASE("a 404 after an attempt that may have deleted the webhook counts as done",
+          "[client]") {
+  auto c = make_client(server());
+  const auto never = uuid_of("0b7c4f31-3a42-4f4f-9a8e-6c2b1f0d9e11");
+  // drop: broken after the request was sent; 502 and 504: a gateway may have passed it on.
+  for (const std::string kind : {"drop", "502", "504"}) {
+    fault_guard guard;
+    INFO(kind);
+    server().inject_fault({{"endpoint", "webhooks"}, {"kind", kind}});
+    auto r = c.delete_webhook(never);
+    INFO((r ? std::string("ok") : unloc::to_string(r.error())));
+    CHECK(r.has_value());
+  }
+}
+
+TEST_CASE("a registration that fails after an attempt that may have registered it is ambiguous",
+          "[client]") {
+  auto c = make_client(server());
+  for (const std::string first : {"drop", "502", "504"}) {
+    fault_guard guard;
+    INFO(first);
+    server().inject_fault({{"endpoint", "webhooks"}, {"kind", first}});
+    server().inject_fault({{"endpoint", "webhooks"}, {"kind", "500"}});  // the repeat's answer
+    auto r = c.register_webhook(uuid_of(lock_a), "https://127.0.0.1:9/maybe-" + first);
+    REQUIRE_FALSE(r.has_value());
+    CHECK(r.error().category == unloc::error_category::ambiguous);
+    CHECK(r.error().http_status == 500);
+    CHECK(r.error().attempts == 2);
+  }
+  {  // a 503 says the first attempt was not applied: the 500 is a plain API error
+    fault_guard guard;
+    server().inject_fault({{"endpoint", "webhooks"}, {"kind", "503"}});
+    server().inject_fault({{"endpoint", "webhooks"}, {"kind", "500"}});
+    auto r = c.register_webhook(uuid_of(lock_a), "https://127.0.0.1:9/maybe-503");
+    REQUIRE_FALSE(r.has_value());
+    CHECK(r.error().category == unloc::error_category::api);
+  }
+  for (auto& hook : c.list_webhooks().value()) {
+    if (hook.url.find("/maybe-") != std::string::npos) REQUIRE(c.delete_webhook(hook.id));
+  }
+}
+
+TEST_CASE("a caller waiting for a slow token fetch returns at its own deadline", "[client]") {
+  fault_guard guard;
+  auto c = make_client(server());  // a fresh client: no token yet
+  server().reset_request_counts();
+  server().inject_fault({{"endpoint", "token"}, {"kind", "slow"}, {"delayMs", 8000}});
+  unloc::result<unloc::access_token> first = unloc::make_error(unloc::error_category::internal, "");
+  std::thread fetcher([&] { first = c.token(); });  // its deadline is the client's 10 s
+  while (server().request_counts()["token"] == 0) std::this_thread::yield();  // the fetch is out
+
+  unloc::call_options one_second;
+  one_second.deadline = 1s;
+  const auto started = steady::now();
+  auto waiter = c.list_webhooks(one_second);
+  const auto waited = steady::now() - started;
+  fetcher.join();
+
+  REQUIRE_FALSE(waiter.has_value());
+  CHECK(waiter.error().category == unloc::error_category::timeout);
+  CHECK(waited < 4s);  // 1 s and some, far from the fetch's 8 s
+  CHECK(first.has_value());
+  CHECK(server().request_counts()["token"] == 1);  // the waiter sent no fetch of its own
+}
+
+TEST_CASE("callers waiting for a failing token fetch share its failure; the next one fetches anew",
+          "[client]") {
+  fault_guard guard;
+  auto c = make_client(server());
+  server().reset_request_counts();
+  // Each attempt waits 1 s (Retry-After): the fetch stays in flight while the others arrive.
+  server().inject_fault(
+      {{"endpoint", "token"}, {"kind", "503"}, {"count", -1}, {"retryAfter", "1"}});
+  std::vector<unloc::result<std::vector<unloc::webhook>>> results(
+      4, unloc::make_error(unloc::error_category::internal, ""));
+  std::vector<std::thread> callers;
+  callers.emplace_back([&] { results[0] = c.list_webhooks(); });
+  while (server().request_counts()["token"] == 0) std::this_thread::yield();
+  for (std::size_t i = 1; i < results.size(); ++i) {
+    callers.emplace_back([&results, &c, i] { results[i] = c.list_webhooks(); });
+  }
+  for (auto& t : callers) t.join();
+  for (const auto& r : results) {
+    REQUIRE_FALSE(r.has_value());
+    CHECK(r.error().http_status == 503);
+  }
+  CHECK(server().request_counts()["token"] == 4);  // one fetch of 4 attempts, not one per caller
+  CHECK(server().request_counts()["webhooks"] == 0);
+
+  server().clear_faults();  // the failure is not cached: the next call fetches and succeeds
+  CHECK(c.list_webhooks().has_value());
+  CHECK(server().request_counts()["token"] == 5);
+}
+
+TEST_CASE("scrubs a token the server echoes from errors and log lines", "[client]") {
+  fault_guard guard;
+  log_capture log;
+  auto c = make_client(server(), &log);
+  const auto token = c.token().value().value;
+  server().inject_fault({{"endpoint", "webhooks"}, {"kind", "echo_authorization"}});
+  auto r = c.list_webhooks();
+  REQUIRE_FALSE(r.has_value());
+  CHECK(r.error().http_status == 400);
+  const auto text = unloc::to_string(r.error());
+  INFO(text);
+  CHECK(text.find(token) == std::string::npos);
+  CHECK(r.error().api_message.find(token) == std::string::npos);
+  CHECK(r.error().api_message.find("Bearer REDACTED") != std::string::npos);
+  for (const auto& line : log.lines) CHECK(line.find(token) == std::string::npos);
+}
+
+namespace {
+// Sets proxy variables for one test and puts the old values back after it.
+class environment_guard {
+ public:
+  environment_guard() {
+    for (const char* name : names) {
+      const char* value = std::getenv(name);
+      saved_.emplace_back(name, value != nullptr ? std::optional<std::string>(value)
+                                                 : std::nullopt);
+      ::unsetenv(name);
+    }
+  }
+  ~environment_guard() {
+    for (const auto& [name, value] : saved_) {
+      if (value) {
+        ::setenv(name, value->c_str(), 1);
+      } else {
+        ::unsetenv(name);
+      }
+    }
+  }
+  environment_guard(const environment_guard&) = delete;
+  environment_guard& operator=(const environment_guard&) = delete;
+
+ private:
+  static constexpr const char* names[] = {"https_proxy", "HTTPS_PROXY", "all_proxy",
+                                          "ALL_PROXY",   "no_proxy",    "NO_PROXY"};
+  std::vector<std::pair<const char*, std::optional<std::string>>> saved_;
+};
+}  // namespace
+
+TEST_CASE("takes a proxy from the environment unless told not to", "[client]") {
+  environment_guard env;
+  ::setenv("https_proxy", "http://127.0.0.1:9", 1);  // the discard port: nothing listens
+  auto options = options_for(server());
+  options.retry = {2, 10ms, 10ms};
+
+  auto through_dead_proxy = unloc::client::create(options).value().list_webhooks();
+  REQUIRE_FALSE(through_dead_proxy.has_value());
+  CHECK(through_dead_proxy.error().category == unloc::error_category::network);
+
+  options.proxy_from_environment = false;
+  auto direct = unloc::client::create(options).value().list_webhooks();
+  INFO((direct ? std::string("ok") : unloc::to_string(direct.error())));
+  CHECK(direct.has_value());
+
+  options.proxy = "http://127.0.0.1:9";  // an explicit proxy still counts
+  auto explicit_proxy = unloc::client::create(options).value().list_webhooks();
+  CHECK_FALSE(explicit_proxy.has_value());
+
+  ::unsetenv("https_proxy");
+  ::setenv("ALL_PROXY", "http://127.0.0.1:9", 1);
+  options.proxy.clear();
+  options.proxy_from_environment = true;
+  CHECK_FALSE(unloc::client::create(options).value().list_webhooks().has_value());
+  ::setenv("no_proxy", "127.0.0.1", 1);  // and no_proxy exempts the server
+  CHECK(unloc::client::create(options).value().list_webhooks().has_value());
+}
+
+TEST_CASE("rotates a webhook's credentials: the new one registered, the old one deleted",
+          "[client]") {
+  auto c = make_client(server());
+  const std::string endpoint = "127.0.0.1:9/rotation?x=1";
+  const auto registration = [&](const std::string& lock, const std::string& url) {
+    unloc::webhook_registration r;
+    r.lock_id = uuid_of(lock);
+    r.url = url;
+    return r;
+  };
+  const auto old_hook =
+      c.register_webhook(registration(lock_a, "https://alice:old-pass-1@" + endpoint)).value();
+  // Not the same webhook: another Lock, another path.
+  const auto other_lock =
+      c.register_webhook(registration(lock_b, "https://alice:old-pass-1@" + endpoint)).value();
+  const auto other_path =
+      c.register_webhook(registration(lock_a, "https://alice:old-pass-1@127.0.0.1:9/elsewhere"))
+          .value();
+
+  // ensure_webhook alone would keep both: each then receives every event.
+  const auto renewed = registration(lock_a, "https://alice:new-pass-2@" + endpoint);
+  auto rotated = c.rotate_webhook_credentials(renewed);
+  REQUIRE(rotated.has_value());
+  CHECK(rotated->created);
+  CHECK(rotated->hook.url == renewed.url);
+  CHECK(rotated->deleted == std::vector<unloc::uuid>{old_hook.id});
+
+  std::set<std::string> ids;
+  for (const auto& hook : c.list_webhooks().value()) ids.insert(hook.id.to_string());
+  CHECK(ids.count(rotated->hook.id.to_string()) == 1);
+  CHECK(ids.count(old_hook.id.to_string()) == 0);
+  CHECK(ids.count(other_lock.id.to_string()) == 1);
+  CHECK(ids.count(other_path.id.to_string()) == 1);
+
+  auto again = c.rotate_webhook_credentials(renewed);  // done already: nothing to do
+  REQUIRE(again.has_value());
+  CHECK_FALSE(again->created);
+  CHECK(again->hook.id == rotated->hook.id);
+  CHECK(again->deleted.empty());
+
+  for (const auto& id : {rotated->hook.id, other_lock.id, other_path.id}) {
+    REQUIRE(c.delete_webhook(id).has_value());
+  }
+}
+
+TEST_CASE("a waiter with time left fetches anew when the fetch it waited for ran out of time",
+          "[client]") {
+  fault_guard guard;
+  auto c = make_client(server());
+  server().reset_request_counts();
+  server().inject_fault({{"endpoint", "token"}, {"kind", "slow"}, {"delayMs", 3000}});
+  unloc::call_options one_second;
+  one_second.deadline = 1s;
+  unloc::result<std::vector<unloc::webhook>> hurried =
+      unloc::make_error(unloc::error_category::internal, "");
+  std::thread fetcher([&] { hurried = c.list_webhooks(one_second); });
+  while (server().request_counts()["token"] == 0) std::this_thread::yield();
+  auto patient = c.list_webhooks();  // 10 s: it waits, then fetches itself
+  fetcher.join();
+  REQUIRE_FALSE(hurried.has_value());
+  CHECK(hurried.error().category == unloc::error_category::timeout);
+  INFO((patient ? std::string("ok") : unloc::to_string(patient.error())));
+  CHECK(patient.has_value());
+  CHECK(server().request_counts()["token"] == 2);
 }

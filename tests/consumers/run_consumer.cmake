@@ -150,7 +150,7 @@ elseif(STEP STREQUAL "components")
     set(generator_args -G "${GENERATOR}")
   endif()
   # Each case: name|libcurl hidden or visible|1 when configuring must fail|text of the output.
-  set(no_curl_message "component client (unloc::unloc) needs libcurl 7.68 or newer")
+  set(no_curl_message "component client (unloc::unloc) needs libcurl 7.77 or newer")
   foreach(case_spec
           "default|hidden|0|unloc: libcurl not found, so unloc::unloc is not defined"
           "optional|hidden|0|optional: as expected"
@@ -270,8 +270,8 @@ elseif(STEP STREQUAL "pkg_config")
     endif()
   endforeach()
   execute_process(COMMAND "${PKG_CONFIG}" --print-requires unloc OUTPUT_VARIABLE requires)
-  if(NOT requires MATCHES "libcurl >= 7\\.68")
-    message(FATAL_ERROR "pkg-config unloc does not require libcurl >= 7.68: ${requires}")
+  if(NOT requires MATCHES "libcurl >= 7\\.77")
+    message(FATAL_ERROR "pkg-config unloc does not require libcurl >= 7.77: ${requires}")
   endif()
   build_with(unloc-core "${SOURCE_DIR}/find_package/main.cpp" "${WORK_DIR}/consumer_core")
   run_program("${WORK_DIR}/consumer_core" "consumer of unloc [0-9]+\\.[0-9]+\\.[0-9]+")

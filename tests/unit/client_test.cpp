@@ -328,7 +328,8 @@ TEST_CASE("ensure_webhook registers only what is missing", "[client]") {
   CHECK(missing.api_requests().size() == 2);
 }
 
-TEST_CASE("deletes a webhook, and takes a 404 after a retried attempt as done", "[client]") {
+TEST_CASE("deletes a webhook; a 404 is done only after an attempt that may have deleted it",
+          "[client]") {
   const auto id = unloc::uuid::parse("0b7c4f31-3a42-4f4f-9a8e-6c2b1f0d9e11").value();
   fixture f;
   f.transport->push(json_response(200, token_body("t")));
@@ -339,9 +340,16 @@ TEST_CASE("deletes a webhook, and takes a 404 after a retried attempt as done", 
   CHECK(f.api_requests()[0].url.find("/webhooks/0b7c4f31-3a42-4f4f-9a8e-6c2b1f0d9e11") !=
         std::string::npos);
 
-  f.transport->push(unloc::make_error(unloc::error_category::network, "reset"));
+  f.transport->push(unloc::make_error(unloc::error_category::ambiguous, "closed after sending"));
   f.transport->push(json_response(404, R"({"error":"not_found","message":"no such webhook"})"));
   CHECK(c.delete_webhook(id).has_value());
+
+  // Refused before it was sent: the 404 is about a webhook that is not there.
+  f.transport->push(unloc::make_error(unloc::error_category::network, "connection refused"));
+  f.transport->push(json_response(404, R"({"error":"not_found","message":"no such webhook"})"));
+  auto refused_then_404 = c.delete_webhook(id);
+  REQUIRE_FALSE(refused_then_404.has_value());
+  CHECK(refused_then_404.error().category == unloc::error_category::api);
 
   f.transport->push(json_response(404, R"({"error":"not_found","message":"no such webhook"})"));
   auto first_try_404 = c.delete_webhook(id);
@@ -393,8 +401,9 @@ TEST_CASE("stops reading the log when the callback says so", "[client]") {
   auto read = f.make().read_access_log(
       unloc::access_log_query::lock(unloc::uuid::parse(lock).value()),
       [&seen](unloc::access_event&&) { return ++seen < 1; });
-  REQUIRE(read.has_value());
-  CHECK(*read == 1);
+  REQUIRE(read.has_value());  // stopping is a success, not an error
+  CHECK(read->events == 1);
+  CHECK(read->stopped);
   CHECK(f.api_requests().size() == 1);
 }
 
@@ -542,4 +551,26 @@ TEST_CASE("refuses endless empty pages with ever new cursors", "[client]") {
   REQUIRE_FALSE(r.has_value());
   CHECK(r.error().category == unloc::error_category::invalid_response);
   CHECK(page == 101);
+}
+
+TEST_CASE("scrubs the bearer token a server echoes, in the error and the log", "[client]") {
+  fixture f;
+  const std::string token = "tok-7f3a9c2e5b1d";
+  f.transport->push(json_response(200, token_body(token)));
+  // A body that is not API JSON (kept raw) and one that is (read): both echo it.
+  f.transport->push(json_response(400, "rejected Authorization: Bearer " + token));
+  f.transport->push(json_response(
+      400, R"({"error":"bad_request","message":"rejected Authorization: Bearer )" + token + "\"}"));
+  f.transport->push(json_response(400, "a token issued elsewhere: Bearer other.token-value"));
+  auto c = f.make();
+  for (int i = 0; i < 3; ++i) {
+    auto r = c.list_webhooks();
+    REQUIRE_FALSE(r.has_value());
+    const auto text = unloc::to_string(r.error()) + r.error().body + r.error().api_message;
+    INFO(text);
+    CHECK(text.find(token) == std::string::npos);
+    CHECK(text.find("other.token-value") == std::string::npos);
+    CHECK(text.find("Bearer REDACTED") != std::string::npos);
+  }
+  for (const auto& line : f.log) CHECK(line.find(token) == std::string::npos);
 }

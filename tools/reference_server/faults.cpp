@@ -24,6 +24,7 @@ constexpr kind_entry kinds[] = {
     {"drop", fault_kind::drop, 0},           {"reset", fault_kind::reset, 0},
     {"half_body", fault_kind::half_body, 0}, {"malformed_json", fault_kind::malformed_json, 0},
     {"html", fault_kind::html, 502},         {"expire_token", fault_kind::expire_token, 0},
+    {"echo_authorization", fault_kind::echo_authorization, 400},
 };
 
 const char* status_code_name(int status) {
@@ -87,7 +88,7 @@ std::string fault_registry::add(const nlohmann::json& spec, fault& added) {
   if (entry == std::end(kinds)) {
     return "unknown fault kind '" + f.kind_name +
            "'; expected 500, 502, 503, 504, 429, slow, drop, reset, half_body, "
-           "malformed_json, html or expire_token";
+           "malformed_json, html, expire_token or echo_authorization";
   }
   f.kind = entry->kind;
   f.status = entry->status;
@@ -174,6 +175,10 @@ bool apply_fault_before(const fault& f, const httplib::Request& req, httplib::Re
       res.status = 502;
       res.set_content(proxy_page, "text/html");
       if (!f.retry_after.empty()) res.set_header("Retry-After", f.retry_after);
+      return true;
+    case fault_kind::echo_authorization:  // as a careless server or proxy does
+      send_error(res, 400, "bad_request",
+                 "rejected Authorization: " + req.get_header_value("Authorization"));
       return true;
     case fault_kind::slow: faults.sleep_for(f.delay); return false;
     case fault_kind::expire_token: state.revoke_tokens(); return false;

@@ -29,6 +29,7 @@ enum class fault_kind {
   malformed_json,  ///< 200 with the real answer cut in half.
   html,            ///< 502 with an HTML page, as a proxy answers.
   expire_token,    ///< Every token is revoked before the request is answered.
+  echo_authorization,  ///< 400 whose API error message echoes the Authorization header.
 };
 
 /// One injected fault and how many more requests it applies to.

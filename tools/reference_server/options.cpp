@@ -84,7 +84,7 @@ Simulation and test control (not Unloc's API; same listener, no authentication):
   POST   /_admin/deliveries/duplicate   {"probability":0.05} deliver that share twice
   POST   /_admin/faults                 {"endpoint":"token"|"webhooks"|"logs"|"any",
          "kind":"500"|"502"|"503"|"504"|"429"|"slow"|"drop"|"reset"|"half_body"|
-                "malformed_json"|"html"|"expire_token",
+                "malformed_json"|"html"|"expire_token"|"echo_authorization",
          "count"?:1 (-1: until cleared), "after"?:0 (let that many matching
          requests pass first), "retryAfter"?:"2" or an HTTP date, "delayMs"?:1000}
          drop: 200 headers then the connection closes (chunked body never ends);
@@ -92,7 +92,8 @@ Simulation and test control (not Unloc's API; same listener, no authentication):
          half_body: Content-Length announced, half the body sent, closed;
          malformed_json: the real answer cut in half; html: 502 text/html page;
          slow: the real answer after delayMs; expire_token: revokes every token,
-         so that request (and any other until a new token) gets 401 invalid_token.
+         so that request (and any other until a new token) gets 401 invalid_token;
+         echo_authorization: 400 whose message repeats the Authorization header.
   GET    /_admin/faults                 the pending faults
   DELETE /_admin/faults                 clear them
   GET    /_admin/requests               requests per endpoint ("token","webhooks",

@@ -4,7 +4,7 @@
 // Easy handles are pooled so that each keeps its connections alive between
 // calls (one TLS handshake per connection, not per call); TLS verification is
 // always on; extra CAs are added to the system's bundle, never instead of
-// verification.
+// verification. Internal (namespace detail): included by client.hpp only.
 
 #include <unloc/detail/text.hpp>
 #include <unloc/error.hpp>
@@ -13,6 +13,12 @@
 #include <unloc/version.hpp>
 
 #include <curl/curl.h>
+
+// CURLOPT_CAINFO_BLOB (the CAs given in memory, added to the system's) came in
+// libcurl 7.77.0; CMake, pkg-config, Conan and vcpkg state the same minimum.
+#if !defined(LIBCURL_VERSION_NUM) || LIBCURL_VERSION_NUM < 0x074d00
+#error "unloc's client needs libcurl 7.77.0 or newer (CURLOPT_CAINFO_BLOB)"
+#endif
 
 #include <algorithm>
 #include <chrono>
@@ -35,6 +41,7 @@ struct curl_transport_options {
   std::string ca_file;  // PEM file of extra trusted CAs
   std::string ca_pem;   // in-memory PEM of extra trusted CAs
   std::string proxy;
+  bool proxy_from_environment = true;  // https_proxy, ALL_PROXY, no_proxy
   std::string user_agent;
   std::size_t max_response_bytes = std::size_t{64} << 20;
 };
@@ -237,10 +244,11 @@ class curl_transport final : public transport {
                         "no connection within " +
                             std::to_string(options_.connect_timeout.count()) + " ms");
     }
-    return to_error(code, sent > 0 && request.method == "POST" && !request.repeatable);
+    return to_error(code, sent > 0 && request.method != "GET" && !request.repeatable);
   }
 
-  // `ambiguous_if_broken`: a request that must not be sent twice blindly was sent.
+  // `ambiguous_if_broken`: a request that changes something (not a GET, not
+  // the repeatable token POST) was sent.
   UNLOC_DETAIL_COLD static error to_error(CURLcode code, bool ambiguous_if_broken) {
     std::string what = curl_easy_strerror(code);
     switch (code) {
@@ -267,8 +275,9 @@ class curl_transport final : public transport {
       default:
         break;
     }
-    // Past this point the request may have reached the server. Only a POST is
-    // not safe to send twice blindly, so only for a POST is this ambiguous.
+    // Past this point the request may have reached the server. For a GET that
+    // changes nothing; a POST or DELETE may have been applied: ambiguous (the
+    // client then takes a DELETE's 404 on the retry as done).
     if (ambiguous_if_broken) {
       return make_error(error_category::ambiguous,
                         what + " after the request was sent: it may have been applied");
@@ -307,7 +316,12 @@ class curl_transport final : public transport {
       curl_blob blob{ca_bundle_.data(), ca_bundle_.size(), CURL_BLOB_NOCOPY};
       curl_easy_setopt(h, CURLOPT_CAINFO_BLOB, &blob);  // ca_bundle_ outlives the handle
     }
-    if (!options_.proxy.empty()) curl_easy_setopt(h, CURLOPT_PROXY, options_.proxy.c_str());
+    if (!options_.proxy.empty() || !options_.proxy_from_environment) {
+      // "" is no proxy, whatever the environment says; NOPROXY set stops libcurl
+      // from reading no_proxy.
+      curl_easy_setopt(h, CURLOPT_PROXY, options_.proxy.c_str());
+      if (!options_.proxy_from_environment) curl_easy_setopt(h, CURLOPT_NOPROXY, "");
+    }
     curl_easy_setopt(h, CURLOPT_USERAGENT, options_.user_agent.c_str());
     curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 0L);
     curl_easy_setopt(h, CURLOPT_TCP_KEEPALIVE, 1L);

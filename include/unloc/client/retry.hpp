@@ -1,6 +1,8 @@
 #pragma once
 
 // Backoff with full jitter, and the Retry-After header (RFC 9110 10.2.3).
+// Internal (namespace detail), part of the client: it reads HTTP dates with
+// timestamp.hpp's calendar, a public header, so it is not in detail/.
 
 #include <unloc/detail/random.hpp>
 #include <unloc/detail/text.hpp>

@@ -3,9 +3,11 @@
 // The connection under the client (google-cloud-cpp's split): one API call
 // becomes attempts over the transport, with the bearer token, the 401 refresh,
 // retries with backoff inside the deadline, and the redacted log lines.
+// Internal (namespace detail): included by client.hpp only. It stands on the
+// public headers, which is why it lives in client/, not in detail/.
 
+#include <unloc/client/retry.hpp>
 #include <unloc/credentials.hpp>
-#include <unloc/detail/retry.hpp>
 #include <unloc/detail/text.hpp>
 #include <unloc/error.hpp>
 #include <unloc/http_headers.hpp>
@@ -15,7 +17,10 @@
 #include <unloc/transport.hpp>
 #include <unloc/version.hpp>
 
+#include <algorithm>
 #include <chrono>
+#include <condition_variable>
+#include <cstdint>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -60,7 +65,10 @@ struct api_call {
 struct call_outcome {
   http_response response;
   int attempts = 0;
-  bool ambiguous_attempt = false;  // an earlier attempt may have been applied
+  // An attempt may have been applied: it broke after it was sent, or a gateway
+  // answered 502/504 for it. Only for calls that change something (not GET, not
+  // the token request). A 401, 429 or 503 says the request was not applied.
+  bool ambiguous_attempt = false;
 };
 
 /// Header values that may be logged as they are; every other value is REDACTED.
@@ -83,7 +91,14 @@ UNLOC_DETAIL_COLD inline void append_headers(std::string& out, const http_header
   if (!headers.empty()) out += ']';
 }
 
-/// Replaces every occurrence of each secret in `text` with REDACTED.
+/// A character of an RFC 6750 b64token (a bearer token).
+inline constexpr bool is_b64token(char c) noexcept {
+  return is_digit(c) || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '-' || c == '.' ||
+         c == '_' || c == '~' || c == '+' || c == '/' || c == '=';
+}
+
+/// Replaces every occurrence of each secret in `text` with REDACTED, and the
+/// credentials after every `Bearer ` (a token this process never saw, too).
 inline void scrub(std::string& text, const std::vector<std::string_view>& secrets) {
   for (const auto secret : secrets) {
     if (secret.size() < 4) continue;  // too short to tell from ordinary text
@@ -91,47 +106,25 @@ inline void scrub(std::string& text, const std::vector<std::string_view>& secret
       text.replace(at, secret.size(), "REDACTED");
     }
   }
+  constexpr std::string_view bearer = "bearer ";  // an auth scheme: any case
+  for (std::size_t at = 0; at + bearer.size() <= text.size(); ++at) {
+    if (!ascii_iequals(std::string_view(text).substr(at, bearer.size()), bearer)) continue;
+    at += bearer.size();
+    auto end = at;
+    while (end < text.size() && is_b64token(text[end])) ++end;
+    if (end == at || text.compare(at, end - at, "REDACTED") == 0) continue;
+    text.replace(at, end - at, "REDACTED");
+  }
 }
 
 inline bool retryable_status(int status) noexcept {
   return status == 429 || status == 502 || status == 503 || status == 504;
 }
 
-class connection;
-
-/// Tokens by the OAuth2 client-credentials grant, cached and refreshed
-/// `margin` before expiry; concurrent callers wait for one fetch.
-class credentials_token_source final : public token_source {
- public:
-  credentials_token_source(connection& owner, std::chrono::seconds margin)
-      : owner_(owner), margin_(margin) {}
-
-  // Declared inline: otherwise it would be the key function, and every file
-  // that includes this header would compile the vtable and the whole client.
-  inline result<access_token> token(std::chrono::steady_clock::time_point deadline) override;
-
-  void invalidate(const access_token& stale) override {
-    const std::lock_guard<std::mutex> lock(mutex_);
-    if (cached_ && cached_->value == stale.value) cached_.reset();
-  }
-
- private:
-  connection& owner_;
-  std::chrono::seconds margin_;
-  std::mutex mutex_;  // held while fetching: that is how callers share one refresh
-  std::optional<access_token> cached_;
-  std::chrono::system_clock::time_point refresh_at_{};
-};
-
 class connection {
  public:
-  connection(client_options options, std::shared_ptr<unloc::transport> transport)
-      : options_(std::move(options)), transport_(std::move(transport)) {
-    while (!options_.api_url.empty() && options_.api_url.back() == '/') options_.api_url.pop_back();
-    tokens_ = options_.tokens ? options_.tokens
-                              : std::make_shared<credentials_token_source>(
-                                    *this, options_.token_refresh_margin);
-  }
+  // Defined after credentials_token_source, which it makes.
+  connection(client_options options, std::shared_ptr<unloc::transport> transport);
   connection(const connection&) = delete;
   connection& operator=(const connection&) = delete;
 
@@ -148,6 +141,7 @@ class connection {
                                std::chrono::steady_clock::time_point deadline) {
     call_outcome out;
     bool refreshed = false;
+    const bool changes_state = call.method != "GET" && !call.repeatable;
     for (int attempt = 1;; ++attempt) {
       out.attempts = attempt;
       http_request request = make_request(call);
@@ -156,6 +150,7 @@ class connection {
         auto fetched = tokens_->token(deadline);
         if (!fetched) return finish(std::move(fetched).error(), nullptr);  // its own attempts
         token = std::move(*fetched);
+        remember_token(token->value);
         request.headers.add("Authorization", "Bearer " + token->value);
       }
       if (options_.logger) log_line(call, request, attempt, nullptr, nullptr, {});
@@ -174,6 +169,7 @@ class connection {
           continue;
         }
         out.response = std::move(*sent);
+        out.ambiguous_attempt |= changes_state && (status == 502 || status == 504);
         if (!retryable_status(status) || attempt >= policy.max_attempts) return out;
         wait = (std::max)(wait, retry_after(out.response));
         if (std::chrono::steady_clock::now() + wait >= deadline) return out;  // never overrun
@@ -193,12 +189,14 @@ class connection {
   }
 
   /// The error for a response with an error status: the API's `error` and
-  /// `message` when the body has them, the raw body otherwise.
+  /// `message` when the body has them, the raw body otherwise. `ambiguous`
+  /// when an attempt of the call may have been applied.
   [[nodiscard]] UNLOC_DETAIL_COLD error http_error(const call_outcome& outcome) const {
     const auto& response = outcome.response;
     error e;
     e.category = (response.status == 401 || response.status == 403) ? error_category::authentication
                                                                      : error_category::api;
+    if (outcome.ambiguous_attempt) e.category = error_category::ambiguous;
     e.http_status = response.status;
     e.attempts = outcome.attempts;
     if (const auto id = response.headers.get("x-request-id")) e.request_id = std::string(*id);
@@ -207,6 +205,9 @@ class connection {
     if (e.api_code.empty() && e.api_message.empty() && !response.body.empty()) {
       e.body = quoted(response.body, 512);
       e.message += "; its body is not an API error: " + e.body;
+    }
+    if (outcome.ambiguous_attempt) {
+      e.message += " after an earlier attempt that may have been applied";
     }
     scrub_secrets(e);
     return e;
@@ -289,18 +290,42 @@ class connection {
       line.append(" (attempt ").append(std::to_string(attempt)).append(")");
       append_headers(line, request.headers);
     }
-    scrub(line, {options_.client_secret});
+    scrub_secrets(line);
     options_.logger(line);
   }
 
-  void scrub_secrets(error& e) const {
-    const std::vector<std::string_view> secrets{options_.client_secret};
-    for (std::string* text : {&e.message, &e.api_message, &e.body, &e.api_code}) scrub(*text, secrets);
+  // Every token this connection sent is a secret to scrub from what a server
+  // echoes. The last few suffice: older ones expired long before.
+  void remember_token(const std::string& value) {
+    const std::lock_guard<std::mutex> lock(tokens_used_mutex_);
+    if (std::find(tokens_used_.begin(), tokens_used_.end(), value) != tokens_used_.end()) return;
+    if (tokens_used_.size() == 8) tokens_used_.erase(tokens_used_.begin());
+    tokens_used_.push_back(value);
   }
 
-  // The error a call ends with; `out` (when the call got that far) counts its attempts.
+  void scrub_secrets(std::string& text) const {
+    const std::lock_guard<std::mutex> lock(tokens_used_mutex_);
+    std::vector<std::string_view> secrets{options_.client_secret};
+    secrets.insert(secrets.end(), tokens_used_.begin(), tokens_used_.end());
+    scrub(text, secrets);
+  }
+
+  void scrub_secrets(error& e) const {
+    for (std::string* text : {&e.message, &e.api_message, &e.body, &e.api_code}) {
+      scrub_secrets(*text);
+    }
+  }
+
+  // The error a call ends with; `out` (when the call got that far) counts its
+  // attempts and says whether one may have been applied.
   error finish(error e, const call_outcome* out) const {
-    if (out != nullptr) e.attempts = out->attempts;
+    if (out != nullptr) {
+      e.attempts = out->attempts;
+      if (out->ambiguous_attempt && e.category != error_category::ambiguous) {
+        e.category = error_category::ambiguous;
+        e.message += " after an earlier attempt that may have been applied";
+      }
+    }
     scrub_secrets(e);
     return e;
   }
@@ -308,20 +333,97 @@ class connection {
   client_options options_;
   std::shared_ptr<unloc::transport> transport_;
   std::shared_ptr<token_source> tokens_;
+  mutable std::mutex tokens_used_mutex_;
+  std::vector<std::string> tokens_used_;
 };
 
-inline result<access_token> credentials_token_source::token(
-    std::chrono::steady_clock::time_point deadline) {
-  const std::lock_guard<std::mutex> lock(mutex_);
-  const auto now = std::chrono::system_clock::now();
-  if (cached_ && now < refresh_at_) return *cached_;
-  auto fetched = owner_.fetch_token(deadline);
-  if (!fetched) return fetched.error();
-  cached_ = std::move(*fetched);
-  // Refresh `margin` before expiry, or half-way through a lifetime shorter than two margins.
-  const auto lifetime = cached_->expires_at - now;
-  refresh_at_ = now + (lifetime > 2 * margin_ ? lifetime - margin_ : lifetime / 2);
-  return *cached_;
+/// Tokens by the OAuth2 client-credentials grant, cached and refreshed
+/// `margin` before expiry. One fetch is in flight at a time; callers that need
+/// a token meanwhile wait for it, each no longer than its own deadline, and
+/// share its result. A failed fetch is not cached: the next caller fetches.
+class credentials_token_source final : public token_source {
+ public:
+  credentials_token_source(connection& owner, std::chrono::seconds margin)
+      : owner_(owner), margin_(margin) {}
+
+  result<access_token> token(std::chrono::steady_clock::time_point deadline) override {
+    std::unique_lock<std::mutex> lock(mutex_);
+    while (!fresh()) {
+      if (!fetching_) {
+        fetching_ = true;
+        lock.unlock();
+        const auto began = std::chrono::system_clock::now();
+        result<access_token> fetched = make_error(error_category::internal, "no token fetched");
+        try {
+          fetched = owner_.fetch_token(deadline);
+        } catch (...) {  // out of memory: let the waiters go before it propagates
+          finish_fetch(fetched, began);
+          throw;
+        }
+        finish_fetch(fetched, began);
+        return fetched;
+      }
+      const auto seen = fetches_done_;
+      if (!fetch_done_.wait_until(lock, deadline, [&] { return fetches_done_ != seen; })) {
+        return make_error(error_category::timeout,
+                          "no access token within the deadline: the token request in flight "
+                          "has not finished");
+      }
+      // That fetch failed: share its failure, unless only its caller's deadline
+      // ended it and this caller still has time (then fetch again).
+      if (!fresh() && last_failure_ &&
+          (last_failure_->category != error_category::timeout ||
+           std::chrono::steady_clock::now() >= deadline)) {
+        return *last_failure_;
+      }
+    }
+    return *cached_;
+  }
+
+  void invalidate(const access_token& stale) override {
+    const std::lock_guard<std::mutex> lock(mutex_);
+    if (cached_ && cached_->value == stale.value) cached_.reset();
+  }
+
+ private:
+  [[nodiscard]] bool fresh() const {
+    return cached_ && std::chrono::system_clock::now() < refresh_at_;
+  }
+  void finish_fetch(result<access_token>& fetched, std::chrono::system_clock::time_point began) {
+    {
+      const std::lock_guard<std::mutex> lock(mutex_);
+      fetching_ = false;
+      ++fetches_done_;
+      if (fetched) {
+        last_failure_.reset();
+        cached_ = *fetched;
+        // Refresh `margin` before expiry, or half-way through a lifetime shorter than two margins.
+        const auto lifetime = cached_->expires_at - began;
+        refresh_at_ = began + (lifetime > 2 * margin_ ? lifetime - margin_ : lifetime / 2);
+      } else {
+        last_failure_ = fetched.error();
+      }
+    }
+    fetch_done_.notify_all();
+  }
+
+  connection& owner_;
+  std::chrono::seconds margin_;
+  std::mutex mutex_;  // guards what follows; never held during a fetch
+  std::condition_variable fetch_done_;
+  bool fetching_ = false;
+  std::uint64_t fetches_done_ = 0;
+  std::optional<error> last_failure_;  // of the last fetch done, if it failed
+  std::optional<access_token> cached_;
+  std::chrono::system_clock::time_point refresh_at_{};
+};
+
+inline connection::connection(client_options options, std::shared_ptr<unloc::transport> transport)
+    : options_(std::move(options)), transport_(std::move(transport)) {
+  while (!options_.api_url.empty() && options_.api_url.back() == '/') options_.api_url.pop_back();
+  tokens_ = options_.tokens ? options_.tokens
+                            : std::make_shared<credentials_token_source>(
+                                  *this, options_.token_refresh_margin);
 }
 
 }  // namespace detail
