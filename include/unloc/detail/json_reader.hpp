@@ -229,7 +229,7 @@ class json_reader {
   }
 
   // A known field's value at p_, in an object `depth` deep.
-  bool read_field(const json_field& field, void* target, std::size_t depth) {
+  UNLOC_DETAIL_NOINLINE bool read_field(const json_field& field, void* target, std::size_t depth) {
     const char c = peek();
     if (c == 'n' && field.nullable) return read_literal("null") && store(field, target, {true, {}});
     switch (field.kind) {
