@@ -52,7 +52,7 @@ nlohmann::json fault::to_json() const {
                       {"count", remaining},
                       {"after", after}};
   if (!retry_after.empty()) j["retryAfter"] = retry_after;
-  if (kind == fault_kind::slow) j["delayMs"] = delay.count();
+  if (kind == fault_kind::slow || delay.count() > 0) j["delayMs"] = delay.count();
   return j;
 }
 
@@ -98,7 +98,10 @@ std::string fault_registry::add(const nlohmann::json& spec, fault& added) {
   f.remaining = integer_field(spec, "count", 1, -1, 1000000000, problem);
   if (f.remaining == 0) problem = "field 'count' must be -1 (until cleared) or at least 1";
   f.after = integer_field(spec, "after", 0, 0, 1000000000, problem);
-  f.delay = std::chrono::milliseconds(integer_field(spec, "delayMs", 1000, 0, 120000, problem));
+  // A status fault waits only when asked: an error that comes slowly.
+  const long long default_delay = f.kind == fault_kind::slow ? 1000 : 0;
+  f.delay = std::chrono::milliseconds(
+      integer_field(spec, "delayMs", default_delay, 0, 120000, problem));
   if (const auto it = spec.find("retryAfter"); it != spec.end() && !it->is_null()) {
     if (it->is_number_integer()) {
       f.retry_after = std::to_string(it->get<long long>());
@@ -167,6 +170,7 @@ bool apply_fault_before(const fault& f, const httplib::Request& req, httplib::Re
                         store& state, fault_registry& faults) {
   switch (f.kind) {
     case fault_kind::status:
+      if (f.delay.count() > 0) faults.sleep_for(f.delay);
       send_error(res, f.status, status_code_name(f.status),
                  "injected fault: HTTP " + std::to_string(f.status));
       if (!f.retry_after.empty()) res.set_header("Retry-After", f.retry_after);

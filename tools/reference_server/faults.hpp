@@ -21,7 +21,7 @@ namespace refserver {
 
 /// How a request is spoiled.
 enum class fault_kind {
-  status,          ///< 500, 502, 503, 504 or 429 with an API error body.
+  status,          ///< 500, 502, 503, 504 or 429 with an API error body, after delayMs if given.
   slow,            ///< The right answer, after a delay.
   drop,            ///< 200 headers of a chunked body, then the connection closes.
   reset,           ///< The connection closes before any byte of a response.
@@ -42,7 +42,7 @@ struct fault {
   long long remaining = 1;  ///< Requests still to spoil; -1: until cleared.
   long long after = 0;      ///< Matching requests to let pass first.
   std::string retry_after;  ///< Retry-After header value, if any.
-  std::chrono::milliseconds delay{1000};
+  std::chrono::milliseconds delay{1000};  ///< Slow faults; status faults when delayMs is given.
 
   [[nodiscard]] nlohmann::json to_json() const;
   /// Whether it applies to requests of `e`.
