@@ -142,7 +142,9 @@ class client {
   /// endpoint (scheme, host, port, path and query: the URL without its user
   /// info), which carry other credentials. Accept both pairs in the validator
   /// before calling it, and drop the old pair after. Safe to repeat: after a
-  /// failure, running it again finishes the job.
+  /// failure, running it again finishes the job. One rotator at a time per
+  /// webhook: two rotations to different new credentials running at once can
+  /// each delete the other's new webhook.
   [[nodiscard]] result<rotated_webhook> rotate_webhook_credentials(
       const webhook_registration& registration, const call_options& per_call = {}) const {
     auto endpoint = parse_webhook_url(registration.url);
@@ -214,7 +216,8 @@ class client {
   /// `on_event(access_event&&)` in the order served (newest first); memory
   /// stays bounded by one page. `on_event` returns false to stop early: a
   /// success, with `log_read::stopped` set. Returns how many events were
-  /// handed over. The deadline applies to each page.
+  /// handed over. The deadline applies to each page. An exception `on_event`
+  /// throws ends the read with an `internal` error; it is not rethrown.
   template <typename OnEvent>
   [[nodiscard]] result<log_read> read_access_log(const access_log_query& query,
                                                  OnEvent&& on_event,

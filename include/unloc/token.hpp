@@ -100,6 +100,22 @@ void from_json(const BasicJsonType& j, access_token& t) {
 
 namespace detail {
 
+/// A character of an RFC 6750 b64token (a bearer token), `=` included.
+inline constexpr bool is_b64token(char c) noexcept {
+  return is_digit(c) || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '-' || c == '.' ||
+         c == '_' || c == '~' || c == '+' || c == '/' || c == '=';
+}
+
+/// True when `text` is an RFC 6750 b64token: `1*( ALPHA / DIGIT / "-" / "." /
+/// "_" / "~" / "+" / "/" ) *"="`, fit to follow `Authorization: Bearer `.
+inline constexpr bool is_bearer_token(std::string_view text) noexcept {
+  std::size_t n = 0;
+  while (n < text.size() && text[n] != '=' && is_b64token(text[n])) ++n;
+  if (n == 0) return false;
+  while (n < text.size() && text[n] == '=') ++n;
+  return n == text.size();
+}
+
 // The token endpoint's response as read from untrusted JSON.
 
 /// A token being read, and the time its `expires_in` counts from.
@@ -116,6 +132,8 @@ inline constexpr json_field token_fields[] = {
     {"access_token", json_kind::string, true, false,
      [](void* t, json_scalar v) -> std::string {
        if (v.text.empty()) return "must not be empty";
+       // It goes into a header as it is: a CR or LF would start a header of the server's choosing.
+       if (!is_bearer_token(v.text)) return "must be a bearer token (RFC 6750 characters)";
        token_at(t).value.assign(v.text);
        return {};
      }},

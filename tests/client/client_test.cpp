@@ -691,3 +691,28 @@ TEST_CASE("a waiter with time left fetches anew when the fetch it waited for ran
   CHECK(patient.has_value());
   CHECK(server().request_counts()["token"] == 2);
 }
+
+TEST_CASE("a waiter with time left fetches anew when the fetch it waited for stopped retrying "
+          "at its caller's deadline",
+          "[client]") {
+  fault_guard guard;
+  auto c = make_client(server());
+  server().reset_request_counts();
+  // A slow 503 asking for 5 s: the hurried caller's 3 s cannot wait that long, so
+  // its fetch stops with the 503 although the fetch would have succeeded later.
+  server().inject_fault(
+      {{"endpoint", "token"}, {"kind", "503"}, {"retryAfter", "5"}, {"delayMs", 1500}});
+  unloc::call_options three_seconds;
+  three_seconds.deadline = 3s;
+  unloc::result<std::vector<unloc::webhook>> hurried =
+      unloc::make_error(unloc::error_category::internal, "");
+  std::thread fetcher([&] { hurried = c.list_webhooks(three_seconds); });
+  while (server().request_counts()["token"] == 0) std::this_thread::yield();
+  auto patient = c.list_webhooks();  // 10 s: time left after the hurried fetch fails
+  fetcher.join();
+  REQUIRE_FALSE(hurried.has_value());
+  CHECK(hurried.error().http_status == 503);
+  INFO((patient ? std::string("ok") : unloc::to_string(patient.error())));
+  CHECK(patient.has_value());  // not the 503 the hurried caller's deadline caused
+  CHECK(server().request_counts()["token"] == 2);
+}

@@ -12,7 +12,9 @@
 #include <atomic>
 #include <chrono>
 #include <memory>
+#include <stdexcept>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <vector>
 
@@ -49,13 +51,14 @@ struct fixture {
       std::make_shared<unloc::testing::scripted_transport>();
   std::vector<std::string> log;
   std::mutex log_mutex;
+  std::string client_secret = secret;
 
   unloc::client make(unloc::retry_policy retry = {3, 1ms, 2ms}, std::chrono::milliseconds deadline = 5s) {
     unloc::client_options options;
     options.api_url = "https://api.example.test/";
     options.project_id = project;
     options.client_id = "client-id";
-    options.client_secret = secret;
+    options.client_secret = client_secret;
     options.transport = transport;
     options.retry = retry;
     options.deadline = deadline;
@@ -573,4 +576,67 @@ TEST_CASE("scrubs the bearer token a server echoes, in the error and the log", "
     CHECK(text.find("Bearer REDACTED") != std::string::npos);
   }
   for (const auto& line : f.log) CHECK(line.find(token) == std::string::npos);
+}
+
+TEST_CASE("logs and scrubs when a secret is part of the word REDACTED", "[client]") {
+  // Each log line holds "Authorization: REDACTED": scrubbing "DACT" there once
+  // looped forever, finding its own replacement again.
+  for (const std::string_view token : {"DACT", "ACTED", "REDACTED"}) {
+    fixture f;
+    f.transport->push(json_response(200, token_body(std::string(token))));
+    f.transport->push(json_response(200, R"({"webhooks":[]})"));
+    INFO(token);
+    CHECK(f.make().list_webhooks().has_value());
+    CHECK_FALSE(f.log.empty());
+  }
+}
+
+TEST_CASE("scrubs a body before quoting and cutting it", "[client]") {
+  fixture f;
+  f.client_secret = "it's-s\xc3\xa9" "cret\\-42";  // a quote, non-ASCII and a backslash
+  const std::string token = "tok-7f3a9c2e5b1d";
+  f.transport->push(json_response(200, token_body(token)));
+  f.transport->push(json_response(400, "echo: " + f.client_secret));
+  // The token straddles the 512-byte cut: its first half would be kept.
+  f.transport->push(json_response(400, std::string(500, 'x') + token));
+  // Other whitespace after Bearer.
+  f.transport->push(json_response(400, "Bearer\tother.token-value and bearer  second.token"));
+  auto c = f.make();
+  for (int i = 0; i < 3; ++i) {
+    auto r = c.list_webhooks();
+    REQUIRE_FALSE(r.has_value());
+    const auto text = unloc::to_string(r.error()) + r.error().body;
+    INFO(text);
+    CHECK(text.find("cret") == std::string::npos);
+    CHECK(text.find("tok-7f3a") == std::string::npos);
+    CHECK(text.find("other.token-value") == std::string::npos);
+    CHECK(text.find("second.token") == std::string::npos);
+    CHECK(r.error().body.find("REDACTED") != std::string::npos);
+  }
+}
+
+TEST_CASE("a failed token refresh after an attempt that may have applied the call is ambiguous",
+          "[client]") {
+  fixture f;
+  f.transport->push(json_response(200, token_body("t1")));
+  f.transport->push(json_response(504, "gateway timeout"));  // the POST may have been applied
+  f.transport->push(json_response(401, R"({"error":"unauthorized","message":"revoked"})"));
+  f.transport->push(json_response(400, R"({"error":"invalid_client","message":"no"})"));
+  auto r = f.make({4, 1ms, 2ms})
+               .register_webhook(unloc::uuid::parse(lock).value(), "https://vandelay.ind/accessEvents");
+  REQUIRE_FALSE(r.has_value());
+  INFO(unloc::to_string(r.error()));
+  CHECK(r.error().category == unloc::error_category::ambiguous);
+  CHECK(r.error().attempts == 2);  // the POST's attempts, not the token request's
+}
+
+TEST_CASE("a callback that throws ends the log read with an internal error", "[client]") {
+  fixture f;
+  f.transport->push(json_response(200, token_body("t")));
+  f.transport->push(json_response(200, "{\"accessEvents\":[" + event_json(1) + "]}"));
+  auto read = f.make().read_access_log(
+      unloc::access_log_query::lock(unloc::uuid::parse(lock).value()),
+      [](unloc::access_event&&) -> bool { throw std::runtime_error("the handler failed"); });
+  REQUIRE_FALSE(read.has_value());
+  CHECK(read.error().category == unloc::error_category::internal);  // not the server's fault
 }

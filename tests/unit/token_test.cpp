@@ -229,3 +229,25 @@ TEST_CASE("a token response tells text that is not JSON from JSON of the wrong s
   CHECK(schema.error().field == "access_token");
   CHECK(has_text(schema.error().message, "field 'access_token' must be a string, got a number"));
 }
+
+TEST_CASE("an access_token that is not an RFC 6750 bearer token is refused", "[token]") {
+  const auto with_value = [](std::string_view value) {
+    auto j = token_response();
+    j["access_token"] = std::string(value);
+    return unloc::parse_access_token(j.dump());
+  };
+  // It goes into the Authorization header as it is.
+  const std::vector<std::string> refused = {"ab\r\nX-Injected: 1", "a b", "a\tb", "a=b", "=",
+                                           "ab\"c", "caf\xc3\xa9", std::string("a\0b", 3)};
+  for (const auto& bad : refused) {
+    auto r = with_value(bad);
+    INFO(bad);
+    REQUIRE_FALSE(r.has_value());
+    CHECK(r.error().category == unloc::error_category::invalid_response);
+    CHECK(r.error().field == "access_token");
+  }
+  for (const std::string_view good : {jwt, std::string_view("abc=="), std::string_view("a-._~+/9")}) {
+    INFO(good);
+    CHECK(with_value(good).has_value());
+  }
+}

@@ -91,29 +91,30 @@ UNLOC_DETAIL_COLD inline void append_headers(std::string& out, const http_header
   if (!headers.empty()) out += ']';
 }
 
-/// A character of an RFC 6750 b64token (a bearer token).
-inline constexpr bool is_b64token(char c) noexcept {
-  return is_digit(c) || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '-' || c == '.' ||
-         c == '_' || c == '~' || c == '+' || c == '/' || c == '=';
-}
-
 /// Replaces every occurrence of each secret in `text` with REDACTED, and the
-/// credentials after every `Bearer ` (a token this process never saw, too).
+/// credentials after every `Bearer` and spaces or tabs (a token this process
+/// never saw, too). Secrets shorter than 4 characters are left: they cannot be
+/// told from ordinary text (a real client secret or token is far longer).
 inline void scrub(std::string& text, const std::vector<std::string_view>& secrets) {
+  constexpr std::string_view redacted = "REDACTED";
   for (const auto secret : secrets) {
-    if (secret.size() < 4) continue;  // too short to tell from ordinary text
-    for (auto at = text.find(secret); at != std::string::npos; at = text.find(secret, at)) {
-      text.replace(at, secret.size(), "REDACTED");
+    if (secret.size() < 4) continue;
+    // On after the REDACTED just written: a secret inside "REDACTED" would be found there again.
+    for (auto at = text.find(secret); at != std::string::npos;
+         at = text.find(secret, at + redacted.size())) {
+      text.replace(at, secret.size(), redacted);
     }
   }
-  constexpr std::string_view bearer = "bearer ";  // an auth scheme: any case
-  for (std::size_t at = 0; at + bearer.size() <= text.size(); ++at) {
+  constexpr std::string_view bearer = "bearer";  // an auth scheme: any case
+  for (std::size_t at = 0; at + bearer.size() < text.size(); ++at) {
     if (!ascii_iequals(std::string_view(text).substr(at, bearer.size()), bearer)) continue;
-    at += bearer.size();
-    auto end = at;
+    auto start = at + bearer.size();
+    if (text[start] != ' ' && text[start] != '\t') continue;
+    while (start < text.size() && (text[start] == ' ' || text[start] == '\t')) ++start;
+    auto end = start;
     while (end < text.size() && is_b64token(text[end])) ++end;
-    if (end == at || text.compare(at, end - at, "REDACTED") == 0) continue;
-    text.replace(at, end - at, "REDACTED");
+    if (end == start || text.compare(start, end - start, redacted) == 0) continue;
+    text.replace(start, end - start, redacted);
   }
 }
 
@@ -148,7 +149,11 @@ class connection {
       std::optional<access_token> token;
       if (call.authenticated) {
         auto fetched = tokens_->token(deadline);
-        if (!fetched) return finish(std::move(fetched).error(), nullptr);  // its own attempts
+        if (!fetched) {
+          if (attempt == 1) return finish(std::move(fetched).error(), nullptr);  // its own attempts
+          out.attempts = attempt - 1;  // a refresh after a 401 failed: count what this call sent
+          return finish(std::move(fetched).error(), &out);
+        }
         token = std::move(*fetched);
         remember_token(token->value);
         request.headers.add("Authorization", "Bearer " + token->value);
@@ -203,7 +208,10 @@ class connection {
     read_api_error(response.body, e);
     e.message = "the API refused the request";
     if (e.api_code.empty() && e.api_message.empty() && !response.body.empty()) {
-      e.body = quoted(response.body, 512);
+      // Scrubbed before quoting and cutting: either would hide a secret from the scrub.
+      std::string body = response.body;
+      scrub_secrets(body);
+      e.body = quoted(body, 512);
       e.message += "; its body is not an API error: " + e.body;
     }
     if (outcome.ambiguous_attempt) {
@@ -213,9 +221,10 @@ class connection {
     return e;
   }
 
-  /// An error for a response whose body did not read as the contract says.
+  /// An error for a response whose body did not read as the contract says;
+  /// `internal` (out of memory, a callback that threw) stays `internal`.
   [[nodiscard]] UNLOC_DETAIL_COLD error response_error(const call_outcome& outcome, error e) const {
-    e.category = error_category::invalid_response;
+    if (e.category != error_category::internal) e.category = error_category::invalid_response;
     e.http_status = outcome.response.status;
     e.attempts = outcome.attempts;
     if (const auto id = outcome.response.headers.get("x-request-id")) e.request_id = std::string(*id);
@@ -246,6 +255,17 @@ class connection {
     auto token = parse_access_token(outcome->response.body);
     if (!token) return response_error(*outcome, token.error());
     return token;
+  }
+
+  /// Whether a failed token fetch ended only because its caller's deadline ran
+  /// out: a timeout, or a failure execute() would have retried (it retries
+  /// those until max_attempts unless the deadline comes first).
+  [[nodiscard]] bool ran_out_of_time(const error& e) const noexcept {
+    if (e.category == error_category::timeout) return true;
+    const bool retryable = e.category == error_category::network ||
+                           e.category == error_category::ambiguous ||
+                           retryable_status(e.http_status);
+    return retryable && e.attempts < options_.retry.max_attempts;
   }
 
  private:
@@ -340,7 +360,9 @@ class connection {
 /// Tokens by the OAuth2 client-credentials grant, cached and refreshed
 /// `margin` before expiry. One fetch is in flight at a time; callers that need
 /// a token meanwhile wait for it, each no longer than its own deadline, and
-/// share its result. A failed fetch is not cached: the next caller fetches.
+/// share its result, unless it failed only because its caller's deadline ran
+/// out and they have time left: then they fetch again. A failed fetch is not
+/// cached: the next caller fetches.
 class credentials_token_source final : public token_source {
  public:
   credentials_token_source(connection& owner, std::chrono::seconds margin)
@@ -372,8 +394,7 @@ class credentials_token_source final : public token_source {
       // That fetch failed: share its failure, unless only its caller's deadline
       // ended it and this caller still has time (then fetch again).
       if (!fresh() && last_failure_ &&
-          (last_failure_->category != error_category::timeout ||
-           std::chrono::steady_clock::now() >= deadline)) {
+          (!last_failure_out_of_time_ || std::chrono::steady_clock::now() >= deadline)) {
         return *last_failure_;
       }
     }
@@ -402,6 +423,7 @@ class credentials_token_source final : public token_source {
         refresh_at_ = began + (lifetime > 2 * margin_ ? lifetime - margin_ : lifetime / 2);
       } else {
         last_failure_ = fetched.error();
+        last_failure_out_of_time_ = owner_.ran_out_of_time(*last_failure_);
       }
     }
     fetch_done_.notify_all();
@@ -414,6 +436,7 @@ class credentials_token_source final : public token_source {
   bool fetching_ = false;
   std::uint64_t fetches_done_ = 0;
   std::optional<error> last_failure_;  // of the last fetch done, if it failed
+  bool last_failure_out_of_time_ = false;  // only its caller's deadline ended it
   std::optional<access_token> cached_;
   std::chrono::system_clock::time_point refresh_at_{};
 };
