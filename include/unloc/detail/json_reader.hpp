@@ -61,7 +61,8 @@ enum class json_kind : std::uint8_t {
   objects,  // an array of objects, each read by `element` into element_target()
   wrapper,  // an object holding the enclosing one itself ({"webhook":{…}}): it is
             // read into the same target with the fields before this one (so it
-            // comes last), and the enclosing object's required fields are waived
+            // comes last), it must be the enclosing object's only member, and
+            // that object's required fields are waived
 };
 
 // What a store function gets: a string's decoded text, a number's text, or null.
@@ -203,25 +204,37 @@ class json_reader {
   // `{` at p_, `depth` deep.
   UNLOC_DETAIL_NOINLINE bool read_object(const json_object& object, void* target,
                                          std::size_t depth) {
-    std::uint32_t seen = 0;  // a bit per field of `object`
-    bool wrapped = false;
+    std::uint32_t seen = 0;                   // a bit per field of `object`
+    const json_field* wrapped = nullptr;      // the wrapper, once read
+    bool members = false;                     // a member other than a wrapper was read
     std::unordered_set<std::string> unknown;  // a set: an object may hold many
     const bool read = read_members(depth, [&](std::string_view key) {
       if (failed()) return read_value(nullptr, depth);  // after a schema error: only checked
       const json_field* field = find_field(object, key);
+      if (field != nullptr) {
+        const std::uint32_t bit = std::uint32_t{1} << (field - object.fields);
+        if ((seen & bit) != 0) return fail_duplicate(key) && read_value(nullptr, depth);
+        seen |= bit;
+      }
+      // A wrapper is the whole object: a member beside it, before or after it,
+      // would be a second value for one of its fields, or an extra beside its own.
+      const bool wrapper = field != nullptr && field->kind == json_kind::wrapper;
+      if (wrapped != nullptr || (wrapper && members)) {
+        return fail_field(wrapped != nullptr ? *wrapped : *field,
+                          "must be the only member of its object") &&
+               read_value(nullptr, depth);
+      }
+      members = members || !wrapper;
       if (field == nullptr) return read_unknown(object, target, key, depth, unknown);
-      const std::uint32_t bit = std::uint32_t{1} << (field - object.fields);
-      if ((seen & bit) != 0) return fail_duplicate(key) && read_value(nullptr, depth);
-      seen |= bit;
-      if (field->kind == json_kind::wrapper && peek() == '{') {
-        wrapped = true;
+      if (wrapper && peek() == '{') {
+        wrapped = field;
         json_object inside = object;  // the fields before the wrapper
         inside.field_count = static_cast<std::size_t>(field - object.fields);
         return read_object(inside, target, depth + 1);
       }
       return read_field(*field, target, depth);
     });
-    if (!read || failed() || wrapped) return read;
+    if (!read || failed() || wrapped != nullptr) return read;
     if (const json_field* missing = missing_field(object, seen)) {
       return fail_field(*missing, "is missing");
     }
