@@ -9,7 +9,9 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <cstdlib>
 #include <cstring>
+#include <new>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -18,6 +20,39 @@
 // The strict JSON reader behind parse_access_event and the access-log page
 // readers (detail/json_reader.hpp, descriptions in access_event.hpp and parse.hpp), held to RFC 8259 and to what nlohmann::json
 // reads from the same text.
+
+// Out of memory on demand: while allocations_left is not negative, that many
+// allocations of this thread succeed and every later one throws std::bad_alloc.
+// Replacing operator new replaces it for the whole unit test binary: when not
+// counting down, it is malloc (every form that is not over-aligned, so that
+// sanitizers see each block freed as it was allocated).
+namespace {
+thread_local long allocations_left = -1;
+}  // namespace
+
+void* operator new(std::size_t size) {
+  if (allocations_left == 0) throw std::bad_alloc();
+  if (allocations_left > 0) --allocations_left;
+  if (void* p = std::malloc(size == 0 ? 1 : size)) return p;
+  throw std::bad_alloc();
+}
+void* operator new[](std::size_t size) { return ::operator new(size); }
+void* operator new(std::size_t size, const std::nothrow_t&) noexcept {
+  try {
+    return ::operator new(size);
+  } catch (...) {
+    return nullptr;
+  }
+}
+void* operator new[](std::size_t size, const std::nothrow_t& tag) noexcept {
+  return ::operator new(size, tag);
+}
+void operator delete(void* p) noexcept { std::free(p); }
+void operator delete[](void* p) noexcept { std::free(p); }
+void operator delete(void* p, std::size_t) noexcept { std::free(p); }
+void operator delete[](void* p, std::size_t) noexcept { std::free(p); }
+void operator delete(void* p, const std::nothrow_t&) noexcept { std::free(p); }
+void operator delete[](void* p, const std::nothrow_t&) noexcept { std::free(p); }
 
 namespace {
 
@@ -920,4 +955,59 @@ TEST_CASE("rejects a page whose accessEvents is missing, not an array or holds n
   CHECK(missing.failure == read_status::schema);
   CHECK(missing.field == "accessEvents");
   CHECK(contains(missing.message, "is missing"));
+}
+
+TEST_CASE("runs out of memory at any allocation and says so, without terminating",
+          "[event_reader]") {
+  // Every kind of value, kept and checked: escapes, numbers, nesting, a repeated-key check.
+  const std::string body = event_with_lock_name(
+      R"("Nor\u00f0 gate")", R"(,"battery":{"level":[1,-2.5e3,"\u00e9t\u00e9"],"ok":true})");
+  REQUIRE(read_event(body).event.has_value());
+  long failures = 0;
+  for (long succeeding = 0;; ++succeeding) {
+    INFO("allocations before memory runs out: " << succeeding);
+    unloc::access_event event;
+    allocations_left = succeeding;
+    unloc::detail::read_error e =
+        unloc::detail::json_reader(body, 32).read_document(unloc::detail::event_object, &event);
+    allocations_left = -1;
+    if (!e.failed()) break;
+    ++failures;
+    REQUIRE(e.status == read_status::internal);
+    const unloc::error error = unloc::detail::input_error(std::move(e));
+    CHECK(error.category == unloc::error_category::internal);
+    CHECK(error.message == "out of memory while reading JSON");
+  }
+  CHECK(failures > 5);
+}
+
+TEST_CASE("a page callback that throws when memory has run out is an internal error",
+          "[event_reader]") {
+  const std::string body = "{\"accessEvents\":[" + event_text + "]}";
+  auto on_event = [](unloc::access_event&&) -> bool {
+    allocations_left = 0;
+    throw 7;  // not ours to describe
+  };
+  std::optional<std::string> cursor;
+  unloc::detail::read_error e = unloc::detail::read_events(body, {}, on_event, cursor);
+  allocations_left = -1;
+  REQUIRE(e.status == read_status::internal);
+  const unloc::error error = unloc::detail::input_error(std::move(e));
+  CHECK(error.category == unloc::error_category::internal);
+  CHECK(error.message == "unexpected exception while reading JSON");
+}
+
+TEST_CASE("json_whole_number allocates nothing, however long the number", "[event_reader]") {
+  const std::string_view numbers[] = {"12345678901234567890.5e-3", "0.000000000000000000001e21",
+                                      "18446744073709551615.00000000000000000000",
+                                      "1.0000000000000000000000001e1"};
+  const std::optional<std::uint64_t> expected[] = {
+      12345678901234567, 1, 18446744073709551615ULL, std::nullopt};
+  for (std::size_t i = 0; i < std::size(numbers); ++i) {
+    INFO(numbers[i]);
+    allocations_left = 0;
+    const auto whole = unloc::detail::json_whole_number(numbers[i], i == 3 ? 10 : UINT64_MAX);
+    allocations_left = -1;
+    CHECK(whole == expected[i]);
+  }
 }
