@@ -38,15 +38,16 @@ inline constexpr std::size_t max_response_depth = 32;
 [[nodiscard]] UNLOC_DETAIL_COLD inline error input_error(read_error&& e) {
   return make_error(
       e.status == read_status::internal ? error_category::internal : error_category::invalid_input,
-      std::move(e.message), std::move(e.field));
+      e.take_message(), std::move(e.field));
 }
 
 /// An API response that did not read: an invalid response.
 [[nodiscard]] UNLOC_DETAIL_COLD inline error response_error(read_error&& e) {
-  if (e.status == read_status::syntax) e.message.insert(0, "response ");
+  std::string message = e.take_message();
+  if (e.status == read_status::syntax) message.insert(0, "response ");
   return make_error(e.status == read_status::internal ? error_category::internal
                                                       : error_category::invalid_response,
-                    std::move(e.message), std::move(e.field));
+                    std::move(message), std::move(e.field));
 }
 
 /// One event from `text`; `status` says how reading ended (syntax: 400, else 422).

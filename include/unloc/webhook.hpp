@@ -218,7 +218,7 @@ void from_json(const BasicJsonType& j, webhook& w) {
 }
 
 /// Reads a webhook as the API returns it: the object itself, or wrapped as
-/// `{"webhook":{…}}` (read in one pass). Never throws.
+/// `{"webhook":{…}}` with no other member (read in one pass). Never throws.
 [[nodiscard]] inline result<webhook> parse_webhook(std::string_view json_text) {
   return detail::read_webhook(json_text, detail::webhook_response);
 }

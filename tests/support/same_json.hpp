@@ -2,7 +2,7 @@
 
 // Equality of nlohmann values that the JSON reader's tests need: equal values of
 // equal types all the way down, so 1, 1u and 1.0 differ, and so do 0.0 and -0.0.
-// Shared by tests/unit/event_reader_test.cpp and tests/fuzz/event_reader_fuzzer.cpp.
+// Shared by tests/unit/json_reader_test.cpp and tests/fuzz/event_reader_fuzzer.cpp.
 // Also the bridge between the SDK's unknown fields (json_member: name and JSON
 // text) and nlohmann values, for the tests that build or inspect them.
 

@@ -305,6 +305,33 @@ TEST_CASE("parse_webhook reads the wrapped form with the rules of the bare one",
   CHECK(has_text(broken.error().message, "response body is not valid JSON at byte 34"));
 }
 
+TEST_CASE("a wrapped webhook with any other member before or after the wrapper is refused",
+          "[webhook]") {
+  const std::string inner =
+      R"({"id":"22222222-2222-2222-2222-222222222222","url":"https://b.example/y","x":1})";
+  const std::string known_before =
+      R"({"id":"11111111-1111-1111-1111-111111111111","url":"https://a.example/x","webhook":)" +
+      inner + "}";
+  const std::string known_after = R"({"webhook":)" + inner + R"(,"url":"https://evil.example/z"})";
+  const std::string unknown_before = R"({"x":2,"webhook":)" + inner + "}";
+  const std::string unknown_after = R"({"webhook":)" + inner + R"(,"x":2})";
+  const std::string null_after = R"({"webhook":)" + inner + R"(,"lockId":null})";
+  for (const std::string& body :
+       {known_before, known_after, unknown_before, unknown_after, null_after}) {
+    INFO(body);
+    const auto read = unloc::parse_webhook(body);
+    CHECK_FALSE(read.has_value());
+    if (read) continue;  // each body is told apart
+    CHECK(read.error().category == unloc::error_category::invalid_response);
+    CHECK(read.error().field == "webhook");
+    CHECK(has_text(read.error().message, "field 'webhook' must be the only member of its object"));
+  }
+  // Text that is not JSON after the member beside the wrapper still says so.
+  const auto broken = unloc::parse_webhook(known_after + " x");
+  REQUIRE_FALSE(broken.has_value());
+  CHECK(has_text(broken.error().message, "response body is not valid JSON"));
+}
+
 TEST_CASE("a webhook list checks its other members as every body does", "[webhook]") {
   for (const std::string& body : {std::string(R"({"webhooks":[],"x":1,"x":2})"),
                                   std::string(R"({"webhooks":[],"x":{"a":1,"a":2}})")}) {

@@ -45,10 +45,17 @@ enum class read_status : std::uint8_t { ok, schema, syntax, stopped, internal };
 // The reader's one error channel: how reading ended, why, and the field at fault.
 struct read_error {
   read_status status = read_status::ok;
-  std::string message;
+  std::string message;  // empty when `fixed_message` says why
   std::string field;
+  // Why, as a literal, when nothing could be allocated to say it (out of memory).
+  const char* fixed_message = nullptr;
 
   [[nodiscard]] bool failed() const noexcept { return status != read_status::ok; }
+
+  // The message, moved out (the literal copied, now that memory may be back).
+  [[nodiscard]] std::string take_message() {
+    return fixed_message != nullptr ? std::string(fixed_message) : std::move(message);
+  }
 };
 
 // --- Descriptions.
@@ -61,7 +68,8 @@ enum class json_kind : std::uint8_t {
   objects,  // an array of objects, each read by `element` into element_target()
   wrapper,  // an object holding the enclosing one itself ({"webhook":{…}}): it is
             // read into the same target with the fields before this one (so it
-            // comes last), and the enclosing object's required fields are waived
+            // comes last), it must be the enclosing object's only member, and
+            // that object's required fields are waived
 };
 
 // What a store function gets: a string's decoded text, a number's text, or null.
@@ -190,10 +198,11 @@ class json_reader {
       }
       return std::move(error_);
     } catch (const std::bad_alloc&) {
-      return {read_status::internal, "out of memory while reading JSON", {}};
+      // No string here: it could throw again, out of this noexcept function.
+      return {read_status::internal, {}, {}, "out of memory while reading JSON"};
     } catch (...) {
       // The caller's sink threw: its text is not ours to pass on.
-      return {read_status::internal, "unexpected exception while reading JSON", {}};
+      return {read_status::internal, {}, {}, "unexpected exception while reading JSON"};
     }
   }
 
@@ -203,25 +212,37 @@ class json_reader {
   // `{` at p_, `depth` deep.
   UNLOC_DETAIL_NOINLINE bool read_object(const json_object& object, void* target,
                                          std::size_t depth) {
-    std::uint32_t seen = 0;  // a bit per field of `object`
-    bool wrapped = false;
+    std::uint32_t seen = 0;                   // a bit per field of `object`
+    const json_field* wrapped = nullptr;      // the wrapper, once read
+    bool members = false;                     // a member other than a wrapper was read
     std::unordered_set<std::string> unknown;  // a set: an object may hold many
     const bool read = read_members(depth, [&](std::string_view key) {
       if (failed()) return read_value(nullptr, depth);  // after a schema error: only checked
       const json_field* field = find_field(object, key);
+      if (field != nullptr) {
+        const std::uint32_t bit = std::uint32_t{1} << (field - object.fields);
+        if ((seen & bit) != 0) return fail_duplicate(key) && read_value(nullptr, depth);
+        seen |= bit;
+      }
+      // A wrapper is the whole object: a member beside it, before or after it,
+      // would be a second value for one of its fields, or an extra beside its own.
+      const bool wrapper = field != nullptr && field->kind == json_kind::wrapper;
+      if (wrapped != nullptr || (wrapper && members)) {
+        return fail_field(wrapped != nullptr ? *wrapped : *field,
+                          "must be the only member of its object") &&
+               read_value(nullptr, depth);
+      }
+      members = members || !wrapper;
       if (field == nullptr) return read_unknown(object, target, key, depth, unknown);
-      const std::uint32_t bit = std::uint32_t{1} << (field - object.fields);
-      if ((seen & bit) != 0) return fail_duplicate(key) && read_value(nullptr, depth);
-      seen |= bit;
-      if (field->kind == json_kind::wrapper && peek() == '{') {
-        wrapped = true;
+      if (wrapper && peek() == '{') {
+        wrapped = field;
         json_object inside = object;  // the fields before the wrapper
         inside.field_count = static_cast<std::size_t>(field - object.fields);
         return read_object(inside, target, depth + 1);
       }
       return read_field(*field, target, depth);
     });
-    if (!read || failed() || wrapped) return read;
+    if (!read || failed() || wrapped != nullptr) return read;
     if (const json_field* missing = missing_field(object, seen)) {
       return fail_field(*missing, "is missing");
     }
@@ -725,51 +746,56 @@ class json_reader {
 [[nodiscard]] inline std::optional<std::uint64_t> json_whole_number(std::string_view number,
                                                                     std::uint64_t max) noexcept {
   const bool negative = !number.empty() && number.front() == '-';
-  std::string_view digits;  // the integer and fraction digits, the point left out
-  std::string joined;
-  long long point = 0;  // where the point goes in `digits`
-  {
-    const auto e = number.find_first_of("eE");
-    std::string_view mantissa =
-        number.substr(negative ? 1 : 0, e == std::string_view::npos ? std::string_view::npos
-                                                                    : e - (negative ? 1 : 0));
-    const auto dot = mantissa.find('.');
-    point = static_cast<long long>(dot == std::string_view::npos ? mantissa.size() : dot);
-    if (dot == std::string_view::npos) {
-      digits = mantissa;
-    } else {
-      joined.assign(mantissa.substr(0, dot)).append(mantissa.substr(dot + 1));
-      digits = joined;
+  if (negative) number.remove_prefix(1);
+  const auto e = number.find_first_of("eE");
+  const std::string_view mantissa = number.substr(0, e);
+  const auto dot = mantissa.find('.');
+  // The digits are the integer's then the fraction's, the point left out (no
+  // string joins them: this function allocates nothing).
+  std::string_view integer = mantissa.substr(0, dot);
+  const std::string_view fraction =
+      dot == std::string_view::npos ? std::string_view() : mantissa.substr(dot + 1);
+  long long point = static_cast<long long>(integer.size());  // where the point goes in them
+  if (e != std::string_view::npos) {
+    std::string_view power = number.substr(e + 1);
+    const bool minus = !power.empty() && power.front() == '-';
+    if (!power.empty() && (power.front() == '-' || power.front() == '+')) power.remove_prefix(1);
+    long long exponent = 0;
+    for (const char c : power) {
+      if (exponent < 1'000'000'000) exponent = exponent * 10 + (c - '0');  // saturated
     }
-    if (e != std::string_view::npos) {
-      std::string_view power = number.substr(e + 1);
-      const bool minus = !power.empty() && power.front() == '-';
-      if (!power.empty() && (power.front() == '-' || power.front() == '+')) power.remove_prefix(1);
-      long long exponent = 0;
-      for (const char c : power) {
-        if (exponent < 1'000'000'000) exponent = exponent * 10 + (c - '0');  // saturated
-      }
-      point += minus ? -exponent : exponent;
-    }
+    point += minus ? -exponent : exponent;
   }
-  while (!digits.empty() && digits.front() == '0') {
-    digits.remove_prefix(1);
+  // Leading zeros dropped: from the integer, then (when it is all zeros) the fraction.
+  std::size_t skipped_in_fraction = 0;
+  while (!integer.empty() && integer.front() == '0') {
+    integer.remove_prefix(1);
     --point;
   }
-  if (digits.empty()) return std::uint64_t{0};  // zero, -0 too
+  if (integer.empty()) {
+    while (skipped_in_fraction < fraction.size() && fraction[skipped_in_fraction] == '0') {
+      ++skipped_in_fraction;
+      --point;
+    }
+  }
+  const std::string_view rest = fraction.substr(skipped_in_fraction);
+  const std::size_t count = integer.size() + rest.size();
+  const auto digit_at = [&](std::size_t i) {
+    return i < integer.size() ? integer[i] : rest[i - integer.size()];
+  };
+  if (count == 0) return std::uint64_t{0};  // zero, -0 too
   if (negative) return std::nullopt;
   if (point <= 0) return std::uint64_t{0};  // below one
   if (point > 20) return std::nullopt;
   std::uint64_t value = 0;
   for (long long i = 0; i < point; ++i) {
-    const auto digit = static_cast<std::uint64_t>(
-        i < static_cast<long long>(digits.size()) ? digits[static_cast<std::size_t>(i)] - '0' : 0);
+    const auto at = static_cast<std::size_t>(i);
+    const auto digit = static_cast<std::uint64_t>(at < count ? digit_at(at) - '0' : 0);
     if (value > (max - digit) / 10) return std::nullopt;
     value = value * 10 + digit;
   }
-  if (value == max && static_cast<std::size_t>(point) < digits.size() &&
-      digits.find_first_not_of('0', static_cast<std::size_t>(point)) != std::string_view::npos) {
-    return std::nullopt;  // max and a fraction
+  for (auto at = static_cast<std::size_t>(point); value == max && at < count; ++at) {
+    if (digit_at(at) != '0') return std::nullopt;  // max and a fraction
   }
   return value;
 }

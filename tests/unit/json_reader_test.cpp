@@ -9,15 +9,50 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <cstdlib>
 #include <cstring>
+#include <new>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
 
-// The strict JSON reader behind parse_access_event and the access-log page
-// readers (detail/json_reader.hpp, descriptions in access_event.hpp and parse.hpp), held to RFC 8259 and to what nlohmann::json
-// reads from the same text.
+// The strict JSON reader of every body (detail/json_reader.hpp), held to RFC
+// 8259 and to what nlohmann::json reads from the same text, through the Access
+// Event and access-log page descriptions (access_event.hpp, parse.hpp).
+
+// Out of memory on demand: while allocations_left is not negative, that many
+// allocations of this thread succeed and every later one throws std::bad_alloc.
+// Replacing operator new replaces it for the whole unit test binary: when not
+// counting down, it is malloc (every form that is not over-aligned, so that
+// sanitizers see each block freed as it was allocated).
+namespace {
+thread_local long allocations_left = -1;
+}  // namespace
+
+void* operator new(std::size_t size) {
+  if (allocations_left == 0) throw std::bad_alloc();
+  if (allocations_left > 0) --allocations_left;
+  if (void* p = std::malloc(size == 0 ? 1 : size)) return p;
+  throw std::bad_alloc();
+}
+void* operator new[](std::size_t size) { return ::operator new(size); }
+void* operator new(std::size_t size, const std::nothrow_t&) noexcept {
+  try {
+    return ::operator new(size);
+  } catch (...) {
+    return nullptr;
+  }
+}
+void* operator new[](std::size_t size, const std::nothrow_t& tag) noexcept {
+  return ::operator new(size, tag);
+}
+void operator delete(void* p) noexcept { std::free(p); }
+void operator delete[](void* p) noexcept { std::free(p); }
+void operator delete(void* p, std::size_t) noexcept { std::free(p); }
+void operator delete[](void* p, std::size_t) noexcept { std::free(p); }
+void operator delete(void* p, const std::nothrow_t&) noexcept { std::free(p); }
+void operator delete[](void* p, const std::nothrow_t&) noexcept { std::free(p); }
 
 namespace {
 
@@ -159,7 +194,7 @@ void check_syntax_error(const std::string& body, const char* says, std::size_t f
 }  // namespace
 
 TEST_CASE("reports each kind of malformed value as not valid JSON at a byte offset",
-          "[event_reader]") {
+          "[json_reader]") {
   const syntax_case cases[] = {
       // Strings.
       {"\"abc", "not valid JSON", 5, 5},  // unterminated: the event's "}" is inside it
@@ -261,7 +296,7 @@ TEST_CASE("reports each kind of malformed value as not valid JSON at a byte offs
 }
 
 TEST_CASE("reports malformed text around the value as not valid JSON at a byte offset",
-          "[event_reader]") {
+          "[json_reader]") {
   const std::size_t end = event_text.size();
   const std::string bom = "\xEF\xBB\xBF";
   struct whole_case {
@@ -293,7 +328,7 @@ TEST_CASE("reports malformed text around the value as not valid JSON at a byte o
 }
 
 TEST_CASE("rejects a NUL byte after the value, which nlohmann reads as the end of input",
-          "[event_reader]") {
+          "[json_reader]") {
   for (const std::string& tail : {"\0"s, " \0"s, "\0 "s, "\0garbage"s, "\0}"s}) {
     const std::string body = event_text + tail;
     INFO(printable(body));
@@ -305,7 +340,7 @@ TEST_CASE("rejects a NUL byte after the value, which nlohmann reads as the end o
   }
 }
 
-TEST_CASE("accepts a leading UTF-8 byte order mark, as nlohmann does", "[event_reader]") {
+TEST_CASE("accepts a leading UTF-8 byte order mark, as nlohmann does", "[json_reader]") {
   const std::string bom = "\xEF\xBB\xBF";
   for (const std::string& body : {bom + event_text, bom + " \n" + event_text}) {
     INFO(printable(body));
@@ -320,7 +355,7 @@ TEST_CASE("accepts a leading UTF-8 byte order mark, as nlohmann does", "[event_r
 }
 
 TEST_CASE("reads every byte value inside a string as nlohmann does, wherever it falls",
-          "[event_reader]") {
+          "[json_reader]") {
   // Every byte at each of 16 positions, so that every lane of the eight-byte scan
   // meets it, in a page's cursor and in an event's lock name.
   int accepted = 0;
@@ -348,7 +383,7 @@ TEST_CASE("reads every byte value inside a string as nlohmann does, wherever it 
 }
 
 TEST_CASE("checks every lead byte of a multi-byte sequence as RFC 3629 and nlohmann do",
-          "[event_reader]") {
+          "[json_reader]") {
   // RFC 3629's table: the lead bytes of each length and the range of the byte
   // after them (any further byte is 80-BF).
   struct utf8_row {
@@ -402,7 +437,7 @@ TEST_CASE("checks every lead byte of a multi-byte sequence as RFC 3629 and nlohm
   CHECK(accepted == 30 * 6 + (2 + 12 * 6 + 4 + 2 * 6) + (4 + 3 * 6 + 2));
 }
 
-TEST_CASE("decodes escapes, surrogate pairs included, into UTF-8", "[event_reader]") {
+TEST_CASE("decodes escapes, surrogate pairs included, into UTF-8", "[json_reader]") {
   struct escape_case {
     std::string json_text;  // inside the quotes
     std::string expected;
@@ -453,7 +488,7 @@ TEST_CASE("decodes escapes, surrogate pairs included, into UTF-8", "[event_reade
   }
 }
 
-TEST_CASE("reads each hex digit of a \\u escape as nlohmann does", "[event_reader]") {
+TEST_CASE("reads each hex digit of a \\u escape as nlohmann does", "[json_reader]") {
   for (int byte = 0; byte < 256; ++byte) {
     for (std::size_t digit = 0; digit < 4; ++digit) {
       std::string escape = "\\u00e9";
@@ -473,7 +508,7 @@ TEST_CASE("reads each hex digit of a \\u escape as nlohmann does", "[event_reade
   }
 }
 
-TEST_CASE("decodes escapes in the keys and values of known fields", "[event_reader]") {
+TEST_CASE("decodes escapes in the keys and values of known fields", "[json_reader]") {
   const auto read = read_event(
       R"({"\u0069d":"\u0061e832e61-c8fa-4ed9-8196-61210cb4207b","act\u0069on":"\u0075nlocked",)"
       R"("created":"2022-01-01T10:35:24.083\u005A","keyId":"3f97fafb-1b6a-42d0-85fa-ae2ef338cc45",)"
@@ -489,7 +524,7 @@ TEST_CASE("decodes escapes in the keys and values of known fields", "[event_read
   CHECK(read.event->extra == members{{"i\0d"s, "1"}});
 }
 
-TEST_CASE("keeps unknown fields as compact text in the order received", "[event_reader]") {
+TEST_CASE("keeps unknown fields as compact text in the order received", "[json_reader]") {
   const std::string body =
       event_head +
       R"(, "zone" : "A" , "big":1E2,"neg":-0,"price":1.50,"tiny":1e-400,"name":"caf\u00e9",)"
@@ -532,7 +567,7 @@ TEST_CASE("keeps unknown fields as compact text in the order received", "[event_
 }
 
 TEST_CASE("reads numbers in unknown fields exactly as nlohmann::json::parse does",
-          "[event_reader]") {
+          "[json_reader]") {
   struct number_case {
     std::string text;
     json::value_t type;
@@ -603,7 +638,7 @@ TEST_CASE("reads numbers in unknown fields exactly as nlohmann::json::parse does
 }
 
 TEST_CASE("rejects a number no double holds as a syntax error, even where it is not kept",
-          "[event_reader]") {
+          "[json_reader]") {
   const std::string bodies[] = {
       event_with_x("1e400"),
       event_with_x("[1e400]"),
@@ -633,7 +668,7 @@ TEST_CASE("rejects a number no double holds as a syntax error, even where it is 
 }
 
 TEST_CASE("judges a number's range by its value, however many digits and exponent digits",
-          "[event_reader]") {
+          "[json_reader]") {
   // Over a million digits before an exponent of eight digits: the value of
   // 0.000…0001e10000000 is 1e8999999 (no double: nlohmann rejects it), that of
   // 1000…000e-10000000 is 1e-8999999 (0.0 for nlohmann).
@@ -655,7 +690,7 @@ TEST_CASE("judges a number's range by its value, however many digits and exponen
   CHECK(small.event->extra[0].value == "1" + zeros + "e-10000000");
 }
 
-TEST_CASE("keeps the nesting limit of parse_limits and reports it as an error", "[event_reader]") {
+TEST_CASE("keeps the nesting limit of parse_limits and reports it as an error", "[json_reader]") {
   const unloc::parse_limits four{4};
   // The event is level 1: "x" may hold three more levels under a limit of 4.
   const auto fits = read_event(event_with_x("[{\"a\":[]}]"), four);
@@ -679,7 +714,7 @@ TEST_CASE("keeps the nesting limit of parse_limits and reports it as an error", 
   CHECK(contains(flat.message, "nesting is deeper than 0"));
 }
 
-TEST_CASE("reads 100,000 levels of nesting without using the stack for them", "[event_reader]") {
+TEST_CASE("reads 100,000 levels of nesting without using the stack for them", "[json_reader]") {
   constexpr std::size_t levels = 100'000;
   const std::string arrays = std::string(levels, '[') + std::string(levels, ']');
   const std::string objects = [] {
@@ -724,7 +759,7 @@ TEST_CASE("reads 100,000 levels of nesting without using the stack for them", "[
 }
 
 TEST_CASE("rejects duplicate keys at every level as a schema error naming the key",
-          "[event_reader]") {
+          "[json_reader]") {
   struct duplicate_case {
     std::string body;
     std::string key;
@@ -780,7 +815,7 @@ TEST_CASE("rejects duplicate keys at every level as a schema error naming the ke
 }
 
 TEST_CASE("reports a body with a schema error and then a syntax error as a syntax error",
-          "[event_reader]") {
+          "[json_reader]") {
   const std::string bodies[] = {
       "{\"id\":5,",
       "{\"id\":5} x",
@@ -818,7 +853,7 @@ TEST_CASE("reports a body with a schema error and then a syntax error as a synta
   }
 }
 
-TEST_CASE("reports the first schema error of a body that is otherwise JSON", "[event_reader]") {
+TEST_CASE("reports the first schema error of a body that is otherwise JSON", "[json_reader]") {
   struct schema_case {
     std::string body;
     std::string field;
@@ -850,7 +885,7 @@ TEST_CASE("reports the first schema error of a body that is otherwise JSON", "[e
   }
 }
 
-TEST_CASE("hands over a page's events in order, with its cursor", "[event_reader]") {
+TEST_CASE("hands over a page's events in order, with its cursor", "[json_reader]") {
   const char* const ids[] = {"00000000-0000-4000-8000-000000000001",
                              "00000000-0000-4000-8000-000000000002",
                              "00000000-0000-4000-8000-000000000003"};
@@ -868,7 +903,7 @@ TEST_CASE("hands over a page's events in order, with its cursor", "[event_reader
   CHECK(read.cursor == std::optional<std::string>("c\xC3\xA9"));
 }
 
-TEST_CASE("reads a page with 200,000 unknown keys and finds the one repeated", "[event_reader]") {
+TEST_CASE("reads a page with 200,000 unknown keys and finds the one repeated", "[json_reader]") {
   // Page keys are checked for repeats in a set: a list scan took minutes here.
   std::string members;
   for (int i = 0; i < 200000; ++i) members += ",\"k" + std::to_string(i) + "\":0";
@@ -878,7 +913,7 @@ TEST_CASE("reads a page with 200,000 unknown keys and finds the one repeated", "
   CHECK(contains(repeated.message, "duplicate key 'k4711'"));
 }
 
-TEST_CASE("reads nextCursor as a string, null or absent, and nothing else", "[event_reader]") {
+TEST_CASE("reads nextCursor as a string, null or absent, and nothing else", "[json_reader]") {
   CHECK(read_page(page_with(",\"nextCursor\":\"abc\"")).cursor ==
         std::optional<std::string>("abc"));
   CHECK(read_page(page_with(",\"nextCursor\":\"\"")).cursor == std::optional<std::string>(""));
@@ -902,7 +937,7 @@ TEST_CASE("reads nextCursor as a string, null or absent, and nothing else", "[ev
 }
 
 TEST_CASE("rejects a page whose accessEvents is missing, not an array or holds non-objects",
-          "[event_reader]") {
+          "[json_reader]") {
   for (const std::string& wrong : {"{}"s, "null"s, "\"[]\""s, "5"s, "true"s, "{\"0\":{}}"s}) {
     INFO(wrong);
     const auto read = read_page("{\"accessEvents\":" + wrong + ",\"nextCursor\":null}");
@@ -920,4 +955,59 @@ TEST_CASE("rejects a page whose accessEvents is missing, not an array or holds n
   CHECK(missing.failure == read_status::schema);
   CHECK(missing.field == "accessEvents");
   CHECK(contains(missing.message, "is missing"));
+}
+
+TEST_CASE("runs out of memory at any allocation and says so, without terminating",
+          "[json_reader]") {
+  // Every kind of value, kept and checked: escapes, numbers, nesting, a repeated-key check.
+  const std::string body = event_with_lock_name(
+      R"("Nor\u00f0 gate")", R"(,"battery":{"level":[1,-2.5e3,"\u00e9t\u00e9"],"ok":true})");
+  REQUIRE(read_event(body).event.has_value());
+  long failures = 0;
+  for (long succeeding = 0;; ++succeeding) {
+    INFO("allocations before memory runs out: " << succeeding);
+    unloc::access_event event;
+    allocations_left = succeeding;
+    unloc::detail::read_error e =
+        unloc::detail::json_reader(body, 32).read_document(unloc::detail::event_object, &event);
+    allocations_left = -1;
+    if (!e.failed()) break;
+    ++failures;
+    REQUIRE(e.status == read_status::internal);
+    const unloc::error error = unloc::detail::input_error(std::move(e));
+    CHECK(error.category == unloc::error_category::internal);
+    CHECK(error.message == "out of memory while reading JSON");
+  }
+  CHECK(failures > 5);
+}
+
+TEST_CASE("a page callback that throws when memory has run out is an internal error",
+          "[json_reader]") {
+  const std::string body = "{\"accessEvents\":[" + event_text + "]}";
+  auto on_event = [](unloc::access_event&&) -> bool {
+    allocations_left = 0;
+    throw 7;  // not ours to describe
+  };
+  std::optional<std::string> cursor;
+  unloc::detail::read_error e = unloc::detail::read_events(body, {}, on_event, cursor);
+  allocations_left = -1;
+  REQUIRE(e.status == read_status::internal);
+  const unloc::error error = unloc::detail::input_error(std::move(e));
+  CHECK(error.category == unloc::error_category::internal);
+  CHECK(error.message == "unexpected exception while reading JSON");
+}
+
+TEST_CASE("json_whole_number allocates nothing, however long the number", "[json_reader]") {
+  const std::string_view numbers[] = {"12345678901234567890.5e-3", "0.000000000000000000001e21",
+                                      "18446744073709551615.00000000000000000000",
+                                      "1.0000000000000000000000001e1"};
+  const std::optional<std::uint64_t> expected[] = {
+      12345678901234567, 1, 18446744073709551615ULL, std::nullopt};
+  for (std::size_t i = 0; i < std::size(numbers); ++i) {
+    INFO(numbers[i]);
+    allocations_left = 0;
+    const auto whole = unloc::detail::json_whole_number(numbers[i], i == 3 ? 10 : UINT64_MAX);
+    allocations_left = -1;
+    CHECK(whole == expected[i]);
+  }
 }
