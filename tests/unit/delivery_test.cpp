@@ -346,10 +346,10 @@ unloc::delivery_decision on_delivery(const unloc::delivery_validator& validator,
       break;
   }
   if (!db.insert(event)) {
-    (void)events.release(event.id);  // the platform's retry claims it again
+    (void)events.release(event.id, claim->token);  // the platform's retry claims it again
     return unloc::make_refusal(delivery_outcome::unavailable, "try again later");
   }
-  (void)events.mark_handled(event.id);
+  (void)events.mark_handled(event.id, claim->token);
   return decision;
 }
 
