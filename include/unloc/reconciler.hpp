@@ -119,8 +119,9 @@ struct reconciler_counts {
 /// threads at once, and from inside the handler (except `read_log` of the
 /// scope being read). The handler may run on several threads at once for
 /// different events, never for the same event: the store's claim is the only
-/// exclusion, so a slow handler delays no other event. Reads of one log
-/// scope run one at a time.
+/// exclusion, so a slow handler delays no other event (one that outlives the
+/// store's claim lease loses the claim: see `reconciler_counts::lease_overruns`).
+/// Reads of one log scope run one at a time.
 class reconciler {
  public:
   /// Takes an event and how it came; true confirms it.
