@@ -52,7 +52,7 @@ using claim_token = std::uint64_t;
 /// What `event_store::mark_handled` or `event_store::release` did.
 enum class settle_status : std::uint8_t {
   done,       ///< Recorded (a mark of an event already handled changes nothing and is `done`).
-  not_owner,  ///< The token does not hold the claim (it was taken over, or released): nothing changed.
+  not_owner,  ///< The token does not hold the claim (taken over, or released): nothing changed.
 };
 
 /// `"done"` or `"not_owner"`.
@@ -150,7 +150,8 @@ class memory_event_store final : public event_store {
       const std::lock_guard<std::mutex> lock(mutex_);
       expire(now);
       const claim_token token = next_token_;
-      const auto [found, added] = ids_.try_emplace(id, slot{next_sequence_, now, token, false, false});
+      const auto [found, added] =
+          ids_.try_emplace(id, slot{next_sequence_, now, token, false, false});
       if (added) {
         ++next_token_;
         remember(id, now);

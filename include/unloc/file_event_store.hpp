@@ -387,9 +387,9 @@ class file_event_store final : public event_store {
   std::size_t state_records_ = 0;    // records in the state file
   std::unordered_map<uuid, timestamp> handled_;
   struct claim_state {
-    timestamp since;     // of its claim (or its `p` record, loaded)
-    claim_token owner;   // the claim holding it; 0: none, free and in doubt
-    bool taken_over;     // its claim was taken over: released, it stays in doubt
+    timestamp since;    // of its claim (or its `p` record, loaded)
+    claim_token owner;  // the claim holding it; 0: none, free and in doubt
+    bool taken_over;    // its claim was taken over: released, it stays in doubt
   };
   std::unordered_map<uuid, claim_state> pending_;  // claimed, neither handled nor released
   claim_token next_token_ = 1;                     // 0 is no claim

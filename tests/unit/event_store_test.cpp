@@ -304,9 +304,9 @@ TEST_CASE("a late release or mark by a holder whose claim was taken over changes
   const auto b = store.claim(id(1), created).value();
   REQUIRE(b.mine());
   REQUIRE(b.in_doubt);
-  CHECK(store.release(id(1), a).value() == not_owner);  // A, late
+  CHECK(store.release(id(1), a).value() == not_owner);         // A, late
   CHECK(claim(store, id(1)) == claim_status::held_elsewhere);  // C: B is working
-  CHECK(store.mark_handled(id(1), a).value() == not_owner);  // A, late again
+  CHECK(store.mark_handled(id(1), a).value() == not_owner);    // A, late again
   CHECK_FALSE(store.handled(id(1)));
   CHECK(claim(store, id(1)) == claim_status::held_elsewhere);
   REQUIRE(store.mark_handled(id(1), b.token).value() == done);

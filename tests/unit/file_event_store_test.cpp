@@ -292,7 +292,7 @@ TEST_CASE("a late release or mark by a holder that lost its claim changes nothin
   const auto b = store->claim(id(1), start).value();
   REQUIRE(b.mine());
   REQUIRE(b.in_doubt);
-  CHECK(store->release(id(1), a.token).value() == not_owner);  // A, late
+  CHECK(store->release(id(1), a.token).value() == not_owner);          // A, late
   CHECK(claim(*store, id(1)) == unloc::claim_status::held_elsewhere);  // C: B is working
   CHECK(store->in_doubt().empty());
   CHECK(store->mark_handled(id(1), a.token).value() == not_owner);  // A, late again
@@ -312,7 +312,7 @@ TEST_CASE("a state file that cannot be rewritten fails no call whose record was 
   options.compact_after = 3;
   auto store = file_event_store::open(dir.path(), options, clock.function()).value();
   REQUIRE(::mkdir((dir.path() + ".tmp").c_str(), 0700) == 0);  // the rewrite's temporary file
-  REQUIRE(handle(*store, id(1)));  // two records
+  REQUIRE(handle(*store, id(1)));                              // two records
   CHECK_FALSE(store->compaction_failure().has_value());
   const auto third = store->claim(id(2), start);  // the third record: due for a compaction
   REQUIRE(third);
