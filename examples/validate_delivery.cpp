@@ -44,10 +44,11 @@ int main() {
     const auto claim = events.claim(event.id, event.created);
     if (claim && claim->status == unloc::claim_status::mine) {
       if (insert_event(event)) {
-        (void)events.mark_handled(event.id);  // in your insert's transaction, if the store can
+        // In your insert's transaction, if the store can; not_owner: another took it over.
+        (void)events.mark_handled(event.id, claim->token);
         std::cout << "new event: " << unloc::to_string(event) << "\n";
       } else {
-        (void)events.release(event.id);  // the platform's retry claims it again
+        (void)events.release(event.id, claim->token);  // the platform's retry claims it again
         decision = unloc::make_refusal(unloc::delivery_outcome::unavailable, "try again later");
       }
     } else if (!claim || claim->status == unloc::claim_status::held_elsewhere) {

@@ -123,6 +123,8 @@ struct delivery_decision {
 /// server's own limits and failures, so that they answer like the SDK; for
 /// `unauthorized` it adds `WWW-Authenticate`, for `method_not_allowed`
 /// `Allow`. Put no exception's text in `message`: it goes to the peer.
+/// `accepted` is not a refusal: it makes `unavailable` (503, retried), never a
+/// 204 with a body that `ok()` would take for a valid event without one.
 [[nodiscard]] delivery_decision make_refusal(delivery_outcome outcome, std::string message,
                                              std::string field = {});
 
@@ -353,6 +355,8 @@ class delivery_validator {
     detail::read_status failure{};
     auto event = detail::read_access_event(body, options_.limits, failure);
     if (!event) {
+      // Out of memory is this side's failure: 503, which the platform retries (a 422 it drops).
+      if (failure == detail::read_status::internal) return internal_failure();
       const bool syntax = failure == detail::read_status::syntax;
       return make_refusal(
           syntax ? delivery_outcome::malformed_body : delivery_outcome::invalid_event,
@@ -372,6 +376,7 @@ class delivery_validator {
 
 inline delivery_decision make_refusal(delivery_outcome outcome, std::string message,
                                       std::string field) {
+  if (outcome == delivery_outcome::accepted) outcome = delivery_outcome::unavailable;
   delivery_decision d;
   d.outcome = outcome;
   d.status = http_status_of(outcome);

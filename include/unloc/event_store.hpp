@@ -43,6 +43,23 @@ enum class claim_status : std::uint8_t {
   return "unknown";
 }
 
+/// Who holds a claim: `claim` hands out a new token with each `mine`, and
+/// `mark_handled` and `release` act only for the token that holds the claim
+/// now. A store over a database keeps it in an owner column (a 64-bit
+/// integer from a sequence, or random), set anew at each claim and takeover.
+using claim_token = std::uint64_t;
+
+/// What `event_store::mark_handled` or `event_store::release` did.
+enum class settle_status : std::uint8_t {
+  done,       ///< Recorded (a mark of an event already handled changes nothing and is `done`).
+  not_owner,  ///< The token does not hold the claim (taken over, or released): nothing changed.
+};
+
+/// `"done"` or `"not_owner"`.
+[[nodiscard]] constexpr const char* to_string(settle_status status) noexcept {
+  return status == settle_status::done ? "done" : "not_owner";
+}
+
 /// The answer to `event_store::claim`.
 struct event_claim {
   claim_status status = claim_status::held_elsewhere;  ///< What the claim found.
@@ -50,6 +67,8 @@ struct event_claim {
   /// process stopped, or it held the claim past the lease), so its work may
   /// have been done. Look for the event in your own records before acting.
   bool in_doubt = false;
+  /// With `mine`: the claim's owner, for `mark_handled` and `release`.
+  claim_token token = 0;
 
   /// True when the event is this caller's to handle.
   [[nodiscard]] bool mine() const noexcept { return status == claim_status::mine; }
@@ -65,23 +84,31 @@ struct event_claim {
 /// `held_elsewhere` until it is marked or released. A claim that is neither
 /// within the store's lease is taken over by the next claim, flagged
 /// `in_doubt`: so a process that died holding a claim never blocks an event.
+/// The claim's token says who holds it: the holder whose claim was taken over
+/// gets `not_owner` from a late `mark_handled` or `release`, which change
+/// nothing, so it never frees or ends the new holder's claim.
 ///
 /// Contract for implementations: safe to call from many threads at once;
 /// every method returns an error rather than throwing; a method returns only
 /// once what it records is saved as durably as the store promises;
-/// `mark_handled` of an event already marked succeeds and changes nothing
-/// (the caller's transaction may have marked it); `release` of an event not
-/// claimed changes nothing. A store over a shared database (one row an event:
-/// id, state, owner, lease expiry) serves several processes at once.
+/// `mark_handled` and `release` act only when `token` holds the claim now
+/// (`not_owner` otherwise), except that `mark_handled` of an event already
+/// marked is `done` and changes nothing (the caller's transaction may have
+/// marked it), and of an event the store no longer keeps (forgotten while
+/// claimed) records it. A store over a shared database (one row an event: id,
+/// state, owner token, lease expiry; mark and release update `WHERE id = ? AND
+/// owner = ?`) serves several processes at once.
 class event_store {
  public:
   virtual ~event_store() = default;
   /// Claims the event `id`, created at `created` (stores may use it to forget old ids).
   [[nodiscard]] virtual result<event_claim> claim(const uuid& id, timestamp created) = 0;
-  /// Records that the claimed event `id` was handled: later claims are `already_handled`.
-  [[nodiscard]] virtual result<void> mark_handled(const uuid& id) = 0;
-  /// Gives up the claim of `id` without handling it: the next claim is `mine`.
-  [[nodiscard]] virtual result<void> release(const uuid& id) = 0;
+  /// Records that the event `id`, claimed with `token`, was handled: later
+  /// claims are `already_handled`. `not_owner` when `token` no longer holds it.
+  [[nodiscard]] virtual result<settle_status> mark_handled(const uuid& id, claim_token token) = 0;
+  /// Gives up the claim `token` of `id` without handling it: the next claim is
+  /// `mine`. `not_owner` when `token` does not hold it (taken over, or ended).
+  [[nodiscard]] virtual result<settle_status> release(const uuid& id, claim_token token) = 0;
   /// How far the access log of `scope` (a Lock's id, or `"project"`) was read:
   /// every event it held created before the checkpoint was handled. Empty
   /// when that log was never read.
@@ -122,55 +149,64 @@ class memory_event_store final : public event_store {
       const auto now = clock_();
       const std::lock_guard<std::mutex> lock(mutex_);
       expire(now);
+      const claim_token token = next_token_;
       const auto [found, added] =
-          ids_.try_emplace(id, slot{next_sequence_, now, false, true, false});
+          ids_.try_emplace(id, slot{next_sequence_, now, token, false, false});
       if (added) {
+        ++next_token_;
         remember(id, now);
-        return event_claim{claim_status::mine, false};
+        return event_claim{claim_status::mine, false, token};
       }
       slot& s = found->second;
-      if (s.handled) return event_claim{claim_status::already_handled, false};
-      if (s.claimed && now - s.claimed_at < limits_.claim_lease) {
-        return event_claim{claim_status::held_elsewhere, false};
+      if (s.handled) return event_claim{claim_status::already_handled, false, 0};
+      if (s.owner != 0 && now - s.claimed_at < limits_.claim_lease) {
+        return event_claim{claim_status::held_elsewhere, false, 0};
       }
       // Its holder outlived the lease, or released it while in doubt: in doubt from now on.
-      s.claimed = true;
+      ++next_token_;
+      s.owner = token;
       s.claimed_at = now;
       s.in_doubt = true;
-      return event_claim{claim_status::mine, true};
+      return event_claim{claim_status::mine, true, token};
     } catch (...) {
       return failure("claim");
     }
   }
 
-  [[nodiscard]] result<void> mark_handled(const uuid& id) override {
+  [[nodiscard]] result<settle_status> mark_handled(const uuid& id, claim_token token) override {
     try {
       const std::lock_guard<std::mutex> lock(mutex_);
       const auto found = ids_.find(id);
       if (found != ids_.end()) {
-        found->second.handled = true;
-        return {};
+        slot& s = found->second;
+        if (s.handled) return settle_status::done;
+        if (s.owner != token) return settle_status::not_owner;
+        s.handled = true;
+        s.owner = 0;
+        return settle_status::done;
       }
-      // Its claim was evicted meanwhile: remember it all the same.
+      // Its claim was evicted meanwhile, and nobody claimed it since: remember it all the same.
       const auto now = clock_();
-      ids_.emplace(id, slot{next_sequence_, now, true, false, false});
+      ids_.emplace(id, slot{next_sequence_, now, 0, true, false});
       remember(id, now);
-      return {};
+      return settle_status::done;
     } catch (...) {
       return failure("mark_handled");
     }
   }
 
-  [[nodiscard]] result<void> release(const uuid& id) override {
+  [[nodiscard]] result<settle_status> release(const uuid& id, claim_token token) override {
     const std::lock_guard<std::mutex> lock(mutex_);
     const auto found = ids_.find(id);
-    if (found == ids_.end() || found->second.handled) return {};
+    if (found == ids_.end() || found->second.handled || found->second.owner != token) {
+      return settle_status::not_owner;
+    }
     if (found->second.in_doubt) {
-      found->second.claimed = false;  // free, and still in doubt for the next claim
+      found->second.owner = 0;  // free, and still in doubt for the next claim
     } else {
       ids_.erase(found);  // order_ skips its entry
     }
-    return {};
+    return settle_status::done;
   }
 
   [[nodiscard]] result<std::optional<timestamp>> checkpoint(const std::string& scope) override {
@@ -254,8 +290,8 @@ class memory_event_store final : public event_store {
   struct slot {
     std::uint64_t sequence;  // of its entry in order_
     time_point claimed_at;
+    claim_token owner;  // the claim holding it since claimed_at; 0: none
     bool handled;
-    bool claimed;   // held by a claim since claimed_at
     bool in_doubt;  // a claim of it was taken over: its work may have been done
   };
   struct entry {
@@ -270,6 +306,7 @@ class memory_event_store final : public event_store {
   mutable std::unordered_map<uuid, slot> ids_;
   mutable std::deque<entry> order_;  // oldest first
   std::uint64_t next_sequence_ = 0;
+  claim_token next_token_ = 1;  // unique among this store's claims; 0 is no claim
   std::map<std::string, timestamp> checkpoints_;
 };
 

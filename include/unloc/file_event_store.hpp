@@ -26,7 +26,6 @@
 #include <string>
 #include <string_view>
 #include <unordered_map>
-#include <unordered_set>
 #include <utility>
 #include <vector>
 
@@ -89,48 +88,61 @@ class file_event_store final : public event_store {
     return guarded([&]() -> result<event_claim> {
       const auto now = clock_();
       expire(now);
-      if (handled_.count(id) != 0) return event_claim{claim_status::already_handled, false};
-      const auto held = pending_.find(id);
-      if (held == pending_.end()) {
-        pending_.emplace(id, now);
+      if (handled_.count(id) != 0) return event_claim{claim_status::already_handled, false, 0};
+      const claim_token token = next_token_;
+      const auto [held, added] = pending_.try_emplace(id, claim_state{now, token, false});
+      if (added) {
         if (auto saved = append(record('p', id, now), options_.sync_each_event); !saved) {
           pending_.erase(id);
           return saved.error();
         }
-        return event_claim{claim_status::mine, false};
+        ++next_token_;
+        return event_claim{claim_status::mine, false, token};
       }
       // Left by a process that stopped, or held here past its lease: taken over.
       // Its `p` record stands: a kill now leaves it in doubt again.
-      if (doubt_.erase(id) != 0 || now - held->second >= options_.claim_lease) {
-        held->second = now;
-        taken_over_.insert(id);
-        return event_claim{claim_status::mine, true};
+      claim_state& state = held->second;
+      if (state.owner == 0 || now - state.since >= options_.claim_lease) {
+        ++next_token_;
+        state = claim_state{now, token, true};
+        return event_claim{claim_status::mine, true, token};
       }
-      return event_claim{claim_status::held_elsewhere, false};
+      return event_claim{claim_status::held_elsewhere, false, 0};
     });
   }
 
-  [[nodiscard]] result<void> mark_handled(const uuid& id) override {
-    return guarded([&]() -> result<void> {
+  [[nodiscard]] result<settle_status> mark_handled(const uuid& id, claim_token token) override {
+    return guarded([&]() -> result<settle_status> {
       const auto now = clock_();
       expire(now);
-      pending_.erase(id);
-      doubt_.erase(id);
-      taken_over_.erase(id);
-      if (!remember(id, now)) return {};
-      return append(record('h', id, now), options_.sync_each_event);
+      if (handled_.count(id) != 0) return settle_status::done;
+      const auto held = pending_.find(id);
+      // Not kept (forgotten after `retention`): nobody holds it, so it is recorded.
+      if (held != pending_.end()) {
+        if (held->second.owner != token) return settle_status::not_owner;
+        pending_.erase(held);
+      }
+      remember(id, now);
+      if (auto saved = append(record('h', id, now), options_.sync_each_event); !saved) {
+        return saved.error();
+      }
+      return settle_status::done;
     });
   }
 
-  [[nodiscard]] result<void> release(const uuid& id) override {
-    return guarded([&]() -> result<void> {
-      if (taken_over_.erase(id) != 0) {
-        doubt_.insert(id);  // free, still in doubt; its `p` record stands for a restart
-        return {};
+  [[nodiscard]] result<settle_status> release(const uuid& id, claim_token token) override {
+    return guarded([&]() -> result<settle_status> {
+      const auto held = pending_.find(id);
+      if (held == pending_.end() || held->second.owner != token) return settle_status::not_owner;
+      if (held->second.taken_over) {
+        held->second.owner = 0;  // free, still in doubt; its `p` record stands for a restart
+        return settle_status::done;
       }
-      if (pending_.erase(id) == 0) return {};
-      doubt_.erase(id);
-      return append(record('r', id, clock_()), options_.sync_each_event);
+      pending_.erase(held);
+      if (auto saved = append(record('r', id, clock_()), options_.sync_each_event); !saved) {
+        return saved.error();
+      }
+      return settle_status::done;
     });
   }
 
@@ -158,7 +170,19 @@ class file_event_store final : public event_store {
   /// stopped before marking or releasing them (their next claim is `in_doubt`).
   [[nodiscard]] std::vector<uuid> in_doubt() const {
     const std::lock_guard<std::mutex> lock(mutex_);
-    return std::vector<uuid>(doubt_.begin(), doubt_.end());
+    std::vector<uuid> ids;
+    for (const auto& [id, state] : pending_) {
+      if (state.owner == 0) ids.push_back(id);
+    }
+    return ids;
+  }
+
+  /// Why the last rewrite of the state file failed, until one succeeds. The
+  /// records it would have folded in stay in the journal, which grows until
+  /// then; claims, marks and releases go on (each is written before it returns).
+  [[nodiscard]] std::optional<error> compaction_failure() const {
+    const std::lock_guard<std::mutex> lock(mutex_);
+    return compaction_failure_;
   }
 
   /// How many handled ids are remembered.
@@ -199,12 +223,21 @@ class file_event_store final : public event_store {
   }
 
   // One record, in one write: a killed process leaves it whole or torn at the end.
+  // An error only when the record was not written: a failed compaction is kept
+  // apart (`compaction_failure`), as the record is in the journal all the same.
   result<void> append(const std::string& line, bool sync) {
     if (!journal_.write_all(line) || (sync && !journal_.sync())) {
       return failure("cannot write", journal_path());
     }
     ++journal_records_;
-    return compact_if_due();
+    if (journal_records_ >= compact_at_) {
+      if (auto compacted = compact(); !compacted) {
+        compaction_failure_ = compacted.error();
+        // Tried again after as many records more: not a rewrite at every call.
+        compact_at_ = journal_records_ + (std::max)(options_.compact_after, state_records_);
+      }
+    }
+    return {};
   }
   static std::string checkpoint_record(const std::string& scope, timestamp at) {
     return "c " + std::to_string(at.time_since_epoch().count()) + " " + scope + "\n";
@@ -250,7 +283,7 @@ class file_event_store final : public event_store {
       if (!id || !ms) return false;
       const timestamp when{std::chrono::milliseconds(*ms)};
       if (line[0] == 'p') {
-        pending_.emplace(*id, when);
+        pending_.emplace(*id, claim_state{when, 0, false});
       } else {
         pending_.erase(*id);
         if (line[0] == 'h') remember(*id, when);
@@ -309,15 +342,8 @@ class file_event_store final : public event_store {
     if (!state) return state.error();
     auto journal = read_records(journal_path(), true);
     if (!journal) return journal.error();
-    for (const auto& entry : pending_) doubt_.insert(entry.first);
     expire(clock_());
     return {};
-  }
-
-  result<void> compact_if_due() {
-    // The journal may grow as large as the state file: rewrites stay amortized O(1) a record.
-    if (journal_records_ < (std::max)(options_.compact_after, state_records_)) return {};
-    return compact();
   }
 
   // The state file gets everything, then the journal is emptied. A crash in
@@ -331,13 +357,11 @@ class file_event_store final : public event_store {
       if (it != handled_.end() && it->second == when) text += record('h', id, when);
     }
     for (auto it = pending_.begin(); it != pending_.end();) {  // forgotten like handled ids
-      if (clock_() - it->second >= options_.retention) {
-        doubt_.erase(it->first);
-        taken_over_.erase(it->first);
+      if (clock_() - it->second.since >= options_.retention) {
         it = pending_.erase(it);
         continue;
       }
-      text += record('p', it->first, it->second);
+      text += record('p', it->first, it->second.since);
       ++it;
     }
     state_records_ = handled_.size() + pending_.size() + checkpoints_.size();
@@ -348,6 +372,9 @@ class file_event_store final : public event_store {
       return failure("cannot empty", journal_path());
     }
     journal_records_ = 0;
+    // The journal may grow as large as the state file: rewrites stay amortized O(1) a record.
+    compact_at_ = (std::max)(options_.compact_after, state_records_);
+    compaction_failure_.reset();
     return {};
   }
 
@@ -359,9 +386,15 @@ class file_event_store final : public event_store {
   std::size_t journal_records_ = 0;  // records appended since the state file was written
   std::size_t state_records_ = 0;    // records in the state file
   std::unordered_map<uuid, timestamp> handled_;
-  std::unordered_map<uuid, timestamp> pending_;   // claimed, neither handled nor released
-  std::unordered_set<uuid> doubt_;                // of those, free ones in doubt
-  std::unordered_set<uuid> taken_over_;           // of those, claims taken over (in doubt)
+  struct claim_state {
+    timestamp since;    // of its claim (or its `p` record, loaded)
+    claim_token owner;  // the claim holding it; 0: none, free and in doubt
+    bool taken_over;    // its claim was taken over: released, it stays in doubt
+  };
+  std::unordered_map<uuid, claim_state> pending_;  // claimed, neither handled nor released
+  claim_token next_token_ = 1;                     // 0 is no claim
+  std::size_t compact_at_ = 0;                     // journal records due for a compaction
+  std::optional<error> compaction_failure_;
   std::deque<std::pair<timestamp, uuid>> order_;  // oldest first
   std::map<std::string, timestamp> checkpoints_;
 };

@@ -54,7 +54,10 @@ struct handover {
 enum class offer_outcome {
   handed_over,     ///< New: the handler took it and confirmed it.
   duplicate,       ///< Handed over before (by either source): not again.
-  held_elsewhere,  ///< Being handed over right now by another call: answer 503 with Retry-After.
+  /// Being handed over right now by another call: answer 503 with Retry-After.
+  /// Also when the handler ran past the store's claim lease and another call
+  /// took the claim over meanwhile (counted in `lease_overruns`): that call decides.
+  held_elsewhere,
 };
 
 /// How a `reconciler` reads the access log.
@@ -92,6 +95,9 @@ struct reconciler_counts {
   std::uint64_t held_elsewhere = 0;        ///< Offers of an event another call was handing over.
   std::uint64_t handler_failures = 0;      ///< Events the handler did not confirm.
   std::uint64_t possibly_repeated = 0;     ///< Events handed over again after a stop left them in doubt.
+  /// Handler runs that outlasted the store's claim lease: the claim was taken
+  /// over meanwhile, so the handler's answer was not recorded.
+  std::uint64_t lease_overruns = 0;
 };
 
 /// Hands each Access Event to `handler` exactly once, whether it comes from a
@@ -113,8 +119,9 @@ struct reconciler_counts {
 /// threads at once, and from inside the handler (except `read_log` of the
 /// scope being read). The handler may run on several threads at once for
 /// different events, never for the same event: the store's claim is the only
-/// exclusion, so a slow handler delays no other event. Reads of one log
-/// scope run one at a time.
+/// exclusion, so a slow handler delays no other event (one that outlives the
+/// store's claim lease loses the claim: see `reconciler_counts::lease_overruns`).
+/// Reads of one log scope run one at a time.
 class reconciler {
  public:
   /// Takes an event and how it came; true confirms it.
@@ -144,13 +151,20 @@ class reconciler {
     if (how.possibly_repeated) ++counts_.possibly_repeated;
     if (auto confirmed = call_handler(event, how); !confirmed) {
       ++counts_.handler_failures;
-      // Should the release fail too, the claim's lease frees the event later.
-      (void)store_->release(event.id);
+      // Should the release fail too, the claim's lease frees the event later;
+      // a claim taken over meanwhile is not ours to release (the store refuses).
+      (void)store_->release(event.id, claim->token);
       return confirmed.error();
     }
     // Not released when marking fails: the handler did the work, so the event
     // stays held until the lease ends, then comes again flagged possibly repeated.
-    if (auto marked = store_->mark_handled(event.id); !marked) return marked.error();
+    auto marked = store_->mark_handled(event.id, claim->token);
+    if (!marked) return marked.error();
+    if (*marked == settle_status::not_owner) {
+      ++counts_.lease_overruns;
+      ++counts_.held_elsewhere;
+      return offer_outcome::held_elsewhere;
+    }
     ++(webhook ? counts_.from_webhook : counts_.from_access_log);
     return offer_outcome::handed_over;
   }
@@ -209,6 +223,7 @@ class reconciler {
     c.held_elsewhere = counts_.held_elsewhere;
     c.handler_failures = counts_.handler_failures;
     c.possibly_repeated = counts_.possibly_repeated;
+    c.lease_overruns = counts_.lease_overruns;
     return c;
   }
 
@@ -244,6 +259,7 @@ class reconciler {
     std::atomic<std::uint64_t> held_elsewhere{0};
     std::atomic<std::uint64_t> handler_failures{0};
     std::atomic<std::uint64_t> possibly_repeated{0};
+    std::atomic<std::uint64_t> lease_overruns{0};
   };
 
   std::shared_ptr<event_store> store_;

@@ -111,10 +111,10 @@ class integrator_server {
         break;
     }
     if (!insert_into_my_database(event)) {
-      (void)events_.release(event.id);
+      (void)events_.release(event.id, claim->token);
       return unloc::make_refusal(unloc::delivery_outcome::unavailable, "try again later");
     }
-    (void)events_.mark_handled(event.id);
+    (void)events_.mark_handled(event.id, claim->token);
     return decision;
   }
 

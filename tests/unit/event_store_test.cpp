@@ -43,14 +43,25 @@ unloc::memory_store_limits limits(std::size_t max_entries,
   return l;
 }
 
+constexpr auto done = unloc::settle_status::done;
+constexpr auto not_owner = unloc::settle_status::not_owner;
+
 claim_status claim(unloc::event_store& store, const uuid& event) {
   return store.claim(event, created).value().status;
 }
 
+// Claims `event`, which must be free: the claim's token.
+unloc::claim_token mine(unloc::event_store& store, const uuid& event) {
+  const auto c = store.claim(event, created).value();
+  REQUIRE(c.mine());
+  return c.token;
+}
+
 // Claims and marks `event`, as a caller whose work succeeded; true when it was new.
 bool handle(unloc::event_store& store, const uuid& event) {
-  if (claim(store, event) != claim_status::mine) return false;
-  REQUIRE(store.mark_handled(event));
+  const auto c = store.claim(event, created).value();
+  if (!c.mine()) return false;
+  REQUIRE(store.mark_handled(event, c.token).value() == done);
   return true;
 }
 
@@ -63,33 +74,38 @@ TEST_CASE("an event is mine to handle the first time, and already handled once m
   const auto first = store.claim(id(1), created).value();
   CHECK(first.mine());
   CHECK_FALSE(first.in_doubt);
-  REQUIRE(store.mark_handled(id(1)));
+  REQUIRE(store.mark_handled(id(1), first.token).value() == done);
   CHECK(claim(store, id(1)) == claim_status::already_handled);
   CHECK(claim(store, id(1)) == claim_status::already_handled);
   CHECK(memory.handled(id(1)));
   CHECK_FALSE(memory.handled(id(2)));
   CHECK(handle(store, id(2)));
   CHECK(memory.size() == 2);
-  REQUIRE(store.mark_handled(id(2)));  // marking twice changes nothing
+  REQUIRE(store.mark_handled(id(2), 0).value() == done);  // marking twice changes nothing
   CHECK(memory.size() == 2);
 }
 
 TEST_CASE("a claim excludes the others until it is marked or released", "[event_store]") {
   memory_event_store store;
-  REQUIRE(claim(store, id(1)) == claim_status::mine);
+  const auto first = mine(store, id(1));
   CHECK(claim(store, id(1)) == claim_status::held_elsewhere);
   CHECK(claim(store, id(2)) == claim_status::mine);  // another event is not held up
   CHECK_FALSE(store.handled(id(1)));
 
-  REQUIRE(store.release(id(1)));
+  REQUIRE(store.release(id(1), first).value() == done);
+  CHECK(store.release(id(1), first).value() == not_owner);  // released once only
   const auto again = store.claim(id(1), created).value();
   CHECK(again.mine());
   CHECK_FALSE(again.in_doubt);  // released: its work was not done
-  REQUIRE(store.mark_handled(id(1)));
+  CHECK(again.token != first);
+  CHECK(store.mark_handled(id(1), first).value() == not_owner);  // the old claim's
+  CHECK_FALSE(store.handled(id(1)));
+  REQUIRE(store.mark_handled(id(1), again.token).value() == done);
   CHECK(claim(store, id(1)) == claim_status::already_handled);
-  REQUIRE(store.release(id(1)));  // a release after the mark changes nothing
+  // A release after the mark changes nothing.
+  REQUIRE(store.release(id(1), again.token).value() == not_owner);
   CHECK(claim(store, id(1)) == claim_status::already_handled);
-  REQUIRE(store.release(id(99)));  // nor one of an event never claimed
+  REQUIRE(store.release(id(99), 0).value() == not_owner);  // nor one of an event never claimed
 }
 
 TEST_CASE("a claim held past its lease is taken over, flagged in doubt", "[event_store]") {
@@ -144,8 +160,7 @@ TEST_CASE("never holds more ids than its bound", "[event_store]") {
   memory_event_store store(limits(5), frozen());
   for (std::uint32_t n = 0; n < 200; ++n) {
     if (n % 7 == 0 && n < 150) {
-      REQUIRE(claim(store, id(1000 + n)) == claim_status::mine);
-      REQUIRE(store.release(id(1000 + n)));
+      REQUIRE(store.release(id(1000 + n), mine(store, id(1000 + n))).value() == done);
     }
     REQUIRE(handle(store, id(n)));
     REQUIRE(store.size() <= 5);
@@ -180,9 +195,9 @@ TEST_CASE("forgets an id max_age after it was first claimed", "[event_store]") {
 TEST_CASE("an id released and claimed again is not evicted by its stale entry for the count bound",
           "[event_store]") {
   memory_event_store store(limits(2), frozen());
-  REQUIRE(claim(store, id(1)) == claim_status::mine);
+  const auto token = mine(store, id(1));
   REQUIRE(handle(store, id(2)));
-  REQUIRE(store.release(id(1)));
+  REQUIRE(store.release(id(1), token).value() == done);
   REQUIRE(handle(store, id(1)));  // now younger than 2
 
   REQUIRE(handle(store, id(3)));
@@ -198,9 +213,9 @@ TEST_CASE("an id released and claimed again is remembered max_age from its new c
   memory_event_store store(limits(100, 1h), clock.function());
   const auto start = clock.now;
 
-  REQUIRE(claim(store, id(1)) == claim_status::mine);
+  const auto token = mine(store, id(1));
   clock.now = start + 10min;
-  REQUIRE(store.release(id(1)));
+  REQUIRE(store.release(id(1), token).value() == done);
   REQUIRE(handle(store, id(1)));
 
   // The first entry's hour is over; the second one's is not.
@@ -231,7 +246,7 @@ TEST_CASE("of many threads claiming the same ids, exactly one claim of each is m
         const auto c = store.claim(id(n), created);
         if (c && c->mine()) {
           ++won;
-          (void)store.mark_handled(id(n));
+          (void)store.mark_handled(id(n), c->token);
         }
       }
       mine += won;
@@ -250,8 +265,7 @@ TEST_CASE("released claims never push a handled id out before max_entries is rea
   memory_event_store store(limits(3), frozen());
   REQUIRE(handle(store, id(1)));
   for (std::uint32_t n = 10; n < 15; ++n) {
-    REQUIRE(claim(store, id(n)) == claim_status::mine);
-    REQUIRE(store.release(id(n)));
+    REQUIRE(store.release(id(n), mine(store, id(n))).value() == done);
   }
   REQUIRE(handle(store, id(2)));  // 2 ids remembered, the bound is 3
   CHECK(store.handled(id(1)));
@@ -265,11 +279,36 @@ TEST_CASE("a claim in doubt that is released stays in doubt for the next claim",
   memory_event_store store(l, clock.function());
   REQUIRE(claim(store, id(1)) == claim_status::mine);
   clock.now += 1min;  // its holder died
-  REQUIRE(store.claim(id(1), created).value().in_doubt);
-  REQUIRE(store.release(id(1)));  // the new holder's work failed: the first one's may not have
+  const auto taken = store.claim(id(1), created).value();
+  REQUIRE(taken.in_doubt);
+  // The new holder's work failed: the first one's may not have.
+  REQUIRE(store.release(id(1), taken.token).value() == done);
   const auto next = store.claim(id(1), created).value();
   CHECK(next.mine());
   CHECK(next.in_doubt);
-  REQUIRE(store.mark_handled(id(1)));
+  REQUIRE(store.mark_handled(id(1), next.token).value() == done);
+  CHECK(claim(store, id(1)) == claim_status::already_handled);
+}
+
+// Review finding: a claim had no owner, so the holder whose lease ran out freed
+// its successor's claim with a late release, and a third caller got the event
+// while the second was still working on it.
+TEST_CASE("a late release or mark by a holder whose claim was taken over changes nothing",
+          "[event_store]") {
+  fake_clock clock;
+  unloc::memory_store_limits l;
+  l.claim_lease = 5min;
+  memory_event_store store(l, clock.function());
+  const auto a = mine(store, id(1));
+  clock.now += 6min;  // A outlives its lease
+  const auto b = store.claim(id(1), created).value();
+  REQUIRE(b.mine());
+  REQUIRE(b.in_doubt);
+  CHECK(store.release(id(1), a).value() == not_owner);         // A, late
+  CHECK(claim(store, id(1)) == claim_status::held_elsewhere);  // C: B is working
+  CHECK(store.mark_handled(id(1), a).value() == not_owner);    // A, late again
+  CHECK_FALSE(store.handled(id(1)));
+  CHECK(claim(store, id(1)) == claim_status::held_elsewhere);
+  REQUIRE(store.mark_handled(id(1), b.token).value() == done);
   CHECK(claim(store, id(1)) == claim_status::already_handled);
 }

@@ -14,6 +14,7 @@
 #include <sstream>
 #include <string>
 #include <vector>
+#include <sys/stat.h>
 #include <unistd.h>
 
 namespace {
@@ -40,22 +41,26 @@ void append(const std::string& path, const std::string& text) {
   std::ofstream(path, std::ios::binary | std::ios::app) << text;
 }
 
+constexpr auto done = unloc::settle_status::done;
+constexpr auto not_owner = unloc::settle_status::not_owner;
+
 unloc::claim_status claim(unloc::event_store& store, const uuid& event) {
   return store.claim(event, start).value().status;
 }
 
 // Claims and marks `event`, as a caller whose work succeeded; true when it was new.
 bool handle(unloc::event_store& store, const uuid& event) {
-  if (claim(store, event) != unloc::claim_status::mine) return false;
-  REQUIRE(store.mark_handled(event));
+  const auto c = store.claim(event, start).value();
+  if (!c.mine()) return false;
+  REQUIRE(store.mark_handled(event, c.token).value() == done);
   return true;
 }
 
 // Whether `event` is handled, claimed elsewhere or free; leaves it as it was.
 unloc::claim_status state_of(unloc::event_store& store, const uuid& event) {
-  const auto status = claim(store, event);
-  if (status == unloc::claim_status::mine) REQUIRE(store.release(event));
-  return status;
+  const auto c = store.claim(event, start).value();
+  if (c.mine()) REQUIRE(store.release(event, c.token).value() == done);
+  return c.status;
 }
 
 constexpr auto handled = unloc::claim_status::already_handled;
@@ -200,7 +205,7 @@ TEST_CASE("a claim outlives a compaction and a reopening, in doubt, until it is 
     CHECK(taken.mine());
     CHECK(taken.in_doubt);
     CHECK(store->in_doubt().empty());
-    REQUIRE(store->mark_handled(id(1)));
+    REQUIRE(store->mark_handled(id(1), taken.token).value() == done);
     CHECK(state_of(*store, id(1)) == handled);
   }
   auto store = file_event_store::open(dir.path(), options, clock.function()).value();
@@ -213,12 +218,13 @@ TEST_CASE("a released claim is free again, and not in doubt after reopening",
   fake_clock clock;
   {
     auto store = file_event_store::open(dir.path(), {}, clock.function()).value();
-    REQUIRE(claim(*store, id(1)) == unloc::claim_status::mine);
-    REQUIRE(store->release(id(1)));
+    const auto first = store->claim(id(1), start).value();
+    REQUIRE(first.mine());
+    REQUIRE(store->release(id(1), first.token).value() == done);
     const auto again = store->claim(id(1), start).value();
     CHECK(again.mine());
     CHECK_FALSE(again.in_doubt);
-    REQUIRE(store->release(id(1)));
+    REQUIRE(store->release(id(1), again.token).value() == done);
   }
   auto store = file_event_store::open(dir.path(), {}, clock.function()).value();
   CHECK(store->in_doubt().empty());
@@ -253,16 +259,96 @@ TEST_CASE("a claim in doubt that is released stays in doubt, in this process and
   }
   {
     auto store = file_event_store::open(dir.path(), {}, clock.function()).value();
-    REQUIRE(store->claim(id(1), start).value().in_doubt);
+    const auto taken = store->claim(id(1), start).value();
+    REQUIRE(taken.in_doubt);
     CHECK(store->in_doubt().empty());  // claimed now
-    REQUIRE(store->release(id(1)));    // the handler failed this time
+    // The handler failed this time.
+    REQUIRE(store->release(id(1), taken.token).value() == done);
     CHECK(store->in_doubt() == std::vector<uuid>{id(1)});
-    CHECK(store->claim(id(1), start).value().in_doubt);
-    REQUIRE(store->release(id(1)));
+    const auto again = store->claim(id(1), start).value();
+    CHECK(again.in_doubt);
+    REQUIRE(store->release(id(1), again.token).value() == done);
   }
   auto store = file_event_store::open(dir.path(), {}, clock.function()).value();
   CHECK(store->in_doubt() == std::vector<uuid>{id(1)});
   const auto after = store->claim(id(1), start).value();
   CHECK(after.mine());
   CHECK(after.in_doubt);
+}
+
+// Review finding: a claim had no owner, so the holder whose lease ran out freed
+// its successor's claim with a late release, and a third caller got the event
+// while the second was still working on it.
+TEST_CASE("a late release or mark by a holder that lost its claim changes nothing in the file",
+          "[file_event_store]") {
+  state_dir dir;
+  fake_clock clock;
+  unloc::file_store_options options;
+  options.claim_lease = 5min;
+  auto store = file_event_store::open(dir.path(), options, clock.function()).value();
+  const auto a = store->claim(id(1), start).value();
+  REQUIRE(a.mine());
+  clock.now += 6min;  // A outlives its lease
+  const auto b = store->claim(id(1), start).value();
+  REQUIRE(b.mine());
+  REQUIRE(b.in_doubt);
+  CHECK(store->release(id(1), a.token).value() == not_owner);          // A, late
+  CHECK(claim(*store, id(1)) == unloc::claim_status::held_elsewhere);  // C: B is working
+  CHECK(store->in_doubt().empty());
+  CHECK(store->mark_handled(id(1), a.token).value() == not_owner);  // A, late again
+  CHECK(claim(*store, id(1)) == unloc::claim_status::held_elsewhere);
+  REQUIRE(store->mark_handled(id(1), b.token).value() == done);
+  CHECK(claim(*store, id(1)) == handled);
+}
+
+// Review finding: a compaction that failed after the record was written made
+// the call fail; a claim then forgot its pending entry, although its `p`
+// record was on disk (so the running process and a restart disagreed).
+TEST_CASE("a state file that cannot be rewritten fails no call whose record was written",
+          "[file_event_store]") {
+  state_dir dir;
+  fake_clock clock;
+  unloc::file_store_options options;
+  options.compact_after = 3;
+  auto store = file_event_store::open(dir.path(), options, clock.function()).value();
+  REQUIRE(::mkdir((dir.path() + ".tmp").c_str(), 0700) == 0);  // the rewrite's temporary file
+  REQUIRE(handle(*store, id(1)));                              // two records
+  CHECK_FALSE(store->compaction_failure().has_value());
+  const auto third = store->claim(id(2), start);  // the third record: due for a compaction
+  REQUIRE(third);
+  CHECK(third->mine());
+  REQUIRE(store->compaction_failure().has_value());
+  CHECK(claim(*store, id(2)) == unloc::claim_status::held_elsewhere);  // still claimed here
+  REQUIRE(store->mark_handled(id(2), third->token).value() == done);
+  REQUIRE(::rmdir((dir.path() + ".tmp").c_str()) == 0);
+  for (std::uint32_t n = 3; n < 6; ++n) REQUIRE(handle(*store, id(n)));  // compacts again
+  CHECK_FALSE(store->compaction_failure().has_value());
+  CHECK(read_file(dir.path() + ".journal").size() < 200);
+  auto reopened = file_event_store::open(dir.path(), options, clock.function()).value();
+  CHECK(reopened->size() == 5);
+  CHECK(reopened->in_doubt().empty());
+}
+
+// Review finding: a journal that could not be emptied after the state file
+// was rewritten made every later call fail, although each record was written.
+TEST_CASE("a journal that cannot be emptied fails no later call", "[file_event_store]") {
+  state_dir dir;
+  fake_clock clock;
+  unloc::file_store_options options;
+  options.compact_after = 3;
+  auto store = file_event_store::open(dir.path(), options, clock.function()).value();
+  const std::string journal = dir.path() + ".journal";
+  const std::string moved = dir.path() + ".moved";
+  // The store keeps appending to its open journal; the compaction's own handle fails.
+  REQUIRE(std::rename(journal.c_str(), moved.c_str()) == 0);
+  REQUIRE(::mkdir(journal.c_str(), 0700) == 0);
+  for (std::uint32_t n = 1; n < 6; ++n) REQUIRE(handle(*store, id(n)));
+  CHECK(store->compaction_failure().has_value());
+  CHECK(state_of(*store, id(5)) == handled);
+  REQUIRE(::rmdir(journal.c_str()) == 0);
+  REQUIRE(std::rename(moved.c_str(), journal.c_str()) == 0);
+  for (std::uint32_t n = 6; n < 10; ++n) REQUIRE(handle(*store, id(n)));  // compacts again
+  CHECK_FALSE(store->compaction_failure().has_value());
+  auto reopened = file_event_store::open(dir.path(), options, clock.function()).value();
+  CHECK(reopened->size() == 9);
 }

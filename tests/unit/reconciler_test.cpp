@@ -360,17 +360,52 @@ TEST_CASE("a log read that meets an event held elsewhere keeps its checkpoint", 
   log.events.push_back(event(1, start - 1min));
   log.events.push_back(event(2, start - 2min));
   // Another receiver process holds event 2 (it claimed it and is working on it).
-  REQUIRE(h.store->claim(log.events[1].id, log.events[1].created).value().mine());
+  const auto elsewhere = h.store->claim(log.events[1].id, log.events[1].created).value();
+  REQUIRE(elsewhere.mine());
   auto report = h.rec->read_log(log, unloc::access_log_query::project()).value();
   CHECK(report.read == 2);
   CHECK(report.recovered == 1);
   CHECK(report.held_elsewhere == 1);
   CHECK_FALSE(h.store->checkpoint("project").value().has_value());
 
-  REQUIRE(h.store->release(log.events[1].id));  // its work failed there
+  // Its work failed there.
+  REQUIRE(h.store->release(log.events[1].id, elsewhere.token).value() ==
+          unloc::settle_status::done);
   report = h.rec->read_log(log, unloc::access_log_query::project()).value();
   CHECK(report.recovered == 1);
   CHECK(report.held_elsewhere == 0);
   CHECK(h.store->checkpoint("project").value() == start);
   CHECK(h.handed.size() == 2);
+}
+
+// Review finding: a claim had no owner, so a handler that outlived the store's
+// lease released (or marked) the claim of the call that had taken it over,
+// and a third offer handed the event over while the second was still at work.
+TEST_CASE("a handler that outlives its claim's lease neither frees nor ends the new holder's claim",
+          "[reconciler]") {
+  state_dir dir;
+  harness h(dir);  // its store's lease: the default 5 minutes
+  const auto e = event(1, start);
+  bool succeed = false;
+  unloc::event_claim other;
+  unloc::reconciler rec(h.store, [&](const access_event& offered, const unloc::handover&) {
+    h.now += 6min;  // a slow handler: meanwhile another receiver takes the claim over
+    other = h.store->claim(offered.id, offered.created).value();
+    return succeed;
+  });
+
+  // The handler fails: its release must leave the other receiver's claim alone.
+  REQUIRE_FALSE(rec.offer(e));
+  REQUIRE(other.mine());
+  REQUIRE(other.in_doubt);
+  CHECK(h.store->claim(e.id, e.created).value().status == unloc::claim_status::held_elsewhere);
+
+  // The handler succeeds, late: its mark is refused, the other receiver decides.
+  const auto f = event(2, start);
+  succeed = true;
+  CHECK(rec.offer(f).value() == offer_outcome::held_elsewhere);
+  REQUIRE(other.mine());
+  CHECK(h.store->claim(f.id, f.created).value().status == unloc::claim_status::held_elsewhere);
+  CHECK(rec.counts().lease_overruns == 1);
+  CHECK(rec.counts().held_elsewhere == 1);
 }
