@@ -1,3 +1,4 @@
+#include "allocation_failure.hpp"
 #include "catch.hpp"
 
 #include "guide_examples.hpp"
@@ -17,39 +18,6 @@
 #include <stdexcept>
 #include <string>
 #include <vector>
-
-namespace {
-
-// The allocation on this thread that fails when this countdown reaches it; -1: none.
-thread_local long failing_allocation = -1;
-
-}  // namespace
-
-// This binary's allocations, so that a test can make one of them fail. Every
-// form that pairs with the plain delete is replaced: a sanitizer's own
-// `new (std::nothrow)` freed here would be a mismatch. (The aligned forms stay.)
-void* operator new(std::size_t size) {
-  if (failing_allocation >= 0 && failing_allocation-- == 0) throw std::bad_alloc();
-  if (void* p = std::malloc(size == 0 ? 1 : size)) return p;
-  throw std::bad_alloc();
-}
-void* operator new[](std::size_t size) { return ::operator new(size); }
-void* operator new(std::size_t size, const std::nothrow_t&) noexcept {
-  try {
-    return ::operator new(size);
-  } catch (...) {
-    return nullptr;
-  }
-}
-void* operator new[](std::size_t size, const std::nothrow_t& tag) noexcept {
-  return ::operator new(size, tag);
-}
-void operator delete(void* p) noexcept { std::free(p); }
-void operator delete[](void* p) noexcept { std::free(p); }
-void operator delete(void* p, std::size_t) noexcept { std::free(p); }
-void operator delete[](void* p, std::size_t) noexcept { std::free(p); }
-void operator delete(void* p, const std::nothrow_t&) noexcept { std::free(p); }
-void operator delete[](void* p, const std::nothrow_t&) noexcept { std::free(p); }
 
 namespace {
 
@@ -488,10 +456,12 @@ TEST_CASE("out of memory anywhere in validating a delivery answers 503, never a 
   REQUIRE(deliver(validator, headers, body).status == 204);
   long n = 0;
   for (;; ++n) {
-    failing_allocation = n;  // the n-th allocation from here fails, no other
+    unloc_test::allocations_left = n;  // the n-th allocation from here fails, no other
+    unloc_test::fail_once = true;
     const auto d = deliver(validator, headers, body);
-    const bool failed = failing_allocation < 0;
-    failing_allocation = -1;
+    const bool failed = unloc_test::allocations_left < 0;
+    unloc_test::allocations_left = -1;
+    unloc_test::fail_once = false;
     if (!failed) {  // every allocation of it has failed once: done
       CHECK(d.status == 204);
       break;

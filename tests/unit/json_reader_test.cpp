@@ -1,3 +1,4 @@
+#include "allocation_failure.hpp"
 #include "catch.hpp"
 
 #include <unloc/json_member.hpp>
@@ -20,39 +21,6 @@
 // The strict JSON reader of every body (detail/json_reader.hpp), held to RFC
 // 8259 and to what nlohmann::json reads from the same text, through the Access
 // Event and access-log page descriptions (access_event.hpp, parse.hpp).
-
-// Out of memory on demand: while allocations_left is not negative, that many
-// allocations of this thread succeed and every later one throws std::bad_alloc.
-// Replacing operator new replaces it for the whole unit test binary: when not
-// counting down, it is malloc (every form that is not over-aligned, so that
-// sanitizers see each block freed as it was allocated).
-namespace {
-thread_local long allocations_left = -1;
-}  // namespace
-
-void* operator new(std::size_t size) {
-  if (allocations_left == 0) throw std::bad_alloc();
-  if (allocations_left > 0) --allocations_left;
-  if (void* p = std::malloc(size == 0 ? 1 : size)) return p;
-  throw std::bad_alloc();
-}
-void* operator new[](std::size_t size) { return ::operator new(size); }
-void* operator new(std::size_t size, const std::nothrow_t&) noexcept {
-  try {
-    return ::operator new(size);
-  } catch (...) {
-    return nullptr;
-  }
-}
-void* operator new[](std::size_t size, const std::nothrow_t& tag) noexcept {
-  return ::operator new(size, tag);
-}
-void operator delete(void* p) noexcept { std::free(p); }
-void operator delete[](void* p) noexcept { std::free(p); }
-void operator delete(void* p, std::size_t) noexcept { std::free(p); }
-void operator delete[](void* p, std::size_t) noexcept { std::free(p); }
-void operator delete(void* p, const std::nothrow_t&) noexcept { std::free(p); }
-void operator delete[](void* p, const std::nothrow_t&) noexcept { std::free(p); }
 
 namespace {
 
@@ -967,10 +935,10 @@ TEST_CASE("runs out of memory at any allocation and says so, without terminating
   for (long succeeding = 0;; ++succeeding) {
     INFO("allocations before memory runs out: " << succeeding);
     unloc::access_event event;
-    allocations_left = succeeding;
+    unloc_test::allocations_left = succeeding;
     unloc::detail::read_error e =
         unloc::detail::json_reader(body, 32).read_document(unloc::detail::event_object, &event);
-    allocations_left = -1;
+    unloc_test::allocations_left = -1;
     if (!e.failed()) break;
     ++failures;
     REQUIRE(e.status == read_status::internal);
@@ -985,12 +953,12 @@ TEST_CASE("a page callback that throws when memory has run out is an internal er
           "[json_reader]") {
   const std::string body = "{\"accessEvents\":[" + event_text + "]}";
   auto on_event = [](unloc::access_event&&) -> bool {
-    allocations_left = 0;
+    unloc_test::allocations_left = 0;
     throw 7;  // not ours to describe
   };
   std::optional<std::string> cursor;
   unloc::detail::read_error e = unloc::detail::read_events(body, {}, on_event, cursor);
-  allocations_left = -1;
+  unloc_test::allocations_left = -1;
   REQUIRE(e.status == read_status::internal);
   const unloc::error error = unloc::detail::input_error(std::move(e));
   CHECK(error.category == unloc::error_category::internal);
@@ -1005,9 +973,9 @@ TEST_CASE("json_whole_number allocates nothing, however long the number", "[json
       12345678901234567, 1, 18446744073709551615ULL, std::nullopt};
   for (std::size_t i = 0; i < std::size(numbers); ++i) {
     INFO(numbers[i]);
-    allocations_left = 0;
+    unloc_test::allocations_left = 0;
     const auto whole = unloc::detail::json_whole_number(numbers[i], i == 3 ? 10 : UINT64_MAX);
-    allocations_left = -1;
+    unloc_test::allocations_left = -1;
     CHECK(whole == expected[i]);
   }
 }
