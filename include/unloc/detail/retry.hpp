@@ -2,7 +2,7 @@
 
 // Backoff with full jitter, and the Retry-After header (RFC 9110 10.2.3).
 
-#include <unloc/detail/random.hpp>
+#include <unloc/detail/os.hpp>
 #include <unloc/detail/text.hpp>
 #include <unloc/timestamp.hpp>
 #include <unloc/version.hpp>
