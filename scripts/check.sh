@@ -108,6 +108,20 @@ libcxx_stage() {
     -DCMAKE_SHARED_LINKER_FLAGS="-stdlib=libc++ $sanitize"
 }
 
+fuzz_stage() {
+  local dir=build/check-fuzz
+  # Assertions stay on (no -DNDEBUG): they are invariants the fuzzers should reach.
+  cmake -S . -B "$dir" "${common[@]}" -DUNLOC_BUILD_FUZZERS=ON \
+    -DCMAKE_CXX_COMPILER=clang++ -DCMAKE_CXX_STANDARD=17 -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+    -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O2 -g"
+  cmake --build "$dir" -j "$jobs" --target unloc_fuzz_delivery unloc_fuzz_parsers unloc_fuzz_event_reader
+  echo "fuzzing each target for $fuzz_seconds s"
+  # All targets at once (three on two cores): the stage lasts UNLOC_FUZZ_SECONDS.
+  UNLOC_FUZZ_SECONDS="$fuzz_seconds" \
+    ctest --test-dir "$dir" --output-on-failure -j 3 -L fuzz \
+    --timeout $((fuzz_seconds * 2 + 300))
+}
+
 mingw_stage() {
   local dir=build/check-mingw
   local deps="$PWD/$dir/deps"
