@@ -3,6 +3,7 @@
 #include <unloc/reconciliation_store.hpp>
 
 #include <windows.h>
+
 // windows.h first: bcrypt.h needs its types.
 #include <bcrypt.h>
 

@@ -2,12 +2,13 @@
 // <bcrypt.h> before the SDK; tests/compile/windows_h_after.cpp includes them after
 // it. Run, it draws random bytes and replaces a file the way the reconciliation
 // store does, through the SDK's declarations of BCryptGenRandom and MoveFileExA.
+// windows.h first (bcrypt.h needs its types), both before the SDK.
+// clang-format off
 #include <windows.h>
-// windows.h first: bcrypt.h needs its types.
 #include <bcrypt.h>
-
 #include <unloc/core.hpp>
 #include <unloc/reconciliation_store.hpp>
+// clang-format on
 
 #include <cstdio>
 #include <string>

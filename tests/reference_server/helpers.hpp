@@ -17,7 +17,8 @@
 namespace server_test {
 
 /// An httplib HTTPS client for `server` that trusts the test CA (verification on).
-inline std::unique_ptr<httplib::SSLClient> https_client(const unloc_test::reference_server& server) {
+inline std::unique_ptr<httplib::SSLClient> https_client(
+    const unloc_test::reference_server& server) {
   auto client = std::make_unique<httplib::SSLClient>("127.0.0.1", server.port());
   client->set_ca_cert_path(server.ca_file());
   client->enable_server_certificate_verification(true);

@@ -1,7 +1,6 @@
 #include "support/reference_server.hpp"
 
 #include <curl/curl.h>
-
 #include <fcntl.h>
 #include <spawn.h>
 #include <sys/wait.h>
@@ -313,8 +312,8 @@ nlohmann::json reference_server::admin(const std::string& method, const std::str
                                        const nlohmann::json& body) {
   const http_reply reply = send(method, path, body.is_null() ? std::string() : body.dump());
   if (reply.status < 200 || reply.status > 299) {
-    throw std::runtime_error(method + " " + path + ": HTTP " + std::to_string(reply.status) +
-                             " " + reply.body);
+    throw std::runtime_error(method + " " + path + ": HTTP " + std::to_string(reply.status) + " " +
+                             reply.body);
   }
   if (reply.body.empty()) return nlohmann::json::object();
   return nlohmann::json::parse(reply.body);

@@ -60,11 +60,9 @@ namespace detail {
   constexpr unsigned long use_system_preferred_rng = 0x00000002;  // BCRYPT_USE_SYSTEM_PREFERRED_RNG
   while (n > 0) {
     const std::size_t chunk = n < max_chunk ? n : max_chunk;
-    // NTSTATUS: negative is an error (BCRYPT_SUCCESS).
-    if (::BCryptGenRandom(nullptr, p, static_cast<unsigned long>(chunk),
-                          use_system_preferred_rng) < 0) {
-      return false;
-    }
+    const long status =
+        ::BCryptGenRandom(nullptr, p, static_cast<unsigned long>(chunk), use_system_preferred_rng);
+    if (status < 0) return false;  // a negative NTSTATUS is an error (BCRYPT_SUCCESS)
     p += chunk;
     n -= chunk;
   }
