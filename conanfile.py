@@ -87,6 +87,8 @@ class UnlocConan(ConanFile):
         core.libdirs = []
         if self.settings.os in ("Linux", "FreeBSD"):
             core.system_libs = ["pthread"]
+        elif self.settings.os == "Windows":
+            core.system_libs = ["bcrypt"]  # BCryptGenRandom (include/unloc/detail/os.hpp)
 
         # The libcurl-backed API client, on top of core.
         client = self.cpp_info.components["client"]

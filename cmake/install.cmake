@@ -20,8 +20,12 @@ install(DIRECTORY "${PROJECT_SOURCE_DIR}/include/unloc"
 # is found: unlocCoreTargets.cmake (unloc::core) and unlocClientTargets.cmake
 # (unloc::unloc, which links unloc::core from the first).
 install(TARGETS unloc_core EXPORT unlocCoreTargets)
-install(TARGETS unloc EXPORT unlocClientTargets)
-foreach(component Core Client)
+set(_unloc_export_components Core)
+if(UNLOC_WITH_CLIENT)
+  install(TARGETS unloc EXPORT unlocClientTargets)
+  list(APPEND _unloc_export_components Client)
+endif()
+foreach(component IN LISTS _unloc_export_components)
   install(EXPORT unloc${component}Targets
           NAMESPACE unloc::
           FILE unloc${component}Targets.cmake
@@ -55,6 +59,12 @@ endif()
 # Left as a placeholder for the install-time step below.
 set(UNLOC_PC_PREFIX "@CMAKE_INSTALL_PREFIX@")
 
+# Windows: bcrypt for BCryptGenRandom (detail/os.hpp), as on the CMake target.
+set(UNLOC_PC_LIBS "-pthread")
+if(WIN32)
+  string(APPEND UNLOC_PC_LIBS " -lbcrypt")
+endif()
+
 function(_unloc_pkgconfig_file name description requires)
   set(UNLOC_PC_NAME "${name}")
   set(UNLOC_PC_DESCRIPTION "${description}")
@@ -66,8 +76,10 @@ function(_unloc_pkgconfig_file name description requires)
   install(FILES "${final}" DESTINATION "${UNLOC_INSTALL_PKGCONFIGDIR}")
 endfunction()
 
-_unloc_pkgconfig_file(unloc "${PROJECT_DESCRIPTION}"
-                      "nlohmann_json >= 3.9.0, libcurl >= 7.77.0")
+if(UNLOC_WITH_CLIENT)
+  _unloc_pkgconfig_file(unloc "${PROJECT_DESCRIPTION}"
+                        "nlohmann_json >= 3.9.0, libcurl >= 7.77.0")
+endif()
 _unloc_pkgconfig_file(unloc-core
                       "Unloc SDK without the API client: models and webhook delivery validation"
                       "nlohmann_json >= 3.9.0")

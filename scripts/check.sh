@@ -1,14 +1,19 @@
 #!/usr/bin/env bash
 # The test command (README; CI runs it through .ci/run). Builds out of tree under
 # build/check-* and runs, stopping at the first failure:
-#   a. g++, C++17, Debug, warnings as errors: build and ctest (with every header
-#      compiled alone and the benchmarks' smoke run; without the reliability
-#      tests, which b runs), then the Doxygen reference with zero warnings
-#   b. clang++, C++20, Debug, warnings as errors, with AddressSanitizer and
-#      UndefinedBehaviorSanitizer: build and ctest (without the consumer tests,
-#      which build sanitizer-free projects)
+#   a. g++ and libstdc++, C++17, Debug, warnings as errors, AddressSanitizer and
+#      UndefinedBehaviorSanitizer: build and ctest, every test (every header
+#      compiled alone, the receiver, reliability and consumer tests, the
+#      benchmarks' smoke run), then the Doxygen reference with zero warnings
+#   b. clang++ and libc++, C++20, Debug, warnings as errors, ASan and UBSan: every
+#      header compiled alone, and ctest over what links no cpp-httplib (Debian builds
+#      it for libstdc++): unit, client and fault-matrix tests, which start stage a's
+#      reference server
 #   c. clang++ libFuzzer targets, each run for UNLOC_FUZZ_SECONDS (default 60)
 #      from a copy of its seed corpus
+#   d. MinGW-w64 cross build (g++, posix threads), C++17, warnings as errors,
+#      unloc::core only (no libcurl for Windows here): every header that needs no
+#      libcurl compiled alone, and the unit tests, run under wine
 # Environment: UNLOC_FUZZ_SECONDS (fuzzing time per target), UNLOC_JOBS (default 2).
 set -euo pipefail
 
@@ -71,26 +76,36 @@ configure_build_test() {
   ctest --test-dir "$dir" --output-on-failure -j "$jobs" "${ctest_args[@]}"
 }
 
+sanitizer_environment() {
+  export ASAN_OPTIONS="detect_leaks=1:abort_on_error=1:detect_stack_use_after_return=1"
+  export UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1"
+}
+
 gcc_stage() {
-  # With the benchmark programs: bench_smoke runs bench/run.sh --smoke on them.
-  # The reliability tests run once, in stage b, under the sanitizers.
-  configure_build_test build/check-gcc -LE reliability -- \
-    -DCMAKE_CXX_COMPILER=g++ -DCMAKE_CXX_STANDARD=17 "${debug[@]}" -DUNLOC_BUILD_BENCHMARKS=ON
+  sanitizer_environment
+  # Every test runs here, under the sanitizers: the programs that link Debian's
+  # cpp-httplib (the reference server, the receiver) build with libstdc++ only.
+  # Debug -O0: with the sanitizers, it builds three times faster than -O1.
+  configure_build_test build/check-gcc -- \
+    -DCMAKE_CXX_COMPILER=g++ -DCMAKE_CXX_STANDARD=17 "${debug[@]}" -DUNLOC_BUILD_BENCHMARKS=ON \
+    -DCMAKE_CXX_FLAGS="$sanitize" -DCMAKE_EXE_LINKER_FLAGS="$sanitize" \
+    -DCMAKE_SHARED_LINKER_FLAGS="$sanitize"
   # The API reference: Doxygen with every warning an error (docs/Doxyfile.in).
   cmake --build build/check-gcc --target docs
 }
 
-clang_stage() {
-  local -x ASAN_OPTIONS="detect_leaks=1:abort_on_error=1:detect_stack_use_after_return=1"
-  local -x UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1"
-  # One clang build serves both: C++20 with warnings as errors, and the sanitizers
-  # (Debug -O0 builds three times faster than -O1 with them; the tests are short).
-  # The packaging checks are not about the compiler (stage a ran them); the
-  # one-file-per-header check is compiled once, in stage a.
-  configure_build_test build/check-clang -LE consumer -- \
+libcxx_stage() {
+  sanitizer_environment
+  local server="$PWD/build/check-gcc/tools/unloc-reference-server"
+  # No tools and no examples: they link cpp-httplib. The tests that start a
+  # reference server start stage a's. The packaging checks (consumers) are not
+  # about the compiler: stage a ran them.
+  configure_build_test build/check-libcxx -LE consumer -- \
     -DCMAKE_CXX_COMPILER=clang++ -DCMAKE_CXX_STANDARD=20 "${debug[@]}" \
-    -DUNLOC_CHECK_HEADERS_ALONE=OFF -DCMAKE_CXX_FLAGS="$sanitize" \
-    -DCMAKE_EXE_LINKER_FLAGS="$sanitize" -DCMAKE_SHARED_LINKER_FLAGS="$sanitize"
+    -DUNLOC_BUILD_TOOLS=OFF -DUNLOC_BUILD_EXAMPLES=OFF -DUNLOC_TEST_REFERENCE_SERVER="$server" \
+    -DCMAKE_CXX_FLAGS="-stdlib=libc++ $sanitize" \
+    -DCMAKE_EXE_LINKER_FLAGS="-stdlib=libc++ $sanitize" \
+    -DCMAKE_SHARED_LINKER_FLAGS="-stdlib=libc++ $sanitize"
 }
 
 fuzz_stage() {
@@ -107,9 +122,39 @@ fuzz_stage() {
     --timeout $((fuzz_seconds * 2 + 300))
 }
 
-stage "a. g++ C++17 Debug -Werror: build + ctest" gcc_stage
-stage "b. clang++ C++20 Debug -Werror ASan+UBSan: build + ctest (no consumers)" clang_stage
+mingw_stage() {
+  local dir=build/check-mingw
+  local deps="$PWD/$dir/deps"
+  # Debian's nlohmann/json and Catch2 v2 are header-only and fit Windows, but their
+  # CMake files point into /usr/include, whose glibc headers must never reach a
+  # Windows compiler: this build finds them in a prefix of their own.
+  rm -rf "$deps"
+  mkdir -p "$deps/include" "$deps/share/cmake" "$deps/lib/cmake/Catch2"
+  ln -s /usr/include/nlohmann "$deps/include/nlohmann"
+  ln -s /usr/include/catch2 "$deps/include/catch2"
+  cp -r /usr/share/cmake/nlohmann_json "$deps/share/cmake/"
+  # Without Catch2Targets-none.cmake: no Debian libCatch2WithMain.a (an ELF archive).
+  cp /usr/lib/cmake/Catch2/Catch2{Config,ConfigVersion,Targets}.cmake "$deps/lib/cmake/Catch2/"
+  local wine
+  wine="$(command -v wine || command -v wine64 || echo /usr/lib/wine/wine64)"
+  export WINEPREFIX="$PWD/$dir/wine" WINEDEBUG=-all
+  # -static: the programs need no MinGW runtime DLLs beside them under wine.
+  cmake -S . -B "$dir" -G Ninja -DUNLOC_BUILD_TESTS=ON -DCMAKE_CXX_EXTENSIONS=OFF \
+    -DCMAKE_SYSTEM_NAME=Windows -DCMAKE_CXX_COMPILER=x86_64-w64-mingw32-g++-posix \
+    -DCMAKE_CXX_STANDARD=17 "${debug[@]}" -DCMAKE_EXE_LINKER_FLAGS=-static \
+    -DCMAKE_FIND_ROOT_PATH="$deps" -DCMAKE_FIND_ROOT_PATH_MODE_PACKAGE=ONLY \
+    -DCMAKE_FIND_ROOT_PATH_MODE_INCLUDE=ONLY -DCMAKE_FIND_ROOT_PATH_MODE_LIBRARY=ONLY \
+    -DCMAKE_FIND_ROOT_PATH_MODE_PROGRAM=NEVER -DCMAKE_CROSSCOMPILING_EMULATOR="$wine" \
+    -DUNLOC_WITH_CLIENT=OFF -DUNLOC_BUILD_TOOLS=OFF -DUNLOC_BUILD_EXAMPLES=OFF
+  cmake --build "$dir" -j "$jobs"
+  # Serial: each wine process is heavy, and the first one sets up WINEPREFIX.
+  ctest --test-dir "$dir" --output-on-failure -L unit
+}
+
+stage "a. g++ C++17 Debug -Werror ASan+UBSan: build + ctest, docs" gcc_stage
+stage "b. clang++ libc++ C++20 -Werror ASan+UBSan: unit, client" libcxx_stage
 stage "c. libFuzzer: ${fuzz_seconds} s per target" fuzz_stage
+stage "d. MinGW-w64 C++17 -Werror, core only: unit under wine" mingw_stage
 
 banner "all stages passed"
 printf '%s\n' "${summary[@]}"

@@ -18,6 +18,10 @@ packages=(
   g++
   clang
   libclang-rt-14-dev  # libFuzzer and the sanitizer runtimes
+  libc++-14-dev       # check.sh's clang++ build with libc++
+  libc++abi-14-dev
+  g++-mingw-w64-x86-64  # check.sh's MinGW-w64 cross build (the -posix compiler)
+  wine64                # runs its unit tests (/usr/lib/wine/wine64; no 32-bit wine needed)
   cmake
   ninja-build
   pkg-config

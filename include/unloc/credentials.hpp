@@ -11,7 +11,7 @@
 /// `to_string` ever contains a password.
 
 #include <unloc/detail/base64.hpp>
-#include <unloc/detail/random.hpp>
+#include <unloc/detail/os.hpp>
 #include <unloc/detail/text.hpp>
 #include <unloc/error.hpp>
 #include <unloc/version.hpp>

@@ -6,7 +6,7 @@
 
 #include <unloc/error.hpp>
 #include <unloc/event_store.hpp>
-#include <unloc/reconciliation_store.hpp>
+#include <unloc/detail/os.hpp>
 #include <unloc/timestamp.hpp>
 #include <unloc/uuid.hpp>
 #include <unloc/version.hpp>

@@ -16,10 +16,23 @@
 
 namespace server_test {
 
+/// An httplib HTTPS client for `server` that trusts the test CA (verification on).
+inline std::unique_ptr<httplib::SSLClient> https_client(
+    const unloc_test::reference_server& server) {
+  auto client = std::make_unique<httplib::SSLClient>("127.0.0.1", server.port());
+  client->set_ca_cert_path(server.ca_file());
+  client->enable_server_certificate_verification(true);
+  client->set_keep_alive(true);
+  client->set_tcp_nodelay(true);
+  client->set_connection_timeout(5);
+  client->set_read_timeout(60);
+  return client;
+}
+
 /// httplib's client with a token of the server under test.
 struct api_client {
   unloc_test::reference_server& server;
-  std::unique_ptr<httplib::SSLClient> client = server.make_client();
+  std::unique_ptr<httplib::SSLClient> client = https_client(server);
   std::string token = server.fetch_token();
 
   [[nodiscard]] httplib::Headers auth() const { return {{"Authorization", "Bearer " + token}}; }

@@ -15,6 +15,7 @@
 
 using nlohmann::json;
 using server_test::api_client;
+using server_test::https_client;
 using unloc_test::reference_server;
 using unloc_test::reference_server_options;
 
@@ -72,7 +73,7 @@ std::vector<std::string> read_all_pages(api_client& api, const std::string& firs
 
 TEST_CASE("issues tokens for the configured client and refuses others", "[reference_server]") {
   reference_server server;
-  auto client = server.make_client();
+  auto client = https_client(server);
   const json good = token_request(server);
 
   auto ok = client->Post("/v2/auth/token/", good.dump(), "application/json");
@@ -119,7 +120,7 @@ TEST_CASE("refuses API calls without a valid unexpired token", "[reference_serve
   reference_server_options options;
   options.token_lifetime = std::chrono::seconds(0);  // expired as soon as issued
   reference_server server(options);
-  auto client = server.make_client();
+  auto client = https_client(server);
   const std::string path = "/v2/projects/" + server.project_id() + "/webhooks";
 
   const auto expect_invalid_token = [&](const httplib::Headers& headers) {
@@ -343,7 +344,7 @@ TEST_CASE("injects each kind of fault on the endpoint asked for", "[reference_se
 
   // count and after: the 2nd and 3rd token requests fail, not the others; logs unaffected.
   fault("503", {{"endpoint", "token"}, {"count", 2}, {"after", 1}});
-  auto token_client = server.make_client();
+  auto token_client = https_client(server);
   std::vector<int> statuses;
   for (int i = 0; i < 4; ++i) {
     statuses.push_back(

@@ -1,5 +1,6 @@
 #include "support/reference_server.hpp"
 
+#include <curl/curl.h>
 #include <fcntl.h>
 #include <spawn.h>
 #include <sys/wait.h>
@@ -235,7 +236,9 @@ reference_server::reference_server(reference_server_options options)
     std::this_thread::sleep_for(pause);  // polling the port file, not waiting a fixed time
     pause = std::min(pause * 2, std::chrono::milliseconds(20));
   }
-  admin_client_ = make_client();
+  static const bool curl_ready = ::curl_global_init(CURL_GLOBAL_DEFAULT) == CURLE_OK;
+  (void)curl_ready;
+  admin_ = std::make_unique<admin_connection>();
 }
 
 reference_server::~reference_server() { stop(); }
@@ -248,41 +251,72 @@ const std::string& reference_server::ca_file() const { return test_tls_files().c
 
 std::string reference_server::log_text() const { return read_file(log_file_); }
 
-std::unique_ptr<httplib::SSLClient> reference_server::make_client() const {
-  auto client = std::make_unique<httplib::SSLClient>("127.0.0.1", port_);
-  client->set_ca_cert_path(ca_file());
-  client->enable_server_certificate_verification(true);
-  client->set_keep_alive(true);
-  client->set_tcp_nodelay(true);
-  client->set_connection_timeout(5);
-  client->set_read_timeout(60);
-  return client;
+// libcurl, not httplib: Debian's cpp-httplib is built against libstdc++, and the
+// tests that start a reference server also build with libc++ (scripts/check.sh).
+struct reference_server::admin_connection {
+  CURL* curl = ::curl_easy_init();
+  ~admin_connection() { ::curl_easy_cleanup(curl); }
+};
+
+namespace {
+
+size_t append_to_string(char* data, size_t size, size_t count, void* out) {
+  static_cast<std::string*>(out)->append(data, size * count);
+  return size * count;
+}
+
+}  // namespace
+
+reference_server::http_reply reference_server::send(const std::string& method,
+                                                    const std::string& path,
+                                                    const std::string& body) {
+  std::lock_guard<std::mutex> lock(admin_mutex_);
+  if (!admin_ || !admin_->curl) throw std::runtime_error("the reference server is stopped");
+  CURL* curl = admin_->curl;
+  ::curl_easy_reset(curl);  // keeps the connection
+  const std::string url = base_url() + path;
+  http_reply reply;
+  ::curl_easy_setopt(curl, CURLOPT_URL, url.c_str());
+  ::curl_easy_setopt(curl, CURLOPT_CAINFO, ca_file().c_str());
+  ::curl_easy_setopt(curl, CURLOPT_NOPROXY, "*");
+  ::curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
+  ::curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT, 5L);
+  ::curl_easy_setopt(curl, CURLOPT_TIMEOUT, 60L);
+  ::curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, append_to_string);
+  ::curl_easy_setopt(curl, CURLOPT_WRITEDATA, &reply.body);
+  curl_slist* headers = nullptr;
+  if (method == "POST") {
+    headers = ::curl_slist_append(headers, "Content-Type: application/json");
+    ::curl_easy_setopt(curl, CURLOPT_HTTPHEADER, headers);
+    ::curl_easy_setopt(curl, CURLOPT_POSTFIELDS, body.c_str());
+    ::curl_easy_setopt(curl, CURLOPT_POSTFIELDSIZE, static_cast<long>(body.size()));
+  } else if (method == "DELETE") {
+    ::curl_easy_setopt(curl, CURLOPT_CUSTOMREQUEST, "DELETE");
+  } else if (method != "GET") {
+    throw std::invalid_argument("method " + method);
+  }
+  // libcurl itself sends again on a new connection when the server had closed the
+  // kept-alive one before answering (the server closes idle ones after 5 s).
+  const CURLcode code = ::curl_easy_perform(curl);
+  ::curl_slist_free_all(headers);
+  if (code != CURLE_OK) {
+    throw std::runtime_error(method + " " + path + ": " + ::curl_easy_strerror(code));
+  }
+  long status = 0;
+  ::curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
+  reply.status = static_cast<int>(status);
+  return reply;
 }
 
 nlohmann::json reference_server::admin(const std::string& method, const std::string& path,
                                        const nlohmann::json& body) {
-  const std::string text = body.is_null() ? std::string() : body.dump();
-  std::lock_guard<std::mutex> lock(admin_mutex_);
-  if (!admin_client_) throw std::runtime_error("the reference server is stopped");
-  const auto send = [&] {
-    return method == "GET"      ? admin_client_->Get(path)
-           : method == "DELETE" ? admin_client_->Delete(path)
-           : method == "POST"   ? admin_client_->Post(path, text, "application/json")
-                                : throw std::invalid_argument("method " + method);
-  };
-  httplib::Result result = send();
-  // The server closes an idle keep-alive connection (after 5 s): once more on a
-  // new one, when the request was not sent (Write) or is safe to repeat.
-  if (!result && (result.error() == httplib::Error::Write || method != "POST")) result = send();
-  if (!result) {
-    throw std::runtime_error(method + " " + path + ": " + httplib::to_string(result.error()));
+  const http_reply reply = send(method, path, body.is_null() ? std::string() : body.dump());
+  if (reply.status < 200 || reply.status > 299) {
+    throw std::runtime_error(method + " " + path + ": HTTP " + std::to_string(reply.status) + " " +
+                             reply.body);
   }
-  if (result->status < 200 || result->status > 299) {
-    throw std::runtime_error(method + " " + path + ": HTTP " + std::to_string(result->status) +
-                             " " + result->body);
-  }
-  if (result->body.empty()) return nlohmann::json::object();
-  return nlohmann::json::parse(result->body);
+  if (reply.body.empty()) return nlohmann::json::object();
+  return nlohmann::json::parse(reply.body);
 }
 
 std::vector<std::string> reference_server::record_events(const std::string& lock_id, int count,
@@ -318,23 +352,22 @@ std::vector<std::string> reference_server::release_offline() {
 }
 
 std::string reference_server::fetch_token() {
-  auto client = make_client();
   const nlohmann::json request = {{"grant_type", "client_credentials"},
                                   {"client_id", options_.client_id},
                                   {"client_secret", options_.client_secret},
                                   {"scope", "project.admin"},
                                   {"project_id", options_.project_id}};
-  auto result = client->Post("/v2/auth/token/", request.dump(), "application/json");
-  if (!result || result->status != 200) {
+  const http_reply reply = send("POST", "/v2/auth/token/", request.dump());
+  if (reply.status != 200) {
     throw std::runtime_error("the token endpoint refused the test credentials");
   }
-  return nlohmann::json::parse(result->body).at("access_token").get<std::string>();
+  return nlohmann::json::parse(reply.body).at("access_token").get<std::string>();
 }
 
 int reference_server::stop(std::chrono::milliseconds grace) {
   {
     std::lock_guard<std::mutex> lock(admin_mutex_);
-    admin_client_.reset();  // closes its kept-alive connection first
+    admin_.reset();  // closes its kept-alive connection first
   }
   if (pid_ == 0) return exit_status_;
   ::kill(pid_, SIGTERM);

@@ -5,12 +5,13 @@
 /// the Unloc reference server (tools/reference_server) run as a child process
 /// on a free loopback port. Link the `unloc_test_support` library.
 ///
-/// Side effect: the first use ignores SIGPIPE in the test process (httplib
-/// writes through OpenSSL, which raises it when a peer has closed).
+/// Side effect: the first use ignores SIGPIPE in the test process (httplib, in
+/// the tests that use it, writes through OpenSSL, which raises it when a peer
+/// has closed). The admin calls go through libcurl: this library links no
+/// cpp-httplib, so that it builds with libc++ too.
 
 #include <unloc/options.hpp>
 
-#include <httplib.h>
 #include <nlohmann/json.hpp>
 #include <sys/types.h>
 
@@ -99,9 +100,6 @@ class reference_server {
   /// The server's output so far.
   [[nodiscard]] std::string log_text() const;
 
-  /// An HTTPS client for this server that trusts the test CA (verification on).
-  [[nodiscard]] std::unique_ptr<httplib::SSLClient> make_client() const;
-
   /// Calls an admin endpoint (`method` GET, POST or DELETE; `path` such as
   /// "/_admin/faults") and returns its JSON body (`{}` when empty); throws
   /// `std::runtime_error` on a transport error or a non-2xx status.
@@ -141,8 +139,15 @@ class reference_server {
   pid_t pid_ = 0;
   int port_ = 0;
   int exit_status_ = -1;
+  struct http_reply {
+    int status = 0;
+    std::string body;
+  };
+  // One request over the kept-alive admin connection (under admin_mutex_).
+  http_reply send(const std::string& method, const std::string& path, const std::string& body);
+  struct admin_connection;
   std::mutex admin_mutex_;
-  std::unique_ptr<httplib::SSLClient> admin_client_;
+  std::unique_ptr<admin_connection> admin_;
 };
 
 }  // namespace unloc_test

@@ -5,13 +5,13 @@
 #include <unloc/uuid.hpp>
 
 #include "catch.hpp"
-#include <unistd.h>
 
 #include <array>
 #include <cstdint>
-#include <cstdio>
-#include <initializer_list>
+#include <filesystem>
+#include <random>
 #include <string>
+#include <system_error>
 
 namespace unit {
 
@@ -26,20 +26,24 @@ inline unloc::uuid numbered_id(std::uint32_t n) {
   return unloc::uuid(bytes);
 }
 
-/// A fresh directory under /tmp for a reconciliation state file (`path()`),
-/// removed with the state's files.
+/// A fresh directory in the system's temporary directory for a reconciliation
+/// state file (`path()`), removed with everything in it (std::filesystem, not
+/// mkdtemp: the unit tests also run on Windows).
 struct state_dir {
   std::string dir;
   state_dir() {
-    std::string pattern = "/tmp/unloc-state-XXXXXX";
-    dir = ::mkdtemp(pattern.data()) != nullptr ? pattern : "";
+    std::error_code error;
+    const auto base = std::filesystem::temp_directory_path(error);
+    std::random_device entropy;
+    for (int attempt = 0; attempt < 100 && dir.empty() && !error; ++attempt) {
+      const auto candidate = base / ("unloc-state-" + std::to_string(entropy()));
+      if (std::filesystem::create_directory(candidate, error)) dir = candidate.string();
+    }
     REQUIRE(!dir.empty());
   }
   ~state_dir() {
-    for (const char* name : {"/state", "/state.journal", "/state.tmp"}) {
-      std::remove((dir + name).c_str());
-    }
-    ::rmdir(dir.c_str());
+    std::error_code ignored;
+    std::filesystem::remove_all(dir, ignored);
   }
   state_dir(const state_dir&) = delete;
   state_dir& operator=(const state_dir&) = delete;

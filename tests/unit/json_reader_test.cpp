@@ -643,17 +643,25 @@ TEST_CASE("judges a number's range by its value, however many digits and exponen
   const std::string zeros(1'000'001, '0');
   const std::string too_large = event_with_x("0." + zeros + "1e10000000");
   const std::string too_small = event_with_x("1" + zeros + "e-10000000");
+  // MinGW-w64's strtod reads these two as 0 and infinity, and nlohmann with it:
+  // there, the SDK's reader is checked without nlohmann's opinion.
+#if !defined(__MINGW32__)
   REQUIRE_FALSE(nlohmann_accepts(too_large));
+#endif
   const auto large = read_event(too_large);
   CHECK(large.failure == read_status::syntax);
   CHECK(contains(large.message, "not valid JSON at byte "));
 
+#if !defined(__MINGW32__)
   const json small_expected = json::parse(too_small);
   REQUIRE(same_json(small_expected.at("x"), json(0.0)));
+#endif
   const auto small = read_event(too_small);
   INFO(small.message);
   REQUIRE(small.event.has_value());
+#if !defined(__MINGW32__)
   CHECK(same_json(extra_json(small.event->extra).at("x"), json(0.0)));
+#endif
   REQUIRE(small.event->extra.size() == 1);
   CHECK(small.event->extra[0].value == "1" + zeros + "e-10000000");
 }

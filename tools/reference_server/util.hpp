@@ -4,7 +4,7 @@
 // the clock, JSON responses and reading fields of untrusted JSON without throwing.
 
 #include <unloc/detail/base64.hpp>
-#include <unloc/detail/random.hpp>
+#include <unloc/detail/os.hpp>
 #include <unloc/timestamp.hpp>
 #include <unloc/uuid.hpp>
 

@@ -4,7 +4,7 @@
 // Internal (namespace detail), part of the client: it reads HTTP dates with
 // timestamp.hpp's calendar, a public header, so it is not in detail/.
 
-#include <unloc/detail/random.hpp>
+#include <unloc/detail/os.hpp>
 #include <unloc/detail/text.hpp>
 #include <unloc/timestamp.hpp>
 #include <unloc/version.hpp>
