@@ -14,7 +14,8 @@
 #   d. MinGW-w64 cross build (g++, posix threads), C++17, warnings as errors,
 #      unloc::core only (no libcurl for Windows here): every header that needs no
 #      libcurl compiled alone, and the unit tests, run under wine
-# Environment: UNLOC_FUZZ_SECONDS (fuzzing time per target), UNLOC_JOBS (default 2).
+# Environment: UNLOC_FUZZ_SECONDS (fuzzing time per target), UNLOC_JOBS (default 2),
+# UNLOC_CHECK_STAGES (the letters of the stages to run; default abcd: all).
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -149,10 +150,11 @@ mingw_stage() {
   ctest --test-dir "$dir" --output-on-failure -L unit
 }
 
-stage "a. g++ C++17 Debug -Werror ASan+UBSan: build + ctest, docs" gcc_stage
-stage "b. clang++ libc++ C++20 -Werror ASan+UBSan: unit, client" libcxx_stage
-stage "c. libFuzzer: ${fuzz_seconds} s per target" fuzz_stage
-stage "d. MinGW-w64 C++17 -Werror, core only: unit under wine" mingw_stage
+stages="${UNLOC_CHECK_STAGES:-abcd}"
+[[ $stages == *a* ]] && stage "a. g++ C++17 Debug -Werror ASan+UBSan: build + ctest, docs" gcc_stage
+[[ $stages == *b* ]] && stage "b. clang++ libc++ C++20 -Werror ASan+UBSan: unit, client" libcxx_stage
+[[ $stages == *c* ]] && stage "c. libFuzzer: ${fuzz_seconds} s per target" fuzz_stage
+[[ $stages == *d* ]] && stage "d. MinGW-w64 C++17 -Werror, core only: unit under wine" mingw_stage
 
 banner "all stages passed"
 printf '%s\n' "${summary[@]}"

@@ -10,12 +10,11 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 #include <string>
 #include <vector>
-#include <sys/stat.h>
-#include <unistd.h>
 
 namespace {
 
@@ -311,7 +310,7 @@ TEST_CASE("a state file that cannot be rewritten fails no call whose record was 
   unloc::file_store_options options;
   options.compact_after = 3;
   auto store = file_event_store::open(dir.path(), options, clock.function()).value();
-  REQUIRE(::mkdir((dir.path() + ".tmp").c_str(), 0700) == 0);  // the rewrite's temporary file
+  REQUIRE(std::filesystem::create_directory(dir.path() + ".tmp"));  // the rewrite's temporary file
   REQUIRE(handle(*store, id(1)));                              // two records
   CHECK_FALSE(store->compaction_failure().has_value());
   const auto third = store->claim(id(2), start);  // the third record: due for a compaction
@@ -320,7 +319,7 @@ TEST_CASE("a state file that cannot be rewritten fails no call whose record was 
   REQUIRE(store->compaction_failure().has_value());
   CHECK(claim(*store, id(2)) == unloc::claim_status::held_elsewhere);  // still claimed here
   REQUIRE(store->mark_handled(id(2), third->token).value() == done);
-  REQUIRE(::rmdir((dir.path() + ".tmp").c_str()) == 0);
+  REQUIRE(std::filesystem::remove(dir.path() + ".tmp"));
   for (std::uint32_t n = 3; n < 6; ++n) REQUIRE(handle(*store, id(n)));  // compacts again
   CHECK_FALSE(store->compaction_failure().has_value());
   CHECK(read_file(dir.path() + ".journal").size() < 200);
@@ -331,6 +330,8 @@ TEST_CASE("a state file that cannot be rewritten fails no call whose record was 
 
 // Review finding: a journal that could not be emptied after the state file
 // was rewritten made every later call fail, although each record was written.
+// POSIX only: Windows refuses to rename a file that is open, as the journal is.
+#if !defined(_WIN32)
 TEST_CASE("a journal that cannot be emptied fails no later call", "[file_event_store]") {
   state_dir dir;
   fake_clock clock;
@@ -341,14 +342,15 @@ TEST_CASE("a journal that cannot be emptied fails no later call", "[file_event_s
   const std::string moved = dir.path() + ".moved";
   // The store keeps appending to its open journal; the compaction's own handle fails.
   REQUIRE(std::rename(journal.c_str(), moved.c_str()) == 0);
-  REQUIRE(::mkdir(journal.c_str(), 0700) == 0);
+  REQUIRE(std::filesystem::create_directory(journal));
   for (std::uint32_t n = 1; n < 6; ++n) REQUIRE(handle(*store, id(n)));
   CHECK(store->compaction_failure().has_value());
   CHECK(state_of(*store, id(5)) == handled);
-  REQUIRE(::rmdir(journal.c_str()) == 0);
+  REQUIRE(std::filesystem::remove(journal));
   REQUIRE(std::rename(moved.c_str(), journal.c_str()) == 0);
   for (std::uint32_t n = 6; n < 10; ++n) REQUIRE(handle(*store, id(n)));  // compacts again
   CHECK_FALSE(store->compaction_failure().has_value());
   auto reopened = file_event_store::open(dir.path(), options, clock.function()).value();
   CHECK(reopened->size() == 9);
 }
+#endif
