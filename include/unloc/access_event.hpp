@@ -15,11 +15,10 @@
 #include <array>
 #include <cstddef>
 #include <cstdint>
-#include <iterator>
 #include <optional>
 #include <stdexcept>
 #include <string>
-#include <string_view>
+#include <string_view>  // std::size too: <iterator> would bring the streams
 #include <utility>
 #include <vector>
 

@@ -13,10 +13,9 @@
 #include <unloc/version.hpp>
 
 #include <cstddef>
-#include <iterator>
 #include <optional>
 #include <string>
-#include <string_view>
+#include <string_view>  // std::size too: <iterator> would bring the streams
 #include <utility>
 #include <vector>
 

@@ -13,9 +13,8 @@
 #include <algorithm>
 #include <chrono>
 #include <cstddef>
-#include <iterator>
 #include <string>
-#include <string_view>
+#include <string_view>  // std::size too: <iterator> would bring the streams
 #include <utility>
 #include <vector>
 

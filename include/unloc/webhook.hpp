@@ -14,11 +14,10 @@
 #include <unloc/version.hpp>
 
 #include <cstddef>
-#include <iterator>
 #include <optional>
 #include <stdexcept>
 #include <string>
-#include <string_view>
+#include <string_view>  // std::size too: <iterator> would bring the streams
 #include <utility>
 #include <vector>
 

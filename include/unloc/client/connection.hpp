@@ -155,8 +155,7 @@ class connection {
           return finish(std::move(fetched).error(), &out);
         }
         token = std::move(*fetched);
-        remember_token(token->value);
-        request.headers.add("Authorization", "Bearer " + token->value);
+        authorize(request, token->value);
       }
       if (options_.logger) log_line(call, request, attempt, nullptr, nullptr, {});
       const auto started = std::chrono::steady_clock::now();
@@ -316,6 +315,12 @@ class connection {
 
   // Every token this connection sent is a secret to scrub from what a server
   // echoes. The last few suffice: older ones expired long before.
+  // The bearer header, and the token kept for scrubbing; out of line, as make_request.
+  UNLOC_DETAIL_NOINLINE void authorize(http_request& request, const std::string& value) {
+    remember_token(value);
+    request.headers.add("Authorization", "Bearer " + value);
+  }
+
   void remember_token(const std::string& value) {
     const std::lock_guard<std::mutex> lock(tokens_used_mutex_);
     if (std::find(tokens_used_.begin(), tokens_used_.end(), value) != tokens_used_.end()) return;
@@ -338,7 +343,7 @@ class connection {
 
   // The error a call ends with; `out` (when the call got that far) counts its
   // attempts and says whether one may have been applied.
-  error finish(error e, const call_outcome* out) const {
+  UNLOC_DETAIL_COLD error finish(error e, const call_outcome* out) const {
     if (out != nullptr) {
       e.attempts = out->attempts;
       if (out->ambiguous_attempt && e.category != error_category::ambiguous) {
