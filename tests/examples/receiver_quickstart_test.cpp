@@ -8,6 +8,7 @@
 #include <unloc/client.hpp>
 #include <unloc/core.hpp>
 
+#include "quickstart.hpp"
 #include "support/reference_server.hpp"
 #include <httplib.h>
 
@@ -21,21 +22,6 @@ namespace {
 
 const std::string lock_id = "df50a61f-9e1f-4e1c-9e89-8395c908065a";
 
-// The integrator's database: one row an event, keyed by its id. Its next
-// insert can be made to fail ("database is locked").
-struct database {
-  std::map<std::string, std::string> rows;
-  bool fail_next_insert = false;
-  bool insert(const unloc::access_event& event) {
-    if (fail_next_insert) {
-      fail_next_insert = false;
-      return false;
-    }
-    rows.emplace(event.id.to_string(), unloc::to_json_text(event));
-    return true;
-  }
-};
-
 // An integrator's webhook endpoint: the README's handler behind httplib.
 class integrator_server {
  public:
@@ -45,7 +31,8 @@ class integrator_server {
               unloc_test::test_tls_files().server_key.c_str()) {
     http_.Post("/accessEvents", [this](const httplib::Request& req, httplib::Response& res) {
       const auto headers = unloc::http_headers::from(req.headers);
-      const auto decision = on_delivery({req.method, req.path, headers, req.body});
+      const auto decision = unloc_test::quickstart_handler(
+          validator_, events_, db_, {req.method, req.path, headers, req.body});
       const std::lock_guard<std::mutex> lock(mutex_);
       statuses_.push_back(decision.status);
       res.status = decision.status;
@@ -67,14 +54,8 @@ class integrator_server {
   [[nodiscard]] std::string url() const {
     return "https://myuser:mypasswoord@127.0.0.1:" + std::to_string(port_) + "/accessEvents";
   }
-  void fail_next_insert() {
-    const std::lock_guard<std::mutex> lock(mutex_);
-    db_.fail_next_insert = true;
-  }
-  [[nodiscard]] std::map<std::string, std::string> rows() {
-    const std::lock_guard<std::mutex> lock(mutex_);
-    return db_.rows;
-  }
+  void fail_next_insert() { db_.fail_next_insert(); }
+  [[nodiscard]] std::map<std::string, std::string> rows() const { return db_.rows(); }
   [[nodiscard]] std::vector<int> statuses() {
     const std::lock_guard<std::mutex> lock(mutex_);
     return statuses_;
@@ -87,41 +68,10 @@ class integrator_server {
     return o;
   }
 
-  bool insert_into_my_database(const unloc::access_event& event) {
-    const std::lock_guard<std::mutex> lock(mutex_);
-    return db_.insert(event);
-  }
-
-  // The README's handler, as written there.
-  unloc::delivery_decision on_delivery(const unloc::delivery_request& request) {
-    auto decision = validator_.validate(request);
-    if (!decision.ok()) return decision;
-    const unloc::access_event& event = *decision.event;
-    auto claim = events_.claim(event.id, event.created);
-    if (!claim) return unloc::make_refusal(unloc::delivery_outcome::unavailable, "try again later");
-    switch (claim->status) {
-      case unloc::claim_status::already_handled:
-        return decision;
-      case unloc::claim_status::held_elsewhere: {
-        auto busy = unloc::make_refusal(unloc::delivery_outcome::unavailable, "try again later");
-        busy.headers.add("Retry-After", "1");
-        return busy;
-      }
-      case unloc::claim_status::mine:
-        break;
-    }
-    if (!insert_into_my_database(event)) {
-      (void)events_.release(event.id, claim->token);
-      return unloc::make_refusal(unloc::delivery_outcome::unavailable, "try again later");
-    }
-    (void)events_.mark_handled(event.id, claim->token);
-    return decision;
-  }
-
   unloc::delivery_validator validator_;
   unloc::memory_event_store events_;
   std::mutex mutex_;
-  database db_;
+  unloc_test::quickstart_database db_;
   std::vector<int> statuses_;
   httplib::SSLServer http_;
   int port_ = 0;

@@ -2,6 +2,7 @@
 #include "catch.hpp"
 
 #include "guide_examples.hpp"
+#include "quickstart.hpp"
 #include "support/same_json.hpp"
 
 #include <unloc/delivery.hpp>
@@ -310,74 +311,26 @@ TEST_CASE("validation has no side effect: a repeated delivery is accepted again,
   CHECK(second.event->id == first.event->id);
 }
 
-namespace {
-
-// The integrator's database, as in the README: one row an event, keyed by its
-// id; its next insert can be made to fail once ("database is locked").
-struct integrator_database {
-  std::map<std::string, std::string> rows;
-  bool fail_next_insert = false;
-  bool insert(const unloc::access_event& event) {
-    if (fail_next_insert) {
-      fail_next_insert = false;
-      return false;
-    }
-    rows.emplace(event.id.to_string(), event.lock_name);
-    return true;
-  }
-};
-
-// The README Quickstart's handler, line for line: validate, claim, insert,
-// mark, answer; release and answer 503 when the insert fails.
-unloc::delivery_decision on_delivery(const unloc::delivery_validator& validator,
-                                     unloc::event_store& events, integrator_database& db,
-                                     const unloc::delivery_request& request) {
-  auto decision = validator.validate(request);
-  if (!decision.ok()) return decision;  // 4xx, with its JSON body
-  const unloc::access_event& event = *decision.event;
-  auto claim = events.claim(event.id, event.created);
-  if (!claim) return unloc::make_refusal(delivery_outcome::unavailable, "try again later");
-  switch (claim->status) {
-    case unloc::claim_status::already_handled:
-      return decision;  // a repeat: 204, not acted on
-    case unloc::claim_status::held_elsewhere: {
-      auto busy = unloc::make_refusal(delivery_outcome::unavailable, "try again later");
-      busy.headers.add("Retry-After", "1");
-      return busy;
-    }
-    case unloc::claim_status::mine:
-      break;
-  }
-  if (!db.insert(event)) {
-    (void)events.release(event.id, claim->token);  // the platform's retry claims it again
-    return unloc::make_refusal(delivery_outcome::unavailable, "try again later");
-  }
-  (void)events.mark_handled(event.id, claim->token);
-  return decision;
-}
-
-}  // namespace
-
 TEST_CASE("the Quickstart's path loses nothing when the insert fails once", "[delivery]") {
   const auto validator = unloc::delivery_validator::create(options_with({guide_credentials}));
   REQUIRE(validator);
   unloc::memory_event_store events;
-  integrator_database db;
+  unloc_test::quickstart_database db;
   const auto headers = guide_headers();
   const unloc::delivery_request request{"POST", "/accessEvents", headers, guide_body};
 
-  db.fail_next_insert = true;
-  const auto first = on_delivery(*validator, events, db, request);
+  db.fail_next_insert();
+  const auto first = unloc_test::quickstart_handler(*validator, events, db, request);
   CHECK(first.status == 503);
-  CHECK(db.rows.empty());
+  CHECK(db.rows().empty());
   // The platform retries a 503: the retry is handled, not taken for a repeat.
-  const auto retry = on_delivery(*validator, events, db, request);
+  const auto retry = unloc_test::quickstart_handler(*validator, events, db, request);
   CHECK(retry.status == 204);
-  CHECK(db.rows.size() == 1);
-  CHECK(db.rows.count("def32263-a884-aed0-f167-f1a1ccbd297a") == 1);
+  CHECK(db.rows().size() == 1);
+  CHECK(db.rows().count("def32263-a884-aed0-f167-f1a1ccbd297a") == 1);
   // A later repeat is acknowledged and not inserted again.
-  CHECK(on_delivery(*validator, events, db, request).status == 204);
-  CHECK(db.rows.size() == 1);
+  CHECK(unloc_test::quickstart_handler(*validator, events, db, request).status == 204);
+  CHECK(db.rows().size() == 1);
 }
 
 TEST_CASE("refuses blank credentials when the validator is built", "[delivery]") {
