@@ -197,7 +197,11 @@ struct server::impl {
         caps(opts.max_connections, opts.max_connections_per_client),
         threads(opts.threads > 0 ? opts.threads
                                  : static_cast<int>(std::max(1U, std::thread::hardware_concurrency()))),
-        handlers(static_cast<std::size_t>(threads)) {}
+        handlers(static_cast<std::size_t>(threads)),
+        keep_alive_value(
+            "timeout=" +
+            std::to_string(
+                std::chrono::duration_cast<std::chrono::seconds>(opts.idle_timeout).count())) {}
 
   options opts;
   std::unique_ptr<unloc::reconciler> own_reconciler;  // without --reconcile
@@ -221,6 +225,7 @@ struct server::impl {
   asio::steady_timer accept_pause{io};
   // Hand-overs (printing, the state store) block: they run here, never on the I/O threads.
   asio::thread_pool handlers;
+  const std::string keep_alive_value;  // "timeout=S": the idle timeout, rounded down
 
   static std::unique_ptr<unloc::reconciler> make_printing_reconciler() {
     // Without --reconcile: events are remembered in memory only (100,000 ids, 31 days).
@@ -577,6 +582,9 @@ class session final : public connection,
            rejections_in_row_ < max_rejections_in_row;
     res_ = std::move(res);
     res_.keep_alive(keep);
+    // Tells the client when an idle connection will be closed, so that it does
+    // not send on one being closed (and gives a 204 a header: wrk needs one).
+    if (keep) res_.set(http::field::keep_alive, srv_.keep_alive_value);
     lowest().expires_after(srv_.opts.body_timeout);
     http::async_write(stream_, res_, [self = self(), keep](beast::error_code ec, std::size_t) {
       if (ec) return self->close_now();
