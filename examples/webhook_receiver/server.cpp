@@ -52,7 +52,10 @@ using response = http::response<http::string_body>;
 // Fixed bounds that need no option.
 constexpr std::size_t read_size = 4096;            // bytes asked of the socket at a time
 constexpr std::size_t max_rejections_in_row = 32;  // then a rejecting-only client is closed
-constexpr std::size_t drain_limit = 1 << 20;       // read after a 413 so the sender sees it
+// Read and dropped after a refusal that closes, so that the sender reads the
+// answer rather than a reset: more for a body (a 413) than for a head.
+constexpr std::size_t body_drain_limit = 1 << 20;
+constexpr std::size_t head_drain_limit = 64 << 10;
 constexpr auto drain_time = 2s;
 
 // Mozilla "intermediate" for TLS 1.2, less its DHE suites: ECDHE and AEAD only.
@@ -600,13 +603,14 @@ class session final : public connection,
     lowest().socket().shutdown(tcp::socket::shutdown_send, ec);
     if (ec) return close_now();
     lowest().expires_after(drain_time);
+    drain_limit_ = parser_ && parser_->is_header_done() ? body_drain_limit : head_drain_limit;
     drain();
   }
   void drain() {
     lowest().async_read_some(buffer_.prepare(read_size),
                              [self = self()](beast::error_code ec, std::size_t n) {
                                self->drained_ += n;
-                               if (ec || self->drained_ >= drain_limit) return self->close_now();
+                               if (ec || self->drained_ >= self->drain_limit_) return self->close_now();
                                self->drain();
                              });
   }
@@ -653,6 +657,7 @@ class session final : public connection,
   std::size_t requests_ = 0;
   std::size_t rejections_in_row_ = 0;
   std::size_t drained_ = 0;
+  std::size_t drain_limit_ = 0;
   unsigned generation_ = 0;
   bool timed_out_ = false;
   bool idle_ = false;
@@ -789,6 +794,7 @@ bool server::run() {
   serve();
   for (auto& t : more) t.join();
   i.handlers.join();
+  i.rejections.flush(&impl::log_line);  // the count of the last lines held back
   return true;
 }
 
