@@ -342,8 +342,10 @@ class session final : public connection,
 
   void begin() {
     if constexpr (tls) {
+      idle_ = true;  // no request yet: a stop closes it
       lowest().expires_after(srv_.opts.handshake_timeout);
       stream_.async_handshake(ssl::stream_base::server, [self = self()](beast::error_code ec) {
+        self->idle_ = false;
         if (ec) return self->close_now();
         self->next_request();
       });
