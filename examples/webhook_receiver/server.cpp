@@ -124,7 +124,8 @@ std::optional<unloc::delivery_decision> ambiguous_framing(
        !unloc::detail::ascii_iequals(unloc::detail::trim_ows(unloc::to_string_view(
                                          req[http::field::transfer_encoding])),
                                      "chunked"))) {
-    return refusal(501, "not_implemented", "a Transfer-Encoding other than chunked");
+    // Its body cannot be delimited: as ambiguous as two lengths (RFC 9112 allows 501 too).
+    return refusal(400, "malformed_request", "a Transfer-Encoding other than chunked");
   }
   return std::nullopt;
 }
