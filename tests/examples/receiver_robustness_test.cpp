@@ -210,3 +210,27 @@ TEST_CASE("--threads 1: a connection kept open does not hold back a delivery", "
   REQUIRE(first.send("GET /accessEvents HTTP/1.1\r\nHost: x\r\n\r\n"));  // still served
   CHECK(first.read_response().status == 405);
 }
+
+TEST_CASE("a connection that only gets rejections is closed after 32 in a row", "[receiver]") {
+  receiver_process r(launch{{"--plain-http"}});
+  raw_connection raw(r.port(), false);
+  for (int i = 1; i <= 32; ++i) {
+    INFO("request " << i);
+    REQUIRE(raw.send("GET /accessEvents HTTP/1.1\r\nHost: x\r\n\r\n"));
+    const auto res = raw.read_response();
+    REQUIRE(res.status == 405);
+    CHECK((res.head.find("Connection: close") != std::string::npos) == (i == 32));
+  }
+  CHECK(raw.closed_by_peer());
+  // An accepted delivery resets the count: a sender that is only partly wrong keeps its connection.
+  raw_connection mixed(r.port(), false);
+  for (int i = 0; i < 40; ++i) {
+    const bool deliver = i % 20 == 19;
+    const std::string body = event_body(event_id(30, i));
+    REQUIRE(mixed.send(deliver ? post_head("Content-Length: " + std::to_string(body.size()) +
+                                           "\r\n") +
+                                     body
+                               : "GET /accessEvents HTTP/1.1\r\nHost: x\r\n\r\n"));
+    CHECK(mixed.read_response().status == (deliver ? 204 : 405));
+  }
+}
