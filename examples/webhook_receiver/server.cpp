@@ -228,6 +228,7 @@ struct server::impl {
   void admit(tcp::socket socket, bool metrics_role);
   bool listen(tcp::acceptor& on, const std::string& host, int port, const char* what);
   void close_everything();
+  void close_one_idle();
 };
 
 void server::impl::accept(tcp::acceptor& on, bool metrics_role) {
@@ -258,6 +259,7 @@ void server::impl::admit(tcp::socket socket, bool metrics_role) {
   if (const auto* cap = std::get_if<std::string_view>(&admitted)) {
     // Closed at once, before any byte is read or any TLS work is done.
     if (!metrics_role) stats.connection_refused(*cap);
+    if (!metrics_role && *cap == "total") close_one_idle();
     rejections.reject("connection from " + address + " refused: " +
                           (*cap == "total" ? "--max-connections" : "--max-connections-per-client") +
                           " reached",
@@ -316,6 +318,24 @@ void server::impl::close_everything() {
     }
   }
   for (const auto& c : open) c->shut_down();
+}
+
+// At the total cap, an idle keep-alive connection gives way to the sender's
+// next attempt (the one refused now was closed before it was read).
+void server::impl::close_one_idle() {
+  std::vector<std::shared_ptr<front::connection>> looked_at;  // released after the lock
+  {
+    const std::lock_guard<std::mutex> lock(sessions_mutex);
+    looked_at.reserve(sessions.size());
+    for (const auto& [raw, weak] : sessions) {
+      auto c = weak.lock();
+      if (!c) continue;
+      const bool idle = c->idle();
+      looked_at.push_back(std::move(c));
+      if (idle) break;
+    }
+  }
+  if (!looked_at.empty() && looked_at.back()->idle()) looked_at.back()->shut_down();
 }
 
 server::server(const options& opts, unloc::reconciler* reconciler)

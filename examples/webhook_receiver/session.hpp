@@ -24,6 +24,7 @@
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
@@ -111,6 +112,8 @@ class connection {
   virtual ~connection() = default;
   // On stop: an idle connection closes now, a busy one after its answer.
   virtual void shut_down() = 0;
+  // Between requests (or before its first): closing it loses nothing. Any thread.
+  [[nodiscard]] virtual bool idle() const = 0;
 };
 
 // One connection: TLS handshake, then requests one after the other (pipelined
@@ -145,6 +148,8 @@ class session final : public connection,
     srv_.add(this->shared_from_this());
     asio::dispatch(stream_.get_executor(), [self = this->shared_from_this()] { self->begin(); });
   }
+
+  [[nodiscard]] bool idle() const override { return idle_; }
 
   void shut_down() override {
     asio::post(stream_.get_executor(), [self = this->shared_from_this()] {
@@ -484,7 +489,7 @@ class session final : public connection,
   std::size_t drain_limit_ = 0;
   unsigned generation_ = 0;
   bool timed_out_ = false;
-  bool idle_ = false;
+  std::atomic<bool> idle_{false};  // read by other threads through idle()
   bool closing_ = false;
 };
 
