@@ -54,7 +54,7 @@ limits (S: seconds, fractions allowed, such as 0.5):
   --handshake-timeout S     the TLS handshake (default 10)
   --idle-timeout S          an idle keep-alive connection is closed (default 30)
   --max-connections N       connections open at once (default 1024); more are
-                            closed at once
+                            closed at once, and an idle one to make room
   --max-connections-per-client N
                             connections from one address (default 128)
   --max-requests-per-connection N
