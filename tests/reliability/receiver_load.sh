@@ -47,8 +47,8 @@ fail() {
 }
 rss_kib() { awk '/^VmRSS:/ {print $2}' "/proc/$pid/status" 2>/dev/null; }
 
-# TLS: a throwaway P-256 pair (cheap handshakes: the 401, 404 and 415 answers close
-# the connection, so wrk makes a new handshake for about 15% of the requests).
+# TLS: a throwaway P-256 pair (cheap handshakes; the rejections keep their
+# connection, so wrk makes few).
 cert=${UNLOC_LOAD_CERT:-$work/cert.pem} key=${UNLOC_LOAD_KEY:-$work/key.pem}
 if [[ -z ${UNLOC_LOAD_CERT:-} ]]; then
   openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 \
@@ -58,7 +58,7 @@ fi
 
 user=loaduser password=loadpassw0rd
 UNLOC_WEBHOOK_USER=$user UNLOC_WEBHOOK_PASSWORD=$password \
-  "$receiver" --listen 127.0.0.1:0 --port-file "$work/port" --cert "$cert" --key "$key" ${UNLOC_LOAD_ARGS:-} \
+  "$receiver" --listen 127.0.0.1:0 --port-file "$work/port" --cert "$cert" --key "$key" \
   >"$work/events.jsonl" 2>"$work/receiver.log" &
 pid=$!
 for _ in $(seq 150); do
@@ -128,7 +128,7 @@ new_ok=$(get new_ok) in_flight=$(get in_flight_new)
   fail "$printed events printed for $new_ok new events acknowledged (+$in_flight in flight at the end)"
 
 # --- Resident memory flat. The reference is the first sample at 25% of the run
-# (TLS contexts, worker threads and httplib's buffers are in use by then); no
+# (TLS contexts, threads and the connections' buffers are in use by then); no
 # later sample, nor the end, may exceed it x 1.25 + 4 MiB, the slack for
 # allocator noise (glibc arenas of workers first used later, fragmentation).
 # The duplicate store legitimately grows until it holds its 100,000 ids: about
