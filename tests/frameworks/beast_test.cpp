@@ -136,8 +136,8 @@ unloc::delivery_validator make_validator(std::size_t max_body = 65536) {
 // The raw bytes of a delivery of the sample event with these credentials.
 std::string raw_delivery(const std::optional<unloc::basic_credentials>& credentials,
                          const std::string& path = "/accessEvents") {
-  const auto delivery = unloc::testing::make_test_delivery(unloc::testing::sample_access_event(),
-                                                           credentials, path);
+  const auto delivery =
+      unloc::testing::make_test_delivery(unloc::testing::sample_access_event(), credentials, path);
   std::string raw = "POST " + delivery.path + " HTTP/1.1\r\nHost: receiver\r\n";
   for (const auto& field : delivery.headers) raw += field.name + ": " + field.value + "\r\n";
   return raw + "\r\n" + delivery.body;
@@ -238,11 +238,12 @@ TEST_CASE("validate accepts a whole delivery held in a string, a vector or a fla
 }
 
 TEST_CASE("validate refuses a body that is not the event, and never throws", "[beast]") {
-  static_assert(noexcept(unloc::beast::validate(std::declval<const unloc::delivery_validator&>(),
-                                                std::declval<const http::request<http::string_body>&>())));
-  static_assert(noexcept(unloc::beast::check_headers(
-      std::declval<const unloc::delivery_validator&>(),
-      std::declval<const http::request_header<>&>())));
+  static_assert(
+      noexcept(unloc::beast::validate(std::declval<const unloc::delivery_validator&>(),
+                                      std::declval<const http::request<http::string_body>&>())));
+  static_assert(
+      noexcept(unloc::beast::check_headers(std::declval<const unloc::delivery_validator&>(),
+                                           std::declval<const http::request_header<>&>())));
   const auto validator = make_validator();
   auto request = parse_request(raw_delivery(good));
   request.body() = std::string("{\"id\":\"\xff\xfe\"}");
@@ -264,8 +265,8 @@ TEST_CASE("to_response writes a 204 with neither body nor Content-Length, keepin
           "[beast]") {
   const auto validator = make_validator();
   const auto request = parse_request(raw_delivery(good));
-  const auto response = unloc::beast::to_response(unloc::beast::validate(validator, request),
-                                                  request);
+  const auto response =
+      unloc::beast::to_response(unloc::beast::validate(validator, request), request);
   CHECK(response.result() == http::status::no_content);
   CHECK(response.version() == 11);
   CHECK(response.keep_alive());
