@@ -333,3 +333,36 @@ TEST_CASE("to_response answers a HEAD with the length and no body, and a bad sta
     CHECK(unloc::beast::to_response(odd, head_request).result_int() == 503);
   }
 }
+
+TEST_CASE("check_headers refuses a Transfer-Encoding other than chunked, closing the connection",
+          "[beast]") {
+  const auto validator = make_validator();
+  for (const char* coding : {"gzip", "chunked, gzip", "identity"}) {
+    auto head = parse_head(raw_delivery(good));
+    head.erase(http::field::content_length);
+    head.set(http::field::transfer_encoding, coding);
+    const auto decision = unloc::beast::check_headers(validator, head);
+    REQUIRE(decision.has_value());
+    CHECK(decision->status == 400);
+    const auto response = unloc::beast::to_response(*decision, head);
+    CHECK_FALSE(response.keep_alive());
+    CHECK(response.count(http::field::connection) == 1);
+  }
+  auto chunked = parse_head(raw_delivery(good));
+  chunked.erase(http::field::content_length);
+  chunked.set(http::field::transfer_encoding, "Chunked");
+  CHECK_FALSE(unloc::beast::check_headers(validator, chunked).has_value());
+  chunked.insert(http::field::transfer_encoding, "chunked");  // two fields
+  CHECK(unloc::beast::check_headers(validator, chunked)->status == 400);
+}
+
+TEST_CASE("to_response closes for a decision that carries Connection: close", "[beast]") {
+  auto refusal = unloc::make_refusal(unloc::delivery_outcome::unavailable, "shutting down");
+  const http::request<http::string_body> request{http::verb::post, "/accessEvents", 11};
+  CHECK(unloc::beast::to_response(refusal, request).keep_alive());
+  refusal.headers.add("connection", "Close");
+  const auto response = on_the_wire(unloc::beast::to_response(refusal, request));
+  CHECK_FALSE(response.keep_alive());
+  CHECK(response.count(http::field::connection) == 1);
+  CHECK(response.result_int() == 503);
+}
