@@ -154,7 +154,7 @@ int main(int argc, char** argv) {
     }
   }
   std::printf(
-      "info slow clients: %zu kept open, %ld connections opened, %ld cut by the server, "
+      "info %zu slow clients: %ld connections opened, %ld cut by the server, "
       "%ld refused or failed\n",
       count, opened, cut, failed);
   for (auto& d : clients) drop(d);
