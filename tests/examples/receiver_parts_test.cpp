@@ -139,6 +139,7 @@ TEST_CASE("metrics count every call made from several threads at once", "[metric
     }
   });
   std::vector<std::thread> writers;
+  writers.reserve(threads);
   for (int t = 0; t < threads; ++t) {
     writers.emplace_back([&] {
       for (int i = 0; i < calls; ++i) {
@@ -226,6 +227,7 @@ TEST_CASE("10,000 rejections from 8 threads write N lines and one exact summary"
     log.push_back(line);
   };
   std::vector<std::thread> threads;
+  threads.reserve(8);
   for (int t = 0; t < 8; ++t) {
     threads.emplace_back([&] {
       for (int i = 0; i < 1250; ++i) limiter.reject("401 from 192.0.2.1", sink);
@@ -310,6 +312,36 @@ TEST_CASE("a moved ticket holds one slot, released once", "[connection_caps]") {
   const auto refused = full.admit("203.0.113.1");
   REQUIRE(refused.index() == 1);
   CHECK(std::get<1>(refused) == "total");
+}
+
+TEST_CASE("the caps hold from several threads admitting and releasing at once",
+          "[connection_caps]") {
+  receiver::connection_caps caps(6, 2);
+  std::atomic<int> held{0};
+  std::atomic<int> most{0};
+  std::atomic<int> over{0};
+  std::vector<std::thread> threads;
+  threads.reserve(8);
+  for (int t = 0; t < 8; ++t) {
+    threads.emplace_back([&, t] {
+      // Two threads a client: up to 4 clients wanting 4 slots each, for 6 in all.
+      const std::string address = "192.0.2." + std::to_string(t / 2);
+      for (int i = 0; i < 2000; ++i) {
+        auto first = caps.admit(address);
+        auto second = caps.admit(address);
+        const int now = held += (first.index() == 0) + (second.index() == 0);
+        if (now > 6) ++over;
+        int seen = most.load();
+        while (now > seen && !most.compare_exchange_weak(seen, now)) {
+        }
+        held -= (first.index() == 0) + (second.index() == 0);
+      }  // the tickets are released here, after `held` went down
+    });
+  }
+  for (auto& t : threads) t.join();
+  CHECK(over.load() == 0);
+  CHECK(most.load() >= 2);
+  CHECK(caps.open() == 0);
 }
 
 namespace {
