@@ -26,6 +26,9 @@ class UnlocConan(ConanFile):
     topics = ("unloc", "smart-lock", "webhooks", "header-only")
     package_type = "header-library"
     settings = "os", "arch", "compiler", "build_type"
+    # with_beast: the component beast (unloc::beast, <unloc/beast.hpp>) and Boost.
+    options = {"with_beast": [True, False]}
+    default_options = {"with_beast": False, "boost/*:header_only": True}
     exports_sources = "CMakeLists.txt", "cmake/*", "include/*", "LICENSE"
     no_copy_source = True
 
@@ -39,6 +42,8 @@ class UnlocConan(ConanFile):
         # The same minimum versions as find_package() in CMakeLists.txt.
         self.requires("libcurl/[>=7.77 <9]")
         self.requires("nlohmann_json/[>=3.9 <4]")
+        if self.options.with_beast:
+            self.requires("boost/[>=1.74 <2]")
 
     def layout(self):
         cmake_layout(self, src_folder=".")
@@ -54,6 +59,7 @@ class UnlocConan(ConanFile):
         toolchain.cache_variables["UNLOC_BUILD_TOOLS"] = False
         toolchain.cache_variables["UNLOC_BUILD_FUZZERS"] = False
         toolchain.cache_variables["UNLOC_INSTALL"] = True
+        toolchain.cache_variables["CMAKE_DISABLE_FIND_PACKAGE_Boost"] = not self.options.with_beast
         toolchain.generate()
         CMakeDeps(self).generate()
 
@@ -96,3 +102,11 @@ class UnlocConan(ConanFile):
         client.requires = ["core", "libcurl::libcurl"]
         client.bindirs = []
         client.libdirs = []
+
+        # The Boost.Beast adapter, on top of core.
+        if self.options.with_beast:
+            beast = self.cpp_info.components["beast"]
+            beast.set_property("cmake_target_name", "unloc::beast")
+            beast.requires = ["core", "boost::headers"]
+            beast.bindirs = []
+            beast.libdirs = []

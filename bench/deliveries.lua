@@ -4,8 +4,8 @@
 --   wrk ... -s deliveries.lua URL -- "Basic <credentials>" ROUND
 --
 -- Ids are unique across wrk threads (the thread's number) and across the runs
--- against one receiver (ROUND). done() prints "deliveries: non_2xx=N" so that
--- run.sh can tell that every delivery was accepted.
+-- against one receiver (ROUND). done() prints the rate, the p99 latency and
+-- "non_2xx=N socket_errors=M", so that run.sh can tell that every delivery was accepted.
 
 local auth, round = "", 0
 tid = 0            -- set by setup(), per thread
@@ -45,8 +45,8 @@ end
 function done(summary, latency, requests)
   local bad = 0
   for _, t in ipairs(threads) do bad = bad + t:get("non_2xx") end
-  print(string.format("deliveries: requests=%d seconds=%.3f non_2xx=%d socket_errors=%d",
-                      summary.requests, summary.duration / 1e6, bad,
+  print(string.format("deliveries: requests=%d seconds=%.3f p99_us=%d non_2xx=%d socket_errors=%d",
+                      summary.requests, summary.duration / 1e6, latency:percentile(99), bad,
                       summary.errors.connect + summary.errors.read + summary.errors.write +
                         summary.errors.timeout))
 end

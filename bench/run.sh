@@ -42,13 +42,16 @@ rounds=${UNLOC_BENCH_ROUNDS:-5}
 if [[ $smoke -eq 1 ]]; then
   rounds=1 validate_rounds=1 validate_events=200 log_events=2000
   paged_small=20 paged_large=200 calls=20 load_seconds=1 compile_rounds=1
-  calls_rounds=1 load_rounds=1
+  calls_rounds=1 load_rounds=1 attack_rounds=1 attack_seconds=1 slow_clients=20
 else
   validate_rounds=11 validate_events=20000 log_events=100000
   paged_small=10000 paged_large=100000 calls=2000 load_seconds=5
   # The short samples (a round of calls is ~0.5 s, a compile ~5 s) vary by 10-20 %
   # on a shared 2-core machine: more rounds keep their medians steady.
   calls_rounds=11 load_rounds=7 compile_rounds=7
+  # Longer than a receiver's header deadline (10 s by default), so that the slow
+  # clients are cut and come back while deliveries are measured.
+  attack_rounds=3 attack_seconds=12 slow_clients=200
 fi
 
 # --- Build.
@@ -155,38 +158,84 @@ connections=$(curl -sS --max-time 10 --cacert "$work/ca.pem" "$api/_admin/reques
 echo "   reference server counters: $connections"
 kill -TERM "${pids[-1]}"; wait "${pids[-1]}" || true; unset 'pids[-1]'
 
-# --- receiver_load: unloc-webhook-receiver and the bare server, wrk in turns.
+# --- receiver_load and receiver_vs_httplib: unloc-webhook-receiver, the bare Beast
+# server (its baseline) and the bare cpp-httplib server (the former one), wrk in turns.
 user=bench-user password=bench-passw0rd-5678
 UNLOC_WEBHOOK_USER=$user UNLOC_WEBHOOK_PASSWORD=$password "$receiver" --listen 127.0.0.1:0 \
   --port-file "$work/receiver.port" --cert "$work/server.pem" --key "$work/server.key" \
   >/dev/null 2>"$work/receiver.log" &
 pids+=($!)
 receiver_port=$(wait_port "$work/receiver.port" "${pids[-1]}") || fail "the receiver did not start"
+"$bench_bare_beast_server" "$work/server.pem" "$work/server.key" "$work/beast.port" \
+  >/dev/null 2>"$work/beast.log" &
+pids+=($!)
+beast_port=$(wait_port "$work/beast.port" "${pids[-1]}") || fail "the bare Beast server did not start"
 "$bench_bare_server" "$work/server.pem" "$work/server.key" "$work/bare.port" 2>"$work/bare.log" &
 pids+=($!)
-bare_port=$(wait_port "$work/bare.port" "${pids[-1]}") || fail "the bare server did not start"
+bare_port=$(wait_port "$work/bare.port" "${pids[-1]}") || fail "the bare httplib server did not start"
 auth="Basic $(printf '%s:%s' "$user" "$password" | base64 -w0)"
-load() {  # SIDE PORT ROUND
-  timeout -k 5 $((load_seconds + 30)) wrk -t 2 -c 4 -d "${load_seconds}s" --timeout 5s \
-    -s "$here/deliveries.lua" "https://127.0.0.1:$2/accessEvents" -- "$auth" "$3" \
+# wrk_run PORT ROUND [SECONDS]: wrk's summary line in $line, requests/s in $rate, p99 latency
+# in $p99_us. ROUND keeps the event ids of each run against one server apart (deliveries.lua).
+wrk_run() {
+  local seconds=${3:-$load_seconds}
+  timeout -k 5 $((seconds + 30)) wrk -t 2 -c 4 -d "${seconds}s" --timeout 5s \
+    -s "$here/deliveries.lua" "https://127.0.0.1:$1/accessEvents" -- "$auth" "$2" \
     >"$work/wrk.txt" 2>&1 || fail "wrk: $(tail -n 5 "$work/wrk.txt")"
-  local line
   line=$(grep '^deliveries: ' "$work/wrk.txt") || fail "wrk printed no summary: $(cat "$work/wrk.txt")"
-  [[ $line == *" non_2xx=0 socket_errors=0" ]] || fail "$1: not every delivery was accepted: $line"
-  awk -v side="$1" '{split($2, r, "="); split($3, s, "="); print "sample receiver_load", side, r[2] / s[2]}' \
-    <<<"$line" >>"$samples"
+  read -r rate p99_us < <(awk '{for (i = 2; i <= NF; i++) {split($i, kv, "="); v[kv[1]] = kv[2]}
+                                print v["requests"] / v["seconds"], v["p99_us"]}' <<<"$line")
 }
-echo "== receiver_load: $load_rounds rounds of ${load_seconds} s per side"
-load baseline "$bare_port" 0 >/dev/null  # warm-up: TLS sessions, threads, caches
-load sdk "$receiver_port" 0 >/dev/null
-sed -i '/^sample receiver_load /d' "$samples"
-for ((r = 1; r <= load_rounds; r++)); do
-  if ((r % 2 == 1)); then
-    load baseline "$bare_port" "$r"; load sdk "$receiver_port" "$r"
-  else
-    load sdk "$receiver_port" "$r"; load baseline "$bare_port" "$r"
-  fi
+load() {  # SIDE PORT ROUND: sets $rate; every delivery must be accepted
+  wrk_run "$2" "$3"
+  [[ $line == *" non_2xx=0 socket_errors=0" ]] || fail "$1: not every delivery was accepted: $line"
+}
+echo "== receiver_load, receiver_vs_httplib: $load_rounds rounds of ${load_seconds} s per server"
+for port in "$beast_port" "$receiver_port" "$bare_port"; do  # warm-up: TLS sessions, threads, caches
+  load warm-up "$port" 0
 done
+for ((r = 1; r <= load_rounds; r++)); do
+  # The receiver in the middle, its two baselines before and after it in turn.
+  for side in $([[ $((r % 2)) -eq 1 ]] && echo "beast receiver httplib" || echo "httplib receiver beast"); do
+    case $side in
+      beast) load "$side" "$beast_port" "$r"; echo "sample receiver_load baseline $rate" ;;
+      receiver) load "$side" "$receiver_port" "$r"
+        echo "sample receiver_load sdk $rate"; echo "sample receiver_vs_httplib sdk $rate" ;;
+      httplib) load "$side" "$bare_port" "$r"; echo "sample receiver_vs_httplib baseline $rate" ;;
+    esac >>"$samples"
+  done
+done
+for ((i = 0; i < 2; i++)); do kill -TERM "${pids[-1]}"; wait "${pids[-1]}" || true; unset 'pids[-1]'; done
+
+# --- receiver_under_attack: the p99 latency of valid deliveries while slow clients
+# drip request heads (each from its own loopback address), over the p99 without them.
+echo "== receiver_under_attack: $attack_rounds rounds of ${attack_seconds} s each way," \
+  "$slow_clients slow clients"
+attack_load() {  # SIDE ROUND
+  wrk_run "$receiver_port" "$2" "$attack_seconds"
+  if [[ $line != *" non_2xx=0 socket_errors=0" ]]; then
+    echo "   $1: not every delivery was answered 2xx within 5 s ($line): p99 counted as 5 s"
+    p99_us=5000000
+  fi
+  echo "sample receiver_under_attack $1 $(awk -v us="$p99_us" 'BEGIN {print us / 1000}')" >>"$samples"
+}
+for ((r = 1; r <= attack_rounds; r++)); do
+  for side in $([[ $((r % 2)) -eq 1 ]] && echo "baseline sdk" || echo "sdk baseline"); do
+    if [[ $side == baseline ]]; then
+      attack_load baseline $((100 + 2 * r))
+      continue
+    fi
+    rm -f "$work/slow.ready"
+    "$bench_slow_clients" "$receiver_port" "$slow_clients" "$work/slow.ready" >"$work/slow.out" &
+    pids+=($!)
+    let_in=$(wait_port "$work/slow.ready" "${pids[-1]}") || fail "the slow clients did not start"
+    [[ $let_in -gt 0 ]] || fail "the receiver let in none of the slow clients"
+    attack_load sdk $((101 + 2 * r))
+    kill -TERM "${pids[-1]}"; wait "${pids[-1]}" || true; unset 'pids[-1]'
+    sed 's/^info /   /' "$work/slow.out"
+    echo "   $let_in of $slow_clients slow clients were let in at the start"
+  done
+done
+kill -TERM "${pids[-1]}"; wait "${pids[-1]}" || true; unset 'pids[-1]'
 
 # --- Compile time: CPU seconds (user + system) of the compiler, less sensitive
 # than wall time to the other work on a shared machine.

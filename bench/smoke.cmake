@@ -11,7 +11,8 @@ if(problem)
   message(FATAL_ERROR "${OUTPUT} is not the expected JSON: ${problem}")
 endif()
 set(expected validate_delivery log_page_time log_page_rss_over_input paged_read_rss_growth
-    client_calls receiver_load compile_full_O0 compile_full_O2 compile_validation_O0
+    client_calls receiver_load receiver_vs_httplib receiver_under_attack
+    compile_full_O0 compile_full_O2 compile_validation_O0
     compile_validation_O2)
 set(names)
 math(EXPR last "${count} - 1")

@@ -6,10 +6,17 @@ namespace receiver {
 
 namespace {
 
-constexpr std::array<std::string_view, 11> outcome_names = {
-    "accepted",      "unauthorized",           "not_found",      "method_not_allowed",
-    "payload_too_large", "unsupported_media_type", "malformed_body", "invalid_event",
-    "unavailable",   "duplicate",              "other"};
+constexpr std::array<std::string_view, 11> outcome_names = {"accepted",
+                                                            "unauthorized",
+                                                            "not_found",
+                                                            "method_not_allowed",
+                                                            "payload_too_large",
+                                                            "unsupported_media_type",
+                                                            "malformed_body",
+                                                            "invalid_event",
+                                                            "unavailable",
+                                                            "duplicate",
+                                                            "other"};
 constexpr std::array<std::string_view, 2> cap_names = {"total", "per_client"};
 
 // Upper bounds in microseconds. Lag: 0.1 s to a day (the platform retries for hours);
@@ -17,11 +24,11 @@ constexpr std::array<std::string_view, 2> cap_names = {"total", "per_client"};
 constexpr std::uint64_t ms = 1000;
 constexpr std::uint64_t s = 1000 * ms;
 constexpr std::array<std::uint64_t, 13> lag_bounds = {
-    100 * ms, 500 * ms, 1 * s, 2 * s, 5 * s, 10 * s, 30 * s, 60 * s,
-    300 * s, 900 * s, 3600 * s, 21600 * s, 86400 * s};
+    100 * ms, 500 * ms, 1 * s,   2 * s,    5 * s,     10 * s,   30 * s,
+    60 * s,   300 * s,  900 * s, 3600 * s, 21600 * s, 86400 * s};
 constexpr std::array<std::uint64_t, 13> handled_bounds = {
-    1 * ms, 2500, 5 * ms, 10 * ms, 25 * ms, 50 * ms, 100 * ms,
-    250 * ms, 500 * ms, 1 * s, 2500 * ms, 5 * s, 10 * s};
+    1 * ms,   2500,     5 * ms, 10 * ms,   25 * ms, 50 * ms, 100 * ms,
+    250 * ms, 500 * ms, 1 * s,  2500 * ms, 5 * s,   10 * s};
 
 // Microseconds as seconds in decimal, exactly: 1500 -> "0.0015", 2000000 -> "2".
 void append_seconds(std::string& out, std::uint64_t us) {

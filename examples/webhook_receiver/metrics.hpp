@@ -21,8 +21,7 @@ class duration_histogram {
 
   /// `bounds_us`: ascending upper bounds in microseconds (at most max_bounds).
   template <std::size_t N>
-  explicit duration_histogram(const std::array<std::uint64_t, N>& bounds_us) noexcept
-      : size_(N) {
+  explicit duration_histogram(const std::array<std::uint64_t, N>& bounds_us) noexcept : size_(N) {
     static_assert(N <= max_bounds, "too many buckets");
     for (std::size_t i = 0; i < N; ++i) bounds_[i] = bounds_us[i];
   }

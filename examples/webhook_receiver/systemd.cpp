@@ -22,8 +22,8 @@ bool notify(std::string_view state) noexcept {
   std::memcpy(address.sun_path, name, length);
   if (name[0] == '@') address.sun_path[0] = '\0';
   // An abstract name's length is exact (no NUL terminator); a path's includes its NUL.
-  const auto size = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + length +
-                                           (name[0] == '/' ? 1 : 0));
+  const auto size =
+      static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + length + (name[0] == '/' ? 1 : 0));
 
   const int fd = ::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
   if (fd < 0) return false;

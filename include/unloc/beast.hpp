@@ -8,6 +8,7 @@
 /// headers), defined when Boost is found.
 
 #include <unloc/delivery.hpp>
+#include <unloc/detail/text.hpp>
 #include <unloc/http_headers.hpp>
 #include <unloc/version.hpp>
 
@@ -59,6 +60,21 @@ template <typename Value>
   }
 }
 
+// Why a head's framing is refused, or null: a Transfer-Encoding other than one
+// "chunked", which Beast reads as a request without a body, whose body then
+// passes for the next request.
+template <class Fields>
+[[nodiscard]] const char* beast_framing_problem(
+    const boost::beast::http::request_header<Fields>& head) {
+  const auto codings = head.count(boost::beast::http::field::transfer_encoding);
+  if (codings == 0) return nullptr;
+  const auto value = trim_ows(to_string_view(head[boost::beast::http::field::transfer_encoding]));
+  if (codings > 1 || !ascii_iequals(value, "chunked")) {
+    return "the only Transfer-Encoding accepted is chunked";
+  }
+  return nullptr;
+}
+
 }  // namespace detail
 
 /// The adapter between Boost.Beast's messages and the delivery validator.
@@ -66,13 +82,21 @@ namespace beast {
 
 /// The early decision from the request head alone, before the body is read:
 /// 404, 405, 401, 415, or 413 for a Content-Length over the limit (see
-/// `delivery_validator::check_headers`). None: read the body, with the parser's
-/// `body_limit` set to `max_body_bytes`, then call `validate`. Never throws.
+/// `delivery_validator::check_headers`); first, 400 with `Connection: close` for
+/// a Transfer-Encoding other than `chunked`. None: read the body, with the
+/// parser's `body_limit` set to `max_body_bytes` (not before: Beast checks a
+/// Content-Length against it while reading the head), then call `validate`.
+/// Never throws.
 template <class Fields>
 [[nodiscard]] std::optional<delivery_decision> check_headers(
     const delivery_validator& validator,
     const boost::beast::http::request_header<Fields>& head) noexcept {
   try {
+    if (const char* problem = detail::beast_framing_problem(head)) {
+      auto refusal = make_refusal(delivery_outcome::malformed_body, problem);
+      refusal.headers.add("Connection", "close");
+      return refusal;
+    }
     return validator.check_headers(to_string_view(head.method_string()),
                                    to_string_view(head.target()), http_headers::from(head));
   } catch (...) {
@@ -100,8 +124,8 @@ template <class Body, class Fields>
 /// The response to `request` for `decision`: its status (one outside 200-599
 /// becomes 503), its headers and its JSON body with Content-Length; a 204 has
 /// neither body nor Content-Length. HTTP version and keep-alive follow the
-/// request, except that a 413 closes (the rest of the body is not worth
-/// reading); a server that leaves any other request's body unread must call
+/// request, except that a 413, or a decision with a `Connection: close` header,
+/// closes; a server that leaves any other request's body unread must call
 /// `keep_alive(false)` itself. To a HEAD request, the Content-Length without the
 /// body. Throws only `std::bad_alloc`.
 template <class Fields>
@@ -113,15 +137,20 @@ template <class Fields>
   http::response<http::string_body> response;
   response.result(static_cast<unsigned>(status));
   response.version(request.version());
+  bool close = status == 413;  // the rest of the body is not worth reading
   for (const auto& field : decision.headers) {
+    if (detail::ascii_iequals(field.name, "Connection")) {  // keep_alive() below writes it
+      close = close || http::token_list(field.value).exists("close");
+      continue;
+    }
     response.insert(boost::beast::string_view(field.name.data(), field.name.size()),
                     boost::beast::string_view(field.value.data(), field.value.size()));
   }
   // As message::keep_alive(), which a header alone does not offer.
   http::token_list connection(request[http::field::connection]);
-  const bool keep_alive = request.version() >= 11 ? !connection.exists("close")
-                                                  : connection.exists("keep-alive");
-  response.keep_alive(keep_alive && status != 413);
+  const bool keep_alive =
+      request.version() >= 11 ? !connection.exists("close") : connection.exists("keep-alive");
+  response.keep_alive(keep_alive && !close);
   if (status == 204 || status == 304) return response;
   response.body() = decision.body;
   response.prepare_payload();

@@ -21,8 +21,8 @@
 #include <mutex>
 #include <optional>
 #include <string>
-#include <unordered_map>
 #include <utility>
+#include <vector>
 
 UNLOC_BEGIN_NAMESPACE
 
@@ -149,25 +149,20 @@ class memory_event_store final : public event_store {
       const auto now = clock_();
       const std::lock_guard<std::mutex> lock(mutex_);
       expire(now);
-      const claim_token token = next_token_;
-      const auto [found, added] =
-          ids_.try_emplace(id, slot{next_sequence_, now, token, false, false});
-      if (added) {
-        ++next_token_;
-        remember(id, now);
-        return event_claim{claim_status::mine, false, token};
+      const claim_token token = next_token_++;
+      if (slot* s = find(id)) {
+        if (s->handled) return event_claim{claim_status::already_handled, false, 0};
+        if (s->owner != 0 && now - s->claimed_at < limits_.claim_lease) {
+          return event_claim{claim_status::held_elsewhere, false, 0};
+        }
+        // Its holder outlived the lease, or released it while in doubt: in doubt from now on.
+        s->owner = token;
+        s->claimed_at = now;
+        s->in_doubt = true;
+        return event_claim{claim_status::mine, true, token};
       }
-      slot& s = found->second;
-      if (s.handled) return event_claim{claim_status::already_handled, false, 0};
-      if (s.owner != 0 && now - s.claimed_at < limits_.claim_lease) {
-        return event_claim{claim_status::held_elsewhere, false, 0};
-      }
-      // Its holder outlived the lease, or released it while in doubt: in doubt from now on.
-      ++next_token_;
-      s.owner = token;
-      s.claimed_at = now;
-      s.in_doubt = true;
-      return event_claim{claim_status::mine, true, token};
+      add(id, now, token, false);
+      return event_claim{claim_status::mine, false, token};
     } catch (...) {
       return failure("claim");
     }
@@ -176,19 +171,15 @@ class memory_event_store final : public event_store {
   [[nodiscard]] result<settle_status> mark_handled(const uuid& id, claim_token token) override {
     try {
       const std::lock_guard<std::mutex> lock(mutex_);
-      const auto found = ids_.find(id);
-      if (found != ids_.end()) {
-        slot& s = found->second;
-        if (s.handled) return settle_status::done;
-        if (s.owner != token) return settle_status::not_owner;
-        s.handled = true;
-        s.owner = 0;
+      if (slot* s = find(id)) {
+        if (s->handled) return settle_status::done;
+        if (s->owner != token) return settle_status::not_owner;
+        s->handled = true;
+        s->owner = 0;
         return settle_status::done;
       }
       // Its claim was evicted meanwhile, and nobody claimed it since: remember it all the same.
-      const auto now = clock_();
-      ids_.emplace(id, slot{next_sequence_, now, 0, true, false});
-      remember(id, now);
+      add(id, clock_(), 0, true);
       return settle_status::done;
     } catch (...) {
       return failure("mark_handled");
@@ -197,14 +188,12 @@ class memory_event_store final : public event_store {
 
   [[nodiscard]] result<settle_status> release(const uuid& id, claim_token token) override {
     const std::lock_guard<std::mutex> lock(mutex_);
-    const auto found = ids_.find(id);
-    if (found == ids_.end() || found->second.handled || found->second.owner != token) {
-      return settle_status::not_owner;
-    }
-    if (found->second.in_doubt) {
-      found->second.owner = 0;  // free, and still in doubt for the next claim
+    slot* s = find(id);
+    if (s == nullptr || s->handled || s->owner != token) return settle_status::not_owner;
+    if (s->in_doubt) {
+      s->owner = 0;  // free, and still in doubt for the next claim
     } else {
-      ids_.erase(found);  // order_ skips its entry
+      erase(s);  // order_ skips its entry
     }
     return settle_status::done;
   }
@@ -232,8 +221,8 @@ class memory_event_store final : public event_store {
     const auto now = clock_();
     const std::lock_guard<std::mutex> lock(mutex_);
     expire(now);
-    const auto found = ids_.find(id);
-    return found != ids_.end() && found->second.handled;
+    const slot* s = find(id);
+    return s != nullptr && s->handled;
   }
 
   /// How many ids are kept, claimed or handled.
@@ -241,7 +230,7 @@ class memory_event_store final : public event_store {
     const auto now = clock_();
     const std::lock_guard<std::mutex> lock(mutex_);
     expire(now);
-    return ids_.size();
+    return count_;
   }
 
  private:
@@ -252,42 +241,9 @@ class memory_event_store final : public event_store {
                       std::string("memory_event_store: ") + what + " failed (out of memory)");
   }
 
-  // Queues the id just added to ids_ (with the sequence next_sequence_) for expiry.
-  void remember(const uuid& id, time_point now) {
-    order_.push_back(entry{id, now, next_sequence_++});
-    while (ids_.size() > limits_.max_entries) evict_oldest();
-    if (order_.size() > 2 * limits_.max_entries) drop_stale_entries();
-  }
-
-  // Forgetting expired ids does not change what the store means, so const callers may do it.
-  void expire(time_point now) const {
-    while (!order_.empty() && now - order_.front().first_seen >= limits_.max_age) evict_oldest();
-  }
-
-  void evict_oldest() const {
-    const entry& oldest = order_.front();
-    // Only the entry that added the id removes it: an id released and claimed
-    // again has a newer entry further back.
-    if (const auto it = ids_.find(oldest.id);
-        it != ids_.end() && it->second.sequence == oldest.sequence) {
-      ids_.erase(it);
-    }
-    order_.pop_front();
-  }
-
-  // Entries left by release() are skipped when they come up; when they pile up
-  // (many claim-release cycles), they are dropped here, never a live id.
-  void drop_stale_entries() {
-    std::deque<entry> live;
-    for (const auto& e : order_) {
-      if (const auto it = ids_.find(e.id); it != ids_.end() && it->second.sequence == e.sequence) {
-        live.push_back(e);
-      }
-    }
-    order_.swap(live);
-  }
-
+  // An id kept: claimed, or handled. `sequence` 0 marks an empty slot.
   struct slot {
+    uuid id;
     std::uint64_t sequence;  // of its entry in order_
     time_point claimed_at;
     claim_token owner;  // the claim holding it since claimed_at; 0: none
@@ -300,12 +256,92 @@ class memory_event_store final : public event_store {
     std::uint64_t sequence;
   };
 
+  // The ids live in one array, open addressing with linear probing, at most
+  // half full: a claim touches a cache line or two and allocates nothing once
+  // the store is full (a node-based map allocated, freed and chased pointers
+  // on every claim, and cost more than validating the delivery).
+  std::size_t home(const uuid& id) const noexcept {
+    return std::hash<uuid>{}(id) & (slots_.size() - 1);
+  }
+
+  slot* find(const uuid& id) const noexcept {
+    if (slots_.empty()) return nullptr;
+    for (std::size_t i = home(id);; i = (i + 1) & (slots_.size() - 1)) {
+      slot& s = slots_[i];
+      if (s.sequence == 0) return nullptr;
+      if (s.id == id) return &s;
+    }
+  }
+
+  // Adds `id` (not kept yet) and queues it for expiry; evicts the oldest past max_entries.
+  void add(const uuid& id, time_point now, claim_token owner, bool handled) {
+    if ((count_ + 1) * 2 > slots_.size()) grow();
+    order_.push_back(entry{id, now, next_sequence_});  // first: a throw leaves the table as it was
+    std::size_t i = home(id);
+    while (slots_[i].sequence != 0) i = (i + 1) & (slots_.size() - 1);
+    slots_[i] = slot{id, next_sequence_++, now, owner, handled, false};
+    ++count_;
+    while (count_ > limits_.max_entries) evict_oldest();
+    if (order_.size() > 2 * limits_.max_entries) drop_stale_entries();
+  }
+
+  void grow() {
+    std::vector<slot> old(slots_.size() < 16 ? 32 : slots_.size() * 2, slot{});
+    old.swap(slots_);
+    for (const slot& s : old) {
+      if (s.sequence == 0) continue;
+      std::size_t i = home(s.id);
+      while (slots_[i].sequence != 0) i = (i + 1) & (slots_.size() - 1);
+      slots_[i] = s;
+    }
+  }
+
+  // Empties `s`, moving back the slots after it that probing would no longer reach.
+  void erase(slot* s) const noexcept {
+    const std::size_t mask = slots_.size() - 1;
+    std::size_t hole = static_cast<std::size_t>(s - slots_.data());
+    for (std::size_t next = (hole + 1) & mask; slots_[next].sequence != 0; next = (next + 1) & mask) {
+      const std::size_t want = home(slots_[next].id);
+      // Movable into the hole when its home is not within (hole, next], cyclically.
+      if (((next - want) & mask) >= ((next - hole) & mask)) {
+        slots_[hole] = slots_[next];
+        hole = next;
+      }
+    }
+    slots_[hole].sequence = 0;
+    --count_;
+  }
+
+  // Forgetting expired ids does not change what the store means, so const callers may do it.
+  void expire(time_point now) const {
+    while (!order_.empty() && now - order_.front().first_seen >= limits_.max_age) evict_oldest();
+  }
+
+  void evict_oldest() const {
+    const entry& oldest = order_.front();
+    // Only the entry that added the id removes it: an id released and claimed
+    // again has a newer entry further back.
+    if (slot* s = find(oldest.id); s != nullptr && s->sequence == oldest.sequence) erase(s);
+    order_.pop_front();
+  }
+
+  // Entries left by release() are skipped when they come up; when they pile up
+  // (many claim-release cycles), they are dropped here, never a live id.
+  void drop_stale_entries() {
+    std::deque<entry> live;
+    for (const auto& e : order_) {
+      if (const slot* s = find(e.id); s != nullptr && s->sequence == e.sequence) live.push_back(e);
+    }
+    order_.swap(live);
+  }
+
   memory_store_limits limits_;
   clock_function clock_;
   mutable std::mutex mutex_;
-  mutable std::unordered_map<uuid, slot> ids_;
+  mutable std::vector<slot> slots_;  // a power of two in size, or empty
+  mutable std::size_t count_ = 0;
   mutable std::deque<entry> order_;  // oldest first
-  std::uint64_t next_sequence_ = 0;
+  std::uint64_t next_sequence_ = 1;
   claim_token next_token_ = 1;  // unique among this store's claims; 0 is no claim
   std::map<std::string, timestamp> checkpoints_;
 };

@@ -8,11 +8,18 @@ get_filename_component(SOURCE_PATH "${CMAKE_CURRENT_LIST_DIR}/../.." ABSOLUTE)
 # Header-only: one configuration is enough.
 set(VCPKG_BUILD_TYPE release)
 
+# Feature beast: unloc::beast, with Boost; without it Boost is not looked for.
+vcpkg_check_features(OUT_FEATURE_OPTIONS FEATURE_OPTIONS
+  INVERTED_FEATURES
+    beast CMAKE_DISABLE_FIND_PACKAGE_Boost
+)
+
 # tests/consumers/check_recipes.cmake runs these same steps without vcpkg:
 # keep the two in step.
 vcpkg_cmake_configure(
   SOURCE_PATH "${SOURCE_PATH}"
   OPTIONS
+    ${FEATURE_OPTIONS}
     -DUNLOC_BUILD_TESTS=OFF
     -DUNLOC_BUILD_EXAMPLES=OFF
     -DUNLOC_BUILD_TOOLS=OFF

@@ -136,8 +136,8 @@ unloc::delivery_validator make_validator(std::size_t max_body = 65536) {
 // The raw bytes of a delivery of the sample event with these credentials.
 std::string raw_delivery(const std::optional<unloc::basic_credentials>& credentials,
                          const std::string& path = "/accessEvents") {
-  const auto delivery = unloc::testing::make_test_delivery(unloc::testing::sample_access_event(),
-                                                           credentials, path);
+  const auto delivery =
+      unloc::testing::make_test_delivery(unloc::testing::sample_access_event(), credentials, path);
   std::string raw = "POST " + delivery.path + " HTTP/1.1\r\nHost: receiver\r\n";
   for (const auto& field : delivery.headers) raw += field.name + ": " + field.value + "\r\n";
   return raw + "\r\n" + delivery.body;
@@ -238,11 +238,12 @@ TEST_CASE("validate accepts a whole delivery held in a string, a vector or a fla
 }
 
 TEST_CASE("validate refuses a body that is not the event, and never throws", "[beast]") {
-  static_assert(noexcept(unloc::beast::validate(std::declval<const unloc::delivery_validator&>(),
-                                                std::declval<const http::request<http::string_body>&>())));
-  static_assert(noexcept(unloc::beast::check_headers(
-      std::declval<const unloc::delivery_validator&>(),
-      std::declval<const http::request_header<>&>())));
+  static_assert(
+      noexcept(unloc::beast::validate(std::declval<const unloc::delivery_validator&>(),
+                                      std::declval<const http::request<http::string_body>&>())));
+  static_assert(
+      noexcept(unloc::beast::check_headers(std::declval<const unloc::delivery_validator&>(),
+                                           std::declval<const http::request_header<>&>())));
   const auto validator = make_validator();
   auto request = parse_request(raw_delivery(good));
   request.body() = std::string("{\"id\":\"\xff\xfe\"}");
@@ -264,8 +265,8 @@ TEST_CASE("to_response writes a 204 with neither body nor Content-Length, keepin
           "[beast]") {
   const auto validator = make_validator();
   const auto request = parse_request(raw_delivery(good));
-  const auto response = unloc::beast::to_response(unloc::beast::validate(validator, request),
-                                                  request);
+  const auto response =
+      unloc::beast::to_response(unloc::beast::validate(validator, request), request);
   CHECK(response.result() == http::status::no_content);
   CHECK(response.version() == 11);
   CHECK(response.keep_alive());
@@ -331,4 +332,37 @@ TEST_CASE("to_response answers a HEAD with the length and no body, and a bad sta
     odd.status = status;
     CHECK(unloc::beast::to_response(odd, head_request).result_int() == 503);
   }
+}
+
+TEST_CASE("check_headers refuses a Transfer-Encoding other than chunked, closing the connection",
+          "[beast]") {
+  const auto validator = make_validator();
+  for (const char* coding : {"gzip", "chunked, gzip", "identity"}) {
+    auto head = parse_head(raw_delivery(good));
+    head.erase(http::field::content_length);
+    head.set(http::field::transfer_encoding, coding);
+    const auto decision = unloc::beast::check_headers(validator, head);
+    REQUIRE(decision.has_value());
+    CHECK(decision->status == 400);
+    const auto response = unloc::beast::to_response(*decision, head);
+    CHECK_FALSE(response.keep_alive());
+    CHECK(response.count(http::field::connection) == 1);
+  }
+  auto chunked = parse_head(raw_delivery(good));
+  chunked.erase(http::field::content_length);
+  chunked.set(http::field::transfer_encoding, "Chunked");
+  CHECK_FALSE(unloc::beast::check_headers(validator, chunked).has_value());
+  chunked.insert(http::field::transfer_encoding, "chunked");  // two fields
+  CHECK(unloc::beast::check_headers(validator, chunked)->status == 400);
+}
+
+TEST_CASE("to_response closes for a decision that carries Connection: close", "[beast]") {
+  auto refusal = unloc::make_refusal(unloc::delivery_outcome::unavailable, "shutting down");
+  const http::request<http::string_body> request{http::verb::post, "/accessEvents", 11};
+  CHECK(unloc::beast::to_response(refusal, request).keep_alive());
+  refusal.headers.add("connection", "Close");
+  const auto response = on_the_wire(unloc::beast::to_response(refusal, request));
+  CHECK_FALSE(response.keep_alive());
+  CHECK(response.count(http::field::connection) == 1);
+  CHECK(response.result_int() == 503);
 }
