@@ -30,7 +30,7 @@ packages=(
   catch2
   libcurl4-openssl-dev
   libcpp-httplib-dev  # the reference server in tools/
-  libboost-dev        # Boost.Beast, header-only: the http_headers::from test
+  libboost-dev        # Boost.Beast, header-only: unloc::beast, the webhook receiver
   libssl-dev
   zlib1g-dev          # cpp-httplib.pc Requires.private: zlib
   libbrotli-dev       # cpp-httplib.pc Requires.private: libbrotli*
