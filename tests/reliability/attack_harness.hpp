@@ -16,8 +16,8 @@
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
 #include <poll.h>
-#include <sys/resource.h>
 #include <spawn.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -89,7 +89,8 @@ inline std::shared_ptr<SSL_CTX> tls_context(int min_version, int max_version,
   SSL_CTX_set_max_proto_version(ctx.get(), max_version);
   // Security level 0: this OpenSSL would otherwise refuse to offer TLS 1.0/1.1 itself,
   // and a refusal must come from the receiver for the test to mean anything.
-  SSL_CTX_set_cipher_list(ctx.get(), ((ciphers.empty() ? "DEFAULT" : ciphers) + ":@SECLEVEL=0").c_str());
+  SSL_CTX_set_cipher_list(ctx.get(),
+                          ((ciphers.empty() ? "DEFAULT" : ciphers) + ":@SECLEVEL=0").c_str());
   if (!ca_file.empty()) {
     SSL_CTX_load_verify_locations(ctx.get(), ca_file.c_str(), nullptr);
     SSL_CTX_set_verify(ctx.get(), SSL_VERIFY_PEER, nullptr);
@@ -107,8 +108,8 @@ struct response {
   std::string body;
 };
 
-/// A TCP connection to 127.0.0.1:port from a chosen loopback address; TLS once handshake() succeeds.
-/// Not thread-safe; one thread uses it at a time.
+/// A TCP connection to 127.0.0.1:port from a chosen loopback address; TLS once handshake()
+/// succeeds. Not thread-safe; one thread uses it at a time.
 class connection {
  public:
   /// Connects within 5 s; see connected().
@@ -195,9 +196,9 @@ class connection {
     set_timeouts(limit);
     while (!bytes.empty()) {
       const int chunk = static_cast<int>(std::min<std::size_t>(bytes.size(), 1 << 20));
-      const long n = ssl_ != nullptr ? SSL_write(ssl_, bytes.data(), chunk)
-                                     : ::send(fd_, bytes.data(), static_cast<std::size_t>(chunk),
-                                              MSG_NOSIGNAL);
+      const long n = ssl_ != nullptr
+                         ? SSL_write(ssl_, bytes.data(), chunk)
+                         : ::send(fd_, bytes.data(), static_cast<std::size_t>(chunk), MSG_NOSIGNAL);
       if (n <= 0) {
         if (ssl_ != nullptr) ERR_clear_error();
         return false;
