@@ -1,5 +1,5 @@
-# Installs the headers, the exported targets unloc::core and unloc::unloc (the
-# package components core and client), the package config and version files, and
+# Installs the headers, the exported targets unloc::core, unloc::unloc and, when
+# Boost is found, unloc::beast (the package components core, client and beast), the package config and version files, and
 # pkg-config files (unloc-core.pc and unloc.pc, the same split). Included from
 # the top CMakeLists.txt when UNLOC_INSTALL is ON.
 
@@ -24,6 +24,10 @@ set(_unloc_export_components Core)
 if(UNLOC_WITH_CLIENT)
   install(TARGETS unloc EXPORT unlocClientTargets)
   list(APPEND _unloc_export_components Client)
+endif()
+if(TARGET unloc_beast)
+  install(TARGETS unloc_beast EXPORT unlocBeastTargets)
+  list(APPEND _unloc_export_components Beast)
 endif()
 foreach(component IN LISTS _unloc_export_components)
   install(EXPORT unloc${component}Targets

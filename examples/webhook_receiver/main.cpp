@@ -5,7 +5,9 @@
 #include "options.hpp"
 #include "reconciliation.hpp"
 #include "server.hpp"
+#include "systemd.hpp"
 #include <fcntl.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -35,7 +37,8 @@ bool install_stop_signals() {
   struct sigaction action {};
   action.sa_handler = on_stop_signal;
   sigemptyset(&action.sa_mask);
-  return ::sigaction(SIGINT, &action, nullptr) == 0 && ::sigaction(SIGTERM, &action, nullptr) == 0;
+  return ::sigaction(SIGINT, &action, nullptr) == 0 &&
+         ::sigaction(SIGTERM, &action, nullptr) == 0 && ::sigaction(SIGHUP, &action, nullptr) == 0;
 }
 
 // Waits for a signal (or for wake_watcher()); the signal's number, 0 for a wake-up.
@@ -49,6 +52,16 @@ int wait_for_stop() {
 void wake_watcher() {
   const char byte = 0;
   (void)!::write(signal_pipe[1], &byte, 1);
+}
+
+// Each connection takes a file descriptor: the soft limit (often 1024) up to
+// the hard one, so that --max-connections, not EMFILE, is what refuses.
+void raise_file_limit() {
+  rlimit limit{};
+  if (::getrlimit(RLIMIT_NOFILE, &limit) == 0 && limit.rlim_cur < limit.rlim_max) {
+    limit.rlim_cur = limit.rlim_max;
+    ::setrlimit(RLIMIT_NOFILE, &limit);
+  }
 }
 
 // Written whole or not at all (a temporary file renamed), so a script polling
@@ -70,6 +83,7 @@ int main(int argc, char** argv) {
   if (parsed.exit_status >= 0) return parsed.exit_status;
   const receiver::options& o = parsed.opts;
   std::signal(SIGPIPE, SIG_IGN);  // a peer that hangs up must not kill the process
+  raise_file_limit();
 
   if (o.plain_http) {
     receiver::diagnostic(
@@ -107,10 +121,20 @@ int main(int argc, char** argv) {
     return 1;
   }
 
+  receiver::notify_ready();
+
   if (poller) poller->start();
   std::thread watcher([&server] {
-    const int signal = wait_for_stop();
+    int signal = wait_for_stop();
+    for (; signal == SIGHUP; signal = wait_for_stop()) {
+      receiver::notify("RELOADING=1");
+      const std::string why = server.reload_tls();
+      receiver::diagnostic(why.empty() ? "SIGHUP: certificate and key reloaded for new connections"
+                                       : "SIGHUP: " + why + "; the previous ones stay in use");
+      receiver::notify_ready();
+    }
     if (signal != 0) {
+      receiver::notify("STOPPING=1");
       receiver::diagnostic(std::string(signal == SIGINT ? "SIGINT" : "SIGTERM") +
                            ": stopping (finishing the requests in progress)");
     }

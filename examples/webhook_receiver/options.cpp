@@ -1,5 +1,6 @@
 #include "options.hpp"
 
+#include <chrono>
 #include <cstdlib>
 #include <iostream>
 #include <optional>
@@ -27,7 +28,25 @@ options:
   --max-body BYTES    the largest body accepted (default 65536)
   --no-auth           accept deliveries without Basic credentials (prints a warning)
   --port-file FILE    once listening, write the port to FILE (atomically), for scripts
-  --threads N         connections served at once (default 32); more wait their turn
+  --threads N         threads serving the connections (default: the number of cores);
+                      each serves many connections at once
+  --metrics-listen HOST:PORT
+                      also serve Prometheus metrics at /metrics on this address
+                      (plain HTTP: keep it on a private network)
+
+limits (S: seconds, fractions allowed, such as 0.5):
+  --max-header-bytes N      request line and headers (default 8192); over it: 431,
+                            or 414 when the request line alone does not fit
+  --header-timeout S        the whole head, from its first byte (default 10); 408
+  --body-timeout S          the whole body (default 30); 408
+  --handshake-timeout S     the TLS handshake (default 10)
+  --idle-timeout S          an idle keep-alive connection is closed (default 30)
+  --max-connections N       connections open at once (default 1024); more are
+                            closed at once
+  --max-connections-per-client N
+                            connections from one address (default 128)
+  --max-requests-per-connection N
+                            then the connection is closed (default 1000)
   --reconcile FILE    never miss an event, never print one twice: also read the
                       access log (on start, then every --poll-interval) and print
                       each event once, whether it came by webhook, from the log or
@@ -62,9 +81,19 @@ answers:
   422  JSON that is not a valid Access Event (the body names the field)
   503  the event could not be written to stdout, or (--reconcile) its state
        could not be saved: the platform delivers it again
+  414/431  a request line or header block over --max-header-bytes (then closed)
+  408  the head or body not received within its deadline (then closed)
+  400  ambiguous framing: Content-Length with Transfer-Encoding, two
+       Content-Lengths, obs-fold, a bare LF (then closed)
+  501  a Transfer-Encoding other than chunked (then closed)
+  GET /healthz (no credentials): 200 while it serves and its state works, else 503
+
+A rejected request that was read whole keeps its connection; a connection is
+closed after 32 rejections in a row.
 
 SIGINT and SIGTERM stop it cleanly: it stops accepting, finishes the requests
-in progress and exits 0. Exit status: 0 stopped by a signal, 1 could not start
+in progress and exits 0. SIGHUP reloads --cert and --key for new connections.
+Once listening it sends READY=1 to $NOTIFY_SOCKET (systemd Type=notify). Exit status: 0 stopped by a signal, 1 could not start
 (TLS files, address in use), 2 bad usage.
 )";
 
@@ -91,8 +120,27 @@ std::optional<unsigned long long> parse_number(const std::string& text, unsigned
   return n;
 }
 
-// HOST:PORT or [IPV6]:PORT; an error message when malformed.
-std::optional<std::string> parse_listen(const std::string& text, options& o) {
+// A number of seconds, fractions allowed ("0.5"), in (0, 86400].
+std::optional<std::chrono::milliseconds> parse_seconds(const std::string& text) {
+  const auto dot = text.find('.');
+  const std::string whole = text.substr(0, dot);
+  std::string fraction = dot == std::string::npos ? "" : text.substr(dot + 1);
+  if (dot != std::string::npos && (fraction.empty() || fraction.size() > 3)) return std::nullopt;
+  const auto s = parse_number(whole.empty() ? "0" : whole, 0, 86400);
+  fraction.resize(3, '0');
+  const auto ms = parse_number(fraction, 0, 999);
+  if (!s || !ms || (*s == 0 && *ms == 0) || (*s == 86400 && *ms != 0)) return std::nullopt;
+  return std::chrono::milliseconds(*s * 1000 + *ms);
+}
+
+// 127.0.0.0/8, ::1 or localhost: where --plain-http may listen.
+bool is_loopback(const std::string& host) {
+  return host == "localhost" || host == "::1" || host.rfind("127.", 0) == 0;
+}
+
+// HOST:PORT or [IPV6]:PORT into `host` and `port`; an error message when malformed.
+std::optional<std::string> parse_address(const std::string& name, const std::string& text,
+                                         std::string& host_out, int& port_out) {
   const auto colon = text.rfind(':');
   const auto port =
       colon == std::string::npos ? std::nullopt : parse_number(text.substr(colon + 1), 0, 65535);
@@ -103,10 +151,10 @@ std::optional<std::string> parse_listen(const std::string& text, options& o) {
     host.clear();  // an IPv6 address needs its brackets
   }
   if (!port || host.empty()) {
-    return "--listen takes HOST:PORT (port 0 to 65535), got " + unloc::detail::quoted(text);
+    return name + " takes HOST:PORT (port 0 to 65535), got " + unloc::detail::quoted(text);
   }
-  o.host = host;
-  o.port = static_cast<int>(*port);
+  host_out = host;
+  port_out = static_cast<int>(*port);
   return std::nullopt;
 }
 
@@ -157,7 +205,12 @@ parsed_options parse_options(int argc, const char* const* argv) {
     const bool takes_value = name == "--listen" || name == "--cert" || name == "--key" ||
                              name == "--path" || name == "--max-body" || name == "--port-file" ||
                              name == "--threads" || name == "--reconcile" || name == "--lock" ||
-                             name == "--poll-interval" || name == "--overlap";
+                             name == "--poll-interval" || name == "--overlap" ||
+                             name == "--metrics-listen" || name == "--max-header-bytes" ||
+                             name == "--header-timeout" || name == "--body-timeout" ||
+                             name == "--handshake-timeout" || name == "--idle-timeout" ||
+                             name == "--max-connections" || name == "--max-connections-per-client" ||
+                             name == "--max-requests-per-connection";
     if (!is_switch && !takes_value) return fail("unknown argument " + unloc::detail::quoted(name));
     if (is_switch && value) return fail(name + " takes no value");
     saw_reconcile_option =
@@ -179,7 +232,31 @@ parsed_options parse_options(int argc, const char* const* argv) {
     } else if (name == "--no-auth") {
       o.no_auth = true;
     } else if (name == "--listen") {
-      if (auto error = parse_listen(*value, o)) return fail(*error);
+      if (auto error = parse_address(name, *value, o.host, o.port)) return fail(*error);
+    } else if (name == "--metrics-listen") {
+      if (auto error = parse_address(name, *value, o.metrics_host, o.metrics_port)) {
+        return fail(*error);
+      }
+    } else if (name == "--max-header-bytes") {
+      const auto n = parse_number(*value, 256, 1 << 20);
+      if (!n) return fail("--max-header-bytes takes a number of bytes from 256 to 1048576");
+      o.max_header_bytes = static_cast<std::size_t>(*n);
+    } else if (name == "--header-timeout" || name == "--body-timeout" ||
+               name == "--handshake-timeout" || name == "--idle-timeout") {
+      const auto t = parse_seconds(*value);
+      if (!t) return fail(name + " takes seconds (such as 10 or 0.5), up to 86400");
+      (name == "--header-timeout"    ? o.header_timeout
+       : name == "--body-timeout"    ? o.body_timeout
+       : name == "--handshake-timeout" ? o.handshake_timeout
+                                       : o.idle_timeout) = *t;
+    } else if (name == "--max-connections" || name == "--max-connections-per-client" ||
+               name == "--max-requests-per-connection") {
+      const auto n = parse_number(*value, 1, 1000000);
+      if (!n) return fail(name + " takes a number from 1 to 1000000");
+      (name == "--max-connections"              ? o.max_connections
+       : name == "--max-connections-per-client" ? o.max_connections_per_client
+                                                : o.max_requests_per_connection) =
+          static_cast<std::size_t>(*n);
     } else if (name == "--cert") {
       o.cert_file = *value;
     } else if (name == "--key") {
@@ -230,6 +307,10 @@ parsed_options parse_options(int argc, const char* const* argv) {
   }
   if (o.plain_http && (!o.cert_file.empty() || !o.key_file.empty())) {
     return fail("--plain-http serves without TLS: give it no --cert or --key");
+  }
+  if (o.plain_http && !is_loopback(o.host)) {
+    return fail("--plain-http listens on loopback only (127.0.0.1, ::1), not " + o.host +
+                ": serve TLS with --cert and --key");
   }
   if (!o.plain_http && (o.cert_file.empty() || o.key_file.empty())) {
     return fail("--cert and --key are required (or --plain-http, for loopback tests only)");

@@ -1,8 +1,8 @@
 #pragma once
 
-// The command line of unloc-webhook-receiver. The options and environment
-// variables of shared/cli-and-receiver.md, plus --port-file, --threads and
-// reconciliation with the access log (--reconcile).
+// The command line of unloc-webhook-receiver: where it listens, its TLS files
+// and credentials, the limits of its HTTP front, and reconciliation with the
+// access log (--reconcile).
 
 #include <unloc/core.hpp>
 #include <unloc/options.hpp>
@@ -25,7 +25,18 @@ struct options {
   std::size_t max_body = 65536;        ///< --max-body: the largest body accepted, in bytes.
   bool no_auth = false;                ///< --no-auth: accept deliveries without credentials.
   std::string port_file;               ///< --port-file: where to write the bound port.
-  int threads = 32;                    ///< --threads: connections served at once.
+  int threads = 0;                     ///< --threads: I/O threads; 0: the number of cores.
+
+  std::size_t max_header_bytes = 8192;  ///< --max-header-bytes: request line and header block.
+  std::chrono::milliseconds header_timeout{10000};     ///< --header-timeout: the whole head.
+  std::chrono::milliseconds body_timeout{30000};       ///< --body-timeout: the whole body.
+  std::chrono::milliseconds handshake_timeout{10000};  ///< --handshake-timeout: TLS.
+  std::chrono::milliseconds idle_timeout{30000};       ///< --idle-timeout: between requests.
+  std::size_t max_connections = 1024;              ///< --max-connections: open at once.
+  std::size_t max_connections_per_client = 128;    ///< --max-connections-per-client
+  std::size_t max_requests_per_connection = 1000;  ///< --max-requests-per-connection
+  std::string metrics_host;  ///< --metrics-listen host; empty: no metrics listener.
+  int metrics_port = 0;      ///< --metrics-listen port.
   /// UNLOC_WEBHOOK_USER/PASSWORD, then the _NEXT pair when set (rotation).
   std::vector<unloc::basic_credentials> credentials;
 

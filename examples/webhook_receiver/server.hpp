@@ -1,7 +1,8 @@
 #pragma once
 
-// The receiver's HTTP(S) server: Debian's cpp-httplib in front of
-// unloc::delivery_validator, which decides every status.
+// The receiver's HTTP(S) front on Boost.Beast, event-driven on one
+// io_context: limits, deadlines and framing rules in front of
+// unloc::delivery_validator, which decides every delivery's status.
 
 #include "options.hpp"
 
@@ -41,16 +42,22 @@ class server {
   /// Why the server cannot go on; empty while it can.
   [[nodiscard]] const std::string& error() const;
 
-  /// Binds and listens on --listen; the port bound, or 0 (see `error()`).
-  /// Connections are queued by the kernel from then on.
+  /// Binds and listens on --listen (and --metrics-listen); the port bound,
+  /// or 0 (see `error()`). Connections are queued by the kernel from then on.
   int bind();
 
-  /// Serves until `stop()`, then lets the requests in progress finish (idle
-  /// keep-alive connections are closed within 2 s). False when accepting failed.
+  /// Serves on --threads threads until `stop()`, then lets the requests in
+  /// progress finish (idle keep-alive connections are closed at once).
+  /// False when serving failed.
   bool run();
 
   /// Stops accepting and makes `run` return; also when called before `run`.
   void stop();
+
+  /// Loads --cert and --key again for the connections accepted from now on
+  /// (those open keep theirs); on failure keeps the old ones. Any thread.
+  /// An empty string when loaded, else why not.
+  std::string reload_tls();
 
  private:
   struct impl;

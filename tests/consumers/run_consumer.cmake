@@ -151,13 +151,19 @@ elseif(STEP STREQUAL "components")
   endif()
   # Each case: name|libcurl hidden or visible|1 when configuring must fail|text of the output.
   set(no_curl_message "component client (unloc::unloc) needs libcurl 7.77 or newer")
+  # The beast case only where this build found Boost and so installed unloc::beast.
+  set(beast_case)
+  if(EXISTS "${PREFIX}/${LIBDIR}/cmake/unloc/unlocBeastTargets.cmake")
+    set(beast_case "beast|hidden|0|beast: as expected")
+  endif()
   foreach(case_spec
           "default|hidden|0|unloc: libcurl not found, so unloc::unloc is not defined"
           "optional|hidden|0|optional: as expected"
           "client|hidden|1|${no_curl_message}"
           "client_not_required|hidden|0|client_not_required: as expected"
-          "unknown|hidden|1|unloc has no component 'nope': it has core and client"
-          "client_with_curl|visible|0|client_with_curl: as expected")
+          "unknown|hidden|1|unloc has no component 'nope': it has core, client and beast"
+          "client_with_curl|visible|0|client_with_curl: as expected"
+          ${beast_case})
     string(REPLACE "|" ";" case_spec "${case_spec}")
     list(GET case_spec 0 case)
     list(GET case_spec 1 curl)

@@ -111,6 +111,13 @@ TEST_CASE("bad usage exits with status 2 and a message on stderr", "[receiver]")
       {"--plain-http", "--cert", "x.pem"},
       {"--no-auth=yes"},
       {"--path"},
+      {"--plain-http", "--listen", "0.0.0.0:0"},
+      {"--header-timeout", "0"},
+      {"--idle-timeout", "1.2345"},
+      {"--body-timeout", "soon"},
+      {"--max-connections", "0"},
+      {"--max-header-bytes", "10"},
+      {"--metrics-listen", "nowhere"},
   };
   for (const auto& args : cases) {
     INFO(args.front() << (args.size() > 1 ? " " + args[1] : ""));
@@ -130,7 +137,11 @@ TEST_CASE("--help and --version print on stdout and exit 0", "[receiver]") {
   const auto text = help.out();
   for (const char* word : {"--listen HOST:PORT", "--cert FILE", "--key FILE", "--plain-http",
                            "--path PATH", "--max-body BYTES", "--no-auth", "--port-file FILE",
-                           "--threads N", "UNLOC_WEBHOOK_USER", "UNLOC_WEBHOOK_PASSWORD",
+                           "--threads N", "--max-header-bytes N", "--header-timeout S",
+                           "--body-timeout S", "--handshake-timeout S", "--idle-timeout S",
+                           "--max-connections N", "--max-connections-per-client N",
+                           "--max-requests-per-connection N", "--metrics-listen HOST:PORT",
+                           "/healthz", "SIGHUP", "UNLOC_WEBHOOK_USER", "UNLOC_WEBHOOK_PASSWORD",
                            "UNLOC_WEBHOOK_USER_NEXT", "UNLOC_WEBHOOK_PASSWORD_NEXT", "SIGTERM"}) {
     CHECK(text.find(word) != std::string::npos);
   }
