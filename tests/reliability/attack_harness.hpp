@@ -220,8 +220,20 @@ class connection {
     return true;
   }
 
-  /// Half-closes: no more bytes from this side (plain connections).
-  void shutdown_send() { ::shutdown(fd_, SHUT_WR); }
+  /// Fixes the kernel's send buffer at about `bytes` (no autotuning up to 4 MiB), so that
+  /// what send() accepts is close to what the peer has read.
+  void limit_send_buffer(int bytes) {
+    ::setsockopt(fd_, SOL_SOCKET, SO_SNDBUF, &bytes, sizeof bytes);
+  }
+
+  /// True when the peer has answered or closed: response bytes are waiting (TLS records that
+  /// carry no data, such as TLS 1.3 session tickets, do not count), or EOF, or a reset.
+  bool answered() {
+    if (!buffer_.empty()) return true;
+    pollfd p{fd_, POLLIN, 0};
+    if (::poll(&p, 1, 0) == 0) return false;
+    return fill(steady::now() + 5ms) != -2;
+  }
 
   /// The next response within `limit`: head, then a Content-Length or chunked body (none for
   /// 1xx, 204 and 304). Status 0 when none came whole.
@@ -285,6 +297,9 @@ class connection {
     }
   }
 
+  /// True when the last close seen was a reset (RST), not an orderly close (FIN).
+  [[nodiscard]] bool was_reset() const { return reset_; }
+
   /// True when the connection is still open and silent after `span`: nothing to read, no close.
   bool quiet_for(milliseconds span) {
     if (!buffer_.empty()) return false;
@@ -311,6 +326,7 @@ class connection {
       if (ready < 0) return -1;
       const ssize_t n = ::recv(fd_, data, sizeof data, 0);
       if (n > 0) buffer_.append(data, static_cast<std::size_t>(n));
+      reset_ = n < 0 && errno == ECONNRESET;
       return n > 0 ? static_cast<int>(n) : n == 0 ? 0 : -1;
     }
     set_timeouts(left);
@@ -322,6 +338,7 @@ class connection {
     const int error = SSL_get_error(ssl_, n);
     const int saved_errno = errno;
     ERR_clear_error();
+    reset_ = error == SSL_ERROR_SYSCALL && saved_errno == ECONNRESET;
     if (error == SSL_ERROR_ZERO_RETURN) return 0;
     if (error == SSL_ERROR_WANT_READ) return -2;  // SO_RCVTIMEO ran out
     if (error == SSL_ERROR_SYSCALL && (saved_errno == EAGAIN || saved_errno == EWOULDBLOCK)) {
@@ -338,6 +355,7 @@ class connection {
   std::size_t sent_ = 0;
   std::string tls_error_;
   int tls_reason_ = 0;
+  bool reset_ = false;
 };
 
 /// unloc-webhook-receiver as a child process with exactly `args` plus --port-file; stdout and
