@@ -366,11 +366,13 @@ TEST_CASE(
                      << " ms");
     CHECK(t.res.status == 204);
     CHECK(t.took < 2s);
+    std::this_thread::sleep_for(250ms);  // deliveries spread over the hogging's 3 s
   }
   stop = true;
   for (auto& h : hogs) h.join();
   INFO("hog requests answered " << answered << ", reconnects " << reconnects);
-  CHECK(answered >= 16);
+  CHECK(answered >= 100);
+  CHECK(reconnects >= 8);  // each hog closed after its 20 requests
 
   // 50 requests pipelined on one connection: at most 20 answered, then the close.
   connection c(port, attack::client_address(310));
