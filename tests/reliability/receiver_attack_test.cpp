@@ -164,6 +164,25 @@ TEST_CASE("a header flood from 16 connections is cut within 512 KiB each; memory
   CHECK(r->stop(SIGTERM) == 0);
 }
 
+TEST_CASE("an over-long request line is answered 414, an over-long head 431, then closed",
+          "[attack]") {
+  auto r = start_plain({"--max-header-bytes", "4096"});
+  std::string many_lines;
+  for (int i = 0; i < 500; ++i) many_lines += "X-" + std::to_string(i) + ": 1\r\n";
+  const std::vector<std::pair<int, std::string>> cases = {
+      {414, "GET /" + std::string(5000, 'a') + " HTTP/1.1\r\nHost: x\r\n\r\n"},
+      {431, receiver_test::post_head("X-Long: " + std::string(5000, 'a') + "\r\n")},
+      {431, receiver_test::post_head(many_lines)}};
+  for (const auto& [status, head] : cases) {
+    INFO(status);
+    connection c(r->port());
+    REQUIRE(c.send(head));
+    CHECK(c.read_response(5s).status == status);
+    CHECK(c.closed_within(5s));
+  }
+  CHECK(deliver(r->port(), id_of(14, 1)).res.status == 204);  // a head within the limit
+}
+
 TEST_CASE(
     "slowloris: with 200 connections dripping headers, 20 deliveries are each answered 204 "
     "within 2 s and printed once",
@@ -680,11 +699,17 @@ TEST_CASE("GET /healthz answers 200 without credentials; /metrics counts a deliv
     return sample(metrics_text(metrics_port),
                   "unloc_receiver_deliveries_total{outcome=\"accepted\"}");
   };
+  const auto handled = [&] {
+    return sample(metrics_text(metrics_port), "unloc_receiver_delivery_duration_seconds_count");
+  };
   const double before = accepted();
+  const double handled_before = handled();
   REQUIRE(before >= 0);
+  REQUIRE(handled_before >= 0);
   REQUIRE(c.send(delivery(id_of(13, 1))));
   REQUIRE(c.read_response(5s).status == 204);
   CHECK(accepted() == before + 1);
+  CHECK(handled() == handled_before + 1);
 }
 
 TEST_CASE("--plain-http refuses an address other than loopback", "[attack]") {
