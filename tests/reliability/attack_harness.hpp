@@ -222,7 +222,7 @@ class connection {
 
   /// Fixes the kernel's send buffer at about `bytes` (no autotuning up to 4 MiB), so that
   /// what send() accepts is close to what the peer has read.
-  void limit_send_buffer(int bytes) {
+  void limit_send_buffer(int bytes) const {
     ::setsockopt(fd_, SOL_SOCKET, SO_SNDBUF, &bytes, sizeof bytes);
   }
 
@@ -307,7 +307,7 @@ class connection {
   }
 
  private:
-  void set_timeouts(milliseconds limit) {
+  void set_timeouts(milliseconds limit) const {
     const auto ms = std::max<long long>(limit.count(), 1);
     timeval tv{static_cast<time_t>(ms / 1000), static_cast<suseconds_t>(ms % 1000 * 1000)};
     ::setsockopt(fd_, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
@@ -454,7 +454,7 @@ class receiver {
  private:
   static std::string read(const std::string& path) {
     std::ifstream in(path, std::ios::binary);
-    return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+    return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
   }
 
   pid_t pid_ = 0;

@@ -37,7 +37,8 @@ std::unique_ptr<attack::receiver> start_plain(std::vector<std::string> extra = {
 
 // On HTTPS at 127.0.0.1 with the test certificate (or `cert` and `key`), with `extra` options.
 std::unique_ptr<attack::receiver> start_tls(std::vector<std::string> extra = {},
-                                            std::string cert = {}, std::string key = {}) {
+                                            const std::string& cert = {},
+                                            const std::string& key = {}) {
   const auto& files = unloc_test::test_tls_files();
   std::vector<std::string> args = {"--listen", "127.0.0.1:0",
                                    "--cert",   cert.empty() ? files.server_cert : cert,
@@ -92,7 +93,7 @@ int free_port() {
   addr.sin_family = AF_INET;
   addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
   socklen_t size = sizeof addr;
-  ::bind(fd, reinterpret_cast<sockaddr*>(&addr), size);
+  (void)::bind(fd, reinterpret_cast<sockaddr*>(&addr), size);  // port 0: it cannot fail
   ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &size);
   ::close(fd);
   return ntohs(addr.sin_port);
@@ -130,8 +131,9 @@ TEST_CASE("a header flood from 16 connections is cut within 512 KiB each; memory
   const long rss_before = attack::memory_kib(r->pid(), "VmRSS:");
   REQUIRE(rss_before > 0);
   constexpr std::size_t give_up = 8u << 20;  // the old receiver took all of it, and more
-  std::vector<std::size_t> cut_at(16 * 3, 0);
+  std::vector<std::size_t> cut_at(std::size_t{16} * 3, 0);
   std::vector<std::thread> threads;
+  threads.reserve(16);
   for (int t = 0; t < 16; ++t) {
     threads.emplace_back([&, t] {
       const std::string line = "X-Flood: " + std::string(1000, 'a') + "\r\n";
@@ -143,7 +145,8 @@ TEST_CASE("a header flood from 16 connections is cut within 512 KiB each; memory
         }
         // A cut is a close or a reset; a send that only blocks is not one.
         if (c.bytes_sent() < give_up && c.closed_within(5s)) {
-          cut_at[static_cast<std::size_t>(t * 3 + round)] = c.bytes_sent();
+          cut_at[static_cast<std::size_t>(t) * 3 + static_cast<std::size_t>(round)] =
+              c.bytes_sent();
         }
       }
     });
@@ -151,14 +154,14 @@ TEST_CASE("a header flood from 16 connections is cut within 512 KiB each; memory
   for (auto& t : threads) t.join();
   const long peak = attack::memory_kib(r->pid(), "VmHWM:");
   INFO("VmRSS before " << rss_before << " KiB, VmHWM after " << peak << " KiB");
-  CHECK(peak - rss_before < 32 * 1024);
+  CHECK(peak - rss_before < 32L * 1024);
   INFO("bytes sent before each cut: " << [&] {
     std::string all;
     for (const auto at : cut_at) all += std::to_string(at) + " ";
     return all;
   }());
   CHECK(std::count(cut_at.begin(), cut_at.end(), 0u) == 0);  // every one cut
-  CHECK(*std::max_element(cut_at.begin(), cut_at.end()) < 512u * 1024);
+  CHECK(*std::max_element(cut_at.begin(), cut_at.end()) < std::size_t{512} * 1024);
   const auto after = deliver(r->port(), id_of(1, 0));
   CHECK(after.res.status == 204);
   CHECK(r->stop(SIGTERM) == 0);
@@ -363,6 +366,7 @@ TEST_CASE(
   std::atomic<bool> stop{false};
   std::atomic<int> answered{0}, reconnects{0};
   std::vector<std::thread> hogs;
+  hogs.reserve(8);
   for (int h = 0; h < 8; ++h) {
     hogs.emplace_back([&, h] {
       auto c = std::make_unique<connection>(port, attack::client_address(300 + h));
@@ -621,7 +625,7 @@ TEST_CASE("TLS 1.0 and 1.1, RSA key exchange and CBC suites are refused", "[atta
   CHECK_FALSE(handshake(tls12("ECDHE-ECDSA-AES256-SHA384")));
 
   // RSA key exchange needs an RSA certificate to be offered at all.
-  const std::string dir = fixture_dir();
+  const std::string& dir = fixture_dir();
   const std::string command =
       "openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj "
       "/CN=localhost -keyout " +
