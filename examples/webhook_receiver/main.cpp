@@ -56,12 +56,15 @@ void wake_watcher() {
 
 // Each connection takes a file descriptor: the soft limit (often 1024) up to
 // the hard one, so that --max-connections, not EMFILE, is what refuses.
-void raise_file_limit() {
+// The limit now in force.
+rlim_t raise_file_limit() {
   rlimit limit{};
-  if (::getrlimit(RLIMIT_NOFILE, &limit) == 0 && limit.rlim_cur < limit.rlim_max) {
+  if (::getrlimit(RLIMIT_NOFILE, &limit) != 0) return RLIM_INFINITY;
+  if (limit.rlim_cur < limit.rlim_max) {
     limit.rlim_cur = limit.rlim_max;
-    ::setrlimit(RLIMIT_NOFILE, &limit);
+    if (::setrlimit(RLIMIT_NOFILE, &limit) != 0) ::getrlimit(RLIMIT_NOFILE, &limit);
   }
+  return limit.rlim_cur;
 }
 
 // Written whole or not at all (a temporary file renamed), so a script polling
@@ -83,7 +86,12 @@ int main(int argc, char** argv) {
   if (parsed.exit_status >= 0) return parsed.exit_status;
   const receiver::options& o = parsed.opts;
   std::signal(SIGPIPE, SIG_IGN);  // a peer that hangs up must not kill the process
-  raise_file_limit();
+  // Room for the listeners, the state files and the metrics connections too.
+  if (const rlim_t files = raise_file_limit(); files < o.max_connections + 64) {
+    receiver::diagnostic("WARNING: --max-connections " + std::to_string(o.max_connections) +
+                         " is near or over the open-file limit " + std::to_string(files) +
+                         " (ulimit -n): past it, connections wait in the kernel's queue");
+  }
 
   if (o.plain_http) {
     receiver::diagnostic(

@@ -84,8 +84,8 @@ answers:
   414/431  a request line or header block over --max-header-bytes (then closed)
   408  the head or body not received within its deadline (then closed)
   400  ambiguous framing: Content-Length with Transfer-Encoding, two
-       Content-Lengths, obs-fold, a bare LF (then closed)
-  501  a Transfer-Encoding other than chunked (then closed)
+       Content-Lengths, a Transfer-Encoding other than chunked, obs-fold,
+       a bare LF (then closed)
   GET /healthz (no credentials): 200 while it serves and its state works, else 503
 
 A rejected request that was read whole keeps its connection; a connection is

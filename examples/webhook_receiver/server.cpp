@@ -52,7 +52,10 @@ using response = http::response<http::string_body>;
 // Fixed bounds that need no option.
 constexpr std::size_t read_size = 4096;            // bytes asked of the socket at a time
 constexpr std::size_t max_rejections_in_row = 32;  // then a rejecting-only client is closed
-constexpr std::size_t drain_limit = 1 << 20;       // read after a 413 so the sender sees it
+// Read and dropped after a refusal that closes, so that the sender reads the
+// answer rather than a reset: more for a body (a 413) than for a head.
+constexpr std::size_t body_drain_limit = 1 << 20;
+constexpr std::size_t head_drain_limit = 64 << 10;
 constexpr auto drain_time = 2s;
 
 // Mozilla "intermediate" for TLS 1.2, less its DHE suites: ECDHE and AEAD only.
@@ -121,7 +124,8 @@ std::optional<unloc::delivery_decision> ambiguous_framing(
        !unloc::detail::ascii_iequals(unloc::detail::trim_ows(unloc::to_string_view(
                                          req[http::field::transfer_encoding])),
                                      "chunked"))) {
-    return refusal(501, "not_implemented", "a Transfer-Encoding other than chunked");
+    // Its body cannot be delimited: as ambiguous as two lengths (RFC 9112 allows 501 too).
+    return refusal(400, "malformed_request", "a Transfer-Encoding other than chunked");
   }
   return std::nullopt;
 }
@@ -197,7 +201,11 @@ struct server::impl {
         caps(opts.max_connections, opts.max_connections_per_client),
         threads(opts.threads > 0 ? opts.threads
                                  : static_cast<int>(std::max(1U, std::thread::hardware_concurrency()))),
-        handlers(static_cast<std::size_t>(threads)) {}
+        handlers(static_cast<std::size_t>(threads)),
+        keep_alive_value(
+            "timeout=" +
+            std::to_string(
+                std::chrono::duration_cast<std::chrono::seconds>(opts.idle_timeout).count())) {}
 
   options opts;
   std::unique_ptr<unloc::reconciler> own_reconciler;  // without --reconcile
@@ -221,6 +229,7 @@ struct server::impl {
   asio::steady_timer accept_pause{io};
   // Hand-overs (printing, the state store) block: they run here, never on the I/O threads.
   asio::thread_pool handlers;
+  const std::string keep_alive_value;  // "timeout=S": the idle timeout, rounded down
 
   static std::unique_ptr<unloc::reconciler> make_printing_reconciler() {
     // Without --reconcile: events are remembered in memory only (100,000 ids, 31 days).
@@ -334,8 +343,10 @@ class session final : public connection,
 
   void begin() {
     if constexpr (tls) {
+      idle_ = true;  // no request yet: a stop closes it
       lowest().expires_after(srv_.opts.handshake_timeout);
       stream_.async_handshake(ssl::stream_base::server, [self = self()](beast::error_code ec) {
+        self->idle_ = false;
         if (ec) return self->close_now();
         self->next_request();
       });
@@ -577,6 +588,9 @@ class session final : public connection,
            rejections_in_row_ < max_rejections_in_row;
     res_ = std::move(res);
     res_.keep_alive(keep);
+    // Tells the client when an idle connection will be closed, so that it does
+    // not send on one being closed (and gives a 204 a header: wrk needs one).
+    if (keep) res_.set(http::field::keep_alive, srv_.keep_alive_value);
     lowest().expires_after(srv_.opts.body_timeout);
     http::async_write(stream_, res_, [self = self(), keep](beast::error_code ec, std::size_t) {
       if (ec) return self->close_now();
@@ -592,13 +606,14 @@ class session final : public connection,
     lowest().socket().shutdown(tcp::socket::shutdown_send, ec);
     if (ec) return close_now();
     lowest().expires_after(drain_time);
+    drain_limit_ = parser_ && parser_->is_header_done() ? body_drain_limit : head_drain_limit;
     drain();
   }
   void drain() {
     lowest().async_read_some(buffer_.prepare(read_size),
                              [self = self()](beast::error_code ec, std::size_t n) {
                                self->drained_ += n;
-                               if (ec || self->drained_ >= drain_limit) return self->close_now();
+                               if (ec || self->drained_ >= self->drain_limit_) return self->close_now();
                                self->drain();
                              });
   }
@@ -645,6 +660,7 @@ class session final : public connection,
   std::size_t requests_ = 0;
   std::size_t rejections_in_row_ = 0;
   std::size_t drained_ = 0;
+  std::size_t drain_limit_ = 0;
   unsigned generation_ = 0;
   bool timed_out_ = false;
   bool idle_ = false;
@@ -781,6 +797,7 @@ bool server::run() {
   serve();
   for (auto& t : more) t.join();
   i.handlers.join();
+  i.rejections.flush(&impl::log_line);  // the count of the last lines held back
   return true;
 }
 

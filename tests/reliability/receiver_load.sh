@@ -58,7 +58,7 @@ fi
 
 user=loaduser password=loadpassw0rd
 UNLOC_WEBHOOK_USER=$user UNLOC_WEBHOOK_PASSWORD=$password \
-  "$receiver" --listen 127.0.0.1:0 --port-file "$work/port" --cert "$cert" --key "$key" \
+  "$receiver" --listen 127.0.0.1:0 --port-file "$work/port" --cert "$cert" --key "$key" ${UNLOC_LOAD_ARGS:-} \
   >"$work/events.jsonl" 2>"$work/receiver.log" &
 pid=$!
 for _ in $(seq 150); do
