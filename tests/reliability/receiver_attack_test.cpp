@@ -562,6 +562,7 @@ TEST_CASE("Expect: 100-continue: the head is judged before any 100 is sent", "[a
 
 TEST_CASE("10,000 requests with wrong credentials write a bounded number of stderr lines",
           "[attack]") {
+  const auto start = steady::now();
   auto r = start_plain();
   const std::string secret = "flood-guess-7f3a";
   const std::string request =
@@ -591,9 +592,12 @@ TEST_CASE("10,000 requests with wrong credentials write a bounded number of stde
   }
   CHECK(unauthorized == 10000);
   REQUIRE(r->stop(SIGTERM) == 0);
+  const auto seconds = std::chrono::duration<double>(steady::now() - start).count();
   const auto lines = receiver_test::lines_of(r->err());
-  INFO("stderr lines: " << lines.size() << ", reconnections: " << connections);
-  CHECK(lines.size() < 200);
+  INFO("stderr lines: " << lines.size() << " in " << seconds << " s, connections: " << connections);
+  // A rate, not a count: the old receiver wrote a line a request, 10,000 in 1.9 s.
+  CHECK(static_cast<double>(lines.size()) < 20 + 50 * seconds);
+  CHECK(lines.size() < 1000);
   CHECK(r->err().find(secret) == std::string::npos);
 }
 
