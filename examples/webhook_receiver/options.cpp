@@ -33,6 +33,18 @@ options:
   --metrics-listen HOST:PORT
                       also serve Prometheus metrics at /metrics on this address
                       (plain HTTP: keep it on a private network)
+  --reconcile FILE    never miss an event, never print one twice: also read the
+                      access log (on start, then every --poll-interval) and print
+                      each event once, whether it came by webhook, from the log or
+                      both, across restarts (state kept in FILE and FILE.journal);
+                      needs the API variables below
+  --lock ID           with --reconcile: a Lock whose access log is read (repeatable);
+                      default: the Project's whole access log
+  --poll-interval S   with --reconcile: seconds between reads of the log (default 300)
+  --overlap S         with --reconcile: each read starts S seconds before where the
+                      last one ended, to catch events reported late (default 86400)
+  --help              this text
+  --version           the version
 
 limits (S: seconds, fractions allowed, such as 0.5):
   --max-header-bytes N      request line and headers (default 8192); over it: 431,
@@ -47,18 +59,6 @@ limits (S: seconds, fractions allowed, such as 0.5):
                             connections from one address (default 128)
   --max-requests-per-connection N
                             then the connection is closed (default 1000)
-  --reconcile FILE    never miss an event, never print one twice: also read the
-                      access log (on start, then every --poll-interval) and print
-                      each event once, whether it came by webhook, from the log or
-                      both, across restarts (state kept in FILE and FILE.journal);
-                      needs the API variables below
-  --lock ID           with --reconcile: a Lock whose access log is read (repeatable);
-                      default: the Project's whole access log
-  --poll-interval S   with --reconcile: seconds between reads of the log (default 300)
-  --overlap S         with --reconcile: each read starts S seconds before where the
-                      last one ended, to catch events reported late (default 86400)
-  --help              this text
-  --version           the version
 
 environment:
   UNLOC_WEBHOOK_USER, UNLOC_WEBHOOK_PASSWORD

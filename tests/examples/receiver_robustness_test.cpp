@@ -176,6 +176,25 @@ TEST_CASE("answers 503 and forgets the event when stdout cannot take it", "[rece
     CHECK(body["message"].get<std::string>().find("stdout") == std::string::npos);
   }
   CHECK(r.err().find("cannot write the event to stdout") != std::string::npos);
+  // A load balancer sees it too: /healthz answers 503 until an event is taken again.
+  auto health = c->Get("/healthz");
+  REQUIRE(health);
+  CHECK(health->status == 503);
+}
+
+TEST_CASE("GET /healthz answers 200 without credentials; kept connections announce their timeout",
+          "[receiver]") {
+  receiver_process r(launch{{"--idle-timeout", "7"}});
+  auto c = r.client();
+  c->set_keep_alive(true);
+  auto health = c->Get("/healthz");
+  REQUIRE(health);
+  CHECK(health->status == 200);
+  CHECK(health->get_header_value("Keep-Alive") == "timeout=7");
+  auto res = c->Post("/accessEvents", auth_headers(), event_body(), "application/json");
+  REQUIRE(res);
+  CHECK(res->status == 204);
+  CHECK(res->get_header_value("Keep-Alive") == "timeout=7");
 }
 
 TEST_CASE("--threads 1: a connection kept open does not hold back a delivery", "[receiver]") {
