@@ -12,11 +12,10 @@
 // date, secrets in logs, paging order); this file is the systematic version.
 // UNLOC_FAULT_MATRIX_LOG=1 prints the clients' (redacted) log lines.
 
-#include "catch.hpp"
-#include "support/reference_server.hpp"
-
 #include <unloc/unloc.hpp>
 
+#include "catch.hpp"
+#include "support/reference_server.hpp"
 #include <arpa/inet.h>
 #include <netdb.h>
 #include <netinet/in.h>
@@ -158,9 +157,9 @@ class fault_guard {  // no fault outlives the row that injected it
 // --- The matrix -----------------------------------------------------------------
 
 enum class call { token, register_webhook, list_webhooks, delete_webhook, log_page, log_read };
-constexpr std::array<call, 6> every_call{call::token,          call::register_webhook,
-                                         call::list_webhooks,  call::delete_webhook,
-                                         call::log_page,       call::log_read};
+constexpr std::array<call, 6> every_call{call::token,         call::register_webhook,
+                                         call::list_webhooks, call::delete_webhook,
+                                         call::log_page,      call::log_read};
 
 const char* name_of(call c) {
   switch (c) {
@@ -244,14 +243,14 @@ struct fault_row {
   std::string name;
   nlohmann::json fault;  ///< POST /_admin/faults without endpoint, count and after.
   bool permanent = false;
-  milliseconds deadline = call_deadline;  ///< The call's deadline (call_options).
+  milliseconds deadline = call_deadline;        ///< The call's deadline (call_options).
   milliseconds token_deadline = call_deadline;  ///< The same for the token column's fresh client.
   milliseconds honours_wait{0};  ///< A Retry-After the call must have waited (less `early`).
   bool html = false;             ///< The error keeps a proxy's HTML page as its raw body.
-  cell get;    ///< list_webhooks, fetch_access_log_page, read_access_log
-  cell post;   ///< register_webhook
-  cell del;    ///< delete_webhook
-  cell token;  ///< token (a fresh client's first token)
+  cell get;                      ///< list_webhooks, fetch_access_log_page, read_access_log
+  cell post;                     ///< register_webhook
+  cell del;                      ///< delete_webhook
+  cell token;                    ///< token (a fresh client's first token)
 };
 
 constexpr auto api = error_category::api;
@@ -285,8 +284,7 @@ std::vector<fault_row> fault_rows() {
       const bool gateway = status == 502 || status == 504;
       r.get = is(permanent ? fail(api, status, 4) : ok(2));
       r.post = r.del = is(permanent ? fail(gateway ? ambiguous : api, status, 4) : ok(2));
-      r.token = permanent ? is(fail(api, status, 4))
-                          : is(ok(2));
+      r.token = permanent ? is(fail(api, status, 4)) : is(ok(2));
       rows.push_back(r);
     }
     {  // 429 + Retry-After: waited for when it fits the deadline, returned at once when not
@@ -294,8 +292,7 @@ std::vector<fault_row> fault_rows() {
                    {{"kind", "429"}, {"retryAfter", permanent ? "30" : "1"}});
       if (!permanent) r.honours_wait = 1000ms;  // not the 0-40 ms backoff of the policy
       r.get = r.post = r.del = is(permanent ? fail(api, 429, 1) : ok(2));
-      r.token = permanent ? is(fail(api, 429, 1))
-                          : is(ok(2));
+      r.token = permanent ? is(fail(api, 429, 1)) : is(ok(2));
       rows.push_back(r);
     }
     {  // slow within the deadline: one request, success (every page, when permanent)
@@ -319,8 +316,7 @@ std::vector<fault_row> fault_rows() {
       auto r = row("drop", {{"kind", "drop"}});
       r.get = is(permanent ? fail(network, 0, 4) : ok(2));
       r.post = r.del = is(permanent ? fail(ambiguous, 0, 4) : ok(2));
-      r.token = permanent ? is(fail(network, 0, 4))
-                          : is(ok(2));
+      r.token = permanent ? is(fail(network, 0, 4)) : is(ok(2));
       rows.push_back(r);
     }
     {  // the connection closes before any byte of an answer
@@ -330,16 +326,14 @@ std::vector<fault_row> fault_rows() {
       // The token column's fresh client has no connection to reuse.
       r.get = is(permanent ? with_curl_repeat(fail(network, 0, 4)) : ok(2));
       r.post = r.del = is(permanent ? with_curl_repeat(fail(ambiguous, 0, 4)) : ok(2));
-      r.token = permanent ? is(fail(network, 0, 4))
-                          : is(ok(2));
+      r.token = permanent ? is(fail(network, 0, 4)) : is(ok(2));
       rows.push_back(r);
     }
     {  // half the body, then the connection closes
       auto r = row("half_body", {{"kind", "half_body"}});
       r.get = is(permanent ? fail(network, 0, 4) : ok(2));
       r.post = is(permanent ? fail(ambiguous, 0, 4) : ok(2));  // applied, then 409 on the retry
-      r.token = permanent ? is(fail(network, 0, 4))
-                          : is(ok(2));
+      r.token = permanent ? is(fail(network, 0, 4)) : is(ok(2));
       // The server answers a 204 with a body: the delete is done, the byte left over
       // must not break the client's next call.
       r.del = is(ok(1));
@@ -356,8 +350,7 @@ std::vector<fault_row> fault_rows() {
       r.html = true;
       r.get = is(permanent ? fail(api, 502, 4) : ok(2));
       r.post = r.del = is(permanent ? fail(ambiguous, 502, 4) : ok(2));
-      r.token = permanent ? is(fail(api, 502, 4))
-                          : is(ok(2));
+      r.token = permanent ? is(fail(api, 502, 4)) : is(ok(2));
       rows.push_back(r);
     }
     {  // every token revoked: one new token and one repeat; revoked again: authentication
@@ -405,8 +398,8 @@ struct observed {
 std::string describe(const expect& e) {
   std::string out = e.ok ? "success after " + std::to_string(e.requests) + " request(s)"
                          : std::string(unloc::to_string(e.category)) + " (HTTP " +
-                               std::to_string(e.status) + ") after " +
-                               std::to_string(e.requests) + " attempt(s)";
+                               std::to_string(e.status) + ") after " + std::to_string(e.requests) +
+                               " attempt(s)";
   if (e.curl_repeats != 0) out += " (+1 request repeated by libcurl)";
   return out;
 }
@@ -461,14 +454,18 @@ observed run(call what, const fault_row& row, int serial) {
   switch (what) {
     case call::token: {
       auto r = c.token(per_call);
-      if (!r) out.error = r.error();
-      else if (r->value.empty()) out.wrong = "an empty token";
+      if (!r)
+        out.error = r.error();
+      else if (r->value.empty())
+        out.wrong = "an empty token";
       break;
     }
     case call::register_webhook: {
       auto r = c.register_webhook(uuid_of(hooks_lock), url, per_call);
-      if (!r) out.error = r.error();
-      else if (r->url != url) out.wrong = "registered " + r->url;
+      if (!r)
+        out.error = r.error();
+      else if (r->url != url)
+        out.wrong = "registered " + r->url;
       break;
     }
     case call::list_webhooks: {
@@ -500,7 +497,8 @@ observed run(call what, const fault_row& row, int serial) {
             return true;
           },
           per_call);
-      if (!r) out.error = r.error();
+      if (!r)
+        out.error = r.error();
       else if (r->events != events.size() || r->stopped) {
         out.wrong = "the count differs from the events handed over, or it says it stopped";
       }
@@ -683,9 +681,9 @@ class raw_peer {
       REQUIRE(ctx_ != nullptr);
       REQUIRE(SSL_CTX_use_certificate_chain_file(
                   ctx_, (other ? tls.other_server_cert : tls.server_cert).c_str()) == 1);
-      REQUIRE(SSL_CTX_use_PrivateKey_file(
-                  ctx_, (other ? tls.other_server_key : tls.server_key).c_str(),
-                  SSL_FILETYPE_PEM) == 1);
+      REQUIRE(SSL_CTX_use_PrivateKey_file(ctx_,
+                                          (other ? tls.other_server_key : tls.server_key).c_str(),
+                                          SSL_FILETYPE_PEM) == 1);
     }
     listen_fd_ = bound_socket(port_, true);
     thread_ = std::thread([this] { loop(); });
@@ -766,8 +764,10 @@ class raw_peer {
       return close(c, close_notify_);
     }
     const std::string body = R"({"webhooks":[],"padding":"0123456789abcdef0123456789abcdef"})";
-    const std::string head = "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
-                             "Content-Length: " + std::to_string(body.size()) + "\r\n\r\n";
+    const std::string head =
+        "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+        "Content-Length: " +
+        std::to_string(body.size()) + "\r\n\r\n";
     if (behaviour_ == behaviour::half_body_once && n > 1) {
       write(c.ssl, head + body);
       return hold(c);  // kept alive: the client's pool owns it until the client goes
@@ -798,7 +798,8 @@ class raw_peer {
         head_end = data.find("\r\n\r\n");
         if (head_end != std::string::npos) {
           std::string lower = data.substr(0, head_end);
-          for (auto& ch : lower) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+          for (auto& ch : lower)
+            ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
           if (const auto at = lower.find("\r\ncontent-length:"); at != std::string::npos) {
             length = std::stoul(lower.substr(at + 17));
           }
@@ -844,8 +845,8 @@ failed_call run_failing(Call&& call, milliseconds deadline) {
   const auto started = steady::now();
   auto r = call();
   const auto took = since(started);
-  const std::string what = (r ? std::string("success") : unloc::to_string(r.error())) +
-                           "; took " + std::to_string(took.count()) + " ms; deadline " +
+  const std::string what = (r ? std::string("success") : unloc::to_string(r.error())) + "; took " +
+                           std::to_string(took.count()) + " ms; deadline " +
                            std::to_string(deadline.count()) + " ms";
   INFO(what);
   REQUIRE_FALSE(r.has_value());
@@ -880,9 +881,9 @@ TEST_CASE("fault matrix: every injected fault, once and for good, on every call"
       const cell& c = cell_for(row, what);
       ++serial;
       if (!c.applies) continue;
-      DYNAMIC_SECTION(name_of(what) << " | " << row.name << " | "
-                                    << (row.permanent ? "permanent (count -1)"
-                                                      : "transient (count 1)")) {
+      DYNAMIC_SECTION(name_of(what)
+                      << " | " << row.name << " | "
+                      << (row.permanent ? "permanent (count -1)" : "transient (count 1)")) {
         INFO("call: " << name_of(what) << "; fault: " << row.fault.dump()
                       << (row.permanent ? " until cleared" : " once") << "; deadline "
                       << deadline_of(row, what).count() << " ms");

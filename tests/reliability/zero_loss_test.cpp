@@ -96,9 +96,9 @@ struct run_record {
   int exit_status = -1;  // 0 after SIGTERM, 137 after SIGKILL
   bool killed = false;
   std::size_t lines = 0;
-  long long recovered = 0;  // sum of "recovered N" over its log reads
-  int log_reads = 0;        // stderr lines naming a log read
-  int delivered_again = 0;  // stderr lines "delivered again"
+  long long recovered = 0;              // sum of "recovered N" over its log reads
+  int log_reads = 0;                    // stderr lines naming a log read
+  int delivered_again = 0;              // stderr lines "delivered again"
   std::set<std::string> printed_again;  // ids of stderr lines "event ID printed again"
 };
 
