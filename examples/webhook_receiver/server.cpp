@@ -154,6 +154,7 @@ struct server::impl {
   tcp::acceptor acceptor{io};
   tcp::acceptor metrics_acceptor{io};
   asio::steady_timer accept_pause{io};
+  asio::steady_timer sweeper{io};  // every connection's deadline, checked 10 times a second
   // Hand-overs (printing, the state store) that would leave no I/O thread free.
   asio::thread_pool handlers;
   const std::string keep_alive_value;  // "timeout=S": the idle timeout, rounded down
@@ -228,6 +229,7 @@ struct server::impl {
   void admit(tcp::socket socket, bool metrics_role);
   bool listen(tcp::acceptor& on, const std::string& host, int port, const char* what);
   void close_everything();
+  void sweep();
   void close_one_idle();
 };
 
@@ -305,6 +307,27 @@ bool server::impl::listen(tcp::acceptor& on, const std::string& host, int port,
   return true;
 }
 
+void server::impl::sweep() {
+  sweeper.expires_after(100ms);
+  sweeper.async_wait([this](beast::error_code ec) {
+    if (ec) return;
+    std::vector<std::shared_ptr<front::connection>> open;  // released after the lock
+    {
+      const std::lock_guard<std::mutex> lock(sessions_mutex);
+      open.reserve(sessions.size());
+      for (const auto& [raw, weak] : sessions) {
+        if (auto c = weak.lock()) open.push_back(std::move(c));
+      }
+    }
+    // After a stop it goes on while connections finish (their deadlines still
+    // hold: a lingering close, a slow answer), then lets run() return.
+    if (stopping && open.empty()) return;
+    const auto now = std::chrono::steady_clock::now();
+    for (const auto& c : open) c->expire_if_due(now);
+    sweep();
+  });
+}
+
 void server::impl::close_everything() {
   beast::error_code ignored;
   acceptor.close(ignored);
@@ -363,6 +386,7 @@ bool server::run() {
   auto& i = *impl_;
   if (i.acceptor.is_open()) i.accept(i.acceptor, false);
   if (i.metrics_acceptor.is_open()) i.accept(i.metrics_acceptor, true);
+  i.sweep();
   const auto serve = [&i] {
     for (;;) {
       try {
