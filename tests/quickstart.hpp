@@ -13,6 +13,7 @@
 #include <map>
 #include <mutex>
 #include <string>
+#include <utility>
 
 namespace unloc_test {
 
@@ -42,13 +43,10 @@ class quickstart_database {
   std::map<std::string, std::string> rows_;
 };
 
-// The README's handler, line for line.
-inline unloc::delivery_decision quickstart_handler(const unloc::delivery_validator& validator,
-                                                   unloc::event_store& events,
-                                                   quickstart_database& db,
-                                                   const unloc::delivery_request& request) {
-  auto decision = validator.validate(request);
-  if (!decision.ok()) return decision;  // 4xx, with its JSON body
+// The README's handle_once and on_delivery, line for line.
+inline unloc::delivery_decision quickstart_handle_once(unloc::event_store& events,
+                                                       quickstart_database& db,
+                                                       unloc::delivery_decision decision) {
   const unloc::access_event& event = *decision.event;
   auto claim = events.claim(event.id, event.created);
   if (!claim) return unloc::make_refusal(unloc::delivery_outcome::unavailable, "try again later");
@@ -69,6 +67,15 @@ inline unloc::delivery_decision quickstart_handler(const unloc::delivery_validat
   }
   (void)events.mark_handled(event.id, claim->token);
   return decision;
+}
+
+inline unloc::delivery_decision quickstart_handler(const unloc::delivery_validator& validator,
+                                                   unloc::event_store& events,
+                                                   quickstart_database& db,
+                                                   const unloc::delivery_request& request) {
+  auto decision = validator.validate(request);
+  if (!decision.ok()) return decision;  // 4xx, with its JSON body
+  return quickstart_handle_once(events, db, std::move(decision));
 }
 
 }  // namespace unloc_test
