@@ -264,6 +264,13 @@ class memory_event_store final : public event_store {
     return std::hash<uuid>{}(id) & (slots_.size() - 1);
   }
 
+  // The empty slot where `id` (not kept) goes.
+  std::size_t free_slot(const uuid& id) const noexcept {
+    std::size_t i = home(id);
+    while (slots_[i].sequence != 0) i = (i + 1) & (slots_.size() - 1);
+    return i;
+  }
+
   slot* find(const uuid& id) const noexcept {
     if (slots_.empty()) return nullptr;
     for (std::size_t i = home(id);; i = (i + 1) & (slots_.size() - 1)) {
@@ -277,9 +284,7 @@ class memory_event_store final : public event_store {
   void add(const uuid& id, time_point now, claim_token owner, bool handled) {
     if ((count_ + 1) * 2 > slots_.size()) grow();
     order_.push_back(entry{id, now, next_sequence_});  // first: a throw leaves the table as it was
-    std::size_t i = home(id);
-    while (slots_[i].sequence != 0) i = (i + 1) & (slots_.size() - 1);
-    slots_[i] = slot{id, next_sequence_++, now, owner, handled, false};
+    slots_[free_slot(id)] = slot{id, next_sequence_++, now, owner, handled, false};
     ++count_;
     while (count_ > limits_.max_entries) evict_oldest();
     if (order_.size() > 2 * limits_.max_entries) drop_stale_entries();
@@ -289,10 +294,7 @@ class memory_event_store final : public event_store {
     std::vector<slot> old(slots_.size() < 16 ? 32 : slots_.size() * 2, slot{});
     old.swap(slots_);
     for (const slot& s : old) {
-      if (s.sequence == 0) continue;
-      std::size_t i = home(s.id);
-      while (slots_[i].sequence != 0) i = (i + 1) & (slots_.size() - 1);
-      slots_[i] = s;
+      if (s.sequence != 0) slots_[free_slot(s.id)] = s;
     }
   }
 
@@ -300,7 +302,8 @@ class memory_event_store final : public event_store {
   void erase(slot* s) const noexcept {
     const std::size_t mask = slots_.size() - 1;
     std::size_t hole = static_cast<std::size_t>(s - slots_.data());
-    for (std::size_t next = (hole + 1) & mask; slots_[next].sequence != 0; next = (next + 1) & mask) {
+    for (std::size_t next = (hole + 1) & mask; slots_[next].sequence != 0;
+         next = (next + 1) & mask) {
       const std::size_t want = home(slots_[next].id);
       // Movable into the hole when its home is not within (hole, next], cyclically.
       if (((next - want) & mask) >= ((next - hole) & mask)) {
