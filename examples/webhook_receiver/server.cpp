@@ -111,8 +111,8 @@ bool print_event(const unloc::access_event& event) {
     const std::lock_guard<std::mutex> lock(output_mutex);
     if (write_all(STDOUT_FILENO, line)) return true;
   }
-  diagnostic(std::string("cannot write the event to stdout: ") + std::strerror(errno) +
-             " (event " + event.id.to_string() + ")");
+  diagnostic(std::string("cannot write the event to stdout: ") + std::strerror(errno) + " (event " +
+             event.id.to_string() + ")");
   return false;
 }
 
@@ -125,8 +125,9 @@ struct server::impl {
         reconciler(r ? r : own_reconciler.get()),
         validator(policy()),
         caps(opts.max_connections, opts.max_connections_per_client),
-        threads(opts.threads > 0 ? opts.threads
-                                 : static_cast<int>(std::max(1U, std::thread::hardware_concurrency()))),
+        threads(opts.threads > 0
+                    ? opts.threads
+                    : static_cast<int>(std::max(1U, std::thread::hardware_concurrency()))),
         handlers(static_cast<std::size_t>(threads)),
         keep_alive_value(
             "timeout=" +
@@ -147,7 +148,7 @@ struct server::impl {
   std::mutex tls_mutex;
   std::shared_ptr<ssl::context> tls;  // for new connections; null with --plain-http
   std::atomic<bool> stopping{false};
-  std::atomic<bool> store_ok{true};  // false from a failed hand-over to the next good one
+  std::atomic<bool> store_ok{true};       // false from a failed hand-over to the next good one
   std::atomic<int> inline_hand_overs{0};  // I/O threads handing an event over now
   int threads;
   asio::io_context io{threads};
@@ -234,22 +235,23 @@ struct server::impl {
 };
 
 void server::impl::accept(tcp::acceptor& on, bool metrics_role) {
-  on.async_accept(asio::make_strand(io), [this, &on, metrics_role](beast::error_code ec,
-                                                                   tcp::socket socket) {
-    if (!on.is_open() || ec == asio::error::operation_aborted) return;  // stopped
-    if (ec == asio::error::no_descriptors || ec == asio::error::no_buffer_space ||
-        ec == asio::error::no_memory) {
-      // Out of file descriptors: pause rather than spin; the connections open go on.
-      rejections.reject("cannot accept a connection: " + ec.message(), &log_line);
-      accept_pause.expires_after(100ms);
-      accept_pause.async_wait([this, &on, metrics_role](beast::error_code wait_ec) {
-        if (!wait_ec) accept(on, metrics_role);
-      });
-      return;
-    }
-    if (!ec) admit(std::move(socket), metrics_role);
-    accept(on, metrics_role);
-  });
+  on.async_accept(asio::make_strand(io),
+                  [this, &on, metrics_role](beast::error_code ec, tcp::socket socket) {
+                    if (!on.is_open() || ec == asio::error::operation_aborted) return;  // stopped
+                    if (ec == asio::error::no_descriptors || ec == asio::error::no_buffer_space ||
+                        ec == asio::error::no_memory) {
+                      // Out of file descriptors: pause rather than spin; the connections open go
+                      // on.
+                      rejections.reject("cannot accept a connection: " + ec.message(), &log_line);
+                      accept_pause.expires_after(100ms);
+                      accept_pause.async_wait([this, &on, metrics_role](beast::error_code wait_ec) {
+                        if (!wait_ec) accept(on, metrics_role);
+                      });
+                      return;
+                    }
+                    if (!ec) admit(std::move(socket), metrics_role);
+                    accept(on, metrics_role);
+                  });
 }
 
 void server::impl::admit(tcp::socket socket, bool metrics_role) {
@@ -271,8 +273,8 @@ void server::impl::admit(tcp::socket socket, bool metrics_role) {
   socket.set_option(tcp::no_delay(true), ec);
   auto ticket = std::move(std::get<connection_caps::ticket>(admitted));
   if (metrics_role || opts.plain_http) {
-    std::make_shared<front::session<beast::tcp_stream, impl>>(*this, std::move(ticket), std::move(address),
-                                                 metrics_role, nullptr, std::move(socket))
+    std::make_shared<front::session<beast::tcp_stream, impl>>(
+        *this, std::move(ticket), std::move(address), metrics_role, nullptr, std::move(socket))
         ->start();
   } else {
     auto ctx = current_tls();
@@ -282,8 +284,7 @@ void server::impl::admit(tcp::socket socket, bool metrics_role) {
   }
 }
 
-bool server::impl::listen(tcp::acceptor& on, const std::string& host, int port,
-                          const char* what) {
+bool server::impl::listen(tcp::acceptor& on, const std::string& host, int port, const char* what) {
   beast::error_code ec;
   tcp::resolver resolver(io);
   const auto found = resolver.resolve(host, std::to_string(port),
@@ -373,9 +374,8 @@ const std::string& server::error() const { return impl_->error; }
 int server::bind() {
   auto& i = *impl_;
   if (!i.listen(i.acceptor, i.opts.host, i.opts.port, "")) return 0;
-  if (!i.opts.metrics_host.empty() &&
-      !i.listen(i.metrics_acceptor, i.opts.metrics_host, i.opts.metrics_port,
-                "--metrics-listen ")) {
+  if (!i.opts.metrics_host.empty() && !i.listen(i.metrics_acceptor, i.opts.metrics_host,
+                                                i.opts.metrics_port, "--metrics-listen ")) {
     return 0;
   }
   beast::error_code ec;

@@ -79,18 +79,17 @@ inline std::optional<unloc::delivery_decision> ambiguous_framing(
   const auto& req = parser.get();
   const auto lengths = req.count(http::field::content_length);
   const auto encodings = req.count(http::field::transfer_encoding);
-  if (lengths > 1 || (lengths == 1 && req[http::field::content_length].find(',') !=
-                                          beast::string_view::npos)) {
+  if (lengths > 1 ||
+      (lengths == 1 && req[http::field::content_length].find(',') != beast::string_view::npos)) {
     return refusal(400, "malformed_request", "more than one Content-Length");
   }
   if (encodings > 0 && lengths > 0) {
     return refusal(400, "malformed_request", "Content-Length with Transfer-Encoding");
   }
-  if (encodings > 0 &&
-      (encodings > 1 || !parser.chunked() ||
-       !unloc::detail::ascii_iequals(unloc::detail::trim_ows(unloc::to_string_view(
-                                         req[http::field::transfer_encoding])),
-                                     "chunked"))) {
+  if (encodings > 0 && (encodings > 1 || !parser.chunked() ||
+                        !unloc::detail::ascii_iequals(unloc::detail::trim_ows(unloc::to_string_view(
+                                                          req[http::field::transfer_encoding])),
+                                                      "chunked"))) {
     // Its body cannot be delimited: as ambiguous as two lengths (RFC 9112 allows 501 too).
     return refusal(400, "malformed_request", "a Transfer-Encoding other than chunked");
   }
@@ -282,11 +281,10 @@ class session final : public connection,
     if (expects_100 && has_body && req.version() >= 11) {
       continue_ = http::response<http::empty_body>(http::status::continue_, req.version());
       arm(srv_.opts.body_timeout);
-      http::async_write(stream_, continue_,
-                        [self = self()](beast::error_code ec, std::size_t) {
-                          if (ec) return self->close_now();
-                          self->read_body();
-                        });
+      http::async_write(stream_, continue_, [self = self()](beast::error_code ec, std::size_t) {
+        if (ec) return self->close_now();
+        self->read_body();
+      });
       return;
     }
     read_body();
@@ -309,9 +307,9 @@ class session final : public connection,
     }
     if (ec == http::error::body_limit) {
       if (early_) return answer(*early_, false);
-      auto d = unloc::make_refusal(unloc::delivery_outcome::payload_too_large,
-                                   "body over the limit of " + std::to_string(srv_.opts.max_body) +
-                                       " bytes");
+      auto d = unloc::make_refusal(
+          unloc::delivery_outcome::payload_too_large,
+          "body over the limit of " + std::to_string(srv_.opts.max_body) + " bytes");
       return answer(d, false);
     }
     if (ec && peer_gone(ec)) return close_now();
@@ -330,16 +328,16 @@ class session final : public connection,
     }
     --srv_.inline_hand_overs;
     // The work guard keeps run() going until the answer is sent.
-    asio::post(srv_.handlers, [self = self(), d = std::move(d),
-                               work = asio::make_work_guard(srv_.io)]() mutable {
-      const auto offered = self->srv_.hand_over(d);
-      const auto executor = self->stream_.get_executor();
-      asio::post(executor, [self = std::move(self), d = std::move(d), offered,
-                            work = std::move(work)]() mutable {
-        self->srv_.stats.handled(std::chrono::steady_clock::now() - self->started_);
-        self->answer(d, true, offered);
-      });
-    });
+    asio::post(srv_.handlers,
+               [self = self(), d = std::move(d), work = asio::make_work_guard(srv_.io)]() mutable {
+                 const auto offered = self->srv_.hand_over(d);
+                 const auto executor = self->stream_.get_executor();
+                 asio::post(executor, [self = std::move(self), d = std::move(d), offered,
+                                       work = std::move(work)]() mutable {
+                   self->srv_.stats.handled(std::chrono::steady_clock::now() - self->started_);
+                   self->answer(d, true, offered);
+                 });
+               });
   }
 
   // GET /healthz on the delivery listener; /metrics on the metrics listener.
@@ -348,8 +346,9 @@ class session final : public connection,
     response res;
     if (metrics_role_ && path_ == "/metrics" && req.method() == http::verb::get) {
       res.result(http::status::ok);
-      res.set(http::field::content_type, beast::string_view(receiver::metrics::content_type.data(),
-                                                            receiver::metrics::content_type.size()));
+      res.set(http::field::content_type,
+              beast::string_view(receiver::metrics::content_type.data(),
+                                 receiver::metrics::content_type.size()));
       res.body() = srv_.stats.render();
     } else if (metrics_role_) {
       return send_rejection(refusal(404, "not_found", "only GET /metrics is served here"));
@@ -450,7 +449,8 @@ class session final : public connection,
     lowest().async_read_some(buffer_.prepare(read_size),
                              [self = self()](beast::error_code ec, std::size_t n) {
                                self->drained_ += n;
-                               if (ec || self->drained_ >= self->drain_limit_) return self->close_now();
+                               if (ec || self->drained_ >= self->drain_limit_)
+                                 return self->close_now();
                                self->drain();
                              });
   }
