@@ -64,32 +64,52 @@ inline unloc::delivery_decision refusal(int status, const char* code, std::strin
   return d;
 }
 
+// The fields that frame a request, found in one pass over the head (Beast's
+// lookup by field compares names as text, a tree walk each).
+struct framing_fields {
+  std::size_t lengths = 0;    // Content-Length fields
+  std::size_t encodings = 0;  // Transfer-Encoding fields
+  beast::string_view length, encoding, expect;
+
+  explicit framing_fields(const http::fields& fields) {
+    for (const auto& f : fields) {
+      if (f.name() == http::field::content_length) {
+        length = f.value();
+        ++lengths;
+      } else if (f.name() == http::field::transfer_encoding) {
+        encoding = f.value();
+        ++encodings;
+      } else if (f.name() == http::field::expect) {
+        expect = f.value();
+      }
+    }
+  }
+};
+
 // Framing that Beast reads one way and another parser (a proxy in front) could
 // read another: refused, so that no request can hide in another's body.
 inline std::optional<unloc::delivery_decision> ambiguous_framing(
-    std::string_view head, const http::request_parser<http::string_body>& parser) {
-  for (std::size_t i = 0; i < head.size(); ++i) {
-    if (head[i] == '\0') return refusal(400, "malformed_request", "a NUL byte in the head");
-    if (head[i] != '\n') continue;
+    std::string_view head, const framing_fields& fields, bool chunked) {
+  if (head.find('\0') != std::string_view::npos) {
+    return refusal(400, "malformed_request", "a NUL byte in the head");
+  }
+  for (auto i = head.find('\n'); i != std::string_view::npos; i = head.find('\n', i + 1)) {
     if (i == 0 || head[i - 1] != '\r') return refusal(400, "malformed_request", "a bare LF");
     if (i + 1 < head.size() && (head[i + 1] == ' ' || head[i + 1] == '\t')) {
       return refusal(400, "malformed_request", "a folded header line (obs-fold)");
     }
   }
-  const auto& req = parser.get();
-  const auto lengths = req.count(http::field::content_length);
-  const auto encodings = req.count(http::field::transfer_encoding);
-  if (lengths > 1 ||
-      (lengths == 1 && req[http::field::content_length].find(',') != beast::string_view::npos)) {
+  if (fields.lengths > 1 ||
+      (fields.lengths == 1 && fields.length.find(',') != beast::string_view::npos)) {
     return refusal(400, "malformed_request", "more than one Content-Length");
   }
-  if (encodings > 0 && lengths > 0) {
+  if (fields.encodings > 0 && fields.lengths > 0) {
     return refusal(400, "malformed_request", "Content-Length with Transfer-Encoding");
   }
-  if (encodings > 0 && (encodings > 1 || !parser.chunked() ||
-                        !unloc::detail::ascii_iequals(unloc::detail::trim_ows(unloc::to_string_view(
-                                                          req[http::field::transfer_encoding])),
-                                                      "chunked"))) {
+  if (fields.encodings > 0 &&
+      (fields.encodings > 1 || !chunked ||
+       !unloc::detail::ascii_iequals(
+           unloc::detail::trim_ows(unloc::to_string_view(fields.encoding)), "chunked"))) {
     // Its body cannot be delimited: as ambiguous as two lengths (RFC 9112 allows 501 too).
     return refusal(400, "malformed_request", "a Transfer-Encoding other than chunked");
   }
@@ -246,8 +266,11 @@ class session final : public connection,
     disarm();
     const auto target = unloc::to_string_view(parser_->get().target());
     path_ = std::string(target.substr(0, target.find('?')));
-    if (auto framing = ambiguous_framing(head_, *parser_)) return send_rejection(*framing);
-    on_head();
+    const framing_fields fields(parser_->get());
+    if (auto framing = ambiguous_framing(head_, fields, parser_->chunked())) {
+      return send_rejection(*framing);
+    }
+    on_head(fields);
   }
 
   void head_too_large() {
@@ -258,17 +281,22 @@ class session final : public connection,
     reject(431, "request_header_fields_too_large", "the request head is over --max-header-bytes");
   }
 
-  void on_head() {
+  void on_head(const framing_fields& fields) {
     ++requests_;
     started_ = std::chrono::steady_clock::now();
     const auto& req = parser_->get();
-    const bool has_body = parser_->chunked() || parser_->content_length().value_or(0) > 0;
+    const auto length = parser_->content_length();
+    const bool has_body = parser_->chunked() || length.value_or(0) > 0;
     if (metrics_role_ || (req.method() == http::verb::get && path_ == "/healthz")) {
       return answer_operations(has_body);
     }
-    early_ = unloc::beast::check_headers(srv_.validator, req.base());
-    const bool expects_100 = unloc::detail::ascii_iequals(
-        unloc::to_string_view(req[http::field::expect]), "100-continue");
+    const bool expects_100 =
+        unloc::detail::ascii_iequals(unloc::to_string_view(fields.expect), "100-continue");
+    // Deciding from the head pays while the body is still to come; a body already
+    // here (most deliveries: head and body in one read) is judged once, whole.
+    const bool body_here =
+        length && *length <= srv_.opts.max_body && buffer_.size() >= *length && !expects_100;
+    if (!body_here) early_ = unloc::beast::check_headers(srv_.validator, req.base());
     if (early_) {
       // An unread body would be taken for the next request: a refusal that cannot
       // read it (100-continue not sent, or too large) closes the connection.

@@ -268,25 +268,31 @@ void from_json(const BasicJsonType& j, access_event& event) {
 [[nodiscard]] inline std::string to_json_text(const access_event& event) {
   std::string out;
   out.reserve(320);
-  const auto field = [&out](std::string_view name, const std::optional<std::string_view>& value) {
-    out += out.empty() ? "{\"" : ",\"";
-    out += name;
-    out += "\":";
+  const auto text_or_null = [&out](const std::optional<std::string>& value) {
     if (value) {
       detail::append_json_string(out, *value);
     } else {
       out += "null";
     }
   };
-  field("id", event.id.to_string());
-  field("action",
-        event.action == access_action::unknown ? event.action_text : to_string(event.action));
-  field("created", format_timestamp(event.created));
-  field("keyId", event.key_id.to_string());
-  field("lockId", event.lock_id.to_string());
-  field("lockName", event.lock_name);
-  field("appUserId", event.app_user_id);
-  field("userName", event.user_name);
+  // UUIDs and the timestamp need no escaping: written in place, between quotes.
+  out += "{\"id\":\"";
+  detail::append_uuid(out, event.id);
+  out += "\",\"action\":";
+  detail::append_json_string(
+      out, event.action == access_action::unknown ? event.action_text : to_string(event.action));
+  out += ",\"created\":\"";
+  detail::append_timestamp(out, event.created);
+  out += "\",\"keyId\":\"";
+  detail::append_uuid(out, event.key_id);
+  out += "\",\"lockId\":\"";
+  detail::append_uuid(out, event.lock_id);
+  out += "\",\"lockName\":";
+  detail::append_json_string(out, event.lock_name);
+  out += ",\"appUserId\":";
+  text_or_null(event.app_user_id);
+  out += ",\"userName\":";
+  text_or_null(event.user_name);
   for (const auto& member : event.extra) {
     if (detail::is_event_field(member.name)) continue;
     out += ',';

@@ -154,6 +154,29 @@ namespace detail {
   return basic_credentials{decoded->substr(0, colon), decoded->substr(colon + 1)};
 }
 
+/// The three request fields a delivery's decision reads, gathered in one pass
+/// over the headers: the first value of each, and how many times it came.
+struct delivery_fields {
+  struct field {
+    std::string_view value;  ///< The first value.
+    std::size_t count = 0;   ///< How many times the field came.
+  };
+  field authorization, content_type, content_length;
+
+  explicit delivery_fields(const http_headers& headers) noexcept {
+    for (const auto& h : headers) {
+      field* f = nullptr;
+      switch (h.name.size()) {  // the length first: most fields are passed over on it
+        case 13: f = ascii_iequals(h.name, "Authorization") ? &authorization : nullptr; break;
+        case 12: f = ascii_iequals(h.name, "Content-Type") ? &content_type : nullptr; break;
+        case 14: f = ascii_iequals(h.name, "Content-Length") ? &content_length : nullptr; break;
+        default: break;
+      }
+      if (f != nullptr && f->count++ == 0) f->value = h.value;
+    }
+  }
+};
+
 /// True when `given` matches one of `active`. Both fields of every pair are
 /// compared with `equal` (constant time), with no early exit, so timing tells
 /// neither which pair nor which field matched.
@@ -308,40 +331,39 @@ class delivery_validator {
       return make_refusal(delivery_outcome::method_not_allowed,
                           "deliveries are POST requests, got " + detail::quoted(method, 16));
     }
+    const detail::delivery_fields fields(headers);
     if (options_.require_authentication) {
-      if (auto why = check_credentials(headers)) {
-        return make_refusal(delivery_outcome::unauthorized, std::move(*why));
+      if (auto why = check_credentials(fields.authorization)) {
+        return make_refusal(delivery_outcome::unauthorized, why);
       }
     }
-    const auto content_type = headers.get("Content-Type");
-    if (!content_type || headers.count("Content-Type") != 1 ||
-        !detail::is_json_media_type(*content_type)) {
+    const auto& type = fields.content_type;
+    if (type.count != 1 || !detail::is_json_media_type(type.value)) {
       return make_refusal(delivery_outcome::unsupported_media_type,
                           "Content-Type must be application/json, got " +
-                              (content_type ? detail::quoted(*content_type) : std::string("none")));
+                              (type.count > 0 ? detail::quoted(type.value) : std::string("none")));
     }
-    if (const auto length = headers.get("Content-Length")) {
-      const auto n = detail::parse_content_length(*length);
-      if (!n || headers.count("Content-Length") != 1) {
+    if (const auto& length = fields.content_length; length.count > 0) {
+      const auto n = detail::parse_content_length(length.value);
+      if (!n || length.count != 1) {
         return make_refusal(delivery_outcome::malformed_body,
-                            "malformed Content-Length " + detail::quoted(*length, 24));
+                            "malformed Content-Length " + detail::quoted(length.value, 24));
       }
       if (*n > options_.max_body_bytes) return too_large(*n);
     }
     return std::nullopt;
   }
 
-  // Why the request's credentials are refused; none when they are accepted.
-  std::optional<std::string> check_credentials(const http_headers& headers) const {
-    const auto authorization = headers.get("Authorization");
-    if (!authorization) return "missing Authorization header";
-    if (headers.count("Authorization") != 1) return "more than one Authorization header";
-    const auto given = detail::parse_basic_authorization(*authorization);
+  // Why the request's credentials are refused; null when they are accepted.
+  const char* check_credentials(const detail::delivery_fields::field& authorization) const {
+    if (authorization.count == 0) return "missing Authorization header";
+    if (authorization.count != 1) return "more than one Authorization header";
+    const auto given = detail::parse_basic_authorization(authorization.value);
     if (!given) return "malformed Basic credentials";
     if (!detail::credentials_match(*given, options_.credentials, &detail::constant_time_equal)) {
       return "wrong user or password";
     }
-    return std::nullopt;
+    return nullptr;
   }
 
   delivery_decision too_large(std::uint64_t size) const {

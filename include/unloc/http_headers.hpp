@@ -9,6 +9,7 @@
 
 #include <cstddef>
 #include <initializer_list>
+#include <iterator>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -80,6 +81,12 @@ class http_headers {
   template <typename Range>
   [[nodiscard]] static http_headers from(const Range& range) {
     http_headers out;
+    using std::begin, std::end;
+    using iterator = decltype(begin(range));
+    if constexpr (std::is_base_of_v<std::forward_iterator_tag,
+                                    typename std::iterator_traits<iterator>::iterator_category>) {
+      out.fields_.reserve(static_cast<std::size_t>(std::distance(begin(range), end(range))));
+    }
     for (const auto& field : range) {
       if constexpr (detail::has_name_string<std::decay_t<decltype(field)>>::value) {
         out.add(std::string(to_string_view(field.name_string())),

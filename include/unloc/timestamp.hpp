@@ -225,7 +225,10 @@ inline result<timestamp> parse_timestamp(std::string_view text) {
   return timestamp(std::chrono::milliseconds(seconds * 1000 + millis));
 }
 
-inline std::string format_timestamp(timestamp t) {
+namespace detail {
+
+// Appends `t` as `format_timestamp` writes it to `out`.
+inline void append_timestamp(std::string& out, timestamp t) {
   constexpr std::int64_t ms_per_day = 86400000;
   const auto count = static_cast<std::int64_t>(t.time_since_epoch().count());
   // Floor division, without ever computing a product that could overflow.
@@ -268,7 +271,15 @@ inline std::string format_timestamp(timestamp t) {
     put(static_cast<std::uint64_t>(date.year), 4);
     if (date.year > 9999) *--p = '+';
   }
-  return std::string(p, end);
+  out.append(p, end);
+}
+
+}  // namespace detail
+
+inline std::string format_timestamp(timestamp t) {
+  std::string out;
+  detail::append_timestamp(out, t);
+  return out;
 }
 
 UNLOC_END_NAMESPACE

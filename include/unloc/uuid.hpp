@@ -136,15 +136,31 @@ inline result<uuid> uuid::parse(std::string_view text) {
   return uuid(bytes);
 }
 
-inline std::string uuid::to_string() const {
+namespace detail {
+
+// Appends the canonical lowercase form of `u` (36 characters) to `out`.
+inline void append_uuid(std::string& out, const uuid& u) {
   static constexpr char hex[] = "0123456789abcdef";
-  std::string out(detail::uuid_text_size, '-');
-  std::size_t pos = 0;
-  for (std::size_t i = 0; i < bytes_.size(); ++i) {
-    if (detail::is_uuid_hyphen_position(pos)) ++pos;
-    out[pos++] = hex[bytes_[i] >> 4];
-    out[pos++] = hex[bytes_[i] & 0xf];
+  static constexpr std::size_t group_ends[] = {4, 6, 8, 10, 16};  // in bytes: 8-4-4-4-12 digits
+  const auto& bytes = u.bytes();
+  char text[uuid_text_size];
+  char* p = text;
+  std::size_t i = 0;
+  for (const std::size_t end : group_ends) {
+    if (i != 0) *p++ = '-';
+    for (; i < end; ++i) {
+      *p++ = hex[bytes[i] >> 4];
+      *p++ = hex[bytes[i] & 0xf];
+    }
   }
+  out.append(text, uuid_text_size);
+}
+
+}  // namespace detail
+
+inline std::string uuid::to_string() const {
+  std::string out;
+  detail::append_uuid(out, *this);
   return out;
 }
 
