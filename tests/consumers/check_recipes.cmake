@@ -326,6 +326,7 @@ function(port_install name)
 endfunction()
 
 port_install(core-only)
+set(core_prefix "${prefix}")
 # The default features and beast: the usage text shows all three components.
 port_install(client-beast client beast)
 
@@ -356,7 +357,12 @@ function(build_and_run name project_dir program expected)
 endfunction()
 
 build_and_run(test_package "${src}/test_package" test_package
-              "unloc ${version} test_package: ae832e61-")
+              "unloc ${version} test_package [(]with the client[)]: ae832e61-")
+set(client_prefix "${prefix}")
+set(prefix "${core_prefix}")
+build_and_run(test_package_core "${src}/test_package" test_package
+              "unloc ${version} test_package [(]core[)]: ae832e61-")
+set(prefix "${client_prefix}")
 
 # The usage file's CMake lines (find_package, target_link_libraries) in a project
 # whose program is called `main`, as the usage text assumes.
@@ -375,7 +381,7 @@ foreach(line IN LISTS usage_lines)
 endforeach()
 file(WRITE "${usage_project}/CMakeLists.txt" "${content}")
 message(STATUS "usage snippet as a project:\n${content}")
-build_and_run(usage "${usage_project}" main "unloc ${version} test_package: ae832e61-")
+build_and_run(usage "${usage_project}" main "unloc ${version} test_package [(]core[)]: ae832e61-")
 
 message(STATUS "vcpkg.json, conanfile.py and CMake agree on ${version}; "
                "the portfile's steps install a package test_package and the usage build against")
