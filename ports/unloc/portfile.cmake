@@ -5,8 +5,8 @@
 if(EXISTS "${CMAKE_CURRENT_LIST_DIR}/../../include/unloc/version.hpp")
   get_filename_component(SOURCE_PATH "${CMAKE_CURRENT_LIST_DIR}/../.." ABSOLUTE)
 else()
-  # SHA512: the hash of the tag's archive, known once v${VERSION} is tagged; vcpkg prints
-  # it when the value is wrong (README, "Releasing").
+  # SHA512: the hash of the tag's archive, which exists only once v${VERSION} is tagged:
+  # set it then from what the first `vcpkg install` prints (vcpkg refuses a wrong one).
   vcpkg_from_github(
     OUT_SOURCE_PATH SOURCE_PATH
     REPO unloc/unloc-cpp
