@@ -3,13 +3,15 @@
     conan create . --build=missing
 
 tests/consumers/check_recipes.cmake checks that this recipe, ports/unloc/vcpkg.json
-and the CMake project agree on the version and the dependencies, and runs the
-configure and install steps below without Conan.
+and the CMake project agree on the version and the dependencies;
+tests/consumers/check_conan_recipe.py runs this recipe's methods without Conan,
+from a copy of what exports_sources lists.
 """
 import os
 import re
 
 from conan import ConanFile
+from conan.tools.build import check_min_cppstd
 from conan.tools.cmake import CMake, CMakeDeps, CMakeToolchain, cmake_layout
 from conan.tools.files import copy, load, rmdir
 
@@ -26,9 +28,11 @@ class UnlocConan(ConanFile):
     topics = ("unloc", "smart-lock", "webhooks", "header-only")
     package_type = "header-library"
     settings = "os", "arch", "compiler", "build_type"
+    # with_client: the component client (unloc::unloc, the API client) and libcurl.
     # with_beast: the component beast (unloc::beast, <unloc/beast.hpp>) and Boost.
-    options = {"with_beast": [True, False]}
-    default_options = {"with_beast": False, "boost/*:header_only": True}
+    options = {"with_client": [True, False], "with_beast": [True, False]}
+    default_options = {"with_client": True, "with_beast": False, "boost/*:header_only": True}
+    # What configuring with the options of generate() reads: no docs/, tests/ or tools/.
     exports_sources = "CMakeLists.txt", "cmake/*", "include/*", "LICENSE"
     no_copy_source = True
 
@@ -39,17 +43,23 @@ class UnlocConan(ConanFile):
                                  header).group(1)
 
     def requirements(self):
-        # The same minimum versions as find_package() in CMakeLists.txt.
-        self.requires("libcurl/[>=7.77 <9]")
-        self.requires("nlohmann_json/[>=3.9 <4]")
+        # The same minimum versions as find_package() in CMakeLists.txt. No nlohmann_json:
+        # no header includes it (link your own for the to_json/from_json round trips).
+        if self.options.with_client:
+            self.requires("libcurl/[>=7.77 <9]")
         if self.options.with_beast:
             self.requires("boost/[>=1.74 <2]")
+
+    def validate(self):
+        # A clear message instead of compile errors on a compiler defaulting to C++14 (MSVC).
+        check_min_cppstd(self, 17)
 
     def layout(self):
         cmake_layout(self, src_folder=".")
 
     def package_id(self):
-        # Header-only: one package for every setting.
+        # Header-only: one package for every setting, and for every option (they only
+        # choose dependencies and components; the headers are the same).
         self.info.clear()
 
     def generate(self):
@@ -58,7 +68,9 @@ class UnlocConan(ConanFile):
         toolchain.cache_variables["UNLOC_BUILD_EXAMPLES"] = False
         toolchain.cache_variables["UNLOC_BUILD_TOOLS"] = False
         toolchain.cache_variables["UNLOC_BUILD_FUZZERS"] = False
+        toolchain.cache_variables["UNLOC_BUILD_DOCS"] = False
         toolchain.cache_variables["UNLOC_INSTALL"] = True
+        toolchain.cache_variables["UNLOC_WITH_CLIENT"] = bool(self.options.with_client)
         toolchain.cache_variables["CMAKE_DISABLE_FIND_PACKAGE_Boost"] = not self.options.with_beast
         toolchain.generate()
         CMakeDeps(self).generate()
@@ -77,10 +89,12 @@ class UnlocConan(ConanFile):
         rmdir(self, os.path.join(self.package_folder, "share"))
 
     def package_info(self):
+        # The components and their targets are those of the CMake package (unlocConfig.cmake)
+        # and its .pc files. The aggregate that CMakeDeps makes of them gets a name nobody
+        # links, since unloc::unloc is the client's target there.
         self.cpp_info.set_property("cmake_file_name", "unloc")
-        # The whole SDK; with components, this target links every one of them.
-        self.cpp_info.set_property("cmake_target_name", "unloc::unloc")
-        self.cpp_info.set_property("pkg_config_name", "unloc")
+        self.cpp_info.set_property("cmake_target_name", "unloc_all_do_not_use")
+        self.cpp_info.set_property("pkg_config_name", "unloc_all_do_not_use")
         self.cpp_info.bindirs = []
         self.cpp_info.libdirs = []
 
@@ -88,7 +102,6 @@ class UnlocConan(ConanFile):
         core = self.cpp_info.components["core"]
         core.set_property("cmake_target_name", "unloc::core")
         core.set_property("pkg_config_name", "unloc-core")
-        core.requires = ["nlohmann_json::nlohmann_json"]
         core.bindirs = []
         core.libdirs = []
         if self.settings.os in ("Linux", "FreeBSD"):
@@ -96,12 +109,14 @@ class UnlocConan(ConanFile):
         elif self.settings.os == "Windows":
             core.system_libs = ["bcrypt"]  # BCryptGenRandom (include/unloc/detail/os.hpp)
 
-        # The libcurl-backed API client, on top of core.
-        client = self.cpp_info.components["client"]
-        client.set_property("cmake_target_name", "unloc::client")
-        client.requires = ["core", "libcurl::libcurl"]
-        client.bindirs = []
-        client.libdirs = []
+        # unloc::unloc: the libcurl-backed API client, on top of core.
+        if self.options.with_client:
+            client = self.cpp_info.components["client"]
+            client.set_property("cmake_target_name", "unloc::unloc")
+            client.set_property("pkg_config_name", "unloc")
+            client.requires = ["core", "libcurl::libcurl"]
+            client.bindirs = []
+            client.libdirs = []
 
         # The Boost.Beast adapter, on top of core.
         if self.options.with_beast:

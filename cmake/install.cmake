@@ -5,7 +5,9 @@
 
 include(CMakePackageConfigHelpers)
 
-set(UNLOC_INSTALL_CMAKEDIR "${CMAKE_INSTALL_LIBDIR}/cmake/unloc"
+# DATADIR, not LIBDIR: the package is header-only and arch-independent (ARCH_INDEPENDENT
+# below), so it belongs in share/, not in a multiarch lib/x86_64-linux-gnu.
+set(UNLOC_INSTALL_CMAKEDIR "${CMAKE_INSTALL_DATADIR}/cmake/unloc"
     CACHE STRING "Where unlocConfig.cmake is installed, relative to the prefix")
 set(UNLOC_INSTALL_PKGCONFIGDIR "${CMAKE_INSTALL_LIBDIR}/pkgconfig"
     CACHE STRING "Where unloc.pc and unloc-core.pc are installed, relative to the prefix")
@@ -42,10 +44,12 @@ configure_package_config_file(
   INSTALL_DESTINATION "${UNLOC_INSTALL_CMAKEDIR}")
 
 # Header-only: one package fits every architecture. ARCH_INDEPENDENT needs CMake 3.14.
+# SameMinorVersion: while at 0.x a minor release may break (CHANGELOG), so 0.2 does not
+# satisfy find_package(unloc 0.1). SameMajorVersion from 1.0 on.
 write_basic_package_version_file(
   "${PROJECT_BINARY_DIR}/unlocConfigVersion.cmake"
   VERSION "${PROJECT_VERSION}"
-  COMPATIBILITY SameMajorVersion
+  COMPATIBILITY SameMinorVersion
   ARCH_INDEPENDENT)
 
 install(FILES "${PROJECT_BINARY_DIR}/unlocConfig.cmake"
@@ -63,6 +67,7 @@ endif()
 # Left as a placeholder for the install-time step below.
 set(UNLOC_PC_PREFIX "@CMAKE_INSTALL_PREFIX@")
 
+# Libs: makes the .pc arch-dependent (vcpkg refuses it in share/pkgconfig): LIBDIR.
 # Windows: bcrypt for BCryptGenRandom (detail/os.hpp), as on the CMake target.
 set(UNLOC_PC_LIBS "-pthread")
 if(WIN32)
@@ -72,7 +77,11 @@ endif()
 function(_unloc_pkgconfig_file name description requires)
   set(UNLOC_PC_NAME "${name}")
   set(UNLOC_PC_DESCRIPTION "${description}")
-  set(UNLOC_PC_REQUIRES "${requires}")
+  if(requires)
+    set(UNLOC_PC_REQUIRES "Requires: ${requires}")
+  else()
+    set(UNLOC_PC_REQUIRES "")
+  endif()
   set(staged "${PROJECT_BINARY_DIR}/pkgconfig/${name}.pc.in")
   set(final "${PROJECT_BINARY_DIR}/pkgconfig/${name}.pc")
   configure_file("${PROJECT_SOURCE_DIR}/cmake/unloc.pc.in" "${staged}" @ONLY)
@@ -81,11 +90,10 @@ function(_unloc_pkgconfig_file name description requires)
 endfunction()
 
 if(UNLOC_WITH_CLIENT)
-  _unloc_pkgconfig_file(unloc "${PROJECT_DESCRIPTION}"
-                        "nlohmann_json >= 3.9.0, libcurl >= 7.77.0")
+  _unloc_pkgconfig_file(unloc "${PROJECT_DESCRIPTION}" "libcurl >= 7.77.0")
 endif()
 _unloc_pkgconfig_file(unloc-core
                       "Unloc SDK without the API client: models and webhook delivery validation"
-                      "nlohmann_json >= 3.9.0")
+                      "")
 
 install(FILES "${PROJECT_SOURCE_DIR}/LICENSE" DESTINATION "${CMAKE_INSTALL_DOCDIR}")

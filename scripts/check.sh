@@ -85,8 +85,10 @@ gcc_stage() {
   # Every test runs here, under the sanitizers: the programs that link Debian's
   # cpp-httplib (the reference server, the receiver) build with libstdc++ only.
   # Debug -O0, the tests are short: -O1 took clang three times longer to build.
+  # UNLOC_INSTALL_TOOLS: consumer_install checks that the programs install and run.
   configure_build_test build/check-gcc -- \
     -DCMAKE_CXX_COMPILER=g++ -DCMAKE_CXX_STANDARD=17 "${debug[@]}" -DUNLOC_BUILD_BENCHMARKS=ON \
+    -DUNLOC_INSTALL_TOOLS=ON \
     -DCMAKE_CXX_FLAGS="$sanitize" -DCMAKE_EXE_LINKER_FLAGS="$sanitize" \
     -DCMAKE_SHARED_LINKER_FLAGS="$sanitize"
   # The API reference: Doxygen with every warning an error (docs/Doxyfile.in).

@@ -40,6 +40,7 @@ packages=(
   ca-certificates
   wrk
   doxygen
+  python3             # tests/consumers/check_conan_recipe.py (the recipe without Conan)
   # formatting and static analysis (.clang-format, .clang-tidy)
   clang-format
   clang-tidy

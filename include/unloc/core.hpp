@@ -2,7 +2,7 @@
 
 /// @file
 /// Everything but the API client: models, parsing, credentials and webhook
-/// URLs, delivery validation, the event store. Needs nlohmann/json only,
+/// URLs, delivery validation, the event store. Needs no JSON library and
 /// never libcurl: a service that only receives webhooks includes this.
 
 #include <unloc/access_event.hpp>

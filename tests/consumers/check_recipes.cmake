@@ -1,9 +1,12 @@
 # The package-manager recipes, checked without vcpkg or Conan (ctest label `consumer`):
 #  1. ports/unloc/vcpkg.json, conanfile.py and the CMake project carry the same
 #     version and dependencies;
-#  2. the steps ports/unloc/portfile.cmake runs (tests, examples and tools off,
-#     CMake config in share/unloc) configure, build and install into a fresh prefix;
+#  2. the steps ports/unloc/portfile.cmake runs, with its features mapped to options
+#     as vcpkg_check_features does, configure, build and install into a fresh prefix
+#     (the default features, and none: the core without libcurl), where vcpkg's
+#     post-build checks would find nothing to refuse;
 #  3. test_package/ and the CMake lines of ports/unloc/usage build and run against it.
+# conanfile.py's methods themselves run in check_conan_recipe.py.
 #   cmake -DUNLOC_SOURCE_DIR=... -DWORK_DIR=... -DCXX_COMPILER=... [-DGENERATOR=...]
 #         [-DCONFIG=...] -P check_recipes.cmake
 # Needs no network and writes only below WORK_DIR.
@@ -55,31 +58,29 @@ file(READ "${src}/CMakeLists.txt" cmakelists)
 if(NOT cmakelists MATCHES "include/unloc/version.hpp")
   message(FATAL_ERROR "CMakeLists.txt no longer reads its version from version.hpp")
 endif()
-string(REGEX MATCH "find_package\\(nlohmann_json ([0-9.]+) REQUIRED\\)" found "${cmakelists}")
-set(cmake_json_min "${CMAKE_MATCH_1}")
 string(REGEX MATCH "find_package\\(CURL ([0-9.]+) REQUIRED\\)" found "${cmakelists}")
 set(cmake_curl_min "${CMAKE_MATCH_1}")
-if(NOT cmake_json_min OR NOT cmake_curl_min)
-  message(FATAL_ERROR "CMakeLists.txt: no find_package(nlohmann_json|CURL <version> REQUIRED)")
+if(NOT cmake_curl_min)
+  message(FATAL_ERROR "CMakeLists.txt: no find_package(CURL <version> REQUIRED)")
 endif()
-# Every REQUIRED package (a QUIET one, like Doxygen, is optional).
-string(REGEX MATCHALL "find_package\\(([A-Za-z_0-9]+)[^)]* REQUIRED\\)" packages "${cmakelists}")
-string(REGEX REPLACE "find_package\\(([A-Za-z_0-9]+)[^;]*" "\\1" packages "${packages}")
-list(REMOVE_ITEM packages Threads)  # part of the toolchain, not a package
-list(SORT packages)
-expect("CMakeLists.txt: packages" "${packages}" "CURL;nlohmann_json")
+# libcurl is looked for only with UNLOC_WITH_CLIENT, so that the core needs no libcurl.
+if(NOT cmakelists MATCHES "if\\(UNLOC_WITH_CLIENT[^)]*\\)\n *find_package\\(CURL ")
+  message(FATAL_ERROR "CMakeLists.txt looks for libcurl without UNLOC_WITH_CLIENT")
+endif()
 
-# The installed config file asks for the same ones: nlohmann_json always, CURL
-# (quietly) for the client component only.
+# The installed config file: CURL (quietly) for the client component only, and no
+# nlohmann_json (no header includes it: not a dependency of the package).
 file(READ "${src}/cmake/unlocConfig.cmake.in" config_in)
-foreach(call "find_dependency(nlohmann_json ${cmake_json_min})"
-             "find_package(CURL ${cmake_curl_min} QUIET)"
+foreach(call "find_package(CURL ${cmake_curl_min} QUIET)"
              "needs libcurl ${cmake_curl_min} or newer")
   string(FIND "${config_in}" "${call}" at)
   if(at EQUAL -1)
     message(FATAL_ERROR "unlocConfig.cmake.in lacks '${call}'")
   endif()
 endforeach()
+if(config_in MATCHES "find_dependency\\(nlohmann_json")
+  message(FATAL_ERROR "unlocConfig.cmake.in looks for nlohmann_json")
+endif()
 
 # vcpkg.json.
 file(READ "${src}/ports/unloc/vcpkg.json" manifest)
@@ -96,28 +97,66 @@ string(JSON description ERROR_VARIABLE error GET "${manifest}" description)
 if(error OR description STREQUAL "")
   message(FATAL_ERROR "vcpkg.json: no description")
 endif()
-string(JSON count LENGTH "${manifest}" dependencies)
-set(runtime_deps)
-set(host_deps)
-math(EXPR last "${count} - 1")
-foreach(i RANGE ${last})
-  string(JSON type TYPE "${manifest}" dependencies ${i})
-  if(type STREQUAL "OBJECT")
-    string(JSON dep GET "${manifest}" dependencies ${i} name)
-    string(JSON host ERROR_VARIABLE error GET "${manifest}" dependencies ${i} host)
-    if(host STREQUAL "ON")
-      list(APPEND host_deps "${dep}")
-      continue()
-    endif()
-  else()
-    string(JSON dep GET "${manifest}" dependencies ${i})
+
+# vcpkg_dependencies(VAR JSON_PATH...): VAR to "name[feat,...](>=version)" of each
+# dependency of the array at JSON_PATH, host ones as "host:name", sorted.
+function(vcpkg_dependencies var)
+  set(deps)
+  string(JSON count ERROR_VARIABLE error LENGTH "${manifest}" ${ARGN})
+  if(error)
+    set(count 0)
   endif()
-  list(APPEND runtime_deps "${dep}")
-endforeach()
-list(SORT runtime_deps)
-list(SORT host_deps)
-expect("vcpkg.json: dependencies" "${runtime_deps}" "curl;nlohmann-json")
-expect("vcpkg.json: host dependencies" "${host_deps}" "vcpkg-cmake;vcpkg-cmake-config")
+  if(count GREATER 0)
+    math(EXPR last "${count} - 1")
+    foreach(i RANGE ${last})
+      string(JSON type TYPE "${manifest}" ${ARGN} ${i})
+      if(NOT type STREQUAL "OBJECT")
+        string(JSON dep GET "${manifest}" ${ARGN} ${i})
+        list(APPEND deps "${dep}")
+        continue()
+      endif()
+      string(JSON dep GET "${manifest}" ${ARGN} ${i} name)
+      string(JSON host ERROR_VARIABLE error GET "${manifest}" ${ARGN} ${i} host)
+      if(host STREQUAL "ON")
+        set(dep "host:${dep}")
+      endif()
+      string(JSON defaults ERROR_VARIABLE error GET "${manifest}" ${ARGN} ${i} default-features)
+      if(defaults STREQUAL "OFF")
+        string(APPEND dep "-nodefaults")
+      endif()
+      string(JSON features ERROR_VARIABLE error GET "${manifest}" ${ARGN} ${i} features)
+      if(NOT error)
+        string(REGEX REPLACE "[] \n\t\"[]" "" features "${features}")
+        string(APPEND dep "[${features}]")
+      endif()
+      string(JSON minimum ERROR_VARIABLE error GET "${manifest}" ${ARGN} ${i} "version>=")
+      if(NOT error)
+        string(APPEND dep "(>=${minimum})")
+      endif()
+      list(APPEND deps "${dep}")
+    endforeach()
+  endif()
+  list(SORT deps)
+  set(${var} "${deps}" PARENT_SCOPE)
+endfunction()
+
+# Nothing but the build helpers without a feature: the core needs no library.
+vcpkg_dependencies(deps dependencies)
+expect("vcpkg.json: dependencies" "${deps}" "host:vcpkg-cmake;host:vcpkg-cmake-config")
+string(JSON defaults GET "${manifest}" default-features)
+string(REGEX REPLACE "[] \n\t\"[]" "" defaults "${defaults}")
+expect("vcpkg.json: default features" "${defaults}" "client")
+# client: libcurl without its default features (no other TLS backend, no HTTP/2 library)
+# but with TLS, at CMake's minimum.
+vcpkg_dependencies(deps features client dependencies)
+expect("vcpkg.json: feature client" "${deps}" "curl-nodefaults[ssl](>=${cmake_curl_min}.0)")
+string(REGEX MATCH "find_package\\(Boost ([0-9.]+) CONFIG QUIET\\)" found "${cmakelists}")
+vcpkg_dependencies(deps features beast dependencies)
+expect("vcpkg.json: feature beast" "${deps}" "boost-beast(>=${CMAKE_MATCH_1}.0)")
+# tools: the CLI (CLI11, nlohmann/json) and the receiver (Beast, OpenSSL), on the client.
+vcpkg_dependencies(deps features tools dependencies)
+expect("vcpkg.json: feature tools" "${deps}"
+       "cli11;nlohmann-json;openssl;unloc-nodefaults[beast,client]")
 
 # conanfile.py: the version comes from version.hpp (set_version) or is that literal.
 file(READ "${src}/conanfile.py" recipe)
@@ -134,9 +173,6 @@ string(REGEX MATCH "package_type = \"([^\"]+)\"" found "${recipe}")
 expect("conanfile.py: package_type" "${CMAKE_MATCH_1}" "header-library")
 string(REGEX MATCH "license = \"([^\"]+)\"" found "${recipe}")
 expect("conanfile.py: license" "${CMAKE_MATCH_1}" "${license}")
-if(NOT recipe MATCHES "self\\.info\\.clear\\(\\)")
-  message(FATAL_ERROR "conanfile.py: package_id() does not clear the package id")
-endif()
 string(REGEX MATCHALL "self\\.requires\\(\"[^\"]+\"\\)" requires "${recipe}")
 set(conan_deps)
 foreach(requirement IN LISTS requires)
@@ -146,39 +182,77 @@ foreach(requirement IN LISTS requires)
   set(conan_range_${dep} "${range}")
 endforeach()
 list(SORT conan_deps)
-# boost only with the option with_beast, as CMake looks for it only for unloc::beast.
-expect("conanfile.py: requirements" "${conan_deps}" "boost;libcurl;nlohmann_json")
+# Each under its option, as CMake looks for it only for its component
+# (tests/consumers/check_conan_recipe.py runs requirements() with each option).
+expect("conanfile.py: requirements" "${conan_deps}" "boost;libcurl")
 string(REGEX MATCH "find_package\\(Boost ([0-9.]+) CONFIG QUIET\\)" found "${cmakelists}")
 set(cmake_boost_min "${CMAKE_MATCH_1}")
 string(REGEX MATCH "^\\[>=([0-9.]+)" found "${conan_range_boost}")
 expect("conanfile.py: boost minimum" "${CMAKE_MATCH_1}" "${cmake_boost_min}")
-if(NOT recipe MATCHES "if self\\.options\\.with_beast:\n *self\\.requires\\(\"boost/")
-  message(FATAL_ERROR "conanfile.py: boost is not required under with_beast only")
-endif()
-# Conan's lower bounds are CMake's minimum versions.
 string(REGEX MATCH "^\\[>=([0-9.]+)" found "${conan_range_libcurl}")
 expect("conanfile.py: libcurl minimum" "${CMAKE_MATCH_1}" "${cmake_curl_min}")
-string(REGEX MATCH "^\\[>=([0-9.]+)" found "${conan_range_nlohmann_json}")
-expect("conanfile.py: nlohmann_json minimum" "${CMAKE_MATCH_1}" "${cmake_json_min}")
-foreach(property "\"cmake_file_name\", \"unloc\"" "\"cmake_target_name\", \"unloc::unloc\""
-                 "\"cmake_target_name\", \"unloc::core\"")
-  string(FIND "${recipe}" "set_property(${property})" at)
-  if(at EQUAL -1)
-    message(FATAL_ERROR "conanfile.py lacks set_property(${property})")
-  endif()
-endforeach()
 
 # --- 2. The portfile's steps ------------------------------------------------------
 
-# The options the portfile passes to vcpkg_cmake_configure, used as they are.
 file(READ "${src}/ports/unloc/portfile.cmake" portfile)
+# Outside this repository (a registry), the release tag from GitHub.
+string(REGEX MATCH "https://github.com/([^\"]+)" found "${homepage}")
+set(repo "${CMAKE_MATCH_1}")
+if(NOT portfile MATCHES "vcpkg_from_github\\([^)]*REPO ${repo}[^)]*REF \"v\\\${VERSION}\"[^)]*SHA512")
+  message(FATAL_ERROR "portfile.cmake: no vcpkg_from_github(REPO ${repo} REF \"v\${VERSION}\" SHA512 ...)")
+endif()
+# The options the portfile passes to vcpkg_cmake_configure, used as they are.
 string(REGEX MATCH "vcpkg_cmake_configure\\(([^)]*)\\)" found "${portfile}")
 string(REGEX MATCHALL "-D[A-Z_]+=[^ \n\t]+" port_options "${CMAKE_MATCH_1}")
-foreach(option -DUNLOC_BUILD_TESTS=OFF -DUNLOC_BUILD_EXAMPLES=OFF -DUNLOC_BUILD_TOOLS=OFF)
+foreach(option -DUNLOC_BUILD_TESTS=OFF -DUNLOC_BUILD_TOOLS=OFF -DUNLOC_BUILD_DOCS=OFF)
   if(NOT option IN_LIST port_options)
     message(FATAL_ERROR "portfile.cmake does not configure with ${option}")
   endif()
 endforeach()
+# vcpkg_check_features, as vcpkg expands it: FEATURES f OPTION gives -DOPTION=ON when f
+# is asked for, else OFF; INVERTED_FEATURES the opposite.
+string(REGEX MATCH "vcpkg_check_features\\(OUT_FEATURE_OPTIONS FEATURE_OPTIONS([^)]*)\\)"
+       found "${portfile}")
+string(REGEX REPLACE "[ \n\t]+" ";" feature_words "${CMAKE_MATCH_1}")
+list(REMOVE_ITEM feature_words "")
+function(feature_options var)  # var, then the features asked for
+  set(options)
+  set(inverted FALSE)
+  set(feature "")
+  foreach(word IN LISTS feature_words)
+    if(word STREQUAL "FEATURES")
+      set(inverted FALSE)
+    elseif(word STREQUAL "INVERTED_FEATURES")
+      set(inverted TRUE)
+    elseif(feature STREQUAL "")
+      set(feature "${word}")
+    else()
+      set(on FALSE)
+      if(feature IN_LIST ARGN)
+        set(on TRUE)
+      endif()
+      if(inverted)
+        set(on NOT ${on})
+      endif()
+      if(${on})
+        list(APPEND options "-D${word}=ON")
+      else()
+        list(APPEND options "-D${word}=OFF")
+      endif()
+      set(feature "")
+    endif()
+  endforeach()
+  set(${var} "${options}" PARENT_SCOPE)
+endfunction()
+feature_options(tools_options tools)
+foreach(option -DUNLOC_BUILD_EXAMPLES=ON -DUNLOC_INSTALL_TOOLS=ON)
+  if(NOT option IN_LIST tools_options)
+    message(FATAL_ERROR "portfile.cmake: the feature tools does not give ${option}")
+  endif()
+endforeach()
+if(NOT portfile MATCHES "vcpkg_copy_tools\\(TOOL_NAMES unloc unloc-webhook-receiver AUTO_CLEAN\\)")
+  message(FATAL_ERROR "portfile.cmake: no vcpkg_copy_tools of unloc and unloc-webhook-receiver")
+endif()
 string(REGEX MATCH "vcpkg_cmake_config_fixup\\([^)]*CONFIG_PATH ([^ )\n]+)" found "${portfile}")
 set(config_path "${CMAKE_MATCH_1}")
 expect("portfile.cmake: config path" "${config_path}" "share/unloc")
@@ -191,29 +265,70 @@ set(generator_args)
 if(GENERATOR)
   set(generator_args -G "${GENERATOR}")
 endif()
-set(prefix "${WORK_DIR}/prefix")
 file(REMOVE_RECURSE "${WORK_DIR}")
-run("${CMAKE_COMMAND}" -S "${src}" -B "${WORK_DIR}/build" ${generator_args}
-    "-DCMAKE_CXX_COMPILER=${CXX_COMPILER}" "-DCMAKE_BUILD_TYPE=${CONFIG}"
-    "-DCMAKE_INSTALL_PREFIX=${prefix}" ${port_options})
-file(STRINGS "${WORK_DIR}/build/CMakeCache.txt" tests_on REGEX "^UNLOC_BUILD_TESTS:BOOL=ON")
-if(tests_on)
-  message(FATAL_ERROR "the portfile's options leave the tests on")
-endif()
-run("${CMAKE_COMMAND}" --build "${WORK_DIR}/build" --config "${CONFIG}")
-run("${CMAKE_COMMAND}" --install "${WORK_DIR}/build" --config "${CONFIG}")
-foreach(file include/unloc/unloc.hpp include/unloc/core.hpp
-             ${config_path}/unlocConfig.cmake ${config_path}/unlocConfigVersion.cmake
-             ${config_path}/unlocCoreTargets.cmake ${config_path}/unlocClientTargets.cmake)
-  if(NOT EXISTS "${prefix}/${file}")
-    message(FATAL_ERROR "the portfile's install did not install ${file}")
+
+# port_install(NAME FEATURES...): configure, build and install as the portfile does
+# with those features; sets `prefix` in the caller.
+# (The feature tools builds the Beast receiver, minutes of compiling: not replayed
+# here; its install rule is the one consumer_install checks with UNLOC_INSTALL_TOOLS.)
+function(port_install name)
+  feature_options(options ${ARGN})
+  set(extra)
+  if(NOT "client" IN_LIST ARGN)
+    set(extra -DCMAKE_DISABLE_FIND_PACKAGE_CURL=ON)  # the core must not need libcurl
   endif()
-endforeach()
-# Header-only: nothing built to install; no tool or example program either.
-file(GLOB_RECURSE built "${prefix}/bin/*" "${prefix}/lib/*.a" "${prefix}/lib/*.so*")
-if(built)
-  message(FATAL_ERROR "the portfile's install installed programs or libraries: ${built}")
-endif()
+  set(prefix "${WORK_DIR}/${name}-prefix")
+  run("${CMAKE_COMMAND}" -S "${src}" -B "${WORK_DIR}/${name}-build" ${generator_args}
+      "-DCMAKE_CXX_COMPILER=${CXX_COMPILER}" "-DCMAKE_BUILD_TYPE=${CONFIG}"
+      "-DCMAKE_INSTALL_PREFIX=${prefix}" ${options} ${port_options} ${extra})
+  file(STRINGS "${WORK_DIR}/${name}-build/CMakeCache.txt" tests_on
+       REGEX "^UNLOC_BUILD_TESTS:BOOL=ON")
+  if(tests_on)
+    message(FATAL_ERROR "the portfile's options leave the tests on")
+  endif()
+  run("${CMAKE_COMMAND}" --build "${WORK_DIR}/${name}-build" --config "${CONFIG}")
+  run("${CMAKE_COMMAND}" --install "${WORK_DIR}/${name}-build" --config "${CONFIG}")
+  set(wanted include/unloc/unloc.hpp include/unloc/core.hpp lib/pkgconfig/unloc-core.pc
+             ${config_path}/unlocConfig.cmake ${config_path}/unlocConfigVersion.cmake
+             ${config_path}/unlocCoreTargets.cmake)
+  set(unwanted)
+  if("client" IN_LIST ARGN)
+    list(APPEND wanted ${config_path}/unlocClientTargets.cmake lib/pkgconfig/unloc.pc)
+  else()
+    list(APPEND unwanted ${config_path}/unlocClientTargets.cmake lib/pkgconfig/unloc.pc)
+  endif()
+  foreach(file IN LISTS wanted)
+    if(NOT EXISTS "${prefix}/${file}")
+      message(FATAL_ERROR "${name}: the portfile's install did not install ${file}")
+    endif()
+  endforeach()
+  foreach(file IN LISTS unwanted)
+    if(EXISTS "${prefix}/${file}")
+      message(FATAL_ERROR "${name}: the portfile's install installed ${file}")
+    endif()
+  endforeach()
+  # vcpkg's post-build check: share/pkgconfig is for arch-independent .pc files only,
+  # those without Libs:.
+  file(GLOB shared_pcs "${prefix}/share/pkgconfig/*.pc")
+  foreach(pc IN LISTS shared_pcs)
+    file(STRINGS "${pc}" libs REGEX "^Libs:")
+    if(libs)
+      message(FATAL_ERROR "${name}: ${pc} has '${libs}', which vcpkg refuses in share/pkgconfig")
+    endif()
+  endforeach()
+  # Header-only: nothing built to install; no tool or example program either.
+  file(GLOB_RECURSE built "${prefix}/bin/*" "${prefix}/lib/*.a" "${prefix}/lib/*.so*")
+  if(built)
+    message(FATAL_ERROR "${name}: the portfile's install installed programs or libraries: ${built}")
+  endif()
+  message(STATUS "${name}: the portfile's steps with features '${ARGN}' install as vcpkg wants")
+  set(prefix "${prefix}" PARENT_SCOPE)
+endfunction()
+
+port_install(core-only)
+set(core_prefix "${prefix}")
+# The default features and beast: the usage text shows all three components.
+port_install(client-beast client beast)
 
 # --- 3. test_package and the usage snippet against that prefix ----------------------
 
@@ -242,7 +357,12 @@ function(build_and_run name project_dir program expected)
 endfunction()
 
 build_and_run(test_package "${src}/test_package" test_package
-              "unloc ${version} test_package: ae832e61-")
+              "unloc ${version} test_package [(]with the client[)]: ae832e61-")
+set(client_prefix "${prefix}")
+set(prefix "${core_prefix}")
+build_and_run(test_package_core "${src}/test_package" test_package
+              "unloc ${version} test_package [(]core[)]: ae832e61-")
+set(prefix "${client_prefix}")
 
 # The usage file's CMake lines (find_package, target_link_libraries) in a project
 # whose program is called `main`, as the usage text assumes.
@@ -261,7 +381,7 @@ foreach(line IN LISTS usage_lines)
 endforeach()
 file(WRITE "${usage_project}/CMakeLists.txt" "${content}")
 message(STATUS "usage snippet as a project:\n${content}")
-build_and_run(usage "${usage_project}" main "unloc ${version} test_package: ae832e61-")
+build_and_run(usage "${usage_project}" main "unloc ${version} test_package [(]core[)]: ae832e61-")
 
 message(STATUS "vcpkg.json, conanfile.py and CMake agree on ${version}; "
                "the portfile's steps install a package test_package and the usage build against")

@@ -3,12 +3,13 @@
 # Other steps build the source tree itself into a consumer (add_subdirectory,
 # FetchContent from the local clone).
 #   cmake -DSTEP=install|find_package|pkg_config|receiver|components|add_subdirectory|fetchcontent
-#         -DBUILD_DIR=... -DPREFIX=... -DLIBDIR=... -DSOURCE_DIR=... -DWORK_DIR=...
+#         -DBUILD_DIR=... -DPREFIX=... -DLIBDIR=... -DDATADIR=... -DSOURCE_DIR=... -DWORK_DIR=...
 #         -DCXX_COMPILER=... [-DUNLOC_SOURCE_DIR=...] [-DNO_CURL_DIR=...]
-#         [-DGENERATOR=...] [-DCONFIG=...] [-DPKG_CONFIG=...] -P run_consumer.cmake
+#         [-DGENERATOR=...] [-DCONFIG=...] [-DPKG_CONFIG=...] [-DINSTALL_TOOLS=ON]
+#         -P run_consumer.cmake
 # Needs no network and writes only below PREFIX and WORK_DIR.
 
-foreach(var STEP BUILD_DIR PREFIX LIBDIR SOURCE_DIR CXX_COMPILER)
+foreach(var STEP BUILD_DIR PREFIX LIBDIR DATADIR SOURCE_DIR CXX_COMPILER)
   if(NOT DEFINED ${var} OR "${${var}}" STREQUAL "")
     message(FATAL_ERROR "run_consumer.cmake: -D${var}=... is required")
   endif()
@@ -20,6 +21,9 @@ endif()
 if(NOT CONFIG)
   set(CONFIG Release)
 endif()
+# Header-only and arch-independent: the CMake package goes to share/, never to a
+# (multiarch) LIBDIR. The .pc files have Libs: and stay in LIBDIR/pkgconfig.
+set(CMAKEDIR "${DATADIR}/cmake/unloc")
 # An inherited DESTDIR would put the files somewhere else than PREFIX.
 unset(ENV{DESTDIR})
 
@@ -78,14 +82,14 @@ function(check_found_in_prefix)
   file(STRINGS "${dir}/CMakeCache.txt" found REGEX "^unloc_DIR:")
   string(REGEX REPLACE "^unloc_DIR:[A-Z]+=" "" found "${found}")
   get_filename_component(found "${found}" REALPATH)
-  get_filename_component(expected "${PREFIX}/${LIBDIR}/cmake/unloc" REALPATH)
+  get_filename_component(expected "${PREFIX}/${CMAKEDIR}" REALPATH)
   if(NOT found STREQUAL expected)
     message(FATAL_ERROR "find_package(unloc) found ${found}, not the installed ${expected}")
   endif()
 endfunction()
 
 function(require_installed)
-  if(NOT EXISTS "${PREFIX}/${LIBDIR}/cmake/unloc/unlocConfig.cmake")
+  if(NOT EXISTS "${PREFIX}/${CMAKEDIR}/unlocConfig.cmake")
     message(FATAL_ERROR "nothing installed in ${PREFIX}: run the consumer_install test first")
   endif()
 endfunction()
@@ -98,15 +102,20 @@ endfunction()
 
 set(core_expected "consumer of unloc [0-9]+\\.[0-9]+\\.[0-9]+")
 set(full_expected "consumer of the full unloc")
+set(round_trip_expected
+    "${full_expected}.*round trip through nlohmann/json [0-9.]+: .*\"id\":\"ae832e61-")
 
 if(STEP STREQUAL "install")
   file(REMOVE_RECURSE "${PREFIX}")
   run("${CMAKE_COMMAND}" --install "${BUILD_DIR}" --prefix "${PREFIX}" --config "${CONFIG}")
+  if(EXISTS "${PREFIX}/${LIBDIR}/cmake/unloc")
+    message(FATAL_ERROR "the CMake package went to ${LIBDIR}/cmake/unloc, not ${CMAKEDIR}")
+  endif()
   foreach(file include/unloc/unloc.hpp include/unloc/core.hpp include/unloc/version.hpp
-               ${LIBDIR}/cmake/unloc/unlocConfig.cmake
-               ${LIBDIR}/cmake/unloc/unlocConfigVersion.cmake
-               ${LIBDIR}/cmake/unloc/unlocCoreTargets.cmake
-               ${LIBDIR}/cmake/unloc/unlocClientTargets.cmake
+               ${CMAKEDIR}/unlocConfig.cmake
+               ${CMAKEDIR}/unlocConfigVersion.cmake
+               ${CMAKEDIR}/unlocCoreTargets.cmake
+               ${CMAKEDIR}/unlocClientTargets.cmake
                ${LIBDIR}/pkgconfig/unloc.pc ${LIBDIR}/pkgconfig/unloc-core.pc)
     if(NOT EXISTS "${PREFIX}/${file}")
       message(FATAL_ERROR "cmake --install did not install ${file}")
@@ -120,6 +129,22 @@ if(STEP STREQUAL "install")
   if(NOT pc_prefix STREQUAL "prefix=${PREFIX}")
     message(FATAL_ERROR "unloc.pc has '${pc_prefix}', expected 'prefix=${PREFIX}'")
   endif()
+  # The programs, with UNLOC_INSTALL_TOOLS only; each answers --help.
+  foreach(program unloc unloc-webhook-receiver)
+    set(path "${PREFIX}/bin/${program}${CMAKE_EXECUTABLE_SUFFIX}")
+    if(INSTALL_TOOLS AND NOT EXISTS "${path}")
+      message(FATAL_ERROR "UNLOC_INSTALL_TOOLS is on, and ${program} was not installed")
+    elseif(NOT INSTALL_TOOLS AND EXISTS "${path}")
+      message(FATAL_ERROR "UNLOC_INSTALL_TOOLS is off, and ${program} was installed")
+    elseif(INSTALL_TOOLS)
+      execute_process(COMMAND "${path}" --help RESULT_VARIABLE status OUTPUT_VARIABLE out
+                      ERROR_VARIABLE err)
+      if(NOT status EQUAL 0 OR NOT out MATCHES "${program}")
+        message(FATAL_ERROR "installed ${program} --help: exit ${status}\n${out}${err}")
+      endif()
+      message(STATUS "installed ${path}")
+    endif()
+  endforeach()
   message(STATUS "installed into ${PREFIX}")
 
 elseif(STEP STREQUAL "find_package")
@@ -127,7 +152,7 @@ elseif(STEP STREQUAL "find_package")
   configure_and_build(find_package "-DCMAKE_PREFIX_PATH=${PREFIX}")
   check_found_in_prefix()
   run_program("${bin}/consumer_core${CMAKE_EXECUTABLE_SUFFIX}" "${core_expected}")
-  run_program("${bin}/consumer_full${CMAKE_EXECUTABLE_SUFFIX}" "${full_expected}")
+  run_program("${bin}/consumer_full${CMAKE_EXECUTABLE_SUFFIX}" "${round_trip_expected}")
 
 elseif(STEP STREQUAL "receiver")
   require_installed()
@@ -135,8 +160,10 @@ elseif(STEP STREQUAL "receiver")
     message(FATAL_ERROR "run_consumer.cmake: -DNO_CURL_DIR=... is required for this step")
   endif()
   # libcurl hidden: every find_package(CURL) fails, as without its development files.
+  # nlohmann/json hidden too: the package does not depend on it.
   configure_and_build(receiver "-DCMAKE_PREFIX_PATH=${PREFIX}" "-DNO_CURL_DIR=${NO_CURL_DIR}"
-                      -DCMAKE_DISABLE_FIND_PACKAGE_CURL=ON)
+                      -DCMAKE_DISABLE_FIND_PACKAGE_CURL=ON
+                      -DCMAKE_DISABLE_FIND_PACKAGE_nlohmann_json=ON)
   check_found_in_prefix()
   run_program("${bin}/consumer_receiver${CMAKE_EXECUTABLE_SUFFIX}"
               "receiver of unloc [0-9.]+ without libcurl: 401")
@@ -153,8 +180,19 @@ elseif(STEP STREQUAL "components")
   set(no_curl_message "component client (unloc::unloc) needs libcurl 7.77 or newer")
   # The beast case only where this build found Boost and so installed unloc::beast.
   set(beast_case)
-  if(EXISTS "${PREFIX}/${LIBDIR}/cmake/unloc/unlocBeastTargets.cmake")
+  if(EXISTS "${PREFIX}/${CMAKEDIR}/unlocBeastTargets.cmake")
     set(beast_case "beast|hidden|0|beast: as expected")
+  endif()
+  # An older minor of the same 0.x major must not be taken as compatible.
+  set(older_case)
+  file(STRINGS "${PREFIX}/${CMAKEDIR}/unlocConfigVersion.cmake" line
+       REGEX "^set\\(PACKAGE_VERSION \"[0-9]+\\.[0-9]+")
+  string(REGEX MATCH "\"([0-9]+)\\.([0-9]+)" found "${line}")
+  if(CMAKE_MATCH_1 EQUAL 0 AND CMAKE_MATCH_2 GREATER 0)
+    math(EXPR older "${CMAKE_MATCH_2} - 1")
+    set(older_case "older_minor|visible|1|compatible with requested version \"0.${older}\"")
+  elseif(NOT found)
+    message(FATAL_ERROR "no PACKAGE_VERSION in unlocConfigVersion.cmake: '${line}'")
   endif()
   foreach(case_spec
           "default|hidden|0|unloc: libcurl not found, so unloc::unloc is not defined"
@@ -163,7 +201,7 @@ elseif(STEP STREQUAL "components")
           "client_not_required|hidden|0|client_not_required: as expected"
           "unknown|hidden|1|unloc has no component 'nope': it has core, client and beast"
           "client_with_curl|visible|0|client_with_curl: as expected"
-          ${beast_case})
+          ${beast_case} ${older_case})
     string(REPLACE "|" ";" case_spec "${case_spec}")
     list(GET case_spec 0 case)
     list(GET case_spec 1 curl)
@@ -179,7 +217,7 @@ elseif(STEP STREQUAL "components")
       COMMAND "${CMAKE_COMMAND}" -S "${SOURCE_DIR}/components" -B "${work}" ${generator_args}
               "-DCMAKE_CXX_COMPILER=${CXX_COMPILER}" "-DCMAKE_PREFIX_PATH=${PREFIX}"
               -DCMAKE_FIND_USE_PACKAGE_REGISTRY=OFF -DCMAKE_FIND_PACKAGE_NO_PACKAGE_REGISTRY=ON
-              "-DCASE=${case}" ${hide}
+              "-DCASE=${case}" "-DOLDER_MINOR=0.${older}" ${hide}
       RESULT_VARIABLE status OUTPUT_VARIABLE out ERROR_VARIABLE err)
     # CMake wraps long messages: compare with single spaces.
     string(REGEX REPLACE "[ \n]+" " " all "${out} ${err}")
@@ -193,7 +231,9 @@ elseif(STEP STREQUAL "components")
       message(FATAL_ERROR "case ${case} (libcurl ${curl}): configure exit ${status}, "
                           "expected ${should_fail} and '${expected}':\n${out}${err}")
     endif()
-    check_found_in_prefix("${work}")
+    if(NOT case STREQUAL "older_minor")
+      check_found_in_prefix("${work}")
+    endif()
     if(failed)
       message(STATUS "${case} (libcurl ${curl}): fails as it should, saying '${expected}'")
     else()
@@ -203,9 +243,19 @@ elseif(STEP STREQUAL "components")
 
 elseif(STEP STREQUAL "add_subdirectory")
   require_unloc_source_dir()
-  configure_and_build(add_subdirectory "-DUNLOC_SOURCE_DIR=${UNLOC_SOURCE_DIR}")
+  set(base "${WORK_DIR}")
+  # nlohmann/json as a subproject (in no export set) beside unloc with its defaults.
+  set(WORK_DIR "${base}/json_subproject")
+  configure_and_build(add_subdirectory "-DUNLOC_SOURCE_DIR=${UNLOC_SOURCE_DIR}"
+                      -DCASE=json_subproject)
+  run_program("${bin}/consumer_full${CMAKE_EXECUTABLE_SUFFIX}" "${round_trip_expected}")
+  # The core alone: neither libcurl nor nlohmann/json may be needed.
+  set(WORK_DIR "${base}/core_only")
+  configure_and_build(add_subdirectory "-DUNLOC_SOURCE_DIR=${UNLOC_SOURCE_DIR}"
+                      -DCASE=core_only -DUNLOC_WITH_CLIENT=OFF
+                      -DCMAKE_DISABLE_FIND_PACKAGE_CURL=ON
+                      -DCMAKE_DISABLE_FIND_PACKAGE_nlohmann_json=ON)
   run_program("${bin}/consumer_core${CMAKE_EXECUTABLE_SUFFIX}" "${core_expected}")
-  run_program("${bin}/consumer_full${CMAKE_EXECUTABLE_SUFFIX}" "${full_expected}")
 
 elseif(STEP STREQUAL "fetchcontent")
   require_unloc_source_dir()
@@ -267,12 +317,12 @@ elseif(STEP STREQUAL "pkg_config")
         "${source}" -o "${program}" ${flags})
   endfunction()
 
-  # unloc-core is the core component: it must not pull in libcurl.
+  # unloc-core is the core component: it must not pull in libcurl, nor nlohmann/json.
   foreach(query --print-requires --libs)
     execute_process(COMMAND "${PKG_CONFIG}" ${query} unloc-core
                     RESULT_VARIABLE status OUTPUT_VARIABLE answer)
-    if(NOT status EQUAL 0 OR answer MATCHES "curl")
-      message(FATAL_ERROR "pkg-config ${query} unloc-core (${status}) brings libcurl: ${answer}")
+    if(NOT status EQUAL 0 OR answer MATCHES "curl|nlohmann")
+      message(FATAL_ERROR "pkg-config ${query} unloc-core (${status}) brings a dependency: ${answer}")
     endif()
   endforeach()
   execute_process(COMMAND "${PKG_CONFIG}" --print-requires unloc OUTPUT_VARIABLE requires)
