@@ -1,6 +1,6 @@
 // The example programs against the reference server: the `unloc` CLI (every
-// command, option, format and exit status of shared/cli-and-receiver.md) and
-// the README's register_and_read_log.
+// command, option, format and exit status of docs/cli.md) and the README's
+// register_and_read_log.
 
 #include "catch.hpp"
 #include "support/reference_server.hpp"
@@ -90,11 +90,44 @@ void check_no_secret(const run_result& r) {
 
 }  // namespace
 
-TEST_CASE("prints its usage for --help and without a command", "[cli]") {
-  for (const auto& args : {std::vector<std::string>{"--help"}, std::vector<std::string>{}}) {
+TEST_CASE("prints its usage for -h, --help and without a command", "[cli]") {
+  for (const auto& args : {std::vector<std::string>{"--help"}, std::vector<std::string>{"-h"},
+                           std::vector<std::string>{}}) {
     auto r = unloc_cli(args, {}, true);
     CHECK(r.status == 0);
-    CHECK(r.out.find("usage: unloc") != std::string::npos);
+    CHECK(r.out.find("Usage: unloc [OPTIONS]") != std::string::npos);
+    CHECK(r.out.find("UNLOC_CLIENT_SECRET_FILE") != std::string::npos);
+    CHECK(r.err.empty());
+  }
+}
+
+TEST_CASE("prints a command's help after the command, before checking its arguments", "[cli]") {
+  const std::vector<std::pair<std::vector<std::string>, std::string>> cases = {
+      {{"webhooks", "register", "--help"}, "Usage: unloc webhooks register"},
+      {{"webhooks", "register", "--lock", "not-a-uuid", "-h"}, "Usage: unloc webhooks register"},
+      {{"webhooks", "--help"}, "Usage: unloc webhooks"},
+      {{"access-log", "-h"}, "Usage: unloc access-log"},
+      {{"listen", "--help"}, "--forward-to"},
+      {{"completion", "--help"}, "Usage: unloc completion"},
+  };
+  for (const auto& [args, expected] : cases) {
+    auto r = unloc_cli(args, {}, true);
+    INFO(args[0] << " " << expected);
+    CHECK(r.status == 0);
+    CHECK(r.out.find(expected) != std::string::npos);
+  }
+  CHECK(unloc_cli({"webhooks", "register", "--help"}, {}, true).out.find("--lock") != std::string::npos);
+}
+
+TEST_CASE("prints its version and libcurl's for --version, anywhere on the line", "[cli]") {
+  for (const auto& args : {std::vector<std::string>{"--version"},
+                           std::vector<std::string>{"webhooks", "list", "--version"}}) {
+    auto r = unloc_cli(args, {}, true);
+    CHECK(r.status == 0);
+    const auto lines = lines_of(r.out);
+    REQUIRE(lines.size() == 2);
+    CHECK(lines[0] == std::string("unloc ") + unloc::version_string);
+    CHECK(lines[1].rfind("libcurl/", 0) == 0);
   }
 }
 
@@ -114,6 +147,14 @@ TEST_CASE("finds bad usage and invalid input before any request, with exit 2", "
       {"webhooks", "list", "--format", "xml"},
       {"webhooks", "list", "--timeout", "soon"},
       {"webhooks", "list", "--bogus"},
+      {"webhooks"},
+      {"frobnicate"},
+      {"--csv-safe", "webhooks", "list"},
+      {"completion", "fish"},
+      {"listen"},
+      {"listen", "--forward-to", "http://u:p@127.0.0.1:9/x", "--interval", "0"},
+      {"listen", "--forward-to", "http://u:p@127.0.0.1:9/x", "--lock", "not-a-uuid"},
+      {"listen", "--forward-to", "http://u:p@example.com/x"},
   };
   for (const auto& args : cases) {
     auto r = unloc_cli(args);
@@ -124,6 +165,13 @@ TEST_CASE("finds bad usage and invalid input before any request, with exit 2", "
   auto no_secret = unloc_cli({"webhooks", "list"}, "UNLOC_CLIENT_SECRET=");
   CHECK(no_secret.status == 2);
   CHECK(no_secret.err.find("UNLOC_CLIENT_SECRET") != std::string::npos);
+  // The flag is a switch after access-log; the error says where the Project goes.
+  auto meant = unloc_cli({"access-log", "--project", server().project_id()});
+  CHECK(meant.status == 2);
+  CHECK(meant.err.find("unloc --project " + server().project_id() + " access-log --project") !=
+        std::string::npos);
+  CHECK(unloc_cli({"webhooks", "frobnicate"}).err.find("unknown command 'webhooks frobnicate'") !=
+        std::string::npos);
   const auto counts = server().request_counts();
   CHECK(counts["webhooks"] == 0);
   CHECK(counts["token"] == 0);
@@ -141,7 +189,7 @@ TEST_CASE("generates credentials valid under the reserved-character rule", "[cli
   CHECK(table.status == 0);
   CHECK(lines_of(table.out).size() == 2);
   CHECK(lines_of(unloc_cli({"credentials", "generate", "--format", "csv"}, {}, true).out)[0] ==
-        "USER,PASSWORD\r");
+        "user,password\r");
 }
 
 TEST_CASE("registers, lists and deletes webhooks in every format, passwords redacted", "[cli]") {
@@ -168,7 +216,7 @@ TEST_CASE("registers, lists and deletes webhooks in every format, passwords reda
   REQUIRE(json.status == 0);
   CHECK(nlohmann::json::parse(json.out).is_array());
   auto csv = unloc_cli({"webhooks", "list", "--format", "csv"});
-  CHECK(lines_of(csv.out)[0] == "ID,TRIGGER,LOCK ID,URL,CREATED\r");
+  CHECK(lines_of(csv.out)[0] == "id,trigger,lockId,url,created\r");
   auto jsonl = unloc_cli({"webhooks", "list", "--format", "jsonl"});
   for (const auto& line : lines_of(jsonl.out)) CHECK(nlohmann::json::parse(line).is_object());
 
@@ -214,9 +262,9 @@ TEST_CASE("prints every page of an access log in each format, in the order serve
   REQUIRE(csv.status == 0);
   const auto rows = lines_of(csv.out);
   REQUIRE(rows.size() == 1235);
-  CHECK(rows[0] == "CREATED,ACTION,LOCK,APP USER,USER NAME,EVENT ID,KEY ID,LOCK ID\r");
+  CHECK(rows[0] == "id,action,created,keyId,lockId,lockName,appUserId,userName\r");
   CHECK(rows[1].find("\"Gate \"\"A\"\", north\"") != std::string::npos);  // RFC 4180 quoting
-  CHECK(rows[1].find(ids[0]) != std::string::npos);
+  CHECK(rows[1].rfind(ids[0] + ",", 0) == 0);
 
   auto table = unloc_cli({"access-log", "--lock", lock});
   REQUIRE(table.status == 0);
@@ -283,4 +331,126 @@ TEST_CASE("register_and_read_log registers once and prints the lock's log", "[ex
   REQUIRE(second.status == 0);
   CHECK(second.out.rfind("already registered webhook{", 0) == 0);
   CHECK(run_program(UNLOC_EXAMPLE_REGISTER_PATH, {"not-a-lock", url}).status == 2);
+}
+
+TEST_CASE("takes global options after the command, and nothing as an option after --", "[cli]") {
+  auto after = unloc_cli({"webhooks", "list", "--project", server().project_id(), "--format", "json"},
+                         "UNLOC_PROJECT_ID=00000000-0000-0000-0000-000000000000");
+  REQUIRE(after.status == 0);
+  CHECK(nlohmann::json::parse(after.out).is_array());
+  auto log = unloc_cli({"access-log", "--lock", "0000aaaa-0000-4000-8000-00000000aaaa", "--format=csv"});
+  CHECK(log.status == 0);
+  CHECK(log.out == "id,action,created,keyId,lockId,lockName,appUserId,userName\r\n");
+
+  auto created = unloc_cli({"webhooks", "register", "--lock", lock, "--url",
+                            "https://u:p4ssw0rd-x@127.0.0.1:9/dashdash", "--format", "json"});
+  REQUIRE(created.status == 0);
+  const std::string id = nlohmann::json::parse(created.out)["id"];
+  CHECK(unloc_cli({"webhooks", "delete", "--", id}).status == 0);
+  auto not_an_option = unloc_cli({"webhooks", "delete", "--", "--format"});
+  CHECK(not_an_option.status == 2);
+  CHECK(not_an_option.err.find("WEBHOOK_ID") != std::string::npos);
+}
+
+TEST_CASE("reads the client secret from UNLOC_CLIENT_SECRET_FILE when UNLOC_CLIENT_SECRET is unset",
+          "[cli]") {
+  const std::string dir = unloc_test::test_tls_files().dir;
+  const std::string file = dir + "/cli-secret";
+  std::ofstream(file, std::ios::binary) << server().client_secret() << "\n";  // as mounted secrets end
+  std::ofstream(dir + "/cli-secret-empty", std::ios::binary) << "\n";
+
+  auto from_file = unloc_cli({"webhooks", "list"},
+                             "UNLOC_CLIENT_SECRET= UNLOC_CLIENT_SECRET_FILE=" + shell_quote(file));
+  CHECK(from_file.status == 0);
+  check_no_secret(from_file);
+  // The variable wins over the file.
+  auto variable_wins = unloc_cli({"webhooks", "list"}, "UNLOC_CLIENT_SECRET=wrong-secret "
+                                                       "UNLOC_CLIENT_SECRET_FILE=" + shell_quote(file));
+  CHECK(variable_wins.status == 1);
+
+  // Missing, empty, a directory, or an endless device: exit 2 before any request, naming the file.
+  server().reset_request_counts();
+  for (const std::string& bad : {dir + "/no-such-secret", dir + "/cli-secret-empty", dir,
+                                std::string("/dev/zero")}) {
+    auto r = unloc_cli({"webhooks", "list"}, "UNLOC_CLIENT_SECRET= UNLOC_CLIENT_SECRET_FILE=" + shell_quote(bad));
+    INFO(r.err);
+    CHECK(r.status == 2);
+    CHECK(r.err.find("UNLOC_CLIENT_SECRET_FILE '" + bad + "'") != std::string::npos);
+  }
+  CHECK(server().request_counts()["token"] == 0);
+}
+
+TEST_CASE("writes CSV cells as served, or spreadsheet-safe with --csv-safe", "[cli]") {
+  const std::string formula_lock = "c5c5c5c5-0000-4000-8000-0000000000c5";
+  server().record_events(formula_lock, 1, {{"lockName", "=HYPERLINK(\"http://x\")"},
+                                           {"appUserId", "+4712345678"},
+                                           {"userName", "@admin"}});
+  auto plain = unloc_cli({"access-log", "--lock", formula_lock, "--format", "csv"});
+  auto safe = unloc_cli({"access-log", "--lock", formula_lock, "--format", "csv", "--csv-safe"});
+  auto jsonl = unloc_cli({"access-log", "--lock", formula_lock, "--format", "jsonl"});
+  REQUIRE(plain.status == 0);
+  REQUIRE(safe.status == 0);
+  REQUIRE(jsonl.status == 0);
+  const auto event = nlohmann::json::parse(jsonl.out);
+  // The header names the JSON fields, so a row joins its JSON object without a map.
+  std::string expected_row;
+  for (const char* field : {"id", "action", "created", "keyId", "lockId"}) {
+    expected_row += event[field].get<std::string>() + ",";
+  }
+  CHECK(lines_of(plain.out)[1] ==
+        expected_row + "\"=HYPERLINK(\"\"http://x\"\")\",+4712345678,@admin\r");
+  CHECK(lines_of(safe.out)[1] ==
+        expected_row + "\"'=HYPERLINK(\"\"http://x\"\")\",'+4712345678,'@admin\r");
+}
+
+TEST_CASE("prints bash and zsh completion scripts that complete commands, options and values",
+          "[cli]") {
+  auto bash = unloc_cli({"completion", "bash"}, {}, true);
+  REQUIRE(bash.status == 0);
+  const std::string script = unloc_test::test_tls_files().dir + "/unloc-completion.bash";
+  std::ofstream(script, std::ios::binary) << bash.out;
+  CHECK(std::system(("bash -n " + shell_quote(script)).c_str()) == 0);
+
+  // Loads the script and completes COMP_WORDS as bash would, at its last word.
+  const auto complete = [&script](const std::string& words) {
+    const std::string program = "source " + shell_quote(script) + "; COMP_WORDS=(" + words +
+                                "); COMP_CWORD=$((${#COMP_WORDS[@]} - 1)); _unloc; "
+                                "printf '%s\\n' \"${COMPREPLY[@]}\"";
+    return run_program("bash", {"-c", program}, {}, true).out;
+  };
+  CHECK(complete("unloc web") == "webhooks\n");
+  CHECK(complete("unloc webhooks re") == "register\n");
+  CHECK(complete("unloc --format csv webhooks register --l") == "--lock\n");
+  CHECK(complete("unloc access-log --lock x --fo") == "--format\n");
+  CHECK(complete("unloc webhooks list --format js") == "json\njsonl\n");
+  CHECK(complete("unloc --project p acc") == "access-log\n");  // --project's value skipped
+  CHECK(complete("unloc access-log --project --f") == "--format\n--from\n");  // a switch there
+  CHECK(complete("unloc completion ''") == "bash\nzsh\n");
+  CHECK(complete("unloc listen --") .find("--forward-to\n") != std::string::npos);
+
+  auto zsh = unloc_cli({"completion", "zsh"}, {}, true);
+  REQUIRE(zsh.status == 0);
+  CHECK(zsh.out.rfind("#compdef unloc\n", 0) == 0);
+  CHECK(zsh.out.find("bashcompinit") != std::string::npos);
+}
+
+TEST_CASE("listen stops cleanly, exit 0, on SIGTERM, SIGINT and at --timeout", "[cli]") {
+  const std::vector<std::string> listen = {"listen", "--forward-to", "http://u:p@127.0.0.1:9/x",
+                                           "--lock", lock, "--interval", "0.2"};
+  auto args = listen;
+  args.insert(args.end(), {"--timeout", "0.5"});
+  auto timed = unloc_cli(args);
+  INFO(timed.err);
+  CHECK(timed.status == 0);
+  for (const char* signal : {"TERM", "INT"}) {
+    // timeout(1) sends the signal after 0.5 s and exits with the program's status.
+    auto stopped = run_program("timeout", [&] {
+      std::vector<std::string> a = {"--preserve-status", "-s", signal, "0.5", UNLOC_CLI_PATH};
+      a.insert(a.end(), listen.begin(), listen.end());
+      return a;
+    }());
+    INFO(signal << ": " << stopped.err);
+    CHECK(stopped.status == 0);
+    check_no_secret(stopped);
+  }
 }
