@@ -1,11 +1,9 @@
 #include "args.hpp"
 
-#include "completion.hpp"
-
 #include <unloc/client.hpp>
 
+#include "completion.hpp"
 #include <CLI/CLI.hpp>
-
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -74,8 +72,9 @@ std::string env(const char* name) {
 // its content.
 unloc::result<std::string> read_secret_file(const std::string& path) {
   const auto fail = [&path](const std::string& why) {
-    return unloc::make_error(unloc::error_category::invalid_input,
-                             "UNLOC_CLIENT_SECRET_FILE " + unloc::detail::quoted(path) + ": " + why);
+    return unloc::make_error(
+        unloc::error_category::invalid_input,
+        "UNLOC_CLIENT_SECRET_FILE " + unloc::detail::quoted(path) + ": " + why);
   };
   const int fd = ::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
   if (fd < 0) return fail(std::strerror(errno));
@@ -91,8 +90,10 @@ unloc::result<std::string> read_secret_file(const std::string& path) {
     while (secret.size() < sizeof buffer && (n = ::read(fd, buffer, sizeof buffer)) > 0) {
       secret.append(buffer, static_cast<std::size_t>(n));
     }
-    if (n < 0) why = std::strerror(errno);
-    else if (secret.size() >= sizeof buffer) why = "larger than 4 KiB";
+    if (n < 0)
+      why = std::strerror(errno);
+    else if (secret.size() >= sizeof buffer)
+      why = "larger than 4 KiB";
   }
   ::close(fd);
   if (!why.empty()) return fail(why);
@@ -108,6 +109,161 @@ struct raw_values {
   std::vector<std::string> listen_locks;
 };
 
+// Checks the values of the command given into `inv`; what is wrong, if anything.
+std::optional<std::string> check_values(invocation& inv, const raw_values& raw) {
+  if (raw.format == "json")
+    inv.format = output_format::json;
+  else if (raw.format == "jsonl")
+    inv.format = output_format::jsonl;
+  else if (raw.format == "csv")
+    inv.format = output_format::csv;
+  if (inv.csv_safe && inv.format != output_format::csv) {
+    return "--csv-safe applies to --format csv only";
+  }
+  if (!raw.timeout.empty()) {
+    inv.timeout = parse_seconds(raw.timeout);
+    if (!inv.timeout) return "--timeout must be a number of seconds, more than 0";
+  }
+  for (const auto* text : {&raw.register_lock, &raw.log_lock}) {
+    if (text->empty()) continue;
+    auto id = unloc::uuid::parse(*text);
+    if (!id) return "--lock: " + id.error().message;
+    inv.lock_id = *id;
+  }
+  for (auto [text, target, name] :
+       {std::tuple{&raw.from, &inv.from, "--from"}, std::tuple{&raw.to, &inv.to, "--to"}}) {
+    if (text->empty()) continue;
+    auto t = unloc::parse_timestamp(*text);
+    if (!t) return std::string(name) + ": " + t.error().message;
+    *target = *t;
+  }
+
+  switch (inv.what) {
+    case command::webhooks_register:
+      if (auto valid = unloc::validate_webhook_url(inv.url); !valid) {
+        return valid.error().message;
+      }
+      break;
+    case command::webhooks_delete: {
+      auto id = unloc::uuid::parse(raw.webhook_id);
+      if (!id) return "WEBHOOK_ID: " + id.error().message;
+      inv.webhook_id = *id;
+      break;
+    }
+    case command::access_log:
+      if (!inv.project_wide && !inv.lock_id) return "access-log needs --lock ID or --project";
+      if (inv.from && inv.to && *inv.from > *inv.to) return "--from is after --to";
+      break;
+    case command::listen:
+      for (const auto& lock : raw.listen_locks) {
+        auto id = unloc::uuid::parse(lock);
+        if (!id) return "--lock: " + id.error().message;
+        inv.listen.locks.push_back(id->to_string());
+      }
+      if (!raw.interval.empty()) {
+        auto interval = parse_seconds(raw.interval);
+        if (!interval) return "--interval must be a number of seconds, more than 0";
+        inv.listen.interval = *interval;
+      }
+      // One private CA may sign both the API (a reference server) and the receiver.
+      inv.listen.ca_bundle = inv.ca_bundle;
+      break;
+    default: break;
+  }
+  return std::nullopt;
+}
+
+// The commands, in the order of `unloc --help`.
+struct commands {
+  CLI::App *webhooks, *reg, *list, *del, *log, *credentials, *generate, *listen, *completion;
+};
+
+// Declares every option and command of `app`, bound to `inv` and `raw`.
+commands define_commands(CLI::App& app, invocation& inv, raw_values& raw) {
+  app.fallthrough();           // inherited: an option a command does not know goes to its parent
+  app.footer(command_footer);  // inherited by the commands; the top level's is set below
+  app.set_help_flag("-h,--help", "Print this help (after a command, that command's help) and exit");
+  app.set_version_flag(
+      "--version",
+      std::string("unloc ") + UNLOC_VERSION_STRING + "\n" + unloc::detail::curl_version_token(),
+      "Print the versions of unloc and of libcurl and exit");
+  const char* const global = "Global options";
+  app.add_option("--api-url", inv.api_url, "Base URL")
+      ->envname("UNLOC_API_URL")
+      ->capture_default_str()
+      ->group(global);
+  app.add_option("--project", inv.project_id, "The Project (UUID)")
+      ->envname("UNLOC_PROJECT_ID")
+      ->group(global);
+  app.add_option("--client-id", inv.client_id, "OAuth client id")
+      ->envname("UNLOC_CLIENT_ID")
+      ->group(global);
+  app.add_option("--ca-bundle", inv.ca_bundle, "PEM file of extra trusted CAs")
+      ->envname("UNLOC_CA_BUNDLE")
+      ->type_name("FILE")
+      ->group(global);
+  app.add_option("--format", raw.format, "Output format: table for people, the others for scripts")
+      ->check(CLI::IsMember({"table", "json", "jsonl", "csv"}))
+      ->capture_default_str()
+      ->group(global);
+  app.add_flag("--csv-safe", inv.csv_safe,
+               "With --format csv: prefix ' to cells starting with = + - @, which a spreadsheet "
+               "runs as formulas (it changes data: +47 phone numbers)")
+      ->group(global);
+  app.add_option("--timeout", raw.timeout, "Overall deadline of the command (listen: stops then)")
+      ->type_name("SECONDS")
+      ->group(global);
+
+  commands c;
+  c.webhooks = app.add_subcommand("webhooks", "The Project's webhooks");
+  c.reg =
+      c.webhooks->add_subcommand("register", "Register a webhook (on 409, print the existing one)");
+  c.reg->add_option("--lock", raw.register_lock, "The Lock (UUID)")->required();
+  c.reg->add_option("--url", inv.url, "https://USER:PASSWORD@host/path")->required();
+  c.list = c.webhooks->add_subcommand("list", "List the Project's webhooks");
+  c.del = c.webhooks->add_subcommand("delete", "Delete a webhook");
+  c.del->add_option("WEBHOOK_ID", raw.webhook_id, "The webhook (UUID)")->required();
+
+  c.log =
+      app.add_subcommand("access-log", "Access Events, every page followed, in the order served");
+  c.log->add_option("--lock", raw.log_lock, "The Lock (UUID)");
+  c.log->add_flag("--project", inv.project_wide,
+                  "The Project's log (a switch here: the Project is the --project before the "
+                  "command, or UNLOC_PROJECT_ID)");
+  c.log->add_option("--from", raw.from, "From T")->type_name("T");
+  c.log->add_option("--to", raw.to, "To T")->type_name("T");
+
+  c.credentials = app.add_subcommand("credentials", "Credentials for webhook URLs");
+  c.generate = c.credentials->add_subcommand(
+      "generate", "Random Basic credentials, valid under the reserved-character rule");
+
+  c.listen = app.add_subcommand(
+      "listen",
+      "Poll the access log from now on and POST each new Access Event to URL, as Unloc "
+      "delivers it; one line a forward; runs until SIGINT or SIGTERM");
+  c.listen
+      ->add_option("--forward-to", inv.listen.forward_to,
+                   "http(s)://USER:PASSWORD@host:port/path (http: loopback only)")
+      ->required();
+  c.listen
+      ->add_option("--lock", raw.listen_locks,
+                   "A Lock to poll (repeatable; default: the Project's log)")
+      ->allow_extra_args(false);  // one value per --lock
+  c.listen->add_option("--interval", raw.interval, "Seconds between two polls (default 3)")
+      ->type_name("SECONDS");
+
+  c.completion = app.add_subcommand("completion",
+                                    "Print a completion script: source <(unloc completion bash)");
+  c.completion->add_option("SHELL", raw.shell, "The shell")
+      ->check(CLI::IsMember({"bash", "zsh"}))
+      ->required();
+
+  app.footer(footer);
+  app.allow_extras();  // named below, saying what was meant
+
+  return c;
+}
+
 }  // namespace
 
 unloc::result<invocation> parse_arguments(const std::vector<std::string>& args) {
@@ -115,68 +271,7 @@ unloc::result<invocation> parse_arguments(const std::vector<std::string>& args) 
   raw_values raw;
 
   CLI::App app("unloc: the command-line client of the Unloc API", "unloc");
-  app.fallthrough();  // inherited: an option a command does not know goes to its parent
-  app.footer(command_footer);  // inherited by the commands; the top level's is set below
-  app.set_help_flag("-h,--help", "Print this help (after a command, that command's help) and exit");
-  app.set_version_flag("--version",
-                       std::string("unloc ") + UNLOC_VERSION_STRING + "\n" +
-                           unloc::detail::curl_version_token(),
-                       "Print the versions of unloc and of libcurl and exit");
-  const char* const global = "Global options";
-  app.add_option("--api-url", inv.api_url, "Base URL")
-      ->envname("UNLOC_API_URL")->capture_default_str()->group(global);
-  app.add_option("--project", inv.project_id, "The Project (UUID)")
-      ->envname("UNLOC_PROJECT_ID")->group(global);
-  app.add_option("--client-id", inv.client_id, "OAuth client id")
-      ->envname("UNLOC_CLIENT_ID")->group(global);
-  app.add_option("--ca-bundle", inv.ca_bundle, "PEM file of extra trusted CAs")
-      ->envname("UNLOC_CA_BUNDLE")->type_name("FILE")->group(global);
-  app.add_option("--format", raw.format, "Output format: table for people, the others for scripts")
-      ->check(CLI::IsMember({"table", "json", "jsonl", "csv"}))->capture_default_str()
-      ->group(global);
-  app.add_flag("--csv-safe", inv.csv_safe,
-               "With --format csv: prefix ' to cells starting with = + - @, which a spreadsheet "
-               "runs as formulas (it changes data: +47 phone numbers)")
-      ->group(global);
-  app.add_option("--timeout", raw.timeout, "Overall deadline of the command (listen: stops then)")
-      ->type_name("SECONDS")->group(global);
-
-  auto* webhooks = app.add_subcommand("webhooks", "The Project's webhooks");
-  auto* reg = webhooks->add_subcommand("register", "Register a webhook (on 409, print the existing one)");
-  reg->add_option("--lock", raw.register_lock, "The Lock (UUID)")->required();
-  reg->add_option("--url", inv.url, "https://USER:PASSWORD@host/path")->required();
-  auto* list = webhooks->add_subcommand("list", "List the Project's webhooks");
-  auto* del = webhooks->add_subcommand("delete", "Delete a webhook");
-  del->add_option("WEBHOOK_ID", raw.webhook_id, "The webhook (UUID)")->required();
-
-  auto* log = app.add_subcommand("access-log", "Access Events, every page followed, in the order served");
-  log->add_option("--lock", raw.log_lock, "The Lock (UUID)");
-  log->add_flag("--project", inv.project_wide,
-                "The Project's log (a switch here: the Project is the --project before the "
-                "command, or UNLOC_PROJECT_ID)");
-  log->add_option("--from", raw.from, "From T")->type_name("T");
-  log->add_option("--to", raw.to, "To T")->type_name("T");
-
-  auto* credentials = app.add_subcommand("credentials", "Credentials for webhook URLs");
-  auto* generate = credentials->add_subcommand(
-      "generate", "Random Basic credentials, valid under the reserved-character rule");
-
-  auto* listen = app.add_subcommand(
-      "listen", "Poll the access log from now on and POST each new Access Event to URL, as Unloc "
-                "delivers it; one line a forward; runs until SIGINT or SIGTERM");
-  listen->add_option("--forward-to", inv.listen.forward_to,
-                     "http(s)://USER:PASSWORD@host:port/path (http: loopback only)")->required();
-  listen->add_option("--lock", raw.listen_locks, "A Lock to poll (repeatable; default: the Project's log)")
-      ->allow_extra_args(false);  // one value per --lock
-  listen->add_option("--interval", raw.interval, "Seconds between two polls (default 3)")
-      ->type_name("SECONDS");
-
-  auto* completion = app.add_subcommand("completion", "Print a completion script: source <(unloc completion bash)");
-  completion->add_option("SHELL", raw.shell, "The shell")->check(CLI::IsMember({"bash", "zsh"}))->required();
-
-  app.footer(footer);
-  app.allow_extras();  // named below, saying what was meant
-
+  const commands c = define_commands(app, inv, raw);
   std::vector<std::string> reversed(args.rbegin(), args.rend());  // CLI11 pops from the back
   try {
     app.parse(reversed);
@@ -189,7 +284,7 @@ unloc::result<invocation> parse_arguments(const std::vector<std::string>& args) 
   } catch (const CLI::CallForVersion& e) {
     inv.text = std::string(e.what()) + "\n";
     return inv;
-  } catch (const CLI::ParseError& e) {
+  } catch (const CLI::Error& e) {  // every parse error; the others are programming errors
     return usage(e.what(), app);
   }
 
@@ -199,107 +294,56 @@ unloc::result<invocation> parse_arguments(const std::vector<std::string>& args) 
   }
   if (!extras.empty()) {
     const std::string& first = extras.front();
-    if (log->parsed() && inv.project_wide && unloc::uuid::parse(first)) {
-      return usage("after access-log, --project is the switch to the project-wide log and takes no "
-                   "value; name the Project before the command or in UNLOC_PROJECT_ID: unloc --project " +
-                       first + " access-log --project",
-                   app);
+    if (c.log->parsed() && inv.project_wide && unloc::uuid::parse(first)) {
+      return usage(
+          "after access-log, --project is the switch to the project-wide log and takes no "
+          "value; name the Project before the command or in UNLOC_PROJECT_ID: unloc --project " +
+              first + " access-log --project",
+          app);
     }
-    if (first.rfind('-', 0) == 0) return usage("unknown option " + unloc::detail::quoted(first), app);
+    if (first.rfind('-', 0) == 0)
+      return usage("unknown option " + unloc::detail::quoted(first), app);
     if (expects_command(app)) {
       std::string given = command_path(app) + " " + first;
-      return usage("unknown command " + unloc::detail::quoted(given.substr(given.find(' ') + 1)), app);
+      return usage("unknown command " + unloc::detail::quoted(given.substr(given.find(' ') + 1)),
+                   app);
     }
     return usage("unexpected argument " + unloc::detail::quoted(first), app);
   }
 
-  if (completion->parsed()) {
+  if (c.completion->parsed()) {
     inv.text = completion_script(app, raw.shell);
     return inv;
   }
-  if (reg->parsed()) inv.what = command::webhooks_register;
-  else if (list->parsed()) inv.what = command::webhooks_list;
-  else if (del->parsed()) inv.what = command::webhooks_delete;
-  else if (log->parsed()) inv.what = command::access_log;
-  else if (generate->parsed()) inv.what = command::credentials_generate;
-  else if (listen->parsed()) inv.what = command::listen;
-  else if (webhooks->parsed()) return usage("webhooks needs a command: register, list or delete", app);
-  else if (credentials->parsed()) return usage("credentials needs a command: generate", app);
-  else {
+  const std::pair<const CLI::App*, command> chosen[] = {
+      {c.reg, command::webhooks_register},         {c.list, command::webhooks_list},
+      {c.del, command::webhooks_delete},           {c.log, command::access_log},
+      {c.generate, command::credentials_generate}, {c.listen, command::listen}};
+  const auto given = std::find_if(std::begin(chosen), std::end(chosen),
+                                  [](const auto& choice) { return choice.first->parsed(); });
+  if (given == std::end(chosen)) {
+    if (c.webhooks->parsed())
+      return usage("webhooks needs a command: register, list or delete", app);
+    if (c.credentials->parsed()) return usage("credentials needs a command: generate", app);
     inv.text = app.help();
     return inv;
   }
-
-  if (raw.format == "json") inv.format = output_format::json;
-  else if (raw.format == "jsonl") inv.format = output_format::jsonl;
-  else if (raw.format == "csv") inv.format = output_format::csv;
-  if (inv.csv_safe && inv.format != output_format::csv) {
-    return usage("--csv-safe applies to --format csv only", app);
-  }
-  if (!raw.timeout.empty()) {
-    inv.timeout = parse_seconds(raw.timeout);
-    if (!inv.timeout) return usage("--timeout must be a number of seconds, more than 0", app);
-  }
-  for (auto [text, name] : {std::pair{&raw.register_lock, "--lock"}, std::pair{&raw.log_lock, "--lock"}}) {
-    if (text->empty()) continue;
-    auto id = unloc::uuid::parse(*text);
-    if (!id) return usage(std::string(name) + ": " + id.error().message, app);
-    inv.lock_id = *id;
-  }
-  for (auto [text, target, name] : {std::tuple{&raw.from, &inv.from, "--from"},
-                                    std::tuple{&raw.to, &inv.to, "--to"}}) {
-    if (text->empty()) continue;
-    auto t = unloc::parse_timestamp(*text);
-    if (!t) return usage(std::string(name) + ": " + t.error().message, app);
-    *target = *t;
-  }
-
-  switch (inv.what) {
-    case command::webhooks_register:
-      if (auto valid = unloc::validate_webhook_url(inv.url); !valid) {
-        return usage(valid.error().message, app);
-      }
-      break;
-    case command::webhooks_delete: {
-      auto id = unloc::uuid::parse(raw.webhook_id);
-      if (!id) return usage("WEBHOOK_ID: " + id.error().message, app);
-      inv.webhook_id = *id;
-      break;
+  inv.what = given->second;
+  if (auto bad = check_values(inv, raw)) return usage(*bad, app);
+  if (inv.what == command::credentials_generate) return inv;
+  if (inv.project_id.empty())
+    return usage("no project: give --project ID or UNLOC_PROJECT_ID", app);
+  if (inv.client_id.empty())
+    return usage("no client id: give --client-id ID or UNLOC_CLIENT_ID", app);
+  inv.client_secret = env("UNLOC_CLIENT_SECRET");
+  if (inv.client_secret.empty()) {
+    const std::string file = env("UNLOC_CLIENT_SECRET_FILE");
+    if (file.empty()) {
+      return usage("no client secret: set UNLOC_CLIENT_SECRET or UNLOC_CLIENT_SECRET_FILE", app);
     }
-    case command::access_log:
-      if (!inv.project_wide && !inv.lock_id) return usage("access-log needs --lock ID or --project", app);
-      if (inv.from && inv.to && *inv.from > *inv.to) return usage("--from is after --to", app);
-      break;
-    case command::listen:
-      for (const auto& lock : raw.listen_locks) {
-        auto id = unloc::uuid::parse(lock);
-        if (!id) return usage("--lock: " + id.error().message, app);
-        inv.listen.locks.push_back(id->to_string());
-      }
-      if (!raw.interval.empty()) {
-        auto interval = parse_seconds(raw.interval);
-        if (!interval) return usage("--interval must be a number of seconds, more than 0", app);
-        inv.listen.interval = *interval;
-      }
-      inv.listen.ca_bundle = inv.ca_bundle;  // one private CA may sign both the API and the receiver
-      break;
-    default:
-      break;
-  }
-
-  if (inv.what != command::credentials_generate) {
-    if (inv.project_id.empty()) return usage("no project: give --project ID or UNLOC_PROJECT_ID", app);
-    if (inv.client_id.empty()) return usage("no client id: give --client-id ID or UNLOC_CLIENT_ID", app);
-    inv.client_secret = env("UNLOC_CLIENT_SECRET");
-    if (inv.client_secret.empty()) {
-      const std::string file = env("UNLOC_CLIENT_SECRET_FILE");
-      if (file.empty()) {
-        return usage("no client secret: set UNLOC_CLIENT_SECRET or UNLOC_CLIENT_SECRET_FILE", app);
-      }
-      auto secret = read_secret_file(file);
-      if (!secret) return secret.error();
-      inv.client_secret = std::move(*secret);
-    }
+    auto secret = read_secret_file(file);
+    if (!secret) return secret.error();
+    inv.client_secret = std::move(*secret);
   }
   return inv;
 }

@@ -5,10 +5,10 @@
 // one command and its arguments. Everything is checked here, before any
 // request is sent.
 
+#include <unloc/core.hpp>
+
 #include "listen.hpp"
 #include "output.hpp"
-
-#include <unloc/core.hpp>
 
 #include <chrono>
 #include <optional>

@@ -31,7 +31,8 @@ std::string values_of(const CLI::Option& option) {
 struct tables {
   std::ostringstream words;    // path -> its commands (and a positional's choices)
   std::ostringstream options;  // path -> every option valid there
-  std::map<std::string, std::map<std::string, std::vector<std::string>>> uses;  // option -> values -> paths
+  std::map<std::string, std::map<std::string, std::vector<std::string>>>
+      uses;  // option -> values -> paths
 };
 
 // `visible`: the options a command's parents let fall through to it; its own shadow them
@@ -48,7 +49,8 @@ void walk(const CLI::App& app, const std::string& path, std::map<std::string, st
     for (const auto& name : option->get_lnames()) visible["--" + name] = values;
     for (const auto& name : option->get_snames()) visible["-" + name] = values;
   }
-  const auto commands = app.get_subcommands([](const CLI::App* sub) { return !sub->get_name().empty(); });
+  const auto commands =
+      app.get_subcommands([](const CLI::App* sub) { return !sub->get_name().empty(); });
   for (const CLI::App* sub : commands) words += sub->get_name() + " ";
   std::string options;
   for (const auto& [name, values] : visible) {
@@ -73,9 +75,9 @@ std::string completion_script(const CLI::App& app, const std::string& shell) {
   // after the paths where it means something else (after access-log, --project).
   std::map<std::string, std::string> specific, general;  // values -> case patterns
   for (const auto& [name, meanings] : t.uses) {
-    const auto most = std::max_element(meanings.begin(), meanings.end(), [](const auto& a, const auto& b) {
-      return a.second.size() < b.second.size();
-    });
+    const auto most = std::max_element(
+        meanings.begin(), meanings.end(),
+        [](const auto& a, const auto& b) { return a.second.size() < b.second.size(); });
     for (const auto& [values, paths] : meanings) {
       if (values == most->first) {
         if (values != flag) general[values] += "*'|" + name + "'|";
@@ -100,10 +102,13 @@ std::string completion_script(const CLI::App& app, const std::string& shell) {
   } else {
     script << "# unloc completion for bash; load it: source <(unloc completion bash)\n";
   }
-  script << "_unloc_words() {\n  case $1 in\n" << t.words.str() << "  esac\n}\n"
-         << "_unloc_options() {\n  case $1 in\n" << t.options.str() << "  esac\n}\n"
+  script << "_unloc_words() {\n  case $1 in\n"
+         << t.words.str() << "  esac\n}\n"
+         << "_unloc_options() {\n  case $1 in\n"
+         << t.options.str() << "  esac\n}\n"
          << "# The values of an option that takes one (@file: a file name); fails for a flag.\n"
-            "_unloc_values() {\n  case $1 in\n" << values.str() << "    *) return 1 ;;\n  esac\n}\n"
+            "_unloc_values() {\n  case $1 in\n"
+         << values.str() << "    *) return 1 ;;\n  esac\n}\n"
          << R"sh(_unloc() {
   local cur=${COMP_WORDS[COMP_CWORD]} prev=${COMP_WORDS[COMP_CWORD-1]} path='' word i values
   for ((i = 1; i < COMP_CWORD; i++)); do

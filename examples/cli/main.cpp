@@ -2,12 +2,11 @@
 // interface (options, formats, exit statuses) is fixed by docs/cli.md;
 // scripts depend on it.
 
+#include <unloc/unloc.hpp>
+
 #include "args.hpp"
 #include "listen.hpp"
 #include "output.hpp"
-
-#include <unloc/unloc.hpp>
-
 #include <sys/time.h>
 #include <unistd.h>
 
@@ -17,8 +16,8 @@
 #include <csignal>
 #include <cstdlib>
 #include <iostream>
-#include <string>
 #include <optional>
+#include <string>
 #include <vector>
 
 namespace {
@@ -94,7 +93,8 @@ exit_status read_access_log(const unloc::client& client, const invocation& inv,
     }
     for (const auto& event : read->events) out.add(unloc_cli::event_record(event, inv.format));
     count += read->events.size();
-    if (progress) std::cerr << "\rfetched " << count << " events (" << page << " pages)" << std::flush;
+    if (progress)
+      std::cerr << "\rfetched " << count << " events (" << page << " pages)" << std::flush;
     if (!read->next_cursor || *read->next_cursor == cursor) break;
     cursor = *read->next_cursor;
   }
@@ -158,13 +158,10 @@ exit_status run(const invocation& inv) {
       auto deleted = client->delete_webhook(*inv.webhook_id, budget.next_call());
       return deleted ? ok : fail(deleted.error());
     }
-    case command::access_log:
-      return read_access_log(*client, inv, budget);
-    case command::listen:
-      return static_cast<exit_status>(listen(*client, inv));
+    case command::access_log: return read_access_log(*client, inv, budget);
+    case command::listen: return static_cast<exit_status>(listen(*client, inv));
     case command::print:
-    case command::credentials_generate:
-      break;
+    case command::credentials_generate: break;
   }
   return ok;
 }

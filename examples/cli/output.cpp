@@ -42,8 +42,10 @@ std::vector<std::string> csv_cells(const nlohmann::ordered_json& json,
   for (const auto& field : fields) {
     const auto it = json.find(field);
     std::string cell;
-    if (it != json.end() && it->is_string()) cell = it->get<std::string>();
-    else if (it != json.end() && !it->is_null()) cell = it->dump();
+    if (it != json.end() && it->is_string())
+      cell = it->get<std::string>();
+    else if (it != json.end() && !it->is_null())
+      cell = it->dump();
     cells.push_back(safe ? spreadsheet_safe(std::move(cell)) : std::move(cell));
   }
   return cells;
@@ -83,22 +85,17 @@ void printer::add(record r) {
       write_csv_row(out_, csv_cells(r.json, columns_.csv, csv_safe_));
       return;
     case output_format::table:
-    case output_format::json:
-      kept_.push_back(std::move(r));
-      return;
+    case output_format::json: kept_.push_back(std::move(r)); return;
   }
 }
 
 void printer::finish(bool as_array) {
   switch (format_) {
-    case output_format::jsonl:
-      return;
+    case output_format::jsonl: return;
     case output_format::csv:
       if (!header_written_) write_csv_row(out_, columns_.csv);
       return;
-    case output_format::table:
-      write_table(out_, columns_.table, kept_);
-      return;
+    case output_format::table: write_table(out_, columns_.table, kept_); return;
     case output_format::json: {
       nlohmann::ordered_json out = nlohmann::ordered_json::array();
       for (auto& r : kept_) out.push_back(std::move(r.json));
@@ -136,7 +133,8 @@ record event_record(const unloc::access_event& event, output_format format) {
 }
 
 columns webhook_columns() {
-  return {{"ID", "TRIGGER", "LOCK ID", "URL", "CREATED"}, {"id", "trigger", "lockId", "url", "created"}};
+  return {{"ID", "TRIGGER", "LOCK ID", "URL", "CREATED"},
+          {"id", "trigger", "lockId", "url", "created"}};
 }
 
 record webhook_record(const unloc::webhook& hook) {

@@ -2,13 +2,11 @@
 // command, option, format and exit status of docs/cli.md) and the README's
 // register_and_read_log.
 
-#include "catch.hpp"
-#include "support/reference_server.hpp"
-
 #include <unloc/core.hpp>
 
+#include "catch.hpp"
+#include "support/reference_server.hpp"
 #include <nlohmann/json.hpp>
-
 #include <sys/wait.h>
 
 #include <cstdio>
@@ -55,8 +53,10 @@ run_result run_program(const std::string& program, const std::vector<std::string
               " UNLOC_CLIENT_SECRET=" + shell_quote(server().client_secret()) +
               " UNLOC_CA_BUNDLE=" + shell_quote(server().ca_file()) + " ";
   }
-  command = "env -u UNLOC_API_URL -u UNLOC_PROJECT_ID -u UNLOC_CLIENT_ID -u UNLOC_CLIENT_SECRET "
-            "-u UNLOC_CA_BUNDLE " + command + extra_env + " " + shell_quote(program);
+  command =
+      "env -u UNLOC_API_URL -u UNLOC_PROJECT_ID -u UNLOC_CLIENT_ID -u UNLOC_CLIENT_SECRET "
+      "-u UNLOC_CA_BUNDLE " +
+      command + extra_env + " " + shell_quote(program);
   for (const auto& a : args) command += " " + shell_quote(a);
   const std::string out_file = unloc_test::test_tls_files().dir + "/cli.out";
   const std::string err_file = unloc_test::test_tls_files().dir + "/cli.err";
@@ -116,7 +116,8 @@ TEST_CASE("prints a command's help after the command, before checking its argume
     CHECK(r.status == 0);
     CHECK(r.out.find(expected) != std::string::npos);
   }
-  CHECK(unloc_cli({"webhooks", "register", "--help"}, {}, true).out.find("--lock") != std::string::npos);
+  CHECK(unloc_cli({"webhooks", "register", "--help"}, {}, true).out.find("--lock") !=
+        std::string::npos);
 }
 
 TEST_CASE("prints its version and libcurl's for --version, anywhere on the line", "[cli]") {
@@ -143,7 +144,8 @@ TEST_CASE("finds bad usage and invalid input before any request, with exit 2", "
       {"webhooks", "frobnicate"},
       {"access-log"},
       {"access-log", "--lock", lock, "--from", "2022-02-30T00:00:00Z"},
-      {"access-log", "--lock", lock, "--from", "2024-05-02T00:00:00Z", "--to", "2024-05-01T00:00:00Z"},
+      {"access-log", "--lock", lock, "--from", "2024-05-02T00:00:00Z", "--to",
+       "2024-05-01T00:00:00Z"},
       {"webhooks", "list", "--format", "xml"},
       {"webhooks", "list", "--timeout", "soon"},
       {"webhooks", "list", "--bogus"},
@@ -194,7 +196,8 @@ TEST_CASE("generates credentials valid under the reserved-character rule", "[cli
 
 TEST_CASE("registers, lists and deletes webhooks in every format, passwords redacted", "[cli]") {
   const std::string url = "https://myuser:mypasswoord@127.0.0.1:9/cli-hook";
-  auto created = unloc_cli({"webhooks", "register", "--lock", lock, "--url", url, "--format", "json"});
+  auto created =
+      unloc_cli({"webhooks", "register", "--lock", lock, "--url", url, "--format", "json"});
   REQUIRE(created.status == 0);
   const auto hook = nlohmann::json::parse(created.out);
   CHECK(hook.is_object());
@@ -203,7 +206,8 @@ TEST_CASE("registers, lists and deletes webhooks in every format, passwords reda
   CHECK(hook["trigger"] == "accessEvent");
   const std::string id = hook["id"];
 
-  auto again = unloc_cli({"webhooks", "register", "--lock", lock, "--url", url, "--format", "json"});
+  auto again =
+      unloc_cli({"webhooks", "register", "--lock", lock, "--url", url, "--format", "json"});
   REQUIRE(again.status == 0);
   CHECK(nlohmann::json::parse(again.out)["id"] == id);  // 409: the existing one
 
@@ -237,8 +241,8 @@ TEST_CASE("registers, lists and deletes webhooks in every format, passwords reda
 }
 
 TEST_CASE("prints every page of an access log in each format, in the order served", "[cli]") {
-  const auto ids = server().record_events(
-      lock, 1234, {{"lockName", "Gate \"A\", north"}, {"spacingMs", 1000}});
+  const auto ids =
+      server().record_events(lock, 1234, {{"lockName", "Gate \"A\", north"}, {"spacingMs", 1000}});
   REQUIRE(ids.size() == 1234);
 
   auto jsonl = unloc_cli({"access-log", "--lock", lock, "--format", "jsonl"});
@@ -248,7 +252,8 @@ TEST_CASE("prints every page of an access log in each format, in the order serve
   for (std::size_t i = 0; i < lines.size(); i += 97) {
     const auto e = nlohmann::json::parse(lines[i]);
     CHECK(e["id"] == ids[i]);
-    for (const char* field : {"id", "action", "created", "keyId", "lockId", "lockName", "appUserId", "userName"}) {
+    for (const char* field :
+         {"id", "action", "created", "keyId", "lockId", "lockName", "appUserId", "userName"}) {
       CHECK(e.contains(field));
     }
     CHECK(e["created"].get<std::string>().size() == 24);
@@ -287,7 +292,8 @@ TEST_CASE("lets a flag win over its environment variable", "[cli]") {
   CHECK(r.status == 0);
   auto wrong = unloc_cli({"--client-id", "someone-else", "webhooks", "list"});
   CHECK(wrong.status == 1);
-  auto ca_flag = unloc_cli({"--ca-bundle", server().ca_file(), "webhooks", "list"}, "UNLOC_CA_BUNDLE=");
+  auto ca_flag =
+      unloc_cli({"--ca-bundle", server().ca_file(), "webhooks", "list"}, "UNLOC_CA_BUNDLE=");
   CHECK(ca_flag.status == 0);
   auto url_flag = unloc_cli({"--api-url", server().base_url(), "webhooks", "list"},
                             "UNLOC_API_URL=https://127.0.0.1:9");
@@ -302,7 +308,8 @@ TEST_CASE("exits 1 when the API refuses, naming the status", "[cli]") {
 }
 
 TEST_CASE("exits 3 on a network or TLS failure and on the deadline", "[cli]") {
-  auto refused = unloc_cli({"--api-url", "https://127.0.0.1:9", "webhooks", "list", "--timeout", "5"});
+  auto refused =
+      unloc_cli({"--api-url", "https://127.0.0.1:9", "webhooks", "list", "--timeout", "5"});
   CHECK(refused.status == 3);
   auto untrusted = unloc_cli({"webhooks", "list"}, "UNLOC_CA_BUNDLE=");
   CHECK(untrusted.status == 3);
@@ -334,11 +341,13 @@ TEST_CASE("register_and_read_log registers once and prints the lock's log", "[ex
 }
 
 TEST_CASE("takes global options after the command, and nothing as an option after --", "[cli]") {
-  auto after = unloc_cli({"webhooks", "list", "--project", server().project_id(), "--format", "json"},
-                         "UNLOC_PROJECT_ID=00000000-0000-0000-0000-000000000000");
+  auto after =
+      unloc_cli({"webhooks", "list", "--project", server().project_id(), "--format", "json"},
+                "UNLOC_PROJECT_ID=00000000-0000-0000-0000-000000000000");
   REQUIRE(after.status == 0);
   CHECK(nlohmann::json::parse(after.out).is_array());
-  auto log = unloc_cli({"access-log", "--lock", "0000aaaa-0000-4000-8000-00000000aaaa", "--format=csv"});
+  auto log =
+      unloc_cli({"access-log", "--lock", "0000aaaa-0000-4000-8000-00000000aaaa", "--format=csv"});
   CHECK(log.status == 0);
   CHECK(log.out == "id,action,created,keyId,lockId,lockName,appUserId,userName\r\n");
 
@@ -356,7 +365,8 @@ TEST_CASE("reads the client secret from UNLOC_CLIENT_SECRET_FILE when UNLOC_CLIE
           "[cli]") {
   const std::string dir = unloc_test::test_tls_files().dir;
   const std::string file = dir + "/cli-secret";
-  std::ofstream(file, std::ios::binary) << server().client_secret() << "\n";  // as mounted secrets end
+  std::ofstream(file, std::ios::binary)
+      << server().client_secret() << "\n";  // as mounted secrets end
   std::ofstream(dir + "/cli-secret-empty", std::ios::binary) << "\n";
 
   auto from_file = unloc_cli({"webhooks", "list"},
@@ -364,15 +374,18 @@ TEST_CASE("reads the client secret from UNLOC_CLIENT_SECRET_FILE when UNLOC_CLIE
   CHECK(from_file.status == 0);
   check_no_secret(from_file);
   // The variable wins over the file.
-  auto variable_wins = unloc_cli({"webhooks", "list"}, "UNLOC_CLIENT_SECRET=wrong-secret "
-                                                       "UNLOC_CLIENT_SECRET_FILE=" + shell_quote(file));
+  auto variable_wins = unloc_cli({"webhooks", "list"},
+                                 "UNLOC_CLIENT_SECRET=wrong-secret "
+                                 "UNLOC_CLIENT_SECRET_FILE=" +
+                                     shell_quote(file));
   CHECK(variable_wins.status == 1);
 
   // Missing, empty, a directory, or an endless device: exit 2 before any request, naming the file.
   server().reset_request_counts();
-  for (const std::string& bad : {dir + "/no-such-secret", dir + "/cli-secret-empty", dir,
-                                std::string("/dev/zero")}) {
-    auto r = unloc_cli({"webhooks", "list"}, "UNLOC_CLIENT_SECRET= UNLOC_CLIENT_SECRET_FILE=" + shell_quote(bad));
+  for (const std::string& bad :
+       {dir + "/no-such-secret", dir + "/cli-secret-empty", dir, std::string("/dev/zero")}) {
+    auto r = unloc_cli({"webhooks", "list"},
+                       "UNLOC_CLIENT_SECRET= UNLOC_CLIENT_SECRET_FILE=" + shell_quote(bad));
     INFO(r.err);
     CHECK(r.status == 2);
     CHECK(r.err.find("UNLOC_CLIENT_SECRET_FILE '" + bad + "'") != std::string::npos);
@@ -382,9 +395,10 @@ TEST_CASE("reads the client secret from UNLOC_CLIENT_SECRET_FILE when UNLOC_CLIE
 
 TEST_CASE("writes CSV cells as served, or spreadsheet-safe with --csv-safe", "[cli]") {
   const std::string formula_lock = "c5c5c5c5-0000-4000-8000-0000000000c5";
-  server().record_events(formula_lock, 1, {{"lockName", "=HYPERLINK(\"http://x\")"},
-                                           {"appUserId", "+4712345678"},
-                                           {"userName", "@admin"}});
+  server().record_events(formula_lock, 1,
+                         {{"lockName", "=HYPERLINK(\"http://x\")"},
+                          {"appUserId", "+4712345678"},
+                          {"userName", "@admin"}});
   auto plain = unloc_cli({"access-log", "--lock", formula_lock, "--format", "csv"});
   auto safe = unloc_cli({"access-log", "--lock", formula_lock, "--format", "csv", "--csv-safe"});
   auto jsonl = unloc_cli({"access-log", "--lock", formula_lock, "--format", "jsonl"});
@@ -426,7 +440,7 @@ TEST_CASE("prints bash and zsh completion scripts that complete commands, option
   CHECK(complete("unloc --project p acc") == "access-log\n");  // --project's value skipped
   CHECK(complete("unloc access-log --project --f") == "--format\n--from\n");  // a switch there
   CHECK(complete("unloc completion ''") == "bash\nzsh\n");
-  CHECK(complete("unloc listen --") .find("--forward-to\n") != std::string::npos);
+  CHECK(complete("unloc listen --").find("--forward-to\n") != std::string::npos);
 
   auto zsh = unloc_cli({"completion", "zsh"}, {}, true);
   REQUIRE(zsh.status == 0);
@@ -435,8 +449,8 @@ TEST_CASE("prints bash and zsh completion scripts that complete commands, option
 }
 
 TEST_CASE("listen stops cleanly, exit 0, on SIGTERM, SIGINT and at --timeout", "[cli]") {
-  const std::vector<std::string> listen = {"listen", "--forward-to", "http://u:p@127.0.0.1:9/x",
-                                           "--lock", lock, "--interval", "0.2"};
+  const std::vector<std::string> listen = {
+      "listen", "--forward-to", "http://u:p@127.0.0.1:9/x", "--lock", lock, "--interval", "0.2"};
   auto args = listen;
   args.insert(args.end(), {"--timeout", "0.5"});
   auto timed = unloc_cli(args);
