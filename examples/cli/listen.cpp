@@ -299,8 +299,9 @@ int run_listen(unloc::client& client, const listen_options& options, std::ostrea
       const std::string action =
           event.action == unloc::access_action::unknown ? event.action_text
                                                         : std::string(to_string(event.action));
-      out << event.id.to_string() << " " << action << " "
-          << forward.deliver(unloc::to_json_text(event)) << std::endl;
+      const std::string outcome = forward.deliver(unloc::to_json_text(event));
+      // One write a line: a reader of `out` never sees half of one.
+      out << (event.id.to_string() + " " + action + " " + outcome + "\n") << std::flush;
     }
     if (first) err << "unloc: ready; " << seen.size() << " earlier event(s) not forwarded\n";
     first = false;
