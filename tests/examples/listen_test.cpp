@@ -186,6 +186,31 @@ TEST_CASE("listen retries a forward like the platform: server errors again, a 4x
   CHECK(content_type == "application/json");
 }
 
+TEST_CASE("listen forwards over https verifying the target, with its --ca-bundle", "[listen]") {
+  reference_server server;
+  receiver_process receiver(launch{{}, credential_env()});
+  REQUIRE(receiver.port() > 0);
+  const std::string url =
+      "https://myuser:mypasswoord@127.0.0.1:" + std::to_string(receiver.port()) + "/accessEvents";
+  auto trusting = forward_to(url);
+  trusting.ca_bundle = unloc_test::test_tls_files().ca_cert;
+  listener verified(server.client_options(), trusting);
+  listener unverified(server.client_options(), forward_to(url));
+  const auto ready = [](const auto&, const auto& err) { return has(err, "ready"); };
+  REQUIRE(verified.wait_for(ready));
+  REQUIRE(unverified.wait_for(ready));
+  const auto ids = server.record_events(lock_a, 1);
+  REQUIRE(verified.wait_for([](const auto& out, const auto&) { return !out.empty(); }));
+  CHECK(verified.out().rfind(ids[0] + " unlocked 2", 0) == 0);
+  // The platform retries a TLS failure too: the first attempt is told, then stopped.
+  REQUIRE(unverified.wait_for(
+      [](const auto&, const auto& err) { return has(err, "attempt 1 of 8: error: "); }));
+  CHECK(unverified.stop() == 0);
+  CHECK(has(unverified.out(), ids[0] + " unlocked error: "));
+  CHECK(has(unverified.out(), "(stopped)"));
+  CHECK(lines_of(receiver.out()).size() == 1);
+}
+
 TEST_CASE("listen refuses a bad target before any request, and stops when the API refuses it",
           "[listen]") {
   unloc::client_options nowhere;  // never reached: every case fails before a request
