@@ -13,6 +13,7 @@
 #include <memory>
 #include <optional>
 #include <sstream>
+#include <string_view>
 #include <thread>
 #include <utility>
 
@@ -37,6 +38,7 @@ constexpr milliseconds lookback{std::chrono::minutes(5)};
 // Failed polls in a row (backing off, up to a minute apart) before giving up.
 constexpr int max_failed_polls = 10;
 constexpr milliseconds max_poll_backoff{60'000};
+constexpr milliseconds poll_deadline{15'000};  // for each page, its retries included
 
 // Where events go: the URL without its user info, and the Basic credentials.
 struct forward_target {
@@ -64,7 +66,17 @@ unloc::result<forward_target> parse_forward_target(const std::string& url) {
   auto parts = unloc::parse_webhook_url("https" + url.substr(colon));
   if (!parts) {
     auto e = parts.error();
-    e.message = "--forward-to " + e.message;
+    // Positions count in the URL made https: one more than the user's http URL.
+    constexpr std::string_view at = " at position ";
+    if (const auto p = e.message.find(at); http && p != std::string::npos) {
+      const auto digits = p + at.size();
+      auto end = e.message.find_first_not_of("0123456789", digits);
+      if (end == std::string::npos) end = e.message.size();
+      std::size_t n = 0;
+      for (auto i = digits; i < end && n < 100000; ++i) n = n * 10 + (e.message[i] - '0');
+      if (n > 0) e.message.replace(digits, end - digits, std::to_string(n - 1));
+    }
+    e.message = "--forward-to: " + e.message;
     return e;
   }
   forward_target target;
@@ -262,10 +274,15 @@ unloc::result<std::vector<unloc::access_event>> read_since(
   std::vector<unloc::access_event> events;
   for (auto query : logs) {
     query.from = from;
-    auto read = client.read_access_log(query, [&events](unloc::access_event&& e) {
-      events.push_back(std::move(e));
-      return true;
-    });
+    unloc::call_options per_page;
+    per_page.deadline = poll_deadline;  // a hung API delays a stop by this much at most
+    auto read = client.read_access_log(
+        query,
+        [&events](unloc::access_event&& e) {
+          events.push_back(std::move(e));
+          return true;
+        },
+        per_page);
     if (!read) return read.error();
   }
   std::sort(events.begin(), events.end(), [](const auto& a, const auto& b) {

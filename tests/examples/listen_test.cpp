@@ -231,6 +231,8 @@ TEST_CASE("listen refuses a bad target before any request, and stops when the AP
   CHECK(has(err, "loopback"));
   CHECK(status_of(forward_to("http://u:p@10.1.2.3:8080/hook"), err) == 2);
   CHECK(status_of(forward_to("ftp://127.0.0.1/hook"), err) == 2);
+  CHECK(status_of(forward_to("http://u:p@127.0.0.1/a b"), err) == 2);
+  CHECK(has(err, "contains a space at position 22"));  // counted in the URL as given
   CHECK(status_of(forward_to("http://u:s3cr$t@127.0.0.1/hook"), err) == 2);
   CHECK_FALSE(has(err, "s3cr"));
   auto bad_lock = forward_to("http://127.0.0.1:1/hook");
