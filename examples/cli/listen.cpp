@@ -8,9 +8,12 @@
 #include <curl/curl.h>
 
 #include <algorithm>
+#include <fstream>
 #include <map>
 #include <memory>
 #include <optional>
+#include <sstream>
+#include <string_view>
 #include <thread>
 #include <utility>
 
@@ -35,6 +38,7 @@ constexpr milliseconds lookback{std::chrono::minutes(5)};
 // Failed polls in a row (backing off, up to a minute apart) before giving up.
 constexpr int max_failed_polls = 10;
 constexpr milliseconds max_poll_backoff{60'000};
+constexpr milliseconds poll_deadline{15'000};  // for each page, its retries included
 
 // Where events go: the URL without its user info, and the Basic credentials.
 struct forward_target {
@@ -62,7 +66,17 @@ unloc::result<forward_target> parse_forward_target(const std::string& url) {
   auto parts = unloc::parse_webhook_url("https" + url.substr(colon));
   if (!parts) {
     auto e = parts.error();
-    e.message = "--forward-to " + e.message;
+    // Positions count in the URL made https: one more than the user's http URL.
+    constexpr std::string_view at = " at position ";
+    if (const auto p = e.message.find(at); http && p != std::string::npos) {
+      const auto digits = p + at.size();
+      auto end = e.message.find_first_not_of("0123456789", digits);
+      if (end == std::string::npos) end = e.message.size();
+      std::size_t n = 0;
+      for (auto i = digits; i < end && n < 100000; ++i) n = n * 10 + (e.message[i] - '0');
+      if (n > 0) e.message.replace(digits, end - digits, std::to_string(n - 1));
+    }
+    e.message = "--forward-to: " + e.message;
     return e;
   }
   forward_target target;
@@ -102,8 +116,11 @@ struct curl_deleter {
 // POSTs bodies to the target over one kept-alive curl handle.
 class forwarder {
  public:
-  forwarder(forward_target target, const std::string& ca_bundle, const std::atomic<bool>& stop)
-      : target_(std::move(target)), stop_(stop), handle_(curl_easy_init()) {
+  // `ca_pem`: the CAs an https target is verified with (empty: libcurl's own).
+  forwarder(forward_target target, std::string ca_pem, std::ostream& err,
+            const std::atomic<bool>& stop)
+      : target_(std::move(target)), ca_pem_(std::move(ca_pem)), err_(err), stop_(stop),
+        handle_(curl_easy_init()) {
     curl_slist* list = curl_slist_append(nullptr, "Content-Type: application/json");
     list = list ? curl_slist_append(list, "Expect:") : nullptr;  // no 100-continue round trip
     if (list && target_.credentials) {
@@ -130,7 +147,10 @@ class forwarder {
     curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 0L);
     curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 1L);
     curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 2L);
-    if (!ca_bundle.empty()) curl_easy_setopt(h, CURLOPT_CAINFO, ca_bundle.c_str());
+    if (!ca_pem_.empty()) {
+      curl_blob blob{ca_pem_.data(), ca_pem_.size(), CURL_BLOB_NOCOPY};  // ca_pem_ outlives h
+      curl_easy_setopt(h, CURLOPT_CAINFO_BLOB, &blob);
+    }
     if (target_.loopback) curl_easy_setopt(h, CURLOPT_PROXY, "");  // never via a proxy
     curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, static_cast<long>(attempt_timeout.count()));
     curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, 5000L);
@@ -145,7 +165,8 @@ class forwarder {
 
   // Delivers one body, retrying like the platform: a 2xx is done; a 4xx other
   // than 408 and 429 is not retried; anything else is, until the attempts run out.
-  std::string deliver(const std::string& body) {
+  // Each failed attempt that will be repeated is told on `err`.
+  std::string deliver(const std::string& id, const std::string& body) {
     const auto start = steady::now();
     std::string outcome;
     int attempt = 0;
@@ -158,7 +179,12 @@ class forwarder {
       if (done || attempt == forward_attempts) break;
       milliseconds delay = first_backoff;
       for (int i = 1; i < attempt && delay < max_backoff; ++i) delay *= 2;
-      if (!sleep_unless_stopped(std::min(delay, max_backoff), stop_)) {
+      delay = std::min(delay, max_backoff);
+      err_ << ("unloc: forwarding " + id + ": attempt " + std::to_string(attempt) + " of " +
+               std::to_string(forward_attempts) + ": " + outcome + "; again in " +
+               std::to_string(delay.count()) + " ms\n")
+           << std::flush;
+      if (!sleep_unless_stopped(delay, stop_)) {
         outcome += " (stopped)";
         break;
       }
@@ -188,11 +214,35 @@ class forwarder {
   }
 
   forward_target target_;
+  std::string ca_pem_;
+  std::ostream& err_;
   const std::atomic<bool>& stop_;
   std::unique_ptr<CURL, curl_deleter> handle_;
   std::unique_ptr<curl_slist, curl_deleter> headers_;
   bool ready_ = false;
 };
+
+std::optional<std::string> read_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::ostringstream text;
+  if (!(in && text << in.rdbuf())) return std::nullopt;
+  return text.str();
+}
+
+// The CAs an https target is verified with: libcurl's own plus `extra_file`,
+// as the SDK's transport adds a CA file (a CA blob replaces libcurl's CA file
+// but not its CA directory).
+std::optional<std::string> ca_pem_with(const std::string& extra_file) {
+  if (extra_file.empty()) return std::string();
+  auto extra = read_file(extra_file);
+  if (!extra) return std::nullopt;
+  std::string pem;
+  const curl_version_info_data* info = curl_version_info(CURLVERSION_NOW);
+  if (info != nullptr && info->capath == nullptr && info->cainfo != nullptr) {
+    if (auto system = read_file(info->cainfo)) pem = std::move(*system) + "\n";
+  }
+  return pem + *extra;
+}
 
 int status_for(const unloc::error& e) {
   switch (e.category) {
@@ -224,10 +274,15 @@ unloc::result<std::vector<unloc::access_event>> read_since(
   std::vector<unloc::access_event> events;
   for (auto query : logs) {
     query.from = from;
-    auto read = client.read_access_log(query, [&events](unloc::access_event&& e) {
-      events.push_back(std::move(e));
-      return true;
-    });
+    unloc::call_options per_page;
+    per_page.deadline = poll_deadline;  // a hung API delays a stop by this much at most
+    auto read = client.read_access_log(
+        query,
+        [&events](unloc::access_event&& e) {
+          events.push_back(std::move(e));
+          return true;
+        },
+        per_page);
     if (!read) return read.error();
   }
   std::sort(events.begin(), events.end(), [](const auto& a, const auto& b) {
@@ -263,7 +318,12 @@ int run_listen(unloc::client& client, const listen_options& options, std::ostrea
     err << "unloc: libcurl failed to initialize\n";
     return api_failure;
   }
-  forwarder forward(*target, options.ca_bundle, stop);
+  auto ca_pem = ca_pem_with(options.ca_bundle);
+  if (!ca_pem) {
+    err << "unloc: cannot read the CA file '" << options.ca_bundle << "'\n";
+    return bad_usage;
+  }
+  forwarder forward(*target, std::move(*ca_pem), err, stop);
   if (!forward.ready()) {
     err << "unloc: cannot set up libcurl\n";
     return api_failure;
@@ -299,8 +359,9 @@ int run_listen(unloc::client& client, const listen_options& options, std::ostrea
       const std::string action =
           event.action == unloc::access_action::unknown ? event.action_text
                                                         : std::string(to_string(event.action));
-      out << event.id.to_string() << " " << action << " "
-          << forward.deliver(unloc::to_json_text(event)) << std::endl;
+      const std::string outcome = forward.deliver(event.id.to_string(), unloc::to_json_text(event));
+      // One write a line: a reader of `out` never sees half of one.
+      out << (event.id.to_string() + " " + action + " " + outcome + "\n") << std::flush;
     }
     if (first) err << "unloc: ready; " << seen.size() << " earlier event(s) not forwarded\n";
     first = false;
