@@ -13,6 +13,7 @@
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
+#include <string_view>
 #include <tuple>
 #include <utility>
 
@@ -46,6 +47,22 @@ bool expects_command(const CLI::App& app) {
   const CLI::App* at = &app;
   while (!at->get_subcommands().empty()) at = at->get_subcommands().front();
   return !at->get_subcommands([](const CLI::App* sub) { return !sub->get_name().empty(); }).empty();
+}
+
+// A CLI11 message quotes the arguments as typed: control bytes (a terminal's
+// escape sequences) are written as \xHH, and a long message is cut.
+std::string printable(std::string_view message) {
+  static constexpr char hex[] = "0123456789abcdef";
+  std::string out;
+  for (const char c : message.substr(0, 512)) {
+    const auto byte = static_cast<unsigned char>(c);
+    if (byte >= 0x20 && byte != 0x7f) {
+      out += c;
+    } else {
+      out += {'\\', 'x', hex[byte >> 4], hex[byte & 0xf]};
+    }
+  }
+  return message.size() > 512 ? out + "..." : out;
 }
 
 unloc::error usage(std::string message, const CLI::App& app) {
@@ -285,7 +302,7 @@ unloc::result<invocation> parse_arguments(const std::vector<std::string>& args) 
     inv.text = std::string(e.what()) + "\n";
     return inv;
   } catch (const CLI::Error& e) {  // every parse error; the others are programming errors
-    return usage(e.what(), app);
+    return usage(printable(e.what()), app);
   }
 
   auto extras = app.remaining(true);

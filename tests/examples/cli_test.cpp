@@ -164,6 +164,11 @@ TEST_CASE("finds bad usage and invalid input before any request, with exit 2", "
     CHECK(r.status == 2);
     CHECK_FALSE(r.err.empty());
   }
+  // CLI11's messages quote the arguments: a terminal escape is written as \x1b.
+  auto escape = unloc_cli({"webhooks", "list", "--format", "x\x1b[31m"});
+  CHECK(escape.status == 2);
+  CHECK(escape.err.find('\x1b') == std::string::npos);
+  CHECK(escape.err.find("\\x1b[31m") != std::string::npos);
   auto no_secret = unloc_cli({"webhooks", "list"}, "UNLOC_CLIENT_SECRET=");
   CHECK(no_secret.status == 2);
   CHECK(no_secret.err.find("UNLOC_CLIENT_SECRET") != std::string::npos);
@@ -449,22 +454,26 @@ TEST_CASE("prints bash and zsh completion scripts that complete commands, option
 }
 
 TEST_CASE("listen stops cleanly, exit 0, on SIGTERM, SIGINT and at --timeout", "[cli]") {
-  const std::vector<std::string> listen = {
-      "listen", "--forward-to", "http://u:p@127.0.0.1:9/x", "--lock", lock, "--interval", "0.2"};
-  auto args = listen;
-  args.insert(args.end(), {"--timeout", "0.5"});
-  auto timed = unloc_cli(args);
+  const std::string target = "http://u:fwd-s3cret-pw@127.0.0.1:9/x";  // nothing listens there
+  auto timed = unloc_cli(
+      {"listen", "--forward-to", target, "--lock", lock, "--interval", "0.2", "--timeout", "0.5"});
   INFO(timed.err);
   CHECK(timed.status == 0);
+  CHECK(timed.err.find("fwd-s3cret-pw") == std::string::npos);
+
+  // Once it is ready (its first poll done), the signal; then its exit status.
+  const std::string ready_file = unloc_test::test_tls_files().dir + "/cli-listen.err";
+  const std::string script =
+      "\"$0\" listen --forward-to \"$2\" --lock \"$3\" --interval 0.2 2>\"$1\" & pid=$!\n"
+      "for i in $(seq 600); do grep -q 'unloc: ready' \"$1\" && break; sleep 0.05; done\n"
+      "kill -s \"$4\" $pid; wait $pid; status=$?; cat \"$1\" >&2; exit $status";
   for (const char* signal : {"TERM", "INT"}) {
-    // timeout(1) sends the signal after 0.5 s and exits with the program's status.
-    auto stopped = run_program("timeout", [&] {
-      std::vector<std::string> a = {"--preserve-status", "-s", signal, "0.5", UNLOC_CLI_PATH};
-      a.insert(a.end(), listen.begin(), listen.end());
-      return a;
-    }());
+    auto stopped =
+        run_program("bash", {"-c", script, UNLOC_CLI_PATH, ready_file, target, lock, signal});
     INFO(signal << ": " << stopped.err);
     CHECK(stopped.status == 0);
+    CHECK(stopped.err.find("unloc: ready") != std::string::npos);
+    CHECK(stopped.err.find("fwd-s3cret-pw") == std::string::npos);
     check_no_secret(stopped);
   }
 }
