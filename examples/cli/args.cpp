@@ -247,8 +247,11 @@ commands define_commands(CLI::App& app, invocation& inv, raw_values& raw) {
   c.log->add_flag("--project", inv.project_wide,
                   "The Project's log (a switch here: the Project is the --project before the "
                   "command, or UNLOC_PROJECT_ID)");
-  c.log->add_option("--from", raw.from, "From T")->type_name("T");
-  c.log->add_option("--to", raw.to, "To T")->type_name("T");
+  c.log->add_option("--from", raw.from, "Events from T (the API clamps it to 30 days ago)")
+      ->type_name("T");
+  c.log->add_option("--to", raw.to, "Events up to T (default: now)")->type_name("T");
+  c.log->footer(std::string("T is an RFC 3339 timestamp, such as 2024-05-01T00:00:00Z.\n") +
+                command_footer);
 
   c.credentials = app.add_subcommand("credentials", "Credentials for webhook URLs");
   c.generate = c.credentials->add_subcommand(
