@@ -280,6 +280,8 @@ commands define_commands(CLI::App& app, invocation& inv, raw_values& raw) {
 
   app.footer(footer);
   app.allow_extras();  // named below, saying what was meant
+  // One command a line: `credentials generate webhooks list` is not two.
+  for (auto* parent : {&app, c.webhooks, c.credentials}) parent->require_subcommand(0, 1);
 
   return c;
 }

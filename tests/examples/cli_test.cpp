@@ -151,6 +151,8 @@ TEST_CASE("finds bad usage and invalid input before any request, with exit 2", "
       {"webhooks", "list", "--bogus"},
       {"webhooks"},
       {"frobnicate"},
+      {"credentials", "generate", "webhooks", "list"},  // one command a line
+      {"access-log", "--lock", lock, "webhooks", "list"},
       {"--csv-safe", "webhooks", "list"},
       {"completion", "fish"},
       {"listen"},
