@@ -103,9 +103,10 @@ exit_status read_access_log(const unloc::client& client, const invocation& inv,
   return ok;
 }
 
-std::atomic<bool> stop_listening{false};  // lock-free: set from a signal handler
+std::atomic<bool> stop_listening{false};  // set from a signal handler: must be lock-free
+static_assert(std::atomic<bool>::is_always_lock_free);
 
-extern "C" void on_stop_signal(int) { stop_listening = true; }
+void on_stop_signal(int) { stop_listening = true; }
 
 // Runs until SIGINT, SIGTERM or --timeout (an interval timer), each a clean stop.
 int listen(unloc::client& client, const invocation& inv) {
