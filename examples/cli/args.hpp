@@ -17,6 +17,7 @@
 
 namespace unloc_cli {
 
+/// What the command line asks for.
 enum class command {
   print,  // help, --version or a completion script: print `text`, exit 0
   webhooks_register,
