@@ -31,6 +31,7 @@ packages=(
   libcurl4-openssl-dev
   libcpp-httplib-dev  # the reference server in tools/
   libboost-dev        # Boost.Beast, header-only: unloc::beast, the webhook receiver
+  libcli11-dev        # CLI11, header-only: the unloc CLI's command line
   libssl-dev
   zlib1g-dev          # cpp-httplib.pc Requires.private: zlib
   libbrotli-dev       # cpp-httplib.pc Requires.private: libbrotli*

@@ -1,20 +1,23 @@
 // `unloc`: the command-line client of the Unloc API, built on the SDK. Its
-// interface (options, formats, exit statuses) is fixed by
-// shared/cli-and-receiver.md; scripts depend on it.
-
-#include "args.hpp"
-#include "output.hpp"
+// interface (options, formats, exit statuses) is fixed by docs/cli.md;
+// scripts depend on it.
 
 #include <unloc/unloc.hpp>
 
+#include "args.hpp"
+#include "listen.hpp"
+#include "output.hpp"
+#include <sys/time.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
+#include <csignal>
 #include <cstdlib>
 #include <iostream>
-#include <string>
 #include <optional>
+#include <string>
 #include <vector>
 
 namespace {
@@ -39,11 +42,6 @@ exit_status fail(const unloc::error& e) {
   return status_for(e);
 }
 
-std::string env(const char* name) {
-  const char* value = std::getenv(name);
-  return value != nullptr ? value : "";
-}
-
 // The command's deadline, spread over the calls it makes.
 class deadline {
  public:
@@ -66,7 +64,8 @@ class deadline {
 exit_status generate_credentials(const invocation& inv) {
   auto credentials = unloc::generate_credentials();
   if (!credentials) return fail(credentials.error());
-  unloc_cli::printer out(std::cout, inv.format, {"USER", "PASSWORD"});
+  unloc_cli::printer out(std::cout, inv.format, {{"USER", "PASSWORD"}, {"user", "password"}},
+                         inv.csv_safe);
   unloc_cli::record r;
   r.json = {{"user", credentials->user}, {"password", credentials->password}};
   r.cells = {credentials->user, credentials->password};
@@ -82,7 +81,7 @@ exit_status read_access_log(const unloc::client& client, const invocation& inv,
   query.project_wide = inv.project_wide;
   query.from = inv.from;
   query.to = inv.to;
-  unloc_cli::printer out(std::cout, inv.format, unloc_cli::event_columns());
+  unloc_cli::printer out(std::cout, inv.format, unloc_cli::event_columns(), inv.csv_safe);
   const bool progress = isatty(STDERR_FILENO) != 0;
   std::size_t count = 0;
   std::string cursor;
@@ -94,13 +93,34 @@ exit_status read_access_log(const unloc::client& client, const invocation& inv,
     }
     for (const auto& event : read->events) out.add(unloc_cli::event_record(event, inv.format));
     count += read->events.size();
-    if (progress) std::cerr << "\rfetched " << count << " events (" << page << " pages)" << std::flush;
+    if (progress)
+      std::cerr << "\rfetched " << count << " events (" << page << " pages)" << std::flush;
     if (!read->next_cursor || *read->next_cursor == cursor) break;
     cursor = *read->next_cursor;
   }
   if (progress) std::cerr << "\n";
   out.finish(true);
   return ok;
+}
+
+std::atomic<bool> stop_listening{false};  // set from a signal handler: must be lock-free
+static_assert(std::atomic<bool>::is_always_lock_free);
+
+void on_stop_signal(int) { stop_listening = true; }
+
+// Runs until SIGINT, SIGTERM or --timeout (an interval timer), each a clean stop.
+int listen(unloc::client& client, const invocation& inv) {
+  struct sigaction action {};
+  action.sa_handler = on_stop_signal;
+  sigemptyset(&action.sa_mask);
+  for (const int signal : {SIGINT, SIGTERM, SIGALRM}) sigaction(signal, &action, nullptr);
+  if (inv.timeout) {
+    itimerval timer{};
+    timer.it_value.tv_sec = static_cast<time_t>(inv.timeout->count() / 1000);
+    timer.it_value.tv_usec = static_cast<suseconds_t>(inv.timeout->count() % 1000 * 1000);
+    setitimer(ITIMER_REAL, &timer, nullptr);
+  }
+  return unloc_cli::run_listen(client, inv.listen, std::cout, std::cerr, stop_listening);
 }
 
 exit_status run(const invocation& inv) {
@@ -122,7 +142,7 @@ exit_status run(const invocation& inv) {
       registration.url = inv.url;
       auto hook = client->register_webhook(registration, budget.next_call());
       if (!hook) return fail(hook.error());
-      unloc_cli::printer out(std::cout, inv.format, unloc_cli::webhook_columns());
+      unloc_cli::printer out(std::cout, inv.format, unloc_cli::webhook_columns(), inv.csv_safe);
       out.add(unloc_cli::webhook_record(*hook));
       out.finish(false);
       return ok;
@@ -130,7 +150,7 @@ exit_status run(const invocation& inv) {
     case command::webhooks_list: {
       auto hooks = client->list_webhooks(budget.next_call());
       if (!hooks) return fail(hooks.error());
-      unloc_cli::printer out(std::cout, inv.format, unloc_cli::webhook_columns());
+      unloc_cli::printer out(std::cout, inv.format, unloc_cli::webhook_columns(), inv.csv_safe);
       for (const auto& hook : *hooks) out.add(unloc_cli::webhook_record(hook));
       out.finish(true);
       return ok;
@@ -139,11 +159,10 @@ exit_status run(const invocation& inv) {
       auto deleted = client->delete_webhook(*inv.webhook_id, budget.next_call());
       return deleted ? ok : fail(deleted.error());
     }
-    case command::access_log:
-      return read_access_log(*client, inv, budget);
-    case command::help:
-    case command::credentials_generate:
-      break;
+    case command::access_log: return read_access_log(*client, inv, budget);
+    case command::listen: return static_cast<exit_status>(listen(*client, inv));
+    case command::print:
+    case command::credentials_generate: break;
   }
   return ok;
 }
@@ -152,13 +171,13 @@ exit_status run(const invocation& inv) {
 
 int main(int argc, char** argv) {
   const std::vector<std::string> args(argv + 1, argv + argc);
-  auto inv = unloc_cli::parse_arguments(args, [](const char* name) { return env(name); });
+  auto inv = unloc_cli::parse_arguments(args);
   if (!inv) {
-    std::cerr << "unloc: " << inv.error().message << "\n" << "try 'unloc --help'\n";
+    std::cerr << "unloc: " << inv.error().message << "\n";
     return bad_usage;
   }
-  if (inv->what == command::help) {
-    std::cout << unloc_cli::usage_text();
+  if (inv->what == command::print) {
+    std::cout << inv->text;
     return ok;
   }
   return run(*inv);

@@ -1,14 +1,12 @@
 // The example programs against the reference server: the `unloc` CLI (every
-// command, option, format and exit status of shared/cli-and-receiver.md) and
-// the README's register_and_read_log.
-
-#include "catch.hpp"
-#include "support/reference_server.hpp"
+// command, option, format and exit status of docs/cli.md) and the README's
+// register_and_read_log.
 
 #include <unloc/core.hpp>
 
+#include "catch.hpp"
+#include "support/reference_server.hpp"
 #include <nlohmann/json.hpp>
-
 #include <sys/wait.h>
 
 #include <cstdio>
@@ -16,6 +14,7 @@
 #include <fstream>
 #include <sstream>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace {
@@ -55,8 +54,10 @@ run_result run_program(const std::string& program, const std::vector<std::string
               " UNLOC_CLIENT_SECRET=" + shell_quote(server().client_secret()) +
               " UNLOC_CA_BUNDLE=" + shell_quote(server().ca_file()) + " ";
   }
-  command = "env -u UNLOC_API_URL -u UNLOC_PROJECT_ID -u UNLOC_CLIENT_ID -u UNLOC_CLIENT_SECRET "
-            "-u UNLOC_CA_BUNDLE " + command + extra_env + " " + shell_quote(program);
+  command =
+      "env -u UNLOC_API_URL -u UNLOC_PROJECT_ID -u UNLOC_CLIENT_ID -u UNLOC_CLIENT_SECRET "
+      "-u UNLOC_CA_BUNDLE " +
+      command + extra_env + " " + shell_quote(program);
   for (const auto& a : args) command += " " + shell_quote(a);
   const std::string out_file = unloc_test::test_tls_files().dir + "/cli.out";
   const std::string err_file = unloc_test::test_tls_files().dir + "/cli.err";
@@ -90,11 +91,45 @@ void check_no_secret(const run_result& r) {
 
 }  // namespace
 
-TEST_CASE("prints its usage for --help and without a command", "[cli]") {
-  for (const auto& args : {std::vector<std::string>{"--help"}, std::vector<std::string>{}}) {
+TEST_CASE("prints its usage for -h, --help and without a command", "[cli]") {
+  for (const auto& args : {std::vector<std::string>{"--help"}, std::vector<std::string>{"-h"},
+                           std::vector<std::string>{}}) {
     auto r = unloc_cli(args, {}, true);
     CHECK(r.status == 0);
-    CHECK(r.out.find("usage: unloc") != std::string::npos);
+    CHECK(r.out.find("Usage: unloc [OPTIONS]") != std::string::npos);
+    CHECK(r.out.find("UNLOC_CLIENT_SECRET_FILE") != std::string::npos);
+    CHECK(r.err.empty());
+  }
+}
+
+TEST_CASE("prints a command's help after the command, before checking its arguments", "[cli]") {
+  const std::vector<std::pair<std::vector<std::string>, std::string>> cases = {
+      {{"webhooks", "register", "--help"}, "Usage: unloc webhooks register"},
+      {{"webhooks", "register", "--lock", "not-a-uuid", "-h"}, "Usage: unloc webhooks register"},
+      {{"webhooks", "--help"}, "Usage: unloc webhooks"},
+      {{"access-log", "-h"}, "Usage: unloc access-log"},
+      {{"listen", "--help"}, "--forward-to"},
+      {{"completion", "--help"}, "Usage: unloc completion"},
+  };
+  for (const auto& [args, expected] : cases) {
+    auto r = unloc_cli(args, {}, true);
+    INFO(args[0] << " " << expected);
+    CHECK(r.status == 0);
+    CHECK(r.out.find(expected) != std::string::npos);
+  }
+  CHECK(unloc_cli({"webhooks", "register", "--help"}, {}, true).out.find("--lock") !=
+        std::string::npos);
+}
+
+TEST_CASE("prints its version and libcurl's for --version, anywhere on the line", "[cli]") {
+  for (const auto& args : {std::vector<std::string>{"--version"},
+                           std::vector<std::string>{"webhooks", "list", "--version"}}) {
+    auto r = unloc_cli(args, {}, true);
+    CHECK(r.status == 0);
+    const auto lines = lines_of(r.out);
+    REQUIRE(lines.size() == 2);
+    CHECK(lines[0] == std::string("unloc ") + unloc::version_string);
+    CHECK(lines[1].rfind("libcurl/", 0) == 0);
   }
 }
 
@@ -110,10 +145,21 @@ TEST_CASE("finds bad usage and invalid input before any request, with exit 2", "
       {"webhooks", "frobnicate"},
       {"access-log"},
       {"access-log", "--lock", lock, "--from", "2022-02-30T00:00:00Z"},
-      {"access-log", "--lock", lock, "--from", "2024-05-02T00:00:00Z", "--to", "2024-05-01T00:00:00Z"},
+      {"access-log", "--lock", lock, "--from", "2024-05-02T00:00:00Z", "--to",
+       "2024-05-01T00:00:00Z"},
       {"webhooks", "list", "--format", "xml"},
       {"webhooks", "list", "--timeout", "soon"},
       {"webhooks", "list", "--bogus"},
+      {"webhooks"},
+      {"frobnicate"},
+      {"credentials", "generate", "webhooks", "list"},  // one command a line
+      {"access-log", "--lock", lock, "webhooks", "list"},
+      {"--csv-safe", "webhooks", "list"},
+      {"completion", "fish"},
+      {"listen"},
+      {"listen", "--forward-to", "http://u:p@127.0.0.1:9/x", "--interval", "0"},
+      {"listen", "--forward-to", "http://u:p@127.0.0.1:9/x", "--lock", "not-a-uuid"},
+      {"listen", "--forward-to", "http://u:p@example.com/x"},
   };
   for (const auto& args : cases) {
     auto r = unloc_cli(args);
@@ -121,9 +167,21 @@ TEST_CASE("finds bad usage and invalid input before any request, with exit 2", "
     CHECK(r.status == 2);
     CHECK_FALSE(r.err.empty());
   }
+  // CLI11's messages quote the arguments: a terminal escape is written as \x1b.
+  auto escape = unloc_cli({"webhooks", "list", "--format", "x\x1b[31m"});
+  CHECK(escape.status == 2);
+  CHECK(escape.err.find('\x1b') == std::string::npos);
+  CHECK(escape.err.find("\\x1b[31m") != std::string::npos);
   auto no_secret = unloc_cli({"webhooks", "list"}, "UNLOC_CLIENT_SECRET=");
   CHECK(no_secret.status == 2);
   CHECK(no_secret.err.find("UNLOC_CLIENT_SECRET") != std::string::npos);
+  // The flag is a switch after access-log; the error says where the Project goes.
+  auto meant = unloc_cli({"access-log", "--project", server().project_id()});
+  CHECK(meant.status == 2);
+  CHECK(meant.err.find("unloc --project " + server().project_id() + " access-log --project") !=
+        std::string::npos);
+  CHECK(unloc_cli({"webhooks", "frobnicate"}).err.find("unknown command 'webhooks frobnicate'") !=
+        std::string::npos);
   const auto counts = server().request_counts();
   CHECK(counts["webhooks"] == 0);
   CHECK(counts["token"] == 0);
@@ -141,12 +199,13 @@ TEST_CASE("generates credentials valid under the reserved-character rule", "[cli
   CHECK(table.status == 0);
   CHECK(lines_of(table.out).size() == 2);
   CHECK(lines_of(unloc_cli({"credentials", "generate", "--format", "csv"}, {}, true).out)[0] ==
-        "USER,PASSWORD\r");
+        "user,password\r");
 }
 
 TEST_CASE("registers, lists and deletes webhooks in every format, passwords redacted", "[cli]") {
   const std::string url = "https://myuser:mypasswoord@127.0.0.1:9/cli-hook";
-  auto created = unloc_cli({"webhooks", "register", "--lock", lock, "--url", url, "--format", "json"});
+  auto created =
+      unloc_cli({"webhooks", "register", "--lock", lock, "--url", url, "--format", "json"});
   REQUIRE(created.status == 0);
   const auto hook = nlohmann::json::parse(created.out);
   CHECK(hook.is_object());
@@ -155,7 +214,8 @@ TEST_CASE("registers, lists and deletes webhooks in every format, passwords reda
   CHECK(hook["trigger"] == "accessEvent");
   const std::string id = hook["id"];
 
-  auto again = unloc_cli({"webhooks", "register", "--lock", lock, "--url", url, "--format", "json"});
+  auto again =
+      unloc_cli({"webhooks", "register", "--lock", lock, "--url", url, "--format", "json"});
   REQUIRE(again.status == 0);
   CHECK(nlohmann::json::parse(again.out)["id"] == id);  // 409: the existing one
 
@@ -168,7 +228,7 @@ TEST_CASE("registers, lists and deletes webhooks in every format, passwords reda
   REQUIRE(json.status == 0);
   CHECK(nlohmann::json::parse(json.out).is_array());
   auto csv = unloc_cli({"webhooks", "list", "--format", "csv"});
-  CHECK(lines_of(csv.out)[0] == "ID,TRIGGER,LOCK ID,URL,CREATED\r");
+  CHECK(lines_of(csv.out)[0] == "id,trigger,lockId,url,created\r");
   auto jsonl = unloc_cli({"webhooks", "list", "--format", "jsonl"});
   for (const auto& line : lines_of(jsonl.out)) CHECK(nlohmann::json::parse(line).is_object());
 
@@ -189,8 +249,8 @@ TEST_CASE("registers, lists and deletes webhooks in every format, passwords reda
 }
 
 TEST_CASE("prints every page of an access log in each format, in the order served", "[cli]") {
-  const auto ids = server().record_events(
-      lock, 1234, {{"lockName", "Gate \"A\", north"}, {"spacingMs", 1000}});
+  const auto ids =
+      server().record_events(lock, 1234, {{"lockName", "Gate \"A\", north"}, {"spacingMs", 1000}});
   REQUIRE(ids.size() == 1234);
 
   auto jsonl = unloc_cli({"access-log", "--lock", lock, "--format", "jsonl"});
@@ -200,7 +260,8 @@ TEST_CASE("prints every page of an access log in each format, in the order serve
   for (std::size_t i = 0; i < lines.size(); i += 97) {
     const auto e = nlohmann::json::parse(lines[i]);
     CHECK(e["id"] == ids[i]);
-    for (const char* field : {"id", "action", "created", "keyId", "lockId", "lockName", "appUserId", "userName"}) {
+    for (const char* field :
+         {"id", "action", "created", "keyId", "lockId", "lockName", "appUserId", "userName"}) {
       CHECK(e.contains(field));
     }
     CHECK(e["created"].get<std::string>().size() == 24);
@@ -214,9 +275,9 @@ TEST_CASE("prints every page of an access log in each format, in the order serve
   REQUIRE(csv.status == 0);
   const auto rows = lines_of(csv.out);
   REQUIRE(rows.size() == 1235);
-  CHECK(rows[0] == "CREATED,ACTION,LOCK,APP USER,USER NAME,EVENT ID,KEY ID,LOCK ID\r");
+  CHECK(rows[0] == "id,action,created,keyId,lockId,lockName,appUserId,userName\r");
   CHECK(rows[1].find("\"Gate \"\"A\"\", north\"") != std::string::npos);  // RFC 4180 quoting
-  CHECK(rows[1].find(ids[0]) != std::string::npos);
+  CHECK(rows[1].rfind(ids[0] + ",", 0) == 0);
 
   auto table = unloc_cli({"access-log", "--lock", lock});
   REQUIRE(table.status == 0);
@@ -239,7 +300,8 @@ TEST_CASE("lets a flag win over its environment variable", "[cli]") {
   CHECK(r.status == 0);
   auto wrong = unloc_cli({"--client-id", "someone-else", "webhooks", "list"});
   CHECK(wrong.status == 1);
-  auto ca_flag = unloc_cli({"--ca-bundle", server().ca_file(), "webhooks", "list"}, "UNLOC_CA_BUNDLE=");
+  auto ca_flag =
+      unloc_cli({"--ca-bundle", server().ca_file(), "webhooks", "list"}, "UNLOC_CA_BUNDLE=");
   CHECK(ca_flag.status == 0);
   auto url_flag = unloc_cli({"--api-url", server().base_url(), "webhooks", "list"},
                             "UNLOC_API_URL=https://127.0.0.1:9");
@@ -254,7 +316,8 @@ TEST_CASE("exits 1 when the API refuses, naming the status", "[cli]") {
 }
 
 TEST_CASE("exits 3 on a network or TLS failure and on the deadline", "[cli]") {
-  auto refused = unloc_cli({"--api-url", "https://127.0.0.1:9", "webhooks", "list", "--timeout", "5"});
+  auto refused =
+      unloc_cli({"--api-url", "https://127.0.0.1:9", "webhooks", "list", "--timeout", "5"});
   CHECK(refused.status == 3);
   auto untrusted = unloc_cli({"webhooks", "list"}, "UNLOC_CA_BUNDLE=");
   CHECK(untrusted.status == 3);
@@ -283,4 +346,137 @@ TEST_CASE("register_and_read_log registers once and prints the lock's log", "[ex
   REQUIRE(second.status == 0);
   CHECK(second.out.rfind("already registered webhook{", 0) == 0);
   CHECK(run_program(UNLOC_EXAMPLE_REGISTER_PATH, {"not-a-lock", url}).status == 2);
+}
+
+TEST_CASE("takes global options after the command, and nothing as an option after --", "[cli]") {
+  auto after =
+      unloc_cli({"webhooks", "list", "--project", server().project_id(), "--format", "json"},
+                "UNLOC_PROJECT_ID=00000000-0000-0000-0000-000000000000");
+  REQUIRE(after.status == 0);
+  CHECK(nlohmann::json::parse(after.out).is_array());
+  auto log =
+      unloc_cli({"access-log", "--lock", "0000aaaa-0000-4000-8000-00000000aaaa", "--format=csv"});
+  CHECK(log.status == 0);
+  CHECK(log.out == "id,action,created,keyId,lockId,lockName,appUserId,userName\r\n");
+
+  auto created = unloc_cli({"webhooks", "register", "--lock", lock, "--url",
+                            "https://u:p4ssw0rd-x@127.0.0.1:9/dashdash", "--format", "json"});
+  REQUIRE(created.status == 0);
+  const std::string id = nlohmann::json::parse(created.out)["id"];
+  CHECK(unloc_cli({"webhooks", "delete", "--", id}).status == 0);
+  auto not_an_option = unloc_cli({"webhooks", "delete", "--", "--format"});
+  CHECK(not_an_option.status == 2);
+  CHECK(not_an_option.err.find("WEBHOOK_ID") != std::string::npos);
+}
+
+TEST_CASE("reads the client secret from UNLOC_CLIENT_SECRET_FILE when UNLOC_CLIENT_SECRET is unset",
+          "[cli]") {
+  const std::string dir = unloc_test::test_tls_files().dir;
+  const std::string file = dir + "/cli-secret";
+  std::ofstream(file, std::ios::binary)
+      << server().client_secret() << "\n";  // as mounted secrets end
+  std::ofstream(dir + "/cli-secret-empty", std::ios::binary) << "\n";
+
+  auto from_file = unloc_cli({"webhooks", "list"},
+                             "UNLOC_CLIENT_SECRET= UNLOC_CLIENT_SECRET_FILE=" + shell_quote(file));
+  CHECK(from_file.status == 0);
+  check_no_secret(from_file);
+  // The variable wins over the file.
+  auto variable_wins = unloc_cli({"webhooks", "list"},
+                                 "UNLOC_CLIENT_SECRET=wrong-secret "
+                                 "UNLOC_CLIENT_SECRET_FILE=" +
+                                     shell_quote(file));
+  CHECK(variable_wins.status == 1);
+
+  // Missing, empty, a directory, or an endless device: exit 2 before any request, naming the file.
+  server().reset_request_counts();
+  for (const std::string& bad :
+       {dir + "/no-such-secret", dir + "/cli-secret-empty", dir, std::string("/dev/zero")}) {
+    auto r = unloc_cli({"webhooks", "list"},
+                       "UNLOC_CLIENT_SECRET= UNLOC_CLIENT_SECRET_FILE=" + shell_quote(bad));
+    INFO(r.err);
+    CHECK(r.status == 2);
+    CHECK(r.err.find("UNLOC_CLIENT_SECRET_FILE '" + bad + "'") != std::string::npos);
+  }
+  CHECK(server().request_counts()["token"] == 0);
+}
+
+TEST_CASE("writes CSV cells as served, or spreadsheet-safe with --csv-safe", "[cli]") {
+  const std::string formula_lock = "c5c5c5c5-0000-4000-8000-0000000000c5";
+  server().record_events(formula_lock, 1,
+                         {{"lockName", "=HYPERLINK(\"http://x\")"},
+                          {"appUserId", "+4712345678"},
+                          {"userName", "@admin"}});
+  auto plain = unloc_cli({"access-log", "--lock", formula_lock, "--format", "csv"});
+  auto safe = unloc_cli({"access-log", "--lock", formula_lock, "--format", "csv", "--csv-safe"});
+  auto jsonl = unloc_cli({"access-log", "--lock", formula_lock, "--format", "jsonl"});
+  REQUIRE(plain.status == 0);
+  REQUIRE(safe.status == 0);
+  REQUIRE(jsonl.status == 0);
+  const auto event = nlohmann::json::parse(jsonl.out);
+  // The header names the JSON fields, so a row joins its JSON object without a map.
+  std::string expected_row;
+  for (const char* field : {"id", "action", "created", "keyId", "lockId"}) {
+    expected_row += event[field].get<std::string>() + ",";
+  }
+  CHECK(lines_of(plain.out)[1] ==
+        expected_row + "\"=HYPERLINK(\"\"http://x\"\")\",+4712345678,@admin\r");
+  CHECK(lines_of(safe.out)[1] ==
+        expected_row + "\"'=HYPERLINK(\"\"http://x\"\")\",'+4712345678,'@admin\r");
+}
+
+TEST_CASE("prints bash and zsh completion scripts that complete commands, options and values",
+          "[cli]") {
+  auto bash = unloc_cli({"completion", "bash"}, {}, true);
+  REQUIRE(bash.status == 0);
+  const std::string script = unloc_test::test_tls_files().dir + "/unloc-completion.bash";
+  std::ofstream(script, std::ios::binary) << bash.out;
+  CHECK(std::system(("bash -n " + shell_quote(script)).c_str()) == 0);
+
+  // Loads the script and completes COMP_WORDS as bash would, at its last word.
+  const auto complete = [&script](const std::string& words) {
+    const std::string program = "source " + shell_quote(script) + "; COMP_WORDS=(" + words +
+                                "); COMP_CWORD=$((${#COMP_WORDS[@]} - 1)); _unloc; "
+                                "printf '%s\\n' \"${COMPREPLY[@]}\"";
+    return run_program("bash", {"-c", program}, {}, true).out;
+  };
+  CHECK(complete("unloc web") == "webhooks\n");
+  CHECK(complete("unloc webhooks re") == "register\n");
+  CHECK(complete("unloc --format csv webhooks register --l") == "--lock\n");
+  CHECK(complete("unloc access-log --lock x --fo") == "--format\n");
+  CHECK(complete("unloc webhooks list --format js") == "json\njsonl\n");
+  CHECK(complete("unloc --project p acc") == "access-log\n");  // --project's value skipped
+  CHECK(complete("unloc access-log --project --f") == "--format\n--from\n");  // a switch there
+  CHECK(complete("unloc completion ''") == "bash\nzsh\n");
+  CHECK(complete("unloc listen --").find("--forward-to\n") != std::string::npos);
+
+  auto zsh = unloc_cli({"completion", "zsh"}, {}, true);
+  REQUIRE(zsh.status == 0);
+  CHECK(zsh.out.rfind("#compdef unloc\n", 0) == 0);
+  CHECK(zsh.out.find("bashcompinit") != std::string::npos);
+}
+
+TEST_CASE("listen stops cleanly, exit 0, on SIGTERM, SIGINT and at --timeout", "[cli]") {
+  const std::string target = "http://u:fwd-s3cret-pw@127.0.0.1:9/x";  // nothing listens there
+  auto timed = unloc_cli(
+      {"listen", "--forward-to", target, "--lock", lock, "--interval", "0.2", "--timeout", "0.5"});
+  INFO(timed.err);
+  CHECK(timed.status == 0);
+  CHECK(timed.err.find("fwd-s3cret-pw") == std::string::npos);
+
+  // Once it is ready (its first poll done), the signal; then its exit status.
+  const std::string ready_file = unloc_test::test_tls_files().dir + "/cli-listen.err";
+  const std::string script =
+      "\"$0\" listen --forward-to \"$2\" --lock \"$3\" --interval 0.2 2>\"$1\" & pid=$!\n"
+      "for i in $(seq 600); do grep -q 'unloc: ready' \"$1\" && break; sleep 0.05; done\n"
+      "kill -s \"$4\" $pid; wait $pid; status=$?; cat \"$1\" >&2; exit $status";
+  for (const char* signal : {"TERM", "INT"}) {
+    auto stopped =
+        run_program("bash", {"-c", script, UNLOC_CLI_PATH, ready_file, target, lock, signal});
+    INFO(signal << ": " << stopped.err);
+    CHECK(stopped.status == 0);
+    CHECK(stopped.err.find("unloc: ready") != std::string::npos);
+    CHECK(stopped.err.find("fwd-s3cret-pw") == std::string::npos);
+    check_no_secret(stopped);
+  }
 }

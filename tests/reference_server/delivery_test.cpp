@@ -168,3 +168,36 @@ TEST_CASE("delivers an event twice when asked to", "[reference_server]") {
   CHECK(hooks.received().size() == 12);
   CHECK(server.delivery_counts().at("duplicated") == 6);
 }
+
+TEST_CASE("delivers to an http:// loopback webhook only with --allow-http-loopback-webhooks",
+          "[reference_server]") {
+  receiver plain(0, false, true);
+  const std::string url = plain.url("/hook", "laptop", "pw");
+  {
+    reference_server server;
+    api_client api{server};
+    auto refused = api.post(api.project("/webhooks"), {{"trigger", "accessEvent"}, {"url", url}});
+    REQUIRE(refused);
+    CHECK(refused->status == 400);
+    CHECK(json::parse(refused->body).at("error") == "invalid_url");
+  }
+  reference_server_options options;
+  options.extra_args = {"--allow-http-loopback-webhooks"};
+  reference_server server(options);
+  api_client api{server};
+  for (const std::string other : {"http://example.com/hook", "http://10.0.0.1:8080/hook"}) {
+    auto refused = api.post(api.project("/webhooks"), {{"trigger", "accessEvent"}, {"url", other}});
+    REQUIRE(refused);
+    CHECK(refused->status == 400);
+  }
+  register_hook(api, url, lock_a);
+  const auto ids = server.record_events(lock_a, 2);
+  REQUIRE(server.wait_for_deliveries());
+  const auto received = plain.received();
+  const auto got = ids_of(received);
+  CHECK(std::is_permutation(got.begin(), got.end(), ids.begin(), ids.end()));
+  for (const auto& d : received) {
+    CHECK(d.authorization == unloc::basic_authorization({"laptop", "pw"}));
+    CHECK(d.content_type == "application/json");
+  }
+}

@@ -55,14 +55,18 @@ struct delivery {
 };
 
 /// A webhook endpoint on 127.0.0.1 over HTTPS (the test CA's server certificate
-/// by default). Answers 500 to the first `failures` deliveries, 200 after.
+/// by default), or plain HTTP. Answers 500 to the first `failures` deliveries, 200 after.
 class receiver {
  public:
-  explicit receiver(int failures = 0, bool other_ca = false)
-      : server_(cert(other_ca).c_str(), key(other_ca).c_str()), failures_(failures) {
-    server_.set_tcp_nodelay(true);
-    server_.set_keep_alive_max_count(10000);
-    server_.Post(R"(/[a-zA-Z]+)", [this](const httplib::Request& req, httplib::Response& res) {
+  explicit receiver(int failures = 0, bool other_ca = false, bool plain_http = false)
+      : server_(plain_http ? std::make_unique<httplib::Server>()
+                           : std::make_unique<httplib::SSLServer>(cert(other_ca).c_str(),
+                                                                  key(other_ca).c_str())),
+        scheme_(plain_http ? "http://" : "https://"),
+        failures_(failures) {
+    server_->set_tcp_nodelay(true);
+    server_->set_keep_alive_max_count(10000);
+    server_->Post(R"(/[a-zA-Z]+)", [this](const httplib::Request& req, httplib::Response& res) {
       std::lock_guard<std::mutex> lock(mutex_);
       ++attempts_;
       if (failures_ > 0) {
@@ -74,12 +78,12 @@ class receiver {
                            req.get_header_value("Content-Type")});
       res.status = 200;
     });
-    port_ = server_.bind_to_any_port("127.0.0.1");
+    port_ = server_->bind_to_any_port("127.0.0.1");
     // Listening already: deliveries made from now on are accepted.
-    thread_ = std::thread([this] { server_.listen_after_bind(); });
+    thread_ = std::thread([this] { server_->listen_after_bind(); });
   }
   ~receiver() {
-    server_.stop();
+    server_->stop();
     thread_.join();
   }
   receiver(const receiver&) = delete;
@@ -89,7 +93,7 @@ class receiver {
   [[nodiscard]] std::string url(const std::string& path, const std::string& user = {},
                                 const std::string& password = {}) const {
     const std::string credentials = user.empty() ? "" : user + ":" + password + "@";
-    return "https://" + credentials + "127.0.0.1:" + std::to_string(port_) + path;
+    return scheme_ + credentials + "127.0.0.1:" + std::to_string(port_) + path;
   }
   [[nodiscard]] std::vector<delivery> received() const {
     std::lock_guard<std::mutex> lock(mutex_);
@@ -110,7 +114,8 @@ class receiver {
     return other ? tls.other_server_key : tls.server_key;
   }
 
-  httplib::SSLServer server_;
+  std::unique_ptr<httplib::Server> server_;
+  std::string scheme_;
   mutable std::mutex mutex_;
   int failures_ = 0;
   int attempts_ = 0;

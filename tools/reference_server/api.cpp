@@ -125,7 +125,7 @@ void register_webhook(server_context& ctx, const Request& req, Response& res) {
     return send_error(res, 400, "invalid_trigger", "trigger must be 'accessEvent'");
   }
   if (!url) return send_error(res, 400, "invalid_request", "field 'url' is missing");
-  if (auto valid = unloc::validate_webhook_url(*url); !valid) {
+  if (auto valid = parse_delivery_url(*url, ctx.options.allow_http_loopback_webhooks); !valid) {
     return send_error(res, 400, "invalid_url", valid.error().message);
   }
   std::optional<unloc::uuid> lock_id;

@@ -13,17 +13,22 @@
 
 namespace refserver {
 
-// One worker's kept-alive clients, one per host:port.
+// One worker's kept-alive clients, one per scheme, host and port.
 class delivery_service::client_cache {
  public:
   explicit client_cache(std::string ca_file) : ca_file_(std::move(ca_file)) {}
 
-  httplib::SSLClient& get(const std::string& host, int port) {
-    auto& slot = clients_[host + " " + std::to_string(port)];
+  httplib::ClientImpl& get(const std::string& host, int port, bool plain_http) {
+    auto& slot = clients_[(plain_http ? "http " : "https ") + host + " " + std::to_string(port)];
     if (!slot) {
-      slot = std::make_unique<httplib::SSLClient>(host, port);
-      if (!ca_file_.empty()) slot->set_ca_cert_path(ca_file_);
-      slot->enable_server_certificate_verification(true);
+      if (plain_http) {
+        slot = std::make_unique<httplib::ClientImpl>(host, port);
+      } else {
+        auto tls = std::make_unique<httplib::SSLClient>(host, port);
+        if (!ca_file_.empty()) tls->set_ca_cert_path(ca_file_);
+        tls->enable_server_certificate_verification(true);
+        slot = std::move(tls);
+      }
       slot->set_keep_alive(true);
       slot->set_tcp_nodelay(true);
       slot->set_url_encode(false);  // the target is already percent-encoded
@@ -36,7 +41,7 @@ class delivery_service::client_cache {
 
  private:
   std::string ca_file_;
-  std::map<std::string, std::unique_ptr<httplib::SSLClient>> clients_;
+  std::map<std::string, std::unique_ptr<httplib::ClientImpl>> clients_;
 };
 
 namespace {
@@ -46,7 +51,7 @@ struct attempt_result {
   std::string outcome;  // for the log
 };
 
-attempt_result post(httplib::SSLClient& client, const unloc::webhook_url_parts& parts,
+attempt_result post(httplib::ClientImpl& client, const unloc::webhook_url_parts& parts,
                     const std::string& body) {
   httplib::Headers headers = {
       {"User-Agent", std::string("unloc-reference-server/") + UNLOC_VERSION_STRING}};
@@ -59,7 +64,32 @@ attempt_result post(httplib::SSLClient& client, const unloc::webhook_url_parts& 
   return {ok, "HTTP " + std::to_string(res->status)};
 }
 
+bool is_loopback_host(const std::string& host) {
+  return unloc::detail::ascii_iequals(host, "localhost") || host == "[::1]" ||
+         host.rfind("127.", 0) == 0;
+}
+
 }  // namespace
+
+unloc::result<delivery_target> parse_delivery_url(const std::string& url,
+                                                  bool allow_http_loopback) {
+  delivery_target target;
+  constexpr std::string_view http = "http://";
+  target.plain_http = allow_http_loopback && url.size() > http.size() &&
+                      unloc::detail::ascii_iequals(url.substr(0, http.size()), http);
+  // The same checks as https (host, port, credentials, path), on the URL made https.
+  auto parts = unloc::parse_webhook_url(target.plain_http ? "https://" + url.substr(http.size())
+                                                          : url);
+  if (!parts) return std::move(parts).error();
+  if (target.plain_http && !is_loopback_host(parts->host)) {
+    return unloc::make_error(unloc::error_category::invalid_input,
+                             "webhook URL may use http only to a loopback host (localhost, "
+                             "127.0.0.1, [::1]): the server runs with "
+                             "--allow-http-loopback-webhooks");
+  }
+  target.parts = std::move(*parts);
+  return target;
+}
 
 delivery_service::delivery_service(delivery_settings settings)
     : settings_(std::move(settings)), random_(settings_.seed) {}
@@ -173,12 +203,13 @@ void delivery_service::run() {
 
     const bool registered = !settings_.is_registered || settings_.is_registered(j.webhook_id);
     attempt_result result{false, "cancelled: the webhook was deleted"};
-    auto parts = unloc::parse_webhook_url(j.url);
+    auto parts = parse_delivery_url(j.url, settings_.allow_http_loopback);
     if (registered && parts) {
-      std::string host = parts->host;
+      std::string host = parts->parts.host;
       if (host.size() > 2 && host.front() == '[') host = host.substr(1, host.size() - 2);
-      const int port = parts->port.empty() ? 443 : std::stoi(parts->port);
-      result = post(clients.get(host, port), *parts, j.body);
+      const int default_port = parts->plain_http ? 80 : 443;
+      const int port = parts->parts.port.empty() ? default_port : std::stoi(parts->parts.port);
+      result = post(clients.get(host, port, parts->plain_http), parts->parts, j.body);
     }
     if (settings_.log) {
       std::fprintf(stderr, "delivery: event %s to %s attempt %d%s: %s\n",

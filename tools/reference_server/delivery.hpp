@@ -7,6 +7,7 @@
 // HTTP threads: enqueue only queues.
 
 #include <unloc/access_event.hpp>
+#include <unloc/credentials.hpp>
 #include <unloc/uuid.hpp>
 #include <unloc/webhook.hpp>
 
@@ -25,12 +26,24 @@
 
 namespace refserver {
 
+/// A webhook URL taken apart for delivery.
+struct delivery_target {
+  unloc::webhook_url_parts parts;  ///< As for https (`parts.scheme` is "https" even so).
+  bool plain_http = false;         ///< The URL is http:// (to a loopback host).
+};
+
+/// Checks a webhook URL as the platform does (https only); with
+/// `allow_http_loopback`, http:// to localhost, 127.x.x.x or [::1] passes too.
+unloc::result<delivery_target> parse_delivery_url(const std::string& url,
+                                                  bool allow_http_loopback);
+
 /// How deliveries are made.
 struct delivery_settings {
   int attempts = 8;                        ///< Attempts per delivery.
   std::chrono::milliseconds backoff{200};  ///< First retry delay, doubled per attempt.
   int workers = 4;                         ///< Concurrent deliveries.
   std::string ca_file;                     ///< Trusted CAs (PEM); empty: the system's.
+  bool allow_http_loopback = false;        ///< Deliver to http:// loopback URLs too.
   std::uint64_t seed = 1;                  ///< Seeds duplicates and shuffles.
   bool log = false;                        ///< One stderr line per attempt.
   std::function<bool(const unloc::uuid&)> is_registered;  ///< Whether a webhook still exists.

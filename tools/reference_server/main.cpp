@@ -104,7 +104,9 @@ int run(const server_options& options) {
   print_configuration(options);
   store state;
   if (!options.seed_file.empty()) {
-    if (auto problem = load_seed(state, options.seed_file); !problem.empty()) {
+    if (auto problem =
+            load_seed(state, options.seed_file, options.allow_http_loopback_webhooks);
+        !problem.empty()) {
       std::fprintf(stderr, "unloc-reference-server: %s\n", problem.c_str());
       return 1;
     }
@@ -116,6 +118,7 @@ int run(const server_options& options) {
   settings.backoff = options.delivery_backoff;
   settings.workers = options.delivery_workers;
   settings.ca_file = options.webhook_ca;
+  settings.allow_http_loopback = options.allow_http_loopback_webhooks;
   settings.seed = options.random_seed;
   settings.log = options.log_requests;
   settings.is_registered = [&state](const unloc::uuid& id) { return state.has_webhook(id); };

@@ -38,6 +38,12 @@ Options:
                             both in the API's shapes
   --webhook-ca FILE         PEM CAs trusted when delivering to webhooks (default:
                             the system's); verification is always on
+  --allow-http-loopback-webhooks
+                            also accept webhooks at http:// URLs to a loopback
+                            host (localhost, 127.x.x.x, [::1]) and deliver there
+                            in plain HTTP: a plain-HTTP receiver on a laptop.
+                            Unloc itself takes https only; without it, neither
+                            does this server
   --delivery-attempts N     attempts per delivery, 1-100 (default 8)
   --delivery-backoff-ms MS  first retry delay, doubled per attempt, capped at 30 s
                             (default 200)
@@ -184,6 +190,8 @@ parse_outcome parse_command_line(int argc, char** argv) {
       options.seed_file = value();
     } else if (arg == "--webhook-ca") {
       options.webhook_ca = value();
+    } else if (arg == "--allow-http-loopback-webhooks") {
+      options.allow_http_loopback_webhooks = true;
     } else if (arg == "--delivery-attempts") {
       options.delivery_attempts = static_cast<int>(parse_integer(arg, value(), 1, 100));
     } else if (arg == "--delivery-backoff-ms") {

@@ -33,6 +33,7 @@ struct server_options {
   std::chrono::seconds token_lifetime{3600};
   std::string seed_file;
   std::string webhook_ca;
+  bool allow_http_loopback_webhooks = false;  ///< Webhooks may be http:// to a loopback host.
   int delivery_attempts = 8;
   std::chrono::milliseconds delivery_backoff{200};
   int delivery_workers = 4;

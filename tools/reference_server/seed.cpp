@@ -3,6 +3,7 @@
 #include <unloc/credentials.hpp>
 #include <unloc/parse.hpp>
 
+#include "delivery.hpp"
 #include "util.hpp"
 #include <nlohmann/json.hpp>
 
@@ -14,7 +15,8 @@ namespace refserver {
 namespace {
 
 // A webhook in the API's shape; id and created are made up when absent.
-std::string load_webhook(store& state, const nlohmann::json& item, std::size_t index) {
+std::string load_webhook(store& state, const nlohmann::json& item, std::size_t index,
+                         bool allow_http_loopback) {
   const std::string where = "webhooks[" + std::to_string(index) + "]: ";
   if (!item.is_object()) return where + "must be an object";
   std::string problem;
@@ -25,7 +27,9 @@ std::string load_webhook(store& state, const nlohmann::json& item, std::size_t i
   const auto created = string_field(item, "created", problem);
   if (!problem.empty()) return where + problem;
   if (!url) return where + "field 'url' is missing";
-  if (auto valid = unloc::validate_webhook_url(*url); !valid) return where + valid.error().message;
+  if (auto valid = parse_delivery_url(*url, allow_http_loopback); !valid) {
+    return where + valid.error().message;
+  }
   if (trigger && *trigger != unloc::access_event_trigger)
     return where + "trigger must be accessEvent";
   unloc::webhook hook;
@@ -54,7 +58,7 @@ std::string load_webhook(store& state, const nlohmann::json& item, std::size_t i
 
 }  // namespace
 
-std::string load_seed(store& state, const std::string& path) {
+std::string load_seed(store& state, const std::string& path, bool allow_http_loopback) {
   std::ifstream file(path, std::ios::binary);
   if (!file) return "cannot read the seed file '" + path + "'";
   const std::string text((std::istreambuf_iterator<char>(file)), std::istreambuf_iterator<char>());
@@ -68,7 +72,10 @@ std::string load_seed(store& state, const std::string& path) {
   }
   if (const auto hooks = doc.find("webhooks"); hooks != doc.end()) {
     for (std::size_t i = 0; i < hooks->size(); ++i) {
-      if (auto problem = load_webhook(state, (*hooks)[i], i); !problem.empty()) return problem;
+      if (auto problem = load_webhook(state, (*hooks)[i], i, allow_http_loopback);
+          !problem.empty()) {
+        return problem;
+      }
     }
   }
   if (const auto events = doc.find("accessEvents"); events != doc.end()) {

@@ -9,7 +9,8 @@
 namespace refserver {
 
 /// Loads the seed file into `state`; returns an empty string on success, else
-/// what is wrong (naming the entry at fault).
-std::string load_seed(store& state, const std::string& path);
+/// what is wrong (naming the entry at fault). Webhook URLs follow
+/// `parse_delivery_url` with `allow_http_loopback`.
+std::string load_seed(store& state, const std::string& path, bool allow_http_loopback);
 
 }  // namespace refserver

@@ -108,10 +108,15 @@ class request_stats {
 /// every accepted socket to the task queue exactly once).
 class counting_thread_pool : public httplib::TaskQueue {
  public:
+  /// `void` before cpp-httplib 0.15, `bool` since (false: queue full, the connection is closed);
+  /// taken from the base so that the override builds with either.
+  using enqueue_result =
+      decltype(std::declval<httplib::TaskQueue&>().enqueue(std::function<void()>{}));
+
   counting_thread_pool(std::size_t threads, request_stats& stats) : pool_(threads), stats_(stats) {}
-  void enqueue(std::function<void()> fn) override {
+  enqueue_result enqueue(std::function<void()> fn) override {
     stats_.count_connection();
-    pool_.enqueue(std::move(fn));
+    return static_cast<enqueue_result>(pool_.enqueue(std::move(fn)));
   }
   void shutdown() override { pool_.shutdown(); }
 

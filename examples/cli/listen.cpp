@@ -1,0 +1,376 @@
+// `unloc listen`: polls the access log from now on and forwards each new
+// Access Event to a local URL as Unloc's delivery would send it.
+
+#include "listen.hpp"
+
+#include <unloc/unloc.hpp>
+
+#include <curl/curl.h>
+
+#include <algorithm>
+#include <fstream>
+#include <map>
+#include <memory>
+#include <optional>
+#include <sstream>
+#include <string_view>
+#include <thread>
+#include <utility>
+
+namespace unloc_cli {
+namespace {
+
+using std::chrono::milliseconds;
+using steady = std::chrono::steady_clock;
+
+enum exit_status { ok = 0, api_failure = 1, bad_usage = 2, network_failure = 3 };
+
+// The platform's delivery, as the reference server does it: 8 attempts, the
+// first retry after 200 ms, doubled each time, capped at 30 s.
+constexpr int forward_attempts = 8;
+constexpr milliseconds first_backoff{200};
+constexpr milliseconds max_backoff{30'000};
+constexpr milliseconds attempt_timeout{10'000};
+// Each poll re-reads this much of the log before the newest instant: events
+// that tie, arrive a little late or are stamped by a clock a little behind
+// ours are still seen; the ids already forwarded are skipped.
+constexpr milliseconds lookback{std::chrono::minutes(5)};
+// Failed polls in a row (backing off, up to a minute apart) before giving up.
+constexpr int max_failed_polls = 10;
+constexpr milliseconds max_poll_backoff{60'000};
+constexpr milliseconds poll_deadline{15'000};  // for each page, its retries included
+
+// Where events go: the URL without its user info, and the Basic credentials.
+struct forward_target {
+  std::string url;
+  std::optional<unloc::basic_credentials> credentials;
+  bool loopback = false;
+};
+
+bool is_loopback_host(const std::string& host) {
+  return unloc::detail::ascii_iequals(host, "localhost") || host == "[::1]" ||
+         host.rfind("127.", 0) == 0;
+}
+
+// http(s)://[user:password@]host[:port][/path]. The rules of Unloc's webhook
+// URLs apply (credentials of unreserved characters only, so nothing to
+// percent-decode); http is allowed to a loopback host only.
+unloc::result<forward_target> parse_forward_target(const std::string& url) {
+  const auto colon = url.find("://");
+  const std::string scheme = colon == std::string::npos ? "" : url.substr(0, colon);
+  const bool http = unloc::detail::ascii_iequals(scheme, "http");
+  if (!http && !unloc::detail::ascii_iequals(scheme, "https")) {
+    return unloc::make_error(unloc::error_category::invalid_input,
+                             "--forward-to must start with http:// or https://", "forward_to");
+  }
+  auto parts = unloc::parse_webhook_url("https" + url.substr(colon));
+  if (!parts) {
+    auto e = parts.error();
+    // Positions count in the URL made https: one more than the user's http URL.
+    constexpr std::string_view at = " at position ";
+    if (const auto p = e.message.find(at); http && p != std::string::npos) {
+      const auto digits = p + at.size();
+      auto end = e.message.find_first_not_of("0123456789", digits);
+      if (end == std::string::npos) end = e.message.size();
+      std::size_t n = 0;
+      for (auto i = digits; i < end && n < 100000; ++i) n = n * 10 + (e.message[i] - '0');
+      if (n > 0) e.message.replace(digits, end - digits, std::to_string(n - 1));
+    }
+    e.message = "--forward-to: " + e.message;
+    return e;
+  }
+  forward_target target;
+  target.loopback = is_loopback_host(parts->host);
+  if (http && !target.loopback) {
+    return unloc::make_error(unloc::error_category::invalid_input,
+                             "--forward-to may use http:// only to a loopback host (localhost, "
+                             "127.0.0.1, [::1]), not " + parts->host + "; use https://",
+                             "forward_to");
+  }
+  target.url = (http ? "http://" : "https://") + parts->host +
+               (parts->port.empty() ? "" : ":" + parts->port) + parts->target;
+  target.credentials = std::move(parts->credentials);
+  return target;
+}
+
+bool sleep_unless_stopped(milliseconds duration, const std::atomic<bool>& stop) {
+  const auto until = steady::now() + duration;
+  while (!stop.load()) {
+    const auto left = until - steady::now();
+    if (left <= steady::duration::zero()) return true;
+    std::this_thread::sleep_for(std::min<steady::duration>(left, milliseconds(20)));
+  }
+  return false;
+}
+
+long elapsed_ms(steady::time_point since) {
+  return static_cast<long>(
+      std::chrono::duration_cast<milliseconds>(steady::now() - since).count());
+}
+
+struct curl_deleter {
+  void operator()(CURL* h) const noexcept { curl_easy_cleanup(h); }
+  void operator()(curl_slist* l) const noexcept { curl_slist_free_all(l); }
+};
+
+// POSTs bodies to the target over one kept-alive curl handle.
+class forwarder {
+ public:
+  // `ca_pem`: the CAs an https target is verified with (empty: libcurl's own).
+  forwarder(forward_target target, std::string ca_pem, std::ostream& err,
+            const std::atomic<bool>& stop)
+      : target_(std::move(target)), ca_pem_(std::move(ca_pem)), err_(err), stop_(stop),
+        handle_(curl_easy_init()) {
+    curl_slist* list = curl_slist_append(nullptr, "Content-Type: application/json");
+    list = list ? curl_slist_append(list, "Expect:") : nullptr;  // no 100-continue round trip
+    if (list && target_.credentials) {
+      const std::string auth = "Authorization: " + unloc::basic_authorization(*target_.credentials);
+      if (curl_slist* grown = curl_slist_append(list, auth.c_str())) {
+        list = grown;
+      } else {
+        curl_slist_free_all(list);
+        list = nullptr;
+      }
+    }
+    headers_.reset(list);
+    CURL* h = handle_.get();
+    if (h == nullptr || !headers_) return;
+    curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(h, CURLOPT_URL, target_.url.c_str());
+    curl_easy_setopt(h, CURLOPT_HTTPHEADER, headers_.get());
+    curl_easy_setopt(h, CURLOPT_USERAGENT, "unloc-listen/" UNLOC_VERSION_STRING);
+#if LIBCURL_VERSION_NUM >= 0x075500
+    curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
+#else
+    curl_easy_setopt(h, CURLOPT_PROTOCOLS, static_cast<long>(CURLPROTO_HTTP | CURLPROTO_HTTPS));
+#endif
+    curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 0L);
+    curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 1L);
+    curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 2L);
+    if (!ca_pem_.empty()) {
+      curl_blob blob{ca_pem_.data(), ca_pem_.size(), CURL_BLOB_NOCOPY};  // ca_pem_ outlives h
+      curl_easy_setopt(h, CURLOPT_CAINFO_BLOB, &blob);
+    }
+    if (target_.loopback) curl_easy_setopt(h, CURLOPT_PROXY, "");  // never via a proxy
+    curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, static_cast<long>(attempt_timeout.count()));
+    curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, 5000L);
+    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, &discard);
+    curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L);
+    curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, &abort_on_stop);
+    curl_easy_setopt(h, CURLOPT_XFERINFODATA, &stop_);
+    ready_ = true;
+  }
+
+  [[nodiscard]] bool ready() const { return ready_; }
+
+  // Delivers one body, retrying like the platform: a 2xx is done; a 4xx other
+  // than 408 and 429 is not retried; anything else is, until the attempts run out.
+  // Each failed attempt that will be repeated is told on `err`.
+  std::string deliver(const std::string& id, const std::string& body) {
+    const auto start = steady::now();
+    std::string outcome;
+    int attempt = 0;
+    bool done = false;
+    while (!done && ++attempt <= forward_attempts) {
+      long status = 0;
+      outcome = post(body, status);
+      done = (status >= 200 && status < 300) ||
+             (status >= 400 && status < 500 && status != 408 && status != 429);
+      if (done || attempt == forward_attempts) break;
+      milliseconds delay = first_backoff;
+      for (int i = 1; i < attempt && delay < max_backoff; ++i) delay *= 2;
+      delay = std::min(delay, max_backoff);
+      err_ << ("unloc: forwarding " + id + ": attempt " + std::to_string(attempt) + " of " +
+               std::to_string(forward_attempts) + ": " + outcome + "; again in " +
+               std::to_string(delay.count()) + " ms\n")
+           << std::flush;
+      if (!sleep_unless_stopped(delay, stop_)) {
+        outcome += " (stopped)";
+        break;
+      }
+    }
+    std::string line = outcome + " " + std::to_string(elapsed_ms(start)) + " ms";
+    if (attempt > 1) line += " (" + std::to_string(std::min(attempt, forward_attempts)) + " attempts)";
+    return line;
+  }
+
+ private:
+  // One POST: the status as text, or "error: <why>" (status stays 0).
+  std::string post(const std::string& body, long& status) {
+    CURL* h = handle_.get();
+    curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(body.size()));
+    curl_easy_setopt(h, CURLOPT_POSTFIELDS, body.c_str());
+    const CURLcode code = curl_easy_perform(h);
+    if (code != CURLE_OK) return std::string("error: ") + curl_easy_strerror(code);
+    curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
+    return std::to_string(status);
+  }
+
+  static std::size_t discard(char*, std::size_t size, std::size_t count, void*) {
+    return size * count;
+  }
+  static int abort_on_stop(void* stop, curl_off_t, curl_off_t, curl_off_t, curl_off_t) {
+    return static_cast<const std::atomic<bool>*>(stop)->load() ? 1 : 0;
+  }
+
+  forward_target target_;
+  std::string ca_pem_;
+  std::ostream& err_;
+  const std::atomic<bool>& stop_;
+  std::unique_ptr<CURL, curl_deleter> handle_;
+  std::unique_ptr<curl_slist, curl_deleter> headers_;
+  bool ready_ = false;
+};
+
+std::optional<std::string> read_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::ostringstream text;
+  if (!(in && text << in.rdbuf())) return std::nullopt;
+  return text.str();
+}
+
+// The CAs an https target is verified with: libcurl's own plus `extra_file`,
+// as the SDK's transport adds a CA file (a CA blob replaces libcurl's CA file
+// but not its CA directory).
+std::optional<std::string> ca_pem_with(const std::string& extra_file) {
+  if (extra_file.empty()) return std::string();
+  auto extra = read_file(extra_file);
+  if (!extra) return std::nullopt;
+  std::string pem;
+  const curl_version_info_data* info = curl_version_info(CURLVERSION_NOW);
+  if (info != nullptr && info->capath == nullptr && info->cainfo != nullptr) {
+    if (auto system = read_file(info->cainfo)) pem = std::move(*system) + "\n";
+  }
+  return pem + *extra;
+}
+
+int status_for(const unloc::error& e) {
+  switch (e.category) {
+    case unloc::error_category::invalid_input: return bad_usage;
+    case unloc::error_category::network:
+    case unloc::error_category::tls:
+    case unloc::error_category::timeout: return network_failure;
+    default: return api_failure;
+  }
+}
+
+// Worth polling again: the network, a timeout, 408, 429 or a server error.
+bool may_recover(const unloc::error& e) {
+  switch (e.category) {
+    case unloc::error_category::network:
+    case unloc::error_category::timeout:
+    case unloc::error_category::ambiguous:
+    case unloc::error_category::invalid_response: return true;
+    case unloc::error_category::api:
+      return e.http_status == 408 || e.http_status == 429 || e.http_status >= 500;
+    default: return false;
+  }
+}
+
+// The events of the polled logs created since `from`, oldest first.
+unloc::result<std::vector<unloc::access_event>> read_since(
+    unloc::client& client, const std::vector<unloc::access_log_query>& logs,
+    unloc::timestamp from) {
+  std::vector<unloc::access_event> events;
+  for (auto query : logs) {
+    query.from = from;
+    unloc::call_options per_page;
+    per_page.deadline = poll_deadline;  // a hung API delays a stop by this much at most
+    auto read = client.read_access_log(
+        query,
+        [&events](unloc::access_event&& e) {
+          events.push_back(std::move(e));
+          return true;
+        },
+        per_page);
+    if (!read) return read.error();
+  }
+  std::sort(events.begin(), events.end(), [](const auto& a, const auto& b) {
+    return a.created != b.created ? a.created < b.created : a.id < b.id;
+  });
+  return events;
+}
+
+}  // namespace
+
+int run_listen(unloc::client& client, const listen_options& options, std::ostream& out,
+               std::ostream& err, const std::atomic<bool>& stop) {
+  auto target = parse_forward_target(options.forward_to);
+  if (!target) {
+    err << "unloc: " << target.error().message << "\n";
+    return bad_usage;
+  }
+  std::vector<unloc::access_log_query> logs;
+  for (const auto& lock : options.locks) {
+    auto id = unloc::uuid::parse(lock);
+    if (!id) {
+      err << "unloc: --lock: " << id.error().message << "\n";
+      return bad_usage;
+    }
+    logs.push_back(unloc::access_log_query::lock(*id));
+  }
+  if (logs.empty()) logs.push_back(unloc::access_log_query::project());
+  if (options.interval < milliseconds(1) || options.interval > std::chrono::hours(1)) {
+    err << "unloc: --interval must be more than 0 and at most 3600 seconds\n";
+    return bad_usage;
+  }
+  if (!unloc::detail::curl_initialized()) {
+    err << "unloc: libcurl failed to initialize\n";
+    return api_failure;
+  }
+  auto ca_pem = ca_pem_with(options.ca_bundle);
+  if (!ca_pem) {
+    err << "unloc: cannot read the CA file '" << options.ca_bundle << "'\n";
+    return bad_usage;
+  }
+  forwarder forward(*target, std::move(*ca_pem), err, stop);
+  if (!forward.ready()) {
+    err << "unloc: cannot set up libcurl\n";
+    return api_failure;
+  }
+
+  err << "unloc: forwarding new Access Events of "
+      << (options.locks.empty() ? std::string("the Project")
+                                : std::to_string(options.locks.size()) + " Lock(s)")
+      << " to " << unloc::redact_url(options.forward_to) << " (Ctrl-C to stop)\n";
+
+  // id -> created of every event seen in the window; the first poll only fills it.
+  std::map<unloc::uuid, unloc::timestamp> seen;
+  bool first = true;
+  int failed_polls = 0;
+  milliseconds wait{0};
+  while (sleep_unless_stopped(wait, stop)) {
+    const auto now = std::chrono::time_point_cast<milliseconds>(std::chrono::system_clock::now());
+    const unloc::timestamp from = now - lookback;
+    auto events = read_since(client, logs, from);
+    if (!events) {
+      const auto& e = events.error();
+      err << "unloc: polling the access log failed: " << unloc::to_string(e) << "\n";
+      if (!may_recover(e) || ++failed_polls >= max_failed_polls) return status_for(e);
+      wait = std::max(options.interval,
+                      std::min(max_poll_backoff, options.interval * (1 << std::min(failed_polls, 6))));
+      continue;
+    }
+    failed_polls = 0;
+    wait = options.interval;
+    for (const auto& event : *events) {
+      if (!seen.emplace(event.id, event.created).second || first) continue;
+      if (stop.load()) break;
+      const std::string action =
+          event.action == unloc::access_action::unknown ? event.action_text
+                                                        : std::string(to_string(event.action));
+      const std::string outcome = forward.deliver(event.id.to_string(), unloc::to_json_text(event));
+      // One write a line: a reader of `out` never sees half of one.
+      out << (event.id.to_string() + " " + action + " " + outcome + "\n") << std::flush;
+    }
+    if (first) err << "unloc: ready; " << seen.size() << " earlier event(s) not forwarded\n";
+    first = false;
+    for (auto it = seen.begin(); it != seen.end();) {
+      it = it->second < from ? seen.erase(it) : std::next(it);
+    }
+  }
+  err << "unloc: stopped\n";
+  return ok;
+}
+
+}  // namespace unloc_cli
