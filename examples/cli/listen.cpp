@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <fstream>
+#include <initializer_list>
 #include <map>
 #include <memory>
 #include <optional>
@@ -84,7 +85,8 @@ unloc::result<forward_target> parse_forward_target(const std::string& url) {
   if (http && !target.loopback) {
     return unloc::make_error(unloc::error_category::invalid_input,
                              "--forward-to may use http:// only to a loopback host (localhost, "
-                             "127.0.0.1, [::1]), not " + parts->host + "; use https://",
+                             "127.0.0.1, [::1]), not " +
+                                 parts->host + "; use https://",
                              "forward_to");
   }
   target.url = (http ? "http://" : "https://") + parts->host +
@@ -103,9 +105,17 @@ bool sleep_unless_stopped(milliseconds duration, const std::atomic<bool>& stop) 
   return false;
 }
 
+// `parts` and a newline, to be written in one call: a reader of the stream
+// never sees half a line.
+std::string line_of(std::initializer_list<std::string_view> parts) {
+  std::string line;
+  for (const auto part : parts) line += part;
+  line += '\n';
+  return line;
+}
+
 long elapsed_ms(steady::time_point since) {
-  return static_cast<long>(
-      std::chrono::duration_cast<milliseconds>(steady::now() - since).count());
+  return static_cast<long>(std::chrono::duration_cast<milliseconds>(steady::now() - since).count());
 }
 
 struct curl_deleter {
@@ -119,7 +129,10 @@ class forwarder {
   // `ca_pem`: the CAs an https target is verified with (empty: libcurl's own).
   forwarder(forward_target target, std::string ca_pem, std::ostream& err,
             const std::atomic<bool>& stop)
-      : target_(std::move(target)), ca_pem_(std::move(ca_pem)), err_(err), stop_(stop),
+      : target_(std::move(target)),
+        ca_pem_(std::move(ca_pem)),
+        err_(err),
+        stop_(stop),
         handle_(curl_easy_init()) {
     curl_slist* list = curl_slist_append(nullptr, "Content-Type: application/json");
     list = list ? curl_slist_append(list, "Expect:") : nullptr;  // no 100-continue round trip
@@ -180,9 +193,9 @@ class forwarder {
       milliseconds delay = first_backoff;
       for (int i = 1; i < attempt && delay < max_backoff; ++i) delay *= 2;
       delay = std::min(delay, max_backoff);
-      err_ << ("unloc: forwarding " + id + ": attempt " + std::to_string(attempt) + " of " +
-               std::to_string(forward_attempts) + ": " + outcome + "; again in " +
-               std::to_string(delay.count()) + " ms\n")
+      err_ << line_of({"unloc: forwarding ", id, ": attempt ", std::to_string(attempt), " of ",
+                       std::to_string(forward_attempts), ": ", outcome, "; again in ",
+                       std::to_string(delay.count()), " ms"})
            << std::flush;
       if (!sleep_unless_stopped(delay, stop_)) {
         outcome += " (stopped)";
@@ -190,7 +203,8 @@ class forwarder {
       }
     }
     std::string line = outcome + " " + std::to_string(elapsed_ms(start)) + " ms";
-    if (attempt > 1) line += " (" + std::to_string(std::min(attempt, forward_attempts)) + " attempts)";
+    if (attempt > 1)
+      line += " (" + std::to_string(std::min(attempt, forward_attempts)) + " attempts)";
     return line;
   }
 
@@ -347,8 +361,9 @@ int run_listen(unloc::client& client, const listen_options& options, std::ostrea
       const auto& e = events.error();
       err << "unloc: polling the access log failed: " << unloc::to_string(e) << "\n";
       if (!may_recover(e) || ++failed_polls >= max_failed_polls) return status_for(e);
-      wait = std::max(options.interval,
-                      std::min(max_poll_backoff, options.interval * (1 << std::min(failed_polls, 6))));
+      wait =
+          std::max(options.interval,
+                   std::min(max_poll_backoff, options.interval * (1 << std::min(failed_polls, 6))));
       continue;
     }
     failed_polls = 0;
@@ -356,12 +371,11 @@ int run_listen(unloc::client& client, const listen_options& options, std::ostrea
     for (const auto& event : *events) {
       if (!seen.emplace(event.id, event.created).second || first) continue;
       if (stop.load()) break;
-      const std::string action =
-          event.action == unloc::access_action::unknown ? event.action_text
-                                                        : std::string(to_string(event.action));
+      const std::string action = event.action == unloc::access_action::unknown
+                                     ? event.action_text
+                                     : std::string(to_string(event.action));
       const std::string outcome = forward.deliver(event.id.to_string(), unloc::to_json_text(event));
-      // One write a line: a reader of `out` never sees half of one.
-      out << (event.id.to_string() + " " + action + " " + outcome + "\n") << std::flush;
+      out << line_of({event.id.to_string(), " ", action, " ", outcome}) << std::flush;
     }
     if (first) err << "unloc: ready; " << seen.size() << " earlier event(s) not forwarded\n";
     first = false;

@@ -2,9 +2,10 @@
 // access log, run_listen polling it, and unloc-webhook-receiver --plain-http
 // receiving the forwards; then the forward's retries and the exit statuses.
 
+#include "listen.hpp"
+
 #include <unloc/unloc.hpp>
 
-#include "listen.hpp"
 #include "receiver_harness.hpp"
 
 #include <atomic>
@@ -53,7 +54,7 @@ class shared_text : public std::streambuf {
 // run_listen on a thread of its own; stopped (and joined) by stop() or the destructor.
 class listener {
  public:
-  listener(const unloc::client_options& api, unloc_cli::listen_options options)
+  listener(const unloc::client_options& api, const unloc_cli::listen_options& options)
       : client_(unloc::client::create(api).value()), thread_([this, options] {
           status_ = unloc_cli::run_listen(client_, options, out_stream_, err_stream_, stop_);
           done_ = true;
