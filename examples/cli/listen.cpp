@@ -32,9 +32,9 @@ constexpr int forward_attempts = 8;
 constexpr milliseconds first_backoff{200};
 constexpr milliseconds max_backoff{30'000};
 constexpr milliseconds attempt_timeout{10'000};
-// Each poll re-reads this much of the log before the newest instant: events
-// that tie, arrive a little late or are stamped by a clock a little behind
-// ours are still seen; the ids already forwarded are skipped.
+// Each poll reads the log from this long before the previous poll began:
+// events that tie, arrive a little late or are stamped by a clock a little
+// behind ours are still seen; the ids already forwarded are skipped.
 constexpr milliseconds lookback{std::chrono::minutes(5)};
 // Failed polls in a row (backing off, up to a minute apart) before giving up.
 constexpr int max_failed_polls = 10;
@@ -348,14 +348,19 @@ int run_listen(unloc::client& client, const listen_options& options, std::ostrea
                                 : std::to_string(options.locks.size()) + " Lock(s)")
       << " to " << unloc::redact_url(options.forward_to) << " (Ctrl-C to stop)\n";
 
-  // id -> created of every event seen in the window; the first poll only fills it.
+  // id -> created of every event seen since `from`; the first poll only fills it.
   std::map<unloc::uuid, unloc::timestamp> seen;
   bool first = true;
   int failed_polls = 0;
   milliseconds wait{0};
+  // Where the previous successful poll began: the next one covers the time
+  // since, however long forwarding or failed polls took.
+  std::optional<unloc::timestamp> previous_start;
+  unloc::timestamp from{};
   while (sleep_unless_stopped(wait, stop)) {
     const auto now = std::chrono::time_point_cast<milliseconds>(std::chrono::system_clock::now());
-    const unloc::timestamp from = now - lookback;
+    // Never back: a wall clock set back must not bring pruned ids again.
+    from = std::max(from, previous_start.value_or(now) - lookback);
     auto events = read_since(client, logs, from);
     if (!events) {
       const auto& e = events.error();
@@ -367,12 +372,14 @@ int run_listen(unloc::client& client, const listen_options& options, std::ostrea
       continue;
     }
     failed_polls = 0;
+    previous_start = now;
     wait = options.interval;
     for (const auto& event : *events) {
       if (!seen.emplace(event.id, event.created).second || first) continue;
       if (stop.load()) break;
+      // An action this SDK does not know is untrusted text: quoted, escaped.
       const std::string action = event.action == unloc::access_action::unknown
-                                     ? event.action_text
+                                     ? unloc::detail::quoted(event.action_text)
                                      : std::string(to_string(event.action));
       const std::string outcome = forward.deliver(event.id.to_string(), unloc::to_json_text(event));
       out << line_of({event.id.to_string(), " ", action, " ", outcome}) << std::flush;

@@ -121,7 +121,8 @@ TEST_CASE("listen forwards the events recorded after it started to the receiver,
   CHECK(has(listen.err(), "polling the access log failed"));  // the 429s, reported, survived
 
   const auto after = server.record_events(lock_a, 2, {{"action", "locked"}});
-  REQUIRE(listen.wait_for([](const auto& out, const auto&) { return lines_of(out).size() >= 2; }));
+  const auto odd = server.record_events(lock_a, 1, {{"action", "opened\x1b[2J"}});
+  REQUIRE(listen.wait_for([](const auto& out, const auto&) { return lines_of(out).size() >= 3; }));
   // A few more polls over the same window: nothing is forwarded twice.
   const auto polls = server.request_counts().at("logs").get<int>();
   REQUIRE(listen.wait_for([&server, polls](const auto&, const auto&) {
@@ -130,15 +131,18 @@ TEST_CASE("listen forwards the events recorded after it started to the receiver,
   CHECK(listen.stop() == 0);
 
   const auto forwarded = lines_of(listen.out());
-  REQUIRE(forwarded.size() == 2);
+  REQUIRE(forwarded.size() == 3);
   // Oldest first, as they happened: record_events returns them newest first.
   CHECK(forwarded[0].rfind(after[1] + " locked 2", 0) == 0);
   CHECK(forwarded[1].rfind(after[0] + " locked 2", 0) == 0);
   CHECK(has(forwarded[0], " ms"));
+  // An action the SDK does not know: forwarded as received, printed quoted and escaped.
+  CHECK(has(listen.out(), odd[0] + " 'opened\\x1b[2J' 2"));
   const auto printed = lines_of(receiver.out());
-  REQUIRE(printed.size() == 2);
+  REQUIRE(printed.size() == 3);
   for (const auto& id : before) CHECK_FALSE(has(receiver.out(), id));
   for (const auto& id : after) CHECK(has(receiver.out(), id));
+  CHECK(has(receiver.out(), "\"action\":\"opened\\u001b[2J\""));
   CHECK_FALSE(has(listen.err() + listen.out(), "mypasswoord"));
   CHECK(has(listen.err(), "myuser:REDACTED@"));
 }
