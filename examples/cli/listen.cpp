@@ -36,7 +36,8 @@ constexpr milliseconds attempt_timeout{10'000};
 // events that tie, arrive a little late or are stamped by a clock a little
 // behind ours are still seen; the ids already forwarded are skipped.
 constexpr milliseconds lookback{std::chrono::minutes(5)};
-// Failed polls in a row (backing off, up to a minute apart) before giving up.
+// Failed polls in a row (backing off, up to a minute apart) before giving up;
+// a rate limit (429) is waited out, never given up on.
 constexpr int max_failed_polls = 10;
 constexpr milliseconds max_poll_backoff{60'000};
 constexpr milliseconds poll_deadline{15'000};  // for each page, its retries included
@@ -351,7 +352,8 @@ int run_listen(unloc::client& client, const listen_options& options, std::ostrea
   // id -> created of every event seen since `from`; the first poll only fills it.
   std::map<unloc::uuid, unloc::timestamp> seen;
   bool first = true;
-  int failed_polls = 0;
+  int failed_polls = 0;  // in a row, rate limits not counted
+  int backoff_step = 0;  // failed polls in a row: each doubles the wait, up to 64 intervals
   milliseconds wait{0};
   // Where the previous successful poll began: the next one covers the time
   // since, however long forwarding or failed polls took.
@@ -365,13 +367,19 @@ int run_listen(unloc::client& client, const listen_options& options, std::ostrea
     if (!events) {
       const auto& e = events.error();
       err << "unloc: polling the access log failed: " << unloc::to_string(e) << "\n";
-      if (!may_recover(e) || ++failed_polls >= max_failed_polls) return status_for(e);
-      wait =
-          std::max(options.interval,
-                   std::min(max_poll_backoff, options.interval * (1 << std::min(failed_polls, 6))));
+      // A rate limit never ends it (the client honoured its Retry-After already);
+      // it only slows the polls down, as any failure does.
+      const bool rate_limited = e.http_status == 429;
+      if (!may_recover(e) || (!rate_limited && ++failed_polls >= max_failed_polls)) {
+        return status_for(e);
+      }
+      backoff_step = std::min(backoff_step + 1, 6);
+      wait = std::max(options.interval,
+                      std::min(max_poll_backoff, options.interval * (1 << backoff_step)));
       continue;
     }
     failed_polls = 0;
+    backoff_step = 0;
     previous_start = now;
     wait = options.interval;
     for (const auto& event : *events) {

@@ -250,6 +250,19 @@ TEST_CASE("listen refuses a bad target before any request, and stops when the AP
   CHECK(has(err, "polling the access log failed"));
 
   reference_server server;
+  // Rate limited for 12 polls in a row, more than the 10 other failures that end it: waited out.
+  server.inject_fault({{"endpoint", "logs"}, {"kind", "429"}, {"count", 12}, {"retryAfter", "0"}});
+  auto once = server.client_options();
+  once.retry.max_attempts = 1;
+  auto patient = forward_to("http://127.0.0.1:1/hook");
+  patient.interval = 1ms;
+  listener limited(once, patient);
+  REQUIRE(limited.wait_for([](const auto&, const auto& err) { return has(err, "ready"); }));
+  CHECK(limited.stop() == 0);
+  std::size_t failures = 0;
+  for (const auto& line : lines_of(limited.err())) failures += has(line, "HTTP 429") ? 1 : 0;
+  CHECK(failures == 12);
+
   auto wrong = server.client_options();
   wrong.client_secret = "not-the-secret";
   listener refused(wrong, forward_to("http://127.0.0.1:1/hook"));
