@@ -50,8 +50,9 @@ struct forward_target {
 };
 
 bool is_loopback_host(const std::string& host) {
+  // 127.0.0.0/8 as an address only: "127.0.0.1.example.com" is a name like any other.
   return unloc::detail::ascii_iequals(host, "localhost") || host == "[::1]" ||
-         host.rfind("127.", 0) == 0;
+         (host.rfind("127.", 0) == 0 && unloc::detail::is_ipv4_address(host));
 }
 
 // http(s)://[user:password@]host[:port][/path]. The rules of Unloc's webhook

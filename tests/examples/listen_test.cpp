@@ -235,6 +235,7 @@ TEST_CASE("listen refuses a bad target before any request, and stops when the AP
   CHECK(status_of(forward_to("http://u:p@example.com/hook"), err) == 2);
   CHECK(has(err, "loopback"));
   CHECK(status_of(forward_to("http://u:p@10.1.2.3:8080/hook"), err) == 2);
+  CHECK(status_of(forward_to("http://u:p@127.0.0.1.example.com/hook"), err) == 2);
   CHECK(status_of(forward_to("ftp://127.0.0.1/hook"), err) == 2);
   CHECK(status_of(forward_to("http://u:p@127.0.0.1/a b"), err) == 2);
   CHECK(has(err, "contains a space at position 22"));  // counted in the URL as given

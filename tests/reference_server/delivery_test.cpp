@@ -185,7 +185,8 @@ TEST_CASE("delivers to an http:// loopback webhook only with --allow-http-loopba
   options.extra_args = {"--allow-http-loopback-webhooks"};
   reference_server server(options);
   api_client api{server};
-  for (const std::string other : {"http://example.com/hook", "http://10.0.0.1:8080/hook"}) {
+  for (const std::string other :
+       {"http://example.com/hook", "http://10.0.0.1:8080/hook", "http://127.0.0.1.nip.io/hook"}) {
     auto refused = api.post(api.project("/webhooks"), {{"trigger", "accessEvent"}, {"url", other}});
     REQUIRE(refused);
     CHECK(refused->status == 400);
