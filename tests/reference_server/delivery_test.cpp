@@ -1,5 +1,6 @@
 // The reference server's webhook deliveries, to a receiver in the test over
-// HTTPS: matching, Basic credentials, retries, duplicates, the offline app.
+// HTTPS: matching, Basic credentials, retries, duplicates, the offline app;
+// and plain HTTP to loopback with --allow-http-loopback-webhooks.
 
 #include <unloc/credentials.hpp>
 #include <unloc/parse.hpp>
