@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <fstream>
+#include <initializer_list>
 #include <map>
 #include <memory>
 #include <optional>
@@ -31,11 +32,12 @@ constexpr int forward_attempts = 8;
 constexpr milliseconds first_backoff{200};
 constexpr milliseconds max_backoff{30'000};
 constexpr milliseconds attempt_timeout{10'000};
-// Each poll re-reads this much of the log before the newest instant: events
-// that tie, arrive a little late or are stamped by a clock a little behind
-// ours are still seen; the ids already forwarded are skipped.
+// Each poll reads the log from this long before the previous poll began:
+// events that tie, arrive a little late or are stamped by a clock a little
+// behind ours are still seen; the ids already forwarded are skipped.
 constexpr milliseconds lookback{std::chrono::minutes(5)};
-// Failed polls in a row (backing off, up to a minute apart) before giving up.
+// Failed polls in a row (backing off, up to a minute apart) before giving up;
+// a rate limit (429) is waited out, never given up on.
 constexpr int max_failed_polls = 10;
 constexpr milliseconds max_poll_backoff{60'000};
 constexpr milliseconds poll_deadline{15'000};  // for each page, its retries included
@@ -48,8 +50,9 @@ struct forward_target {
 };
 
 bool is_loopback_host(const std::string& host) {
+  // 127.0.0.0/8 as an address only: "127.0.0.1.example.com" is a name like any other.
   return unloc::detail::ascii_iequals(host, "localhost") || host == "[::1]" ||
-         host.rfind("127.", 0) == 0;
+         (host.rfind("127.", 0) == 0 && unloc::detail::is_ipv4_address(host));
 }
 
 // http(s)://[user:password@]host[:port][/path]. The rules of Unloc's webhook
@@ -84,7 +87,8 @@ unloc::result<forward_target> parse_forward_target(const std::string& url) {
   if (http && !target.loopback) {
     return unloc::make_error(unloc::error_category::invalid_input,
                              "--forward-to may use http:// only to a loopback host (localhost, "
-                             "127.0.0.1, [::1]), not " + parts->host + "; use https://",
+                             "127.0.0.1, [::1]), not " +
+                                 parts->host + "; use https://",
                              "forward_to");
   }
   target.url = (http ? "http://" : "https://") + parts->host +
@@ -103,9 +107,17 @@ bool sleep_unless_stopped(milliseconds duration, const std::atomic<bool>& stop) 
   return false;
 }
 
+// `parts` and a newline, to be written in one call: a reader of the stream
+// never sees half a line.
+std::string line_of(std::initializer_list<std::string_view> parts) {
+  std::string line;
+  for (const auto part : parts) line += part;
+  line += '\n';
+  return line;
+}
+
 long elapsed_ms(steady::time_point since) {
-  return static_cast<long>(
-      std::chrono::duration_cast<milliseconds>(steady::now() - since).count());
+  return static_cast<long>(std::chrono::duration_cast<milliseconds>(steady::now() - since).count());
 }
 
 struct curl_deleter {
@@ -119,7 +131,10 @@ class forwarder {
   // `ca_pem`: the CAs an https target is verified with (empty: libcurl's own).
   forwarder(forward_target target, std::string ca_pem, std::ostream& err,
             const std::atomic<bool>& stop)
-      : target_(std::move(target)), ca_pem_(std::move(ca_pem)), err_(err), stop_(stop),
+      : target_(std::move(target)),
+        ca_pem_(std::move(ca_pem)),
+        err_(err),
+        stop_(stop),
         handle_(curl_easy_init()) {
     curl_slist* list = curl_slist_append(nullptr, "Content-Type: application/json");
     list = list ? curl_slist_append(list, "Expect:") : nullptr;  // no 100-continue round trip
@@ -180,9 +195,9 @@ class forwarder {
       milliseconds delay = first_backoff;
       for (int i = 1; i < attempt && delay < max_backoff; ++i) delay *= 2;
       delay = std::min(delay, max_backoff);
-      err_ << ("unloc: forwarding " + id + ": attempt " + std::to_string(attempt) + " of " +
-               std::to_string(forward_attempts) + ": " + outcome + "; again in " +
-               std::to_string(delay.count()) + " ms\n")
+      err_ << line_of({"unloc: forwarding ", id, ": attempt ", std::to_string(attempt), " of ",
+                       std::to_string(forward_attempts), ": ", outcome, "; again in ",
+                       std::to_string(delay.count()), " ms"})
            << std::flush;
       if (!sleep_unless_stopped(delay, stop_)) {
         outcome += " (stopped)";
@@ -190,7 +205,8 @@ class forwarder {
       }
     }
     std::string line = outcome + " " + std::to_string(elapsed_ms(start)) + " ms";
-    if (attempt > 1) line += " (" + std::to_string(std::min(attempt, forward_attempts)) + " attempts)";
+    if (attempt > 1)
+      line += " (" + std::to_string(std::min(attempt, forward_attempts)) + " attempts)";
     return line;
   }
 
@@ -334,34 +350,48 @@ int run_listen(unloc::client& client, const listen_options& options, std::ostrea
                                 : std::to_string(options.locks.size()) + " Lock(s)")
       << " to " << unloc::redact_url(options.forward_to) << " (Ctrl-C to stop)\n";
 
-  // id -> created of every event seen in the window; the first poll only fills it.
+  // id -> created of every event seen since `from`; the first poll only fills it.
   std::map<unloc::uuid, unloc::timestamp> seen;
   bool first = true;
-  int failed_polls = 0;
+  int failed_polls = 0;  // in a row, rate limits not counted
+  int backoff_step = 0;  // failed polls in a row: each doubles the wait, up to 64 intervals
   milliseconds wait{0};
+  // Where the previous successful poll began: the next one covers the time
+  // since, however long forwarding or failed polls took.
+  std::optional<unloc::timestamp> previous_start;
+  unloc::timestamp from{};
   while (sleep_unless_stopped(wait, stop)) {
     const auto now = std::chrono::time_point_cast<milliseconds>(std::chrono::system_clock::now());
-    const unloc::timestamp from = now - lookback;
+    // Never back: a wall clock set back must not bring pruned ids again.
+    from = std::max(from, previous_start.value_or(now) - lookback);
     auto events = read_since(client, logs, from);
     if (!events) {
       const auto& e = events.error();
       err << "unloc: polling the access log failed: " << unloc::to_string(e) << "\n";
-      if (!may_recover(e) || ++failed_polls >= max_failed_polls) return status_for(e);
+      // A rate limit never ends it (the client honoured its Retry-After already);
+      // it only slows the polls down, as any failure does.
+      const bool rate_limited = e.http_status == 429;
+      if (!may_recover(e) || (!rate_limited && ++failed_polls >= max_failed_polls)) {
+        return status_for(e);
+      }
+      backoff_step = std::min(backoff_step + 1, 6);
       wait = std::max(options.interval,
-                      std::min(max_poll_backoff, options.interval * (1 << std::min(failed_polls, 6))));
+                      std::min(max_poll_backoff, options.interval * (1 << backoff_step)));
       continue;
     }
     failed_polls = 0;
+    backoff_step = 0;
+    previous_start = now;
     wait = options.interval;
     for (const auto& event : *events) {
       if (!seen.emplace(event.id, event.created).second || first) continue;
       if (stop.load()) break;
-      const std::string action =
-          event.action == unloc::access_action::unknown ? event.action_text
-                                                        : std::string(to_string(event.action));
+      // An action this SDK does not know is untrusted text: quoted, escaped.
+      const std::string action = event.action == unloc::access_action::unknown
+                                     ? unloc::detail::quoted(event.action_text)
+                                     : std::string(to_string(event.action));
       const std::string outcome = forward.deliver(event.id.to_string(), unloc::to_json_text(event));
-      // One write a line: a reader of `out` never sees half of one.
-      out << (event.id.to_string() + " " + action + " " + outcome + "\n") << std::flush;
+      out << line_of({event.id.to_string(), " ", action, " ", outcome}) << std::flush;
     }
     if (first) err << "unloc: ready; " << seen.size() << " earlier event(s) not forwarded\n";
     first = false;

@@ -31,8 +31,9 @@ struct listen_options {
 /// action, status or error, latency in ms); diagnostics on `err`. Returns the
 /// process exit status: 0 after a clean stop, 2 on bad usage (http:// to a
 /// non-loopback host, a malformed URL or Lock id), 1 or 3 when the API or the
-/// network fails and does not recover (10 failed polls in a row, or at once
-/// on an error that no retry mends, such as refused credentials).
+/// network fails and does not recover (10 failed polls in a row, rate limits
+/// not counted, or at once on an error that no retry mends, such as refused
+/// credentials).
 int run_listen(unloc::client& client, const listen_options& options, std::ostream& out,
                std::ostream& err, const std::atomic<bool>& stop);
 

@@ -2,9 +2,10 @@
 // access log, run_listen polling it, and unloc-webhook-receiver --plain-http
 // receiving the forwards; then the forward's retries and the exit statuses.
 
+#include "listen.hpp"
+
 #include <unloc/unloc.hpp>
 
-#include "listen.hpp"
 #include "receiver_harness.hpp"
 
 #include <atomic>
@@ -53,7 +54,7 @@ class shared_text : public std::streambuf {
 // run_listen on a thread of its own; stopped (and joined) by stop() or the destructor.
 class listener {
  public:
-  listener(const unloc::client_options& api, unloc_cli::listen_options options)
+  listener(const unloc::client_options& api, const unloc_cli::listen_options& options)
       : client_(unloc::client::create(api).value()), thread_([this, options] {
           status_ = unloc_cli::run_listen(client_, options, out_stream_, err_stream_, stop_);
           done_ = true;
@@ -120,7 +121,8 @@ TEST_CASE("listen forwards the events recorded after it started to the receiver,
   CHECK(has(listen.err(), "polling the access log failed"));  // the 429s, reported, survived
 
   const auto after = server.record_events(lock_a, 2, {{"action", "locked"}});
-  REQUIRE(listen.wait_for([](const auto& out, const auto&) { return lines_of(out).size() >= 2; }));
+  const auto odd = server.record_events(lock_a, 1, {{"action", "opened\x1b[2J"}});
+  REQUIRE(listen.wait_for([](const auto& out, const auto&) { return lines_of(out).size() >= 3; }));
   // A few more polls over the same window: nothing is forwarded twice.
   const auto polls = server.request_counts().at("logs").get<int>();
   REQUIRE(listen.wait_for([&server, polls](const auto&, const auto&) {
@@ -129,15 +131,18 @@ TEST_CASE("listen forwards the events recorded after it started to the receiver,
   CHECK(listen.stop() == 0);
 
   const auto forwarded = lines_of(listen.out());
-  REQUIRE(forwarded.size() == 2);
+  REQUIRE(forwarded.size() == 3);
   // Oldest first, as they happened: record_events returns them newest first.
   CHECK(forwarded[0].rfind(after[1] + " locked 2", 0) == 0);
   CHECK(forwarded[1].rfind(after[0] + " locked 2", 0) == 0);
   CHECK(has(forwarded[0], " ms"));
+  // An action the SDK does not know: forwarded as received, printed quoted and escaped.
+  CHECK(has(listen.out(), odd[0] + " 'opened\\x1b[2J' 2"));
   const auto printed = lines_of(receiver.out());
-  REQUIRE(printed.size() == 2);
+  REQUIRE(printed.size() == 3);
   for (const auto& id : before) CHECK_FALSE(has(receiver.out(), id));
   for (const auto& id : after) CHECK(has(receiver.out(), id));
+  CHECK(has(receiver.out(), "\"action\":\"opened\\u001b[2J\""));
   CHECK_FALSE(has(listen.err() + listen.out(), "mypasswoord"));
   CHECK(has(listen.err(), "myuser:REDACTED@"));
 }
@@ -230,6 +235,7 @@ TEST_CASE("listen refuses a bad target before any request, and stops when the AP
   CHECK(status_of(forward_to("http://u:p@example.com/hook"), err) == 2);
   CHECK(has(err, "loopback"));
   CHECK(status_of(forward_to("http://u:p@10.1.2.3:8080/hook"), err) == 2);
+  CHECK(status_of(forward_to("http://u:p@127.0.0.1.example.com/hook"), err) == 2);
   CHECK(status_of(forward_to("ftp://127.0.0.1/hook"), err) == 2);
   CHECK(status_of(forward_to("http://u:p@127.0.0.1/a b"), err) == 2);
   CHECK(has(err, "contains a space at position 22"));  // counted in the URL as given
@@ -245,6 +251,19 @@ TEST_CASE("listen refuses a bad target before any request, and stops when the AP
   CHECK(has(err, "polling the access log failed"));
 
   reference_server server;
+  // Rate limited for 12 polls in a row, more than the 10 other failures that end it: waited out.
+  server.inject_fault({{"endpoint", "logs"}, {"kind", "429"}, {"count", 12}, {"retryAfter", "0"}});
+  auto once = server.client_options();
+  once.retry.max_attempts = 1;
+  auto patient = forward_to("http://127.0.0.1:1/hook");
+  patient.interval = 1ms;
+  listener limited(once, patient);
+  REQUIRE(limited.wait_for([](const auto&, const auto& err) { return has(err, "ready"); }));
+  CHECK(limited.stop() == 0);
+  std::size_t failures = 0;
+  for (const auto& line : lines_of(limited.err())) failures += has(line, "HTTP 429") ? 1 : 0;
+  CHECK(failures == 12);
+
   auto wrong = server.client_options();
   wrong.client_secret = "not-the-secret";
   listener refused(wrong, forward_to("http://127.0.0.1:1/hook"));

@@ -1,5 +1,6 @@
 // The reference server's webhook deliveries, to a receiver in the test over
-// HTTPS: matching, Basic credentials, retries, duplicates, the offline app.
+// HTTPS: matching, Basic credentials, retries, duplicates, the offline app;
+// and plain HTTP to loopback with --allow-http-loopback-webhooks.
 
 #include <unloc/credentials.hpp>
 #include <unloc/parse.hpp>
@@ -185,7 +186,8 @@ TEST_CASE("delivers to an http:// loopback webhook only with --allow-http-loopba
   options.extra_args = {"--allow-http-loopback-webhooks"};
   reference_server server(options);
   api_client api{server};
-  for (const std::string other : {"http://example.com/hook", "http://10.0.0.1:8080/hook"}) {
+  for (const std::string other :
+       {"http://example.com/hook", "http://10.0.0.1:8080/hook", "http://127.0.0.1.nip.io/hook"}) {
     auto refused = api.post(api.project("/webhooks"), {{"trigger", "accessEvent"}, {"url", other}});
     REQUIRE(refused);
     CHECK(refused->status == 400);

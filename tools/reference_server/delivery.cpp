@@ -65,8 +65,9 @@ attempt_result post(httplib::ClientImpl& client, const unloc::webhook_url_parts&
 }
 
 bool is_loopback_host(const std::string& host) {
+  // 127.0.0.0/8 as an address only: "127.0.0.1.example.com" is a name like any other.
   return unloc::detail::ascii_iequals(host, "localhost") || host == "[::1]" ||
-         host.rfind("127.", 0) == 0;
+         (host.rfind("127.", 0) == 0 && unloc::detail::is_ipv4_address(host));
 }
 
 }  // namespace
@@ -78,8 +79,8 @@ unloc::result<delivery_target> parse_delivery_url(const std::string& url,
   target.plain_http = allow_http_loopback && url.size() > http.size() &&
                       unloc::detail::ascii_iequals(url.substr(0, http.size()), http);
   // The same checks as https (host, port, credentials, path), on the URL made https.
-  auto parts = unloc::parse_webhook_url(target.plain_http ? "https://" + url.substr(http.size())
-                                                          : url);
+  auto parts =
+      unloc::parse_webhook_url(target.plain_http ? "https://" + url.substr(http.size()) : url);
   if (!parts) return std::move(parts).error();
   if (target.plain_http && !is_loopback_host(parts->host)) {
     return unloc::make_error(unloc::error_category::invalid_input,

@@ -34,8 +34,7 @@ struct delivery_target {
 
 /// Checks a webhook URL as the platform does (https only); with
 /// `allow_http_loopback`, http:// to localhost, 127.x.x.x or [::1] passes too.
-unloc::result<delivery_target> parse_delivery_url(const std::string& url,
-                                                  bool allow_http_loopback);
+unloc::result<delivery_target> parse_delivery_url(const std::string& url, bool allow_http_loopback);
 
 /// How deliveries are made.
 struct delivery_settings {

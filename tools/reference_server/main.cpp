@@ -104,8 +104,7 @@ int run(const server_options& options) {
   print_configuration(options);
   store state;
   if (!options.seed_file.empty()) {
-    if (auto problem =
-            load_seed(state, options.seed_file, options.allow_http_loopback_webhooks);
+    if (auto problem = load_seed(state, options.seed_file, options.allow_http_loopback_webhooks);
         !problem.empty()) {
       std::fprintf(stderr, "unloc-reference-server: %s\n", problem.c_str());
       return 1;
