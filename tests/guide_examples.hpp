@@ -1,6 +1,6 @@
 #pragma once
 
-// The examples of Unloc's webhooks guide (shared/seeds), verbatim, for the
+// The examples of Unloc's webhooks guide, verbatim, for the
 // tests that must accept exactly what the platform documents.
 
 #include <string>

@@ -1,8 +1,9 @@
 # The README and the docs stand on the repository alone: every relative link in
 # README.md, CONTRIBUTING.md, SECURITY.md, CHANGELOG.md and docs/*.md names a file
 # inside ROOT that exists (and, for a `file.md#anchor`, a heading of that file);
-# nothing refers to ../shared, which is outside the repository. Links in code
-# (fenced blocks, `spans`) are not links. Usage: cmake -DROOT=DIR -P check_links.cmake
+# nothing refers to ../shared, which is outside the repository; a Markdown file
+# named in a code span exists. Links in code (fenced blocks, `spans`) are not links.
+# Usage: cmake -DROOT=DIR -P check_links.cmake
 # Prints one line a broken link, then fails; or "N links checked".
 
 cmake_minimum_required(VERSION 3.16)
@@ -94,6 +95,15 @@ foreach(file IN LISTS files)
     if(in_fence)
       continue()
     endif()
+    # A Markdown file named in code (`docs/cli.md`) is one of the repository too.
+    string(REGEX MATCHALL "`[A-Za-z0-9_./-]+\\.md`" spans "${line}")
+    foreach(span IN LISTS spans)
+      string(REPLACE "`" "" span "${span}")
+      if(NOT EXISTS "${dir}/${span}" AND NOT EXISTS "${ROOT}/${span}")
+        message("${shown}:${number}: names '${span}', which is not in the repository")
+        math(EXPR broken "${broken} + 1")
+      endif()
+    endforeach()
     string(REGEX REPLACE "`[^`]*`" "" line "${line}")
     # Inline links [text](target "title") and reference definitions [label]: target.
     set(targets)

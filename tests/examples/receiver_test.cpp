@@ -1,5 +1,5 @@
 // unloc-webhook-receiver as a child process: every row of the status table of
-// shared/cli-and-receiver.md, over real HTTPS (robustness: receiver_robustness_test.cpp).
+// docs/receiver.md, over real HTTPS (robustness: receiver_robustness_test.cpp).
 
 #include "receiver_harness.hpp"
 #include <nlohmann/json.hpp>

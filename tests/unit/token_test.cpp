@@ -20,7 +20,7 @@ using unloc::access_token;
 constexpr std::string_view jwt =
     "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiJwcm9qZWN0LTQyIn0.c2lnbmF0dXJlLXNlY3JldA";
 
-// The token response of unloc-api.md, with a JWT and a project id filled in.
+// The token response of Unloc's API documentation, with a JWT and a project id filled in.
 nlohmann::json token_response() {
   return {{"access_token", std::string(jwt)},
           {"token_type", "bearer"},

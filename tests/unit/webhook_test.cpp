@@ -25,12 +25,12 @@ constexpr std::string_view url_with_credentials =
     "https://myuser:mypasswoord@vandelay.ind/accessEvents";
 constexpr std::string_view password = "mypasswoord";
 
-// The request body of "Registering a webhook" in unloc-api.md, verbatim.
+// The request body of "Registering a webhook" in Unloc's API documentation, verbatim.
 const std::string api_registration_body =
     R"({"trigger":"accessEvent","url":"https://vandelay.ind/accessEvents",)"
     R"("lockId":"df50a61f-9e1f-4e1c-9e89-8395c908065a"})";
 
-// The 201 response of the reference server (unloc-api.md, Part B).
+// The 201 response of the reference server.
 const std::string api_webhook =
     R"({"id":"5b1e3c1a-8a43-4d0e-9b8e-2f6a0c7d9e11","trigger":"accessEvent",)"
     R"("url":"https://vandelay.ind/accessEvents",)"
