@@ -1,5 +1,8 @@
 #include "options.hpp"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+
 #include <chrono>
 #include <cstdlib>
 #include <iostream>
@@ -133,9 +136,14 @@ std::optional<std::chrono::milliseconds> parse_seconds(const std::string& text) 
   return std::chrono::milliseconds(*s * 1000 + *ms);
 }
 
-// 127.0.0.0/8, ::1 or localhost: where --plain-http may listen.
+// 127.0.0.0/8, ::1 or localhost: where --plain-http may listen. An address, not
+// a name that merely starts like one (127.0.0.1.example.com resolves anywhere).
 bool is_loopback(const std::string& host) {
-  return host == "localhost" || host == "::1" || host.rfind("127.", 0) == 0;
+  in_addr v4{};
+  if (inet_pton(AF_INET, host.c_str(), &v4) == 1) return ntohl(v4.s_addr) >> 24 == 127;
+  in6_addr v6{};
+  if (inet_pton(AF_INET6, host.c_str(), &v6) == 1) return IN6_IS_ADDR_LOOPBACK(&v6);
+  return host == "localhost";
 }
 
 // HOST:PORT or [IPV6]:PORT into `host` and `port`; an error message when malformed.

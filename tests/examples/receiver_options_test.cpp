@@ -112,6 +112,7 @@ TEST_CASE("bad usage exits with status 2 and a message on stderr", "[receiver]")
       {"--no-auth=yes"},
       {"--path"},
       {"--plain-http", "--listen", "0.0.0.0:0"},
+      {"--plain-http", "--listen", "127.0.0.1.example.com:0"},  // a name, not loopback
       {"--header-timeout", "0"},
       {"--idle-timeout", "1.2345"},
       {"--body-timeout", "soon"},
