@@ -10,7 +10,9 @@
 
 #include <unloc/version.hpp>
 
+#include <chrono>
 #include <new>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <type_traits>
@@ -59,6 +61,9 @@ struct error {
   std::string body;         ///< The raw response body (truncated) when it was not API JSON.
   std::string request_id;   ///< The response's `x-request-id` header, if any.
   int attempts = 0;         ///< How many attempts the call made (0 where none was sent).
+  /// The wait a `429` or `503` asked for in its `Retry-After` header, if any:
+  /// a caller polling again waits at least this long.
+  std::optional<std::chrono::milliseconds> retry_after;
 };
 
 /// Makes an error of a category with a message (and optionally the field at fault).

@@ -265,6 +265,7 @@ TEST_CASE("never waits past the deadline for a Retry-After", "[client]") {
   REQUIRE_FALSE(r.has_value());
   CHECK(r.error().http_status == 503);
   CHECK(r.error().api_code == "maintenance");
+  CHECK(r.error().retry_after == std::optional(30'000ms));  // for a caller that polls again
 }
 
 TEST_CASE("returns the existing webhook on 409", "[client]") {

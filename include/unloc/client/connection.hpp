@@ -204,6 +204,10 @@ class connection {
     e.http_status = response.status;
     e.attempts = outcome.attempts;
     if (const auto id = response.headers.get("x-request-id")) e.request_id = std::string(*id);
+    const auto asked = response.headers.get("Retry-After");
+    if (asked && (response.status == 429 || response.status == 503)) {
+      e.retry_after = parse_retry_after(*asked, std::chrono::system_clock::now());
+    }
     read_api_error(response.body, e);
     e.message = "the API refused the request";
     if (e.api_code.empty() && e.api_message.empty() && !response.body.empty()) {
