@@ -8,8 +8,10 @@
 #include <curl/curl.h>
 
 #include <algorithm>
+#include <cstddef>
 #include <fstream>
 #include <initializer_list>
+#include <iterator>
 #include <map>
 #include <memory>
 #include <optional>
@@ -40,7 +42,17 @@ constexpr milliseconds lookback{std::chrono::minutes(5)};
 // a rate limit (429) is waited out, never given up on.
 constexpr int max_failed_polls = 10;
 constexpr milliseconds max_poll_backoff{60'000};
-constexpr milliseconds poll_deadline{15'000};  // for each page, its retries included
+// The SDK sleeps between a page's retries without looking at `stop`: a stop
+// waits at most this long, and a second Ctrl-C ends the process at once.
+constexpr milliseconds page_deadline{5'000};
+constexpr milliseconds poll_deadline{60'000};  // every page of every log of one poll
+// A server paging on forever must neither keep one poll going nor fill memory.
+constexpr std::size_t max_events_per_poll = 100'000;
+// The ids remembered; past it the window's start moves up (a real log holds
+// far fewer events in a few minutes).
+constexpr std::size_t max_seen = 100'000;
+// Longest wait a Retry-After is obeyed for: the longest --interval.
+constexpr milliseconds max_retry_after{std::chrono::hours(1)};
 
 // Where events go: the URL without its user info, and the Basic credentials.
 struct forward_target {
@@ -283,28 +295,62 @@ bool may_recover(const unloc::error& e) {
   }
 }
 
-// The events of the polled logs created since `from`, oldest first.
+// The events of the polled logs created since `from`, oldest first (what was
+// read so far once `stop` is set). Page by page, so that `stop`, the poll's
+// deadline and its size are checked between pages.
 unloc::result<std::vector<unloc::access_event>> read_since(
-    unloc::client& client, const std::vector<unloc::access_log_query>& logs,
-    unloc::timestamp from) {
+    unloc::client& client, const std::vector<unloc::access_log_query>& logs, unloc::timestamp from,
+    const std::atomic<bool>& stop) {
   std::vector<unloc::access_event> events;
+  const auto poll_end = steady::now() + poll_deadline;
   for (auto query : logs) {
     query.from = from;
-    unloc::call_options per_page;
-    per_page.deadline = poll_deadline;  // a hung API delays a stop by this much at most
-    auto read = client.read_access_log(
-        query,
-        [&events](unloc::access_event&& e) {
-          events.push_back(std::move(e));
-          return true;
-        },
-        per_page);
-    if (!read) return read.error();
+    std::string cursor;
+    for (bool more = true; more && !stop.load();) {
+      const auto left = std::chrono::duration_cast<milliseconds>(poll_end - steady::now());
+      if (left <= milliseconds(0)) {
+        return unloc::make_error(unloc::error_category::timeout,
+                                 "the access log's pages took more than " +
+                                     std::to_string(poll_deadline.count() / 1000) + " s");
+      }
+      unloc::call_options per_page;
+      per_page.deadline = std::min(page_deadline, left);
+      auto page = client.fetch_access_log_page(query, cursor, per_page);
+      if (!page) return page.error();
+      if (page->events.size() > max_events_per_poll - events.size()) {
+        return unloc::make_error(unloc::error_category::invalid_response,
+                                 "the access log served more than " +
+                                     std::to_string(max_events_per_poll) + " events in one poll");
+      }
+      std::move(page->events.begin(), page->events.end(), std::back_inserter(events));
+      more = page->next_cursor.has_value();
+      if (more) cursor = std::move(*page->next_cursor);
+    }
   }
   std::sort(events.begin(), events.end(), [](const auto& a, const auto& b) {
     return a.created != b.created ? a.created < b.created : a.id < b.id;
   });
   return events;
+}
+
+// id -> created of the events handled in the polled window.
+using seen_events = std::map<unloc::uuid, unloc::timestamp>;
+
+// Forgets the events created before `from`, and, past max_seen, the oldest
+// ones too; returns the window's start, moved up past those.
+unloc::timestamp prune(seen_events& seen, unloc::timestamp from) {
+  if (seen.size() > max_seen) {
+    std::vector<unloc::timestamp> created;
+    created.reserve(seen.size());
+    for (const auto& entry : seen) created.push_back(entry.second);
+    const auto keep_from = created.end() - static_cast<std::ptrdiff_t>(max_seen / 2);
+    std::nth_element(created.begin(), keep_from, created.end());
+    from = std::max(from, *keep_from + milliseconds(1));
+  }
+  for (auto it = seen.begin(); it != seen.end();) {
+    it = it->second < from ? seen.erase(it) : std::next(it);
+  }
+  return from;
 }
 
 }  // namespace
@@ -350,42 +396,61 @@ int run_listen(unloc::client& client, const listen_options& options, std::ostrea
                                 : std::to_string(options.locks.size()) + " Lock(s)")
       << " to " << unloc::redact_url(options.forward_to) << " (Ctrl-C to stop)\n";
 
-  // id -> created of every event seen since `from`; the first poll only fills it.
-  std::map<unloc::uuid, unloc::timestamp> seen;
+  // Events created before this are not forwarded when the first successful
+  // poll finds them, however many polls failed before it.
+  const unloc::timestamp started =
+      std::chrono::time_point_cast<milliseconds>(std::chrono::system_clock::now());
+  seen_events seen;  // every event of the window [from, now + lookback] already handled
   bool first = true;
   int failed_polls = 0;  // in a row, rate limits not counted
   int backoff_step = 0;  // failed polls in a row: each doubles the wait, up to 64 intervals
   milliseconds wait{0};
   // Where the previous successful poll began: the next one covers the time
   // since, however long forwarding or failed polls took.
-  std::optional<unloc::timestamp> previous_start;
+  unloc::timestamp previous_start = started;
   unloc::timestamp from{};
   while (sleep_unless_stopped(wait, stop)) {
     const auto now = std::chrono::time_point_cast<milliseconds>(std::chrono::system_clock::now());
     // Never back: a wall clock set back must not bring pruned ids again.
-    from = std::max(from, previous_start.value_or(now) - lookback);
-    auto events = read_since(client, logs, from);
+    from = std::max(from, previous_start - lookback);
+    auto events = read_since(client, logs, from, stop);
+    if (stop.load()) break;
     if (!events) {
       const auto& e = events.error();
-      err << "unloc: polling the access log failed: " << unloc::to_string(e) << "\n";
-      // A rate limit never ends it (the client honoured its Retry-After already);
-      // it only slows the polls down, as any failure does.
+      // A rate limit never ends it; it only slows the polls down, as any
+      // failure does, and at least as much as its Retry-After asks.
       const bool rate_limited = e.http_status == 429;
       if (!may_recover(e) || (!rate_limited && ++failed_polls >= max_failed_polls)) {
+        err << "unloc: polling the access log failed: " << unloc::to_string(e) << "\n";
         return status_for(e);
       }
       backoff_step = std::min(backoff_step + 1, 6);
       wait = std::max(options.interval,
                       std::min(max_poll_backoff, options.interval * (1 << backoff_step)));
+      wait = std::max(wait, std::min(e.retry_after.value_or(milliseconds(0)), max_retry_after));
+      err << "unloc: polling the access log failed: " << unloc::to_string(e) << "; again in "
+          << wait.count() << " ms\n";
       continue;
     }
     failed_polls = 0;
     backoff_step = 0;
     previous_start = now;
     wait = options.interval;
+    std::size_t earlier = 0;
+    std::size_t outside = 0;
     for (const auto& event : *events) {
-      if (!seen.emplace(event.id, event.created).second || first) continue;
       if (stop.load()) break;
+      // A server that ignores `from`, or dates events far ahead of this clock,
+      // would otherwise bring back ids already pruned or never prune them.
+      if (event.created < from || event.created > now + lookback) {
+        ++outside;
+        continue;
+      }
+      if (!seen.emplace(event.id, event.created).second) continue;
+      if (first && event.created < started) {
+        ++earlier;
+        continue;
+      }
       // An action this SDK does not know is untrusted text: quoted, escaped.
       const std::string action = event.action == unloc::access_action::unknown
                                      ? unloc::detail::quoted(event.action_text)
@@ -393,11 +458,14 @@ int run_listen(unloc::client& client, const listen_options& options, std::ostrea
       const std::string outcome = forward.deliver(event.id.to_string(), unloc::to_json_text(event));
       out << line_of({event.id.to_string(), " ", action, " ", outcome}) << std::flush;
     }
-    if (first) err << "unloc: ready; " << seen.size() << " earlier event(s) not forwarded\n";
-    first = false;
-    for (auto it = seen.begin(); it != seen.end();) {
-      it = it->second < from ? seen.erase(it) : std::next(it);
+    if (outside > 0) {
+      err << "unloc: " << outside << " event(s) dated before " << unloc::format_timestamp(from)
+          << " or more than " << lookback.count() / 60000
+          << " min ahead of this machine's clock not forwarded\n";
     }
+    if (first) err << "unloc: ready; " << earlier << " earlier event(s) not forwarded\n";
+    first = false;
+    from = prune(seen, from);
   }
   err << "unloc: stopped\n";
   return ok;

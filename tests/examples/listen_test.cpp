@@ -8,7 +8,11 @@
 
 #include "receiver_harness.hpp"
 
+#include <algorithm>
 #include <atomic>
+#include <cstdio>
+#include <functional>
+#include <memory>
 #include <mutex>
 #include <streambuf>
 
@@ -102,6 +106,73 @@ unloc_cli::listen_options forward_to(const std::string& url) {
   return options;
 }
 
+// A forward target on loopback that takes every POST with 204.
+class sink {
+ public:
+  sink() {
+    server_.Post("/hook",
+                 [](const httplib::Request&, httplib::Response& res) { res.status = 204; });
+    port_ = server_.bind_to_any_port("127.0.0.1");
+    thread_ = std::thread([this] { server_.listen_after_bind(); });
+  }
+  ~sink() {
+    server_.stop();
+    thread_.join();
+  }
+  sink(const sink&) = delete;
+  sink& operator=(const sink&) = delete;
+  [[nodiscard]] std::string url() const {
+    return "http://u1:p1@127.0.0.1:" + std::to_string(port_) + "/hook";
+  }
+
+ private:
+  httplib::Server server_;
+  int port_ = 0;
+  std::thread thread_;
+};
+
+// An Access Event as the API serves it, the n-th of a test, created at `created`.
+std::string event_json(int n, unloc::timestamp created) {
+  char id[40];
+  std::snprintf(id, sizeof id, "ae832e61-c8fa-4ed9-8196-%012d", n);
+  return R"({"id":")" + std::string(id) + R"(","action":"unlocked","created":")" +
+         unloc::format_timestamp(created) +
+         R"(","keyId":"3f97fafb-1b6a-42d0-85fa-ae2ef338cc45","lockId":")" + lock_a +
+         R"(","lockName":"North gate","appUserId":null,"userName":null})";
+}
+
+std::string event_id(int n) {
+  char id[40];
+  std::snprintf(id, sizeof id, "ae832e61-c8fa-4ed9-8196-%012d", n);
+  return id;
+}
+
+unloc::timestamp now_ms() {
+  return std::chrono::time_point_cast<std::chrono::milliseconds>(std::chrono::system_clock::now());
+}
+
+// Options of a client whose API is `logs` (a function of the request giving
+// an access-log page's body); the token endpoint always answers.
+unloc::client_options scripted_api(std::function<std::string(const unloc::http_request&)> logs) {
+  auto transport = std::make_shared<unloc::testing::scripted_transport>();
+  transport->otherwise([logs = std::move(logs)](const unloc::http_request& request) {
+    if (request.url.find("/auth/token/") != std::string::npos) {
+      return unloc::result<unloc::http_response>(unloc::testing::json_response(
+          200,
+          R"({"access_token":"tok","token_type":"bearer","expires_in":3600,)"
+          R"("scope":["project.admin"],"project_id":"d45031c2-be07-4d20-adbe-4e51e6ad0fed"})"));
+    }
+    return unloc::result<unloc::http_response>(unloc::testing::json_response(200, logs(request)));
+  });
+  unloc::client_options options;
+  options.api_url = "https://api.example.test";
+  options.project_id = "d45031c2-be07-4d20-adbe-4e51e6ad0fed";
+  options.client_id = "id";
+  options.client_secret = "secret";
+  options.transport = transport;
+  return options;
+}
+
 }  // namespace
 
 TEST_CASE("listen forwards the events recorded after it started to the receiver, once",
@@ -133,8 +204,17 @@ TEST_CASE("listen forwards the events recorded after it started to the receiver,
   const auto forwarded = lines_of(listen.out());
   REQUIRE(forwarded.size() == 3);
   // Oldest first, as they happened: record_events returns them newest first.
+  // (`odd` may tie with after[0] to the millisecond: then the ids decide.)
+  const auto line_of = [&forwarded](const std::string& id) {
+    const auto at = std::find_if(forwarded.begin(), forwarded.end(),
+                                 [&id](const auto& line) { return line.rfind(id, 0) == 0; });
+    return at - forwarded.begin();
+  };
   CHECK(forwarded[0].rfind(after[1] + " locked 2", 0) == 0);
-  CHECK(forwarded[1].rfind(after[0] + " locked 2", 0) == 0);
+  const auto second = static_cast<std::size_t>(line_of(after[0]));
+  REQUIRE(second < forwarded.size());
+  CHECK(second > 0);
+  CHECK(forwarded[second].rfind(after[0] + " locked 2", 0) == 0);
   CHECK(has(forwarded[0], " ms"));
   // An action the SDK does not know: forwarded as received, printed quoted and escaped.
   CHECK(has(listen.out(), odd[0] + " 'opened\\x1b[2J' 2"));
@@ -271,4 +351,92 @@ TEST_CASE("listen refuses a bad target before any request, and stops when the AP
   CHECK(refused.done());
   CHECK(refused.stop() == 1);
   CHECK_FALSE(has(refused.err(), "not-the-secret"));
+}
+
+TEST_CASE("listen forwards an event recorded after it started while its first polls failed",
+          "[listen]") {
+  reference_server server;
+  sink target;
+  auto once = server.client_options();
+  once.retry.max_attempts = 1;
+  server.inject_fault({{"endpoint", "logs"}, {"kind", "429"}, {"count", 3}, {"retryAfter", "0"}});
+  listener listen(once, forward_to(target.url()));
+  REQUIRE(listen.wait_for(
+      [](const auto&, const auto& err) { return has(err, "polling the access log failed"); }));
+  const auto ids = server.record_events(lock_a, 1);
+  REQUIRE_FALSE(has(listen.err(), "ready"));  // recorded before the first successful poll
+  REQUIRE(listen.wait_for([](const auto& out, const auto&) { return !out.empty(); }));
+  CHECK(listen.out().rfind(ids[0] + " unlocked 204 ", 0) == 0);
+  CHECK(has(listen.err(), "ready; 0 earlier event(s) not forwarded"));
+  CHECK(listen.stop() == 0);
+}
+
+TEST_CASE("listen waits as long as a Retry-After past its page deadline asks, and stops meanwhile",
+          "[listen]") {
+  reference_server server;
+  server.inject_fault({{"endpoint", "logs"}, {"kind", "429"}, {"count", 1}, {"retryAfter", "40"}});
+  listener listen(server.client_options(), forward_to("http://127.0.0.1:1/hook"));
+  REQUIRE(
+      listen.wait_for([](const auto&, const auto& err) { return has(err, "again in 40000 ms"); }));
+  CHECK(server.request_counts().at("logs").get<int>() == 1);  // the SDK did not wait either
+  CHECK(listen.stop() == 0);  // during the wait: no other poll needed
+  CHECK_FALSE(has(listen.err(), "ready"));
+}
+
+TEST_CASE("listen ends a poll that pages on forever, and stops between its pages", "[listen]") {
+  SECTION("a stop ends the poll at the next page") {
+    std::atomic<bool> stopping{false};
+    std::atomic<int> pages{0}, pages_after_stop{0};
+    const auto created = now_ms();
+    listener listen(
+        scripted_api([&](const unloc::http_request&) {
+          ++pages;
+          // Bounded, should the stop not be seen: the test fails, not hangs.
+          const bool last = stopping && ++pages_after_stop > 2000;
+          return R"({"accessEvents":[)" + event_json(pages, created) + R"(],"nextCursor":)" +
+                 (last ? std::string("null") : "\"c" + std::to_string(pages) + "\"") + "}";
+        }),
+        forward_to("http://127.0.0.1:1/hook"));
+    REQUIRE(listen.wait_for([&](const auto&, const auto&) { return pages > 50; }));
+    stopping = true;
+    CHECK(listen.stop() == 0);
+    CHECK(pages_after_stop <= 1);  // the page in flight, at most
+    CHECK(listen.out().empty());
+  }
+  SECTION("a poll of more than 100000 events is a failed poll") {
+    std::string page = R"({"accessEvents":[)";
+    for (int i = 0; i < 1000; ++i) page += (i ? "," : "") + event_json(i, now_ms());
+    page += R"(],"nextCursor":"more"})";
+    listener listen(scripted_api([&page](const unloc::http_request&) { return page; }),
+                    forward_to("http://127.0.0.1:1/hook"));
+    REQUIRE(listen.wait_for([](const auto&, const auto& err) {
+      return has(err, "more than 100000 events in one poll");
+    }));
+    CHECK(listen.stop() == 0);
+    CHECK(listen.out().empty());
+  }
+}
+
+TEST_CASE("listen forwards no event dated outside its window, however often it is served",
+          "[listen]") {
+  sink target;
+  std::atomic<int> polls{0};
+  const auto old = now_ms() - std::chrono::hours(1);
+  const auto future = now_ms() + std::chrono::hours(24 * 365);
+  // Served on every poll, ignoring `from`: one event an hour old, one a year
+  // ahead; from the third poll on, also one made now.
+  listener listen(scripted_api([&](const unloc::http_request&) {
+                    std::string events = event_json(1, old) + "," + event_json(2, future);
+                    if (++polls >= 3) events += "," + event_json(3, now_ms());
+                    return R"({"accessEvents":[)" + events + R"(],"nextCursor":null})";
+                  }),
+                  forward_to(target.url()));
+  REQUIRE(listen.wait_for([](const auto& out, const auto&) { return !out.empty(); }));
+  const int seen = polls;
+  REQUIRE(listen.wait_for([&](const auto&, const auto&) { return polls >= seen + 5; }));
+  CHECK(listen.stop() == 0);
+  const auto forwarded = lines_of(listen.out());
+  REQUIRE(forwarded.size() == 1);
+  CHECK(forwarded[0].rfind(event_id(3) + " unlocked 204 ", 0) == 0);
+  CHECK(has(listen.err(), "2 event(s) dated before "));
 }
