@@ -49,12 +49,30 @@ bool expects_command(const CLI::App& app) {
   return !at->get_subcommands([](const CLI::App* sub) { return !sub->get_name().empty(); }).empty();
 }
 
-// A CLI11 message quotes the arguments as typed: control bytes (a terminal's
-// escape sequences) are written as \xHH, and a long message is cut.
-std::string printable(std::string_view message) {
-  static constexpr char hex[] = "0123456789abcdef";
+// Text that quotes what was typed, with the password of every URL in it
+// (`scheme://user:password@`) REDACTED: a stray or misplaced URL argument.
+std::string without_passwords(std::string_view text) {
   std::string out;
-  for (const char c : message.substr(0, 512)) {
+  for (std::size_t at = text.find("://"); at != std::string_view::npos; at = text.find("://")) {
+    // The URL starts after the last blank or quote before its "://".
+    const auto begin = text.find_last_of(" \t'\"=", at);
+    const std::size_t start = begin == std::string_view::npos ? 0 : begin + 1;
+    const auto end = std::min(text.find_first_of(" \t'\"", at), text.size());
+    out.append(text.substr(0, start));
+    out += unloc::redact_url(text.substr(start, end - start));
+    text.remove_prefix(end);
+  }
+  return out.append(text);
+}
+
+// A CLI11 message quotes the arguments as typed: passwords in URLs are
+// redacted, control bytes (a terminal's escape sequences) written as \xHH,
+// and a long message is cut.
+std::string printable(std::string_view typed) {
+  static constexpr char hex[] = "0123456789abcdef";
+  const std::string message = without_passwords(typed);
+  std::string out;
+  for (const char c : std::string_view(message).substr(0, 512)) {
     const auto byte = static_cast<unsigned char>(c);
     if (byte >= 0x20 && byte != 0x7f) {
       out += c;
@@ -178,8 +196,11 @@ std::optional<std::string> check_values(invocation& inv, const raw_values& raw) 
         inv.listen.locks.push_back(id->to_string());
       }
       if (!raw.interval.empty()) {
+        // At least a second: a shorter interval only hammers the API.
         auto interval = parse_seconds(raw.interval);
-        if (!interval) return "--interval must be a number of seconds, more than 0";
+        if (!interval || *interval < std::chrono::seconds(1) || *interval > std::chrono::hours(1)) {
+          return "--interval must be 1 to 3600 seconds";
+        }
         inv.listen.interval = *interval;
       }
       // One private CA may sign both the API (a reference server) and the receiver.
@@ -269,7 +290,8 @@ commands define_commands(CLI::App& app, invocation& inv, raw_values& raw) {
       ->add_option("--lock", raw.listen_locks,
                    "A Lock to poll (repeatable; default: the Project's log)")
       ->allow_extra_args(false);  // one value per --lock
-  c.listen->add_option("--interval", raw.interval, "Seconds between two polls (default 3)")
+  c.listen
+      ->add_option("--interval", raw.interval, "Seconds between two polls, 1 to 3600 (default 3)")
       ->type_name("SECONDS");
 
   c.completion = app.add_subcommand("completion",
@@ -323,14 +345,15 @@ unloc::result<invocation> parse_arguments(const std::vector<std::string>& args) 
               first + " access-log --project",
           app);
     }
+    const std::string shown = without_passwords(first);
     if (first.rfind('-', 0) == 0)
-      return usage("unknown option " + unloc::detail::quoted(first), app);
+      return usage("unknown option " + unloc::detail::quoted(shown), app);
     if (expects_command(app)) {
-      std::string given = command_path(app) + " " + first;
+      std::string given = command_path(app) + " " + shown;
       return usage("unknown command " + unloc::detail::quoted(given.substr(given.find(' ') + 1)),
                    app);
     }
-    return usage("unexpected argument " + unloc::detail::quoted(first), app);
+    return usage("unexpected argument " + unloc::detail::quoted(shown), app);
   }
 
   if (c.completion->parsed()) {

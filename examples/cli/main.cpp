@@ -109,9 +109,11 @@ static_assert(std::atomic<bool>::is_always_lock_free);
 void on_stop_signal(int) { stop_listening = true; }
 
 // Runs until SIGINT, SIGTERM or --timeout (an interval timer), each a clean stop.
+// A second signal finds the default action again and ends the process at once.
 int listen(unloc::client& client, const invocation& inv) {
   struct sigaction action {};
   action.sa_handler = on_stop_signal;
+  action.sa_flags = SA_RESETHAND;
   sigemptyset(&action.sa_mask);
   for (const int signal : {SIGINT, SIGTERM, SIGALRM}) sigaction(signal, &action, nullptr);
   if (inv.timeout) {

@@ -6,14 +6,20 @@
 
 #include "catch.hpp"
 #include "support/reference_server.hpp"
+#ifdef UNLOC_RECEIVER_PATH  // the receiver is built (Boost found)
+#include "receiver_harness.hpp"
+#endif
 #include <nlohmann/json.hpp>
 #include <sys/wait.h>
 
+#include <chrono>
+#include <csignal>
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
 #include <sstream>
 #include <string>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -158,6 +164,8 @@ TEST_CASE("finds bad usage and invalid input before any request, with exit 2", "
       {"completion", "fish"},
       {"listen"},
       {"listen", "--forward-to", "http://u:p@127.0.0.1:9/x", "--interval", "0"},
+      {"listen", "--forward-to", "http://u:p@127.0.0.1:9/x", "--interval", "0.5"},
+      {"listen", "--forward-to", "http://u:p@127.0.0.1:9/x", "--interval", "3601"},
       {"listen", "--forward-to", "http://u:p@127.0.0.1:9/x", "--lock", "not-a-uuid"},
       {"listen", "--forward-to", "http://u:p@example.com/x"},
   };
@@ -182,6 +190,21 @@ TEST_CASE("finds bad usage and invalid input before any request, with exit 2", "
         std::string::npos);
   CHECK(unloc_cli({"webhooks", "frobnicate"}).err.find("unknown command 'webhooks frobnicate'") !=
         std::string::npos);
+  // A URL quoted back, stray or misplaced, has its password REDACTED.
+  for (const auto& args : std::vector<std::vector<std::string>>{
+           {"webhooks", "list", "https://u:pw-s3cret@example.com/x"},
+           {"webhooks", "https://u:pw-s3cret@example.com/x"},
+           {"webhooks", "list", "--url=https://u:pw-s3cret@example.com/x"},
+           {"webhooks", "list", "--format", "https://u:pw-s3cret@example.com/x"},
+           {"listen", "--forward-to", "http://u:pw-s3cret@127.0.0.1:9/x", "extra",
+            "http://v:pw-s3cret@127.0.0.1/y"}}) {
+    auto r = unloc_cli(args);
+    INFO(r.err);
+    CHECK(r.status == 2);
+    CHECK(r.err.find("pw-s3cret") == std::string::npos);
+  }
+  CHECK(unloc_cli({"webhooks", "list", "https://u:pw-s3cret@example.com/x"})
+            .err.find("'https://u:REDACTED@example.com/x'") != std::string::npos);
   const auto counts = server().request_counts();
   CHECK(counts["webhooks"] == 0);
   CHECK(counts["token"] == 0);
@@ -458,16 +481,19 @@ TEST_CASE("prints bash and zsh completion scripts that complete commands, option
 
 TEST_CASE("listen stops cleanly, exit 0, on SIGTERM, SIGINT and at --timeout", "[cli]") {
   const std::string target = "http://u:fwd-s3cret-pw@127.0.0.1:9/x";  // nothing listens there
+  const int polls = server().request_counts()["logs"].get<int>();
   auto timed = unloc_cli(
-      {"listen", "--forward-to", target, "--lock", lock, "--interval", "0.2", "--timeout", "0.5"});
+      {"listen", "--forward-to", target, "--lock", lock, "--interval", "1", "--timeout", "2"});
   INFO(timed.err);
   CHECK(timed.status == 0);
+  CHECK(timed.err.find("unloc: ready") != std::string::npos);  // it polled before the deadline
+  CHECK(server().request_counts()["logs"].get<int>() > polls);
   CHECK(timed.err.find("fwd-s3cret-pw") == std::string::npos);
 
   // Once it is ready (its first poll done), the signal; then its exit status.
   const std::string ready_file = unloc_test::test_tls_files().dir + "/cli-listen.err";
   const std::string script =
-      "\"$0\" listen --forward-to \"$2\" --lock \"$3\" --interval 0.2 2>\"$1\" & pid=$!\n"
+      "\"$0\" listen --forward-to \"$2\" --lock \"$3\" --interval 1 2>\"$1\" & pid=$!\n"
       "for i in $(seq 600); do grep -q 'unloc: ready' \"$1\" && break; sleep 0.05; done\n"
       "kill -s \"$4\" $pid; wait $pid; status=$?; cat \"$1\" >&2; exit $status";
   for (const char* signal : {"TERM", "INT"}) {
@@ -480,3 +506,72 @@ TEST_CASE("listen stops cleanly, exit 0, on SIGTERM, SIGINT and at --timeout", "
     check_no_secret(stopped);
   }
 }
+
+TEST_CASE("listen ends at once on a second Ctrl-C while a call is still running", "[cli]") {
+  // The first poll hangs for 20 s: the first SIGINT can only set the stop flag.
+  server().inject_fault({{"endpoint", "logs"}, {"kind", "slow"}, {"delayMs", 20000}, {"count", 1}});
+  const std::string err_file = unloc_test::test_tls_files().dir + "/cli-listen-twice.err";
+  const std::string script =
+      "\"$0\" listen --forward-to http://127.0.0.1:9/x --lock \"$2\" 2>\"$1\" & pid=$!\n"
+      "for i in $(seq 600); do grep -q 'Ctrl-C to stop' \"$1\" && break; sleep 0.05; done\n"
+      "kill -s INT $pid; sleep 0.2; kill -s INT $pid; wait $pid; exit $?";
+  auto twice = run_program("bash", {"-c", script, UNLOC_CLI_PATH, err_file, lock});
+  server().clear_faults();
+  INFO(read_all(err_file));
+  CHECK(twice.status == 128 + SIGINT);  // the default action: killed by the signal
+}
+
+#ifdef UNLOC_RECEIVER_PATH
+TEST_CASE("unloc listen forwards a new event to unloc-webhook-receiver --plain-http", "[cli]") {
+  receiver_test::receiver_process receiver(
+      receiver_test::launch{{"--plain-http"}, receiver_test::credential_env()});
+  REQUIRE(receiver.port() > 0);
+  const std::string listen_lock = "11570000-0000-4000-8000-000000011570";
+  const std::string dir = unloc_test::test_tls_files().dir;
+  const std::string err_file = dir + "/cli-e2e.err";
+  const std::string pid_file = dir + "/cli-e2e.pid";
+  std::remove(err_file.c_str());
+  std::remove(pid_file.c_str());
+  const std::string url =
+      "http://myuser:mypasswoord@127.0.0.1:" + std::to_string(receiver.port()) + "/accessEvents";
+  // The API settings from the environment, the CA as a flag; run until SIGTERM.
+  const std::string script =
+      "\"$0\" listen --ca-bundle \"$1\" --forward-to \"$2\" --lock \"$3\" --interval 1 "
+      "2>\"$4\" & echo $! >\"$5\"; wait $!";
+  run_result listen;
+  std::thread running([&] {
+    listen = run_program(
+        "bash",
+        {"-c", script, UNLOC_CLI_PATH, server().ca_file(), url, listen_lock, err_file, pid_file},
+        "UNLOC_CA_BUNDLE=");
+  });
+  const auto wait_until = [](const auto& done) {
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+    while (!done() && std::chrono::steady_clock::now() < deadline) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    return done();
+  };
+  const bool ready =
+      wait_until([&] { return read_all(err_file).find("unloc: ready") != std::string::npos; });
+  std::vector<std::string> ids;
+  if (ready) {
+    ids = server().record_events(listen_lock, 1);
+    wait_until([&] { return receiver.out().find(ids[0]) != std::string::npos; });
+  }
+  pid_t pid = 0;
+  std::ifstream(pid_file) >> pid;
+  if (pid > 0) ::kill(pid, SIGTERM);
+  running.join();
+  INFO(read_all(err_file));
+  REQUIRE(ready);
+  const auto printed = lines_of(receiver.out());
+  REQUIRE(printed.size() == 1);
+  const auto event = nlohmann::json::parse(printed[0]);
+  CHECK(event["id"] == ids[0]);
+  CHECK(event["lockId"] == listen_lock);
+  CHECK(listen.status == 0);
+  CHECK(listen.out.rfind(ids[0] + " unlocked 2", 0) == 0);
+  CHECK(read_all(err_file).find("mypasswoord") == std::string::npos);
+}
+#endif
