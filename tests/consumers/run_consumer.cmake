@@ -5,7 +5,7 @@
 #   cmake -DSTEP=install|find_package|pkg_config|receiver|components|add_subdirectory|fetchcontent
 #         -DBUILD_DIR=... -DPREFIX=... -DLIBDIR=... -DDATADIR=... -DSOURCE_DIR=... -DWORK_DIR=...
 #         -DCXX_COMPILER=... [-DUNLOC_SOURCE_DIR=...] [-DNO_CURL_DIR=...]
-#         [-DGENERATOR=...] [-DCONFIG=...] [-DPKG_CONFIG=...] [-DINSTALL_TOOLS=ON]
+#         [-DGENERATOR=...] [-DCONFIG=...] [-DPKG_CONFIG=...] [-DINSTALL_TOOLS=ON] [-DBUILD_TOOLS=ON]
 #         -P run_consumer.cmake
 # Needs no network and writes only below PREFIX and WORK_DIR.
 
@@ -130,7 +130,11 @@ if(STEP STREQUAL "install")
     message(FATAL_ERROR "unloc.pc has '${pc_prefix}', expected 'prefix=${PREFIX}'")
   endif()
   # The programs, with UNLOC_INSTALL_TOOLS only; each answers --help.
-  foreach(program unloc unloc-webhook-receiver)
+  set(programs unloc unloc-webhook-receiver)
+  if(BUILD_TOOLS)
+    list(APPEND programs unloc-reference-server)
+  endif()
+  foreach(program ${programs})
     set(path "${PREFIX}/bin/${program}${CMAKE_EXECUTABLE_SUFFIX}")
     if(INSTALL_TOOLS AND NOT EXISTS "${path}")
       message(FATAL_ERROR "UNLOC_INSTALL_TOOLS is on, and ${program} was not installed")
