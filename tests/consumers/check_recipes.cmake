@@ -157,6 +157,9 @@ expect("vcpkg.json: feature beast" "${deps}" "boost-beast(>=${CMAKE_MATCH_1}.0)"
 vcpkg_dependencies(deps features tools dependencies)
 expect("vcpkg.json: feature tools" "${deps}"
        "cli11;nlohmann-json;openssl;unloc-nodefaults[beast,client]")
+# The programs are POSIX-only (signals, sockets).
+string(JSON supports ERROR_VARIABLE error GET "${manifest}" features tools supports)
+expect("vcpkg.json: feature tools supports" "${supports}" "!windows")
 
 # conanfile.py: the version comes from version.hpp (set_version) or is that literal.
 file(READ "${src}/conanfile.py" recipe)
