@@ -12,6 +12,7 @@
 #include <mutex>
 #include <set>
 #include <string>
+#include <type_traits>
 #include <utility>
 
 namespace refserver {
@@ -124,5 +125,12 @@ class counting_thread_pool : public httplib::TaskQueue {
   httplib::ThreadPool pool_;
   request_stats& stats_;
 };
+
+// The override above has the base's exact signature, in whichever version: a
+// change of parameter (say, a move-only task type) fails here, by name.
+static_assert(std::is_same_v<decltype(&httplib::TaskQueue::enqueue),
+                             counting_thread_pool::enqueue_result (httplib::TaskQueue::*)(
+                                 std::function<void()>)>,
+              "httplib::TaskQueue::enqueue changed: update counting_thread_pool::enqueue");
 
 }  // namespace refserver
