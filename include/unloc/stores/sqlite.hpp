@@ -75,7 +75,8 @@ struct sqlite_store_options {
 /// WAL mode does not work).
 ///
 /// Thread safety: every method may be called from many threads at once; the
-/// calls on one store take turns on its connection.
+/// calls on one store take turns on its connection, and concurrent writes
+/// share one commit (each returns once its own writes are committed).
 class sqlite_event_store final : public event_store {
  public:
   using event_store::mark_handled;
