@@ -6,6 +6,7 @@
 
 #include <unloc/stores/sqlite.hpp>
 
+#include "../unit/allocation_failure.hpp"
 #include "store_contract.hpp"
 
 #include <sqlite3.h>
@@ -483,4 +484,57 @@ TEST_CASE("a write that fails among concurrent ones fails alone; the others are 
   // The poisoned ones are still claimed, unmarked: their next claim waits for the lease.
   CHECK(c.number("SELECT count(*) FROM unloc_claims WHERE handled = 0 AND owner <> 0") ==
         poisoned);
+}
+
+TEST_CASE("out of memory at any allocation of a call: an error, never a throw; the store works "
+          "after",
+          "[sqlite]") {
+  temp_dir dir;
+  connection own(dir.file("oom.db"));
+  own.exec("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;"
+           "CREATE TABLE doors (event_id TEXT, pid INTEGER)");
+  auto store = sqlite_event_store::attach(own.db).value();
+  std::uint32_t n = 0;
+  // Until the calls no longer reach the failing allocation (they make a few dozen).
+  bool reached = true;
+  for (long allowed = 0; reached && allowed < 1000; ++allowed) {
+    const auto event = store_contract::numbered_event(n++, sample.created);
+    const auto other = store_contract::numbered_event(n++, sample.created);
+    bool threw = false;
+    unloc_test::fail_once = true;
+    try {
+      // Each call may meet the one failing allocation; whichever does answers an error.
+      unloc_test::allocations_left = allowed;
+      auto claimed = store->claim(event.id, event.created);
+      if (claimed && claimed->mine()) {
+        (void)store->mark_handled(event, unloc::event_source::webhook, claimed->token);
+      }
+      (void)store->acquire_log_lease("project", "a", 1min);
+      (void)store->save_checkpoint("project", sample.created, 1);
+      (void)store->checkpoint("project");
+      (void)store->handle_once(other, unloc::event_source::webhook,
+                               [&](sqlite3* db) { return open_door(db, other); });
+      (void)store->check();
+    } catch (...) {
+      threw = true;
+    }
+    reached = unloc_test::allocations_left == -1;  // the failure happened (fail_once)
+    unloc_test::allocations_left = -1;
+    unloc_test::fail_once = false;
+    INFO("allocations allowed: " << allowed);
+    CHECK_FALSE(threw);
+    CHECK(sqlite3_get_autocommit(own.db) != 0);  // no transaction left open
+    const auto fresh = store_contract::numbered_event(1'000'000 + n, sample.created);
+    const auto claimed = store->claim(fresh.id, fresh.created);
+    REQUIRE(claimed);
+    REQUIRE(claimed->mine());
+    CHECK(store->mark_handled(fresh, unloc::event_source::webhook, claimed->token).value() ==
+          unloc::settle_status::done);
+  }
+  CHECK_FALSE(reached);
+  // Every door opened was marked with it, and every event marked was recorded.
+  CHECK(own.number("SELECT count(*) FROM doors WHERE event_id NOT IN "
+                   "(SELECT id FROM unloc_claims WHERE handled = 1)") == 0);
+  CHECK(own.number("SELECT count(*) FROM unloc_claims WHERE handled = 1 AND id NOT IN "
+                   "(SELECT id FROM unloc_events)") == 0);
 }

@@ -502,6 +502,9 @@ class sqlite_event_store final : public event_store {
         } catch (const std::exception& e) {
           out = make_error(error_category::internal,
                            std::string("sqlite store: ") + what + " failed: " + e.what(), "store");
+        } catch (...) {
+          out = make_error(error_category::internal,
+                           std::string("sqlite store: ") + what + " failed", "store");
         }
         return out->has_value();
       };
@@ -524,6 +527,10 @@ class sqlite_event_store final : public event_store {
         leading_ = false;
         queue_changed_.notify_all();
       }
+      if (!out) {  // its batch failed before it ran (out of memory)
+        return make_error(error_category::internal,
+                          std::string("sqlite store: ") + what + " failed", "store");
+      }
       return std::move(*out);
     } catch (...) {  // out of memory, or the lock failed
       return make_error(error_category::internal,
@@ -531,8 +538,19 @@ class sqlite_event_store final : public event_store {
     }
   }
 
-  void run_batch(const std::vector<job*>& batch) {
-    const std::lock_guard<std::mutex> lock(mutex_);
+  void run_batch(const std::vector<job*>& batch) noexcept {
+    try {
+      const std::lock_guard<std::mutex> lock(mutex_);
+      try {
+        run_batch_locked(batch);
+      } catch (...) {
+        rollback();  // never leave the connection inside a transaction
+      }
+    } catch (...) {  // the lock failed: the jobs without an answer fail
+    }
+  }
+
+  void run_batch_locked(const std::vector<job*>& batch) {
     bool committed = false;
     if (batch.size() > 1) {
       sqlite3_stmt* begin = statement(q_begin);
