@@ -2,13 +2,11 @@
 // contract, then what only SQLite has (WAL and durability, the integrator's own
 // connection, several processes on one file, a full disk, a lock held too long).
 
-#include "catch.hpp"
-
 #include <unloc/stores/sqlite.hpp>
 
 #include "../unit/allocation_failure.hpp"
+#include "catch.hpp"
 #include "store_contract.hpp"
-
 #include <sqlite3.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -39,8 +37,8 @@ struct temp_dir {
   temp_dir() {
     std::random_device entropy;
     for (int attempt = 0; attempt < 100 && path.empty(); ++attempt) {
-      const auto candidate = std::filesystem::temp_directory_path() /
-                             ("unloc-sqlite-" + std::to_string(entropy()));
+      const auto candidate =
+          std::filesystem::temp_directory_path() / ("unloc-sqlite-" + std::to_string(entropy()));
       if (std::filesystem::create_directory(candidate)) path = candidate;
     }
     REQUIRE(!path.empty());
@@ -84,9 +82,7 @@ struct connection {
     sqlite3_finalize(s);
     return out;
   }
-  [[nodiscard]] long long number(const std::string& sql) const {
-    return std::stoll(text(sql));
-  }
+  [[nodiscard]] long long number(const std::string& sql) const { return std::stoll(text(sql)); }
 };
 
 std::optional<std::string> column(sqlite3_stmt* s, int i) {
@@ -140,10 +136,8 @@ class sqlite_engine final : public store_contract::engine {
  private:
   temp_dir dir_;
   std::string path_ = dir_.file("events.db");
-  std::atomic<std::int64_t> now_ms_{unloc::parse_timestamp("2026-12-01T12:00:00.000Z")
-                                        .value()
-                                        .time_since_epoch()
-                                        .count()};
+  std::atomic<std::int64_t> now_ms_{
+      unloc::parse_timestamp("2026-12-01T12:00:00.000Z").value().time_since_epoch().count()};
 };
 
 const auto sample = unloc::testing::sample_access_event();
@@ -206,8 +200,9 @@ TEST_CASE("on the integrator's connection, their insert and the mark commit toge
   };
 
   SECTION("a failure injected between their insert and the mark rolls back both") {
-    own.exec("CREATE TEMP TRIGGER fail_mark BEFORE INSERT ON unloc_events "
-             "BEGIN SELECT RAISE(ABORT, 'injected failure'); END");
+    own.exec(
+        "CREATE TEMP TRIGGER fail_mark BEFORE INSERT ON unloc_events "
+        "BEGIN SELECT RAISE(ABORT, 'injected failure'); END");
     auto failed = store->handle_once(sample, unloc::event_source::webhook, work);
     REQUIRE_FALSE(failed);
     CHECK(failed.error().message.find("injected failure") != std::string::npos);
@@ -224,11 +219,11 @@ TEST_CASE("on the integrator's connection, their insert and the mark commit toge
       return false;
     });
     REQUIRE_FALSE(refused);
-    auto thrown = store->handle_once(sample, unloc::event_source::webhook,
-                                     [&](sqlite3* db) -> bool {
-                                       REQUIRE(open_door(db, sample));
-                                       throw std::runtime_error("printer on fire");
-                                     });
+    auto thrown =
+        store->handle_once(sample, unloc::event_source::webhook, [&](sqlite3* db) -> bool {
+          REQUIRE(open_door(db, sample));
+          throw std::runtime_error("printer on fire");
+        });
     REQUIRE_FALSE(thrown);
     CHECK(thrown.error().message.find("printer on fire") != std::string::npos);
     CHECK(own.number("SELECT count(*) FROM doors") == 0);
@@ -355,17 +350,17 @@ TEST_CASE("a database of a newer schema is refused, with a message that says so"
   CHECK(health.error().message.find("version 99") != std::string::npos);
 }
 
-TEST_CASE("a full disk is an error, never a throw or a half-written mark; with room, it works again",
-          "[sqlite]") {
+TEST_CASE(
+    "a full disk is an error, never a throw or a half-written mark; with room, it works again",
+    "[sqlite]") {
   temp_dir dir;
   auto store = sqlite_event_store::open(dir.file("full.db")).value();
   connection c(dir.file("full.db"));
   // The database may not grow: the next new page is a full disk to SQLite.
   c.exec("PRAGMA wal_checkpoint(TRUNCATE)");
   const auto pages = c.number("PRAGMA page_count");
-  sqlite3_exec(store->connection(),
-               ("PRAGMA max_page_count = " + std::to_string(pages)).c_str(), nullptr, nullptr,
-               nullptr);
+  sqlite3_exec(store->connection(), ("PRAGMA max_page_count = " + std::to_string(pages)).c_str(),
+               nullptr, nullptr, nullptr);
   std::optional<unloc::error> failed;
   std::uint32_t n = 0;
   std::vector<unloc::event_claim> held;
@@ -445,8 +440,9 @@ TEST_CASE("a write that fails among concurrent ones fails alone; the others are 
   temp_dir dir;
   auto store = sqlite_event_store::open(dir.file("batch.db")).value();
   connection(dir.file("batch.db"))
-      .exec("CREATE TRIGGER poison BEFORE INSERT ON unloc_events WHEN NEW.lock_name = 'poison' "
-            "BEGIN SELECT RAISE(ABORT, 'poisoned event'); END");
+      .exec(
+          "CREATE TRIGGER poison BEFORE INSERT ON unloc_events WHEN NEW.lock_name = 'poison' "
+          "BEGIN SELECT RAISE(ABORT, 'poisoned event'); END");
   constexpr std::uint32_t per_thread = 100;
   constexpr std::uint32_t threads = 8;
   std::atomic<int> wrong{0};
@@ -482,17 +478,18 @@ TEST_CASE("a write that fails among concurrent ones fails alone; the others are 
   CHECK(c.number("SELECT count(*) FROM unloc_events") == good);
   CHECK(c.number("SELECT count(*) FROM unloc_claims WHERE handled = 1") == good);
   // The poisoned ones are still claimed, unmarked: their next claim waits for the lease.
-  CHECK(c.number("SELECT count(*) FROM unloc_claims WHERE handled = 0 AND owner <> 0") ==
-        poisoned);
+  CHECK(c.number("SELECT count(*) FROM unloc_claims WHERE handled = 0 AND owner <> 0") == poisoned);
 }
 
-TEST_CASE("out of memory at any allocation of a call: an error, never a throw; the store works "
-          "after",
-          "[sqlite]") {
+TEST_CASE(
+    "out of memory at any allocation of a call: an error, never a throw; the store works "
+    "after",
+    "[sqlite]") {
   temp_dir dir;
   connection own(dir.file("oom.db"));
-  own.exec("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;"
-           "CREATE TABLE doors (event_id TEXT, pid INTEGER)");
+  own.exec(
+      "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;"
+      "CREATE TABLE doors (event_id TEXT, pid INTEGER)");
   auto store = sqlite_event_store::attach(own.db).value();
   std::uint32_t n = 0;
   // Until the calls no longer reach the failing allocation (they make a few dozen).

@@ -6,13 +6,13 @@
 // `check_store_contract` from one TEST_CASE: each SECTION runs on its own
 // fresh engine (Catch2 runs the test case again for each).
 
-#include "catch.hpp"
-
 #include <unloc/access_event.hpp>
 #include <unloc/event_store.hpp>
 #include <unloc/testing.hpp>
 #include <unloc/timestamp.hpp>
 #include <unloc/uuid.hpp>
+
+#include "catch.hpp"
 
 #include <array>
 #include <atomic>
@@ -93,7 +93,9 @@ inline void check_store_contract(engine& e) {
   constexpr auto not_owner = unloc::settle_status::not_owner;
   const auto created = e.now() - 1h;
   auto store = e.open(1min);
-  const auto status = [&](const unloc::uuid& id) { return store->claim(id, created).value().status; };
+  const auto status = [&](const unloc::uuid& id) {
+    return store->claim(id, created).value().status;
+  };
 
   SECTION("an event is mine the first time, and already handled once marked") {
     const auto first = store->claim(numbered(1), created).value();
@@ -192,15 +194,17 @@ inline void check_store_contract(engine& e) {
     CHECK(e.events().size() == 1);
   }
 
-  SECTION("an event with an action this SDK does not know keeps its text; an anonymized one "
-          "has no phone number") {
+  SECTION(
+      "an event with an action this SDK does not know keeps its text; an anonymized one "
+      "has no phone number") {
     auto event = numbered_event(1, created);
     event.action = unloc::access_action::unknown;
     event.action_text = "jammed";
     event.app_user_id.reset();
     event.user_name = "Ola";
-    REQUIRE(store->mark_handled(event, unloc::event_source::webhook,
-                                mine(*store, event.id, event.created))
+    REQUIRE(store
+                ->mark_handled(event, unloc::event_source::webhook,
+                               mine(*store, event.id, event.created))
                 .value() == done);
     const auto rows = e.events();
     REQUIRE(rows.size() == 1);
@@ -245,11 +249,13 @@ inline void check_store_contract(engine& e) {
     CHECK(store->save_checkpoint("other", created, *b).value() == not_owner);  // no lease there
   }
 
-  SECTION("another store over the same database sees everything (a restart, or a second "
-          "process)") {
+  SECTION(
+      "another store over the same database sees everything (a restart, or a second "
+      "process)") {
     const auto event = numbered_event(1, created);
-    REQUIRE(store->mark_handled(event, unloc::event_source::webhook,
-                                mine(*store, event.id, event.created))
+    REQUIRE(store
+                ->mark_handled(event, unloc::event_source::webhook,
+                               mine(*store, event.id, event.created))
                 .value() == done);
     const auto held = mine(*store, numbered(2), created);
     REQUIRE(store->save_checkpoint("project", created));

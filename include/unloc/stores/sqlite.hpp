@@ -94,8 +94,8 @@ class sqlite_event_store final : public event_store {
   [[nodiscard]] static result<std::unique_ptr<sqlite_event_store>> open(
       const std::string& path, sqlite_store_options options = {}) {
     sqlite3* db = nullptr;
-    const int opened = sqlite3_open_v2(path.c_str(), &db,
-                                       SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, nullptr);
+    const int opened =
+        sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, nullptr);
     std::unique_ptr<sqlite_event_store> store(new (std::nothrow)
                                                   sqlite_event_store(db, true, std::move(options)));
     if (store == nullptr) {
@@ -175,7 +175,8 @@ class sqlite_event_store final : public event_store {
       if (rc != SQLITE_DONE) return failure("claim");
       auto state = read_claim(id);
       if (!state) return state.error();
-      if (state->found && state->handled) return event_claim{claim_status::already_handled, false, 0};
+      if (state->found && state->handled)
+        return event_claim{claim_status::already_handled, false, 0};
       return event_claim{claim_status::held_elsewhere, false, 0};
     });
   }
@@ -251,8 +252,9 @@ class sqlite_event_store final : public event_store {
       auto held = read_lease(scope);
       if (!held) return held.error();
       if (held->found && held->holder != holder && held->expires_ms > now) return granted{};
-      const std::uint64_t token =
-          !held->found ? 1 : held->holder == holder ? held->token : held->token + 1;
+      const std::uint64_t token = !held->found             ? 1
+                                  : held->holder == holder ? held->token
+                                                           : held->token + 1;
       sqlite3_stmt* s = statement(q_lease_write);
       if (s == nullptr) return failure("acquire_log_lease");
       bind_text(s, 1, scope);
@@ -268,18 +270,21 @@ class sqlite_event_store final : public event_store {
   /// schema version it expects; otherwise an error saying why.
   [[nodiscard]] result<void> check() override {
     auto checked = guarded<settle_status>("check", [&]() -> result<settle_status> {
-      return in_transaction<settle_status>("check", [&]() -> result<settle_status> {
-        auto version = read_version();
-        if (!version) return version.error();
-        if (*version != static_cast<std::int64_t>(detail::schema_version)) {
-          return make_error(error_category::internal,
-                            "sqlite store: the schema is now version " + std::to_string(*version) +
-                                ", this program reads version " +
-                                std::to_string(detail::schema_version),
-                            "store");
-        }
-        return settle_status::done;
-      }, /*commit=*/false);
+      return in_transaction<settle_status>(
+          "check",
+          [&]() -> result<settle_status> {
+            auto version = read_version();
+            if (!version) return version.error();
+            if (*version != static_cast<std::int64_t>(detail::schema_version)) {
+              return make_error(error_category::internal,
+                                "sqlite store: the schema is now version " +
+                                    std::to_string(*version) + ", this program reads version " +
+                                    std::to_string(detail::schema_version),
+                                "store");
+            }
+            return settle_status::done;
+          },
+          /*commit=*/false);
     });
     if (!checked) return checked.error();
     return {};
@@ -312,7 +317,8 @@ class sqlite_event_store final : public event_store {
         if (sqlite3_get_autocommit(db_) != 0) {
           return make_error(error_category::invalid_input,
                             "sqlite store: the work of handle_once ended the transaction; "
-                            "event " + event.id.to_string() + " is not marked",
+                            "event " +
+                                event.id.to_string() + " is not marked",
                             "store");
         }
         sqlite3_stmt* s = statement(q_mark_insert);
@@ -405,8 +411,8 @@ class sqlite_event_store final : public event_store {
     // Tokens count up from a random start: unique among the stores sharing the database.
     std::uint64_t start = 0;
     if (!detail::random_bytes(&start, sizeof start)) {
-      start = static_cast<std::uint64_t>(
-          std::chrono::steady_clock::now().time_since_epoch().count());
+      start =
+          static_cast<std::uint64_t>(std::chrono::steady_clock::now().time_since_epoch().count());
     }
     next_token_ = start;
   }
@@ -425,8 +431,8 @@ class sqlite_event_store final : public event_store {
   sqlite3_stmt* statement(int q) {
     sqlite3_stmt*& s = statements_[static_cast<std::size_t>(q)];
     if (s == nullptr) {
-      if (sqlite3_prepare_v3(db_, sql[static_cast<std::size_t>(q)], -1,
-                             SQLITE_PREPARE_PERSISTENT, &s, nullptr) != SQLITE_OK) {
+      if (sqlite3_prepare_v3(db_, sql[static_cast<std::size_t>(q)], -1, SQLITE_PREPARE_PERSISTENT,
+                             &s, nullptr) != SQLITE_OK) {
         s = nullptr;
         return nullptr;
       }
@@ -469,8 +475,8 @@ class sqlite_event_store final : public event_store {
       return make_error(error_category::internal,
                         std::string("sqlite store: ") + what + " failed: " + e.what(), "store");
     } catch (...) {
-      return make_error(error_category::internal,
-                        std::string("sqlite store: ") + what + " failed", "store");
+      return make_error(error_category::internal, std::string("sqlite store: ") + what + " failed",
+                        "store");
     }
   }
 
@@ -533,8 +539,8 @@ class sqlite_event_store final : public event_store {
       }
       return std::move(*out);
     } catch (...) {  // out of memory, or the lock failed
-      return make_error(error_category::internal,
-                        std::string("sqlite store: ") + what + " failed", "store");
+      return make_error(error_category::internal, std::string("sqlite store: ") + what + " failed",
+                        "store");
     }
   }
 
@@ -708,8 +714,8 @@ class sqlite_event_store final : public event_store {
     if (s == nullptr) return false;
     const timestamp received = options_.clock();
     bind_id(s, 1, event.id);
-    bind_text(s, 2, event.action_text.empty() ? std::string(to_string(event.action))
-                                              : event.action_text);
+    bind_text(s, 2,
+              event.action_text.empty() ? std::string(to_string(event.action)) : event.action_text);
     bind_text(s, 3, format_timestamp(event.created));
     bind_id(s, 4, event.key_id);
     bind_id(s, 5, event.lock_id);
@@ -771,8 +777,10 @@ class sqlite_event_store final : public event_store {
         if (*version > known) {
           return make_error(error_category::invalid_input,
                             "sqlite store: the database has schema version " +
-                                std::to_string(*version) + ", written by a newer unloc-cpp; "
-                                "this one reads up to version " + std::to_string(known),
+                                std::to_string(*version) +
+                                ", written by a newer unloc-cpp; "
+                                "this one reads up to version " +
+                                std::to_string(known),
                             "store");
         }
         for (auto v = static_cast<std::size_t>(*version); v < detail::schema_version; ++v) {
@@ -781,11 +789,10 @@ class sqlite_event_store final : public event_store {
             return failure("schema migration " + std::to_string(v + 1));
           }
         }
-        const std::string write = *version == 0
-                                      ? "INSERT INTO unloc_schema_version (version) VALUES (" +
-                                            std::to_string(known) + ")"
-                                      : "UPDATE unloc_schema_version SET version = " +
-                                            std::to_string(known);
+        const std::string write =
+            *version == 0 ? "INSERT INTO unloc_schema_version (version) VALUES (" +
+                                std::to_string(known) + ")"
+                          : "UPDATE unloc_schema_version SET version = " + std::to_string(known);
         if (sqlite3_exec(db_, write.c_str(), nullptr, nullptr, nullptr) != SQLITE_OK) {
           return failure("schema");
         }
