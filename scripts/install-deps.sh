@@ -32,6 +32,7 @@ packages=(
   libcpp-httplib-dev  # the reference server in tools/
   libboost-dev        # Boost.Beast, header-only: unloc::beast, the webhook receiver
   libcli11-dev        # CLI11, header-only: the unloc CLI's command line
+  libsqlite3-dev      # unloc::sqlite, the SQLite event store
   libssl-dev
   zlib1g-dev          # cpp-httplib.pc Requires.private: zlib
   libbrotli-dev       # cpp-httplib.pc Requires.private: libbrotli*
