@@ -33,6 +33,8 @@ packages=(
   libboost-dev        # Boost.Beast, header-only: unloc::beast, the webhook receiver
   libcli11-dev        # CLI11, header-only: the unloc CLI's command line
   libssl-dev
+  libpq-dev           # libpq: <unloc/stores/postgresql.hpp>, unloc::postgresql
+  postgresql          # initdb/pg_ctl: the tests' and benchmarks' throwaway cluster (tests/support/pg_cluster.sh)
   zlib1g-dev          # cpp-httplib.pc Requires.private: zlib
   libbrotli-dev       # cpp-httplib.pc Requires.private: libbrotli*
   # tests, demo, docs
