@@ -6,6 +6,7 @@
 /// and `unloc-webhook-receiver`. Validation never touches it: the caller
 /// claims an event, does its work, then marks it handled or releases it.
 
+#include <unloc/access_event.hpp>
 #include <unloc/error.hpp>
 #include <unloc/timestamp.hpp>
 #include <unloc/uuid.hpp>
@@ -25,6 +26,17 @@
 #include <vector>
 
 UNLOC_BEGIN_NAMESPACE
+
+/// Where an event handed over came from.
+enum class event_source : std::uint8_t {
+  webhook,     ///< A webhook delivery.
+  access_log,  ///< The access log (missed or not yet delivered by webhook).
+};
+
+/// `"webhook"` or `"access_log"`.
+[[nodiscard]] constexpr const char* to_string(event_source source) noexcept {
+  return source == event_source::webhook ? "webhook" : "access_log";
+}
 
 /// What a claim of an event found.
 enum class claim_status : std::uint8_t {
@@ -98,6 +110,16 @@ struct event_claim {
 /// claimed) records it. A store over a shared database (one row an event: id,
 /// state, owner token, lease expiry; mark and release update `WHERE id = ? AND
 /// owner = ?`) serves several processes at once.
+///
+/// Reading an access log: a store shared by several processes grants the
+/// lease on reading one log (`acquire_log_lease`) to one holder at a time, and
+/// moves its checkpoint only for the newest lease (`save_checkpoint` with the
+/// lease's fencing token), so that a holder that stalled past its lease never
+/// moves the checkpoint over its successor's read.
+///
+/// A store that overrides one overload of `mark_handled` or `save_checkpoint`
+/// brings in the others with `using event_store::mark_handled;` (and
+/// `save_checkpoint`), as `memory_event_store` does.
 class event_store {
  public:
   virtual ~event_store() = default;
@@ -116,6 +138,46 @@ class event_store {
   /// Moves the checkpoint of `scope` (one word) to `read_to`, never backwards.
   [[nodiscard]] virtual result<void> save_checkpoint(const std::string& scope,
                                                      timestamp read_to) = 0;
+
+  /// Marks `event` handled under `token`, as `mark_handled(event.id, token)`
+  /// does, and keeps the event where the store keeps events: a database store
+  /// writes its row to the events table (with `source`, the time of receipt
+  /// and the lag) in the same transaction as the mark. Default: `mark_handled`.
+  [[nodiscard]] virtual result<settle_status> mark_handled(const access_event& event,
+                                                           event_source source,
+                                                           claim_token token) {
+    (void)source;
+    return mark_handled(event.id, token);
+  }
+
+  /// Takes or renews the lease on reading the access log of `scope` for
+  /// `holder` (unique per process, such as `host:pid:random`) for `duration`:
+  /// its fencing token when granted, none while another holder's lease runs.
+  /// The holder renewing its lease keeps its token; a new holder gets a larger
+  /// token than every earlier one. Default (a store that one process owns):
+  /// granted, token 1.
+  [[nodiscard]] virtual result<std::optional<std::uint64_t>> acquire_log_lease(
+      const std::string& scope, const std::string& holder, std::chrono::milliseconds duration) {
+    (void)scope;
+    (void)holder;
+    (void)duration;
+    return std::optional<std::uint64_t>{1};
+  }
+
+  /// Moves the checkpoint as `save_checkpoint(scope, read_to)` does, only while
+  /// `lease` is the newest token of `scope`: `not_owner` (nothing moved) when
+  /// another holder took the lease since. Default: `save_checkpoint`, `done`.
+  [[nodiscard]] virtual result<settle_status> save_checkpoint(const std::string& scope,
+                                                              timestamp read_to,
+                                                              std::uint64_t lease) {
+    (void)lease;
+    if (auto saved = save_checkpoint(scope, read_to); !saved) return saved.error();
+    return settle_status::done;
+  }
+
+  /// Whether the store works now (for a health check): an error saying why
+  /// not (never a secret). Default: works.
+  [[nodiscard]] virtual result<void> check() { return {}; }
 };
 
 /// How much a `memory_event_store` keeps.
@@ -130,10 +192,14 @@ struct memory_store_limits {
 };
 
 /// An `event_store` in memory, bounded by count and age (see
-/// `memory_store_limits`): one process, forgotten when it stops. Thread-safe;
-/// each call holds a small lock for a few map operations.
+/// `memory_store_limits`): one process, forgotten when it stops. Its log
+/// leases work as a shared store's do, among the reconcilers of this process.
+/// Thread-safe; each call holds a small lock for a few map operations.
 class memory_event_store final : public event_store {
  public:
+  using event_store::mark_handled;
+  using event_store::save_checkpoint;
+
   /// The store's clock, replaceable in tests.
   using clock_function = std::function<std::chrono::steady_clock::time_point()>;
 
@@ -211,6 +277,39 @@ class memory_event_store final : public event_store {
       auto& saved = checkpoints_[scope];
       saved = (std::max)(saved, read_to);
       return {};
+    } catch (...) {
+      return failure("save_checkpoint");
+    }
+  }
+
+  [[nodiscard]] result<std::optional<std::uint64_t>> acquire_log_lease(
+      const std::string& scope, const std::string& holder,
+      std::chrono::milliseconds duration) override {
+    try {
+      const auto now = clock_();
+      const std::lock_guard<std::mutex> lock(mutex_);
+      log_lease& lease = leases_[scope];
+      if (lease.holder != holder) {
+        if (lease.token != 0 && now < lease.expires) return std::optional<std::uint64_t>{};
+        lease.holder = holder;
+        ++lease.token;
+      }
+      lease.expires = now + duration;
+      return std::optional<std::uint64_t>{lease.token};
+    } catch (...) {
+      return failure("acquire_log_lease");
+    }
+  }
+
+  [[nodiscard]] result<settle_status> save_checkpoint(const std::string& scope, timestamp read_to,
+                                                      std::uint64_t lease) override {
+    try {
+      const std::lock_guard<std::mutex> lock(mutex_);
+      const auto it = leases_.find(scope);
+      if (it == leases_.end() || it->second.token != lease) return settle_status::not_owner;
+      auto& saved = checkpoints_[scope];
+      saved = (std::max)(saved, read_to);
+      return settle_status::done;
     } catch (...) {
       return failure("save_checkpoint");
     }
@@ -347,6 +446,12 @@ class memory_event_store final : public event_store {
   std::uint64_t next_sequence_ = 1;
   claim_token next_token_ = 1;  // unique among this store's claims; 0 is no claim
   std::map<std::string, timestamp> checkpoints_;
+  struct log_lease {
+    std::string holder;
+    std::uint64_t token = 0;  // 0: never granted
+    time_point expires{};
+  };
+  std::map<std::string, log_lease> leases_;
 };
 
 UNLOC_END_NAMESPACE

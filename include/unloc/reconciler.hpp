@@ -8,6 +8,7 @@
 
 #include <unloc/access_event.hpp>
 #include <unloc/access_log_query.hpp>
+#include <unloc/detail/os.hpp>
 #include <unloc/error.hpp>
 #include <unloc/event_store.hpp>
 #include <unloc/options.hpp>
@@ -28,17 +29,6 @@
 #include <utility>
 
 UNLOC_BEGIN_NAMESPACE
-
-/// Where an event handed over came from.
-enum class event_source {
-  webhook,     ///< A webhook delivery.
-  access_log,  ///< The access log (missed or not yet delivered by webhook).
-};
-
-/// `"webhook"` or `"access_log"`.
-[[nodiscard]] constexpr const char* to_string(event_source source) noexcept {
-  return source == event_source::webhook ? "webhook" : "access_log";
-}
 
 /// How an event is handed over to the handler.
 struct handover {
@@ -67,6 +57,14 @@ struct reconciler_options {
   /// this long after it happened is missed by the log reads (a webhook
   /// delivery of it is still handed over).
   std::chrono::milliseconds overlap = std::chrono::hours(24);
+  /// How long the lease on reading one access log lasts: a store shared by
+  /// several processes lets one read a log at a time, and the next takes over
+  /// this long after the reader stopped renewing it. A read renews it each
+  /// half of this time.
+  std::chrono::milliseconds log_lease = std::chrono::minutes(2);
+  /// Who reads, in the store's lease (unique per process, such as
+  /// `host:pid`). Empty: `reconciler:` and 16 random hex digits.
+  std::string lease_holder;
   /// The wall clock, replaceable in tests.
   std::function<timestamp()> clock = [] {
     return std::chrono::time_point_cast<std::chrono::milliseconds>(
@@ -78,12 +76,15 @@ struct reconciler_options {
 struct log_read_report {
   std::string scope;     ///< The log: a Lock's id, or `"project"`.
   timestamp from{};      ///< The read's start (zero when it read all 30 days).
-  timestamp to{};        ///< Its end: the new checkpoint, when `held_elsewhere` is 0.
+  timestamp to{};        ///< Its end: the new checkpoint, unless a call or a lease held it.
   std::size_t read = 0;  ///< Events read.
   std::size_t recovered = 0;  ///< Of those, events handed over (not handed over before).
   /// Events another call was handing over meanwhile: the checkpoint stays, and
   /// the next read offers them again.
   std::size_t held_elsewhere = 0;
+  /// Another reconciler holds the lease on reading this log (it read nothing),
+  /// or took it over during the read: the checkpoint stays.
+  bool lease_held_elsewhere = false;
 };
 
 /// Counts since the reconciler was made.
@@ -130,7 +131,9 @@ class reconciler {
   /// A reconciler over `store` (not null) handing events to `handler`.
   reconciler(std::shared_ptr<event_store> store, handler_function handler,
              reconciler_options options = {})
-      : store_(std::move(store)), handler_(std::move(handler)), options_(std::move(options)) {}
+      : store_(std::move(store)), handler_(std::move(handler)), options_(std::move(options)) {
+    if (options_.lease_holder.empty()) options_.lease_holder = random_holder();
+  }
 
   /// Offers an event (from a webhook delivery, normally): handed over when new.
   /// An error when the handler did not confirm it or the store failed.
@@ -158,7 +161,7 @@ class reconciler {
     }
     // Not released when marking fails: the handler did the work, so the event
     // stays held until the lease ends, then comes again flagged possibly repeated.
-    auto marked = store_->mark_handled(event.id, claim->token);
+    auto marked = store_->mark_handled(event, source, claim->token);
     if (!marked) return marked.error();
     if (*marked == settle_status::not_owner) {
       ++counts_.lease_overruns;
@@ -173,13 +176,23 @@ class reconciler {
   /// checkpoint minus the overlap (all 30 days the first time) up to now, offers
   /// every event, then moves the checkpoint to now. `query.from` and `query.to`
   /// are set here. On an error the checkpoint stays; the next read repeats.
+  /// Only while holding the store's lease on the log (taken first, renewed
+  /// during the read): otherwise it reads nothing and says so
+  /// (`log_read_report::lease_held_elsewhere`).
   template <typename Client>
   [[nodiscard]] result<log_read_report> read_log(const Client& api, access_log_query query,
                                                  const call_options& per_call = {}) {
     log_read_report report;
     report.scope = query.lock_id ? query.lock_id->to_string() : std::string("project");
     const std::lock_guard<std::mutex> reading(scope_mutex(report.scope));
+    auto lease = store_->acquire_log_lease(report.scope, options_.lease_holder, options_.log_lease);
+    if (!lease) return lease.error();
+    if (!*lease) {
+      report.lease_held_elsewhere = true;
+      return report;
+    }
     report.to = options_.clock();
+    timestamp renewed = report.to;
     auto checkpoint = store_->checkpoint(report.scope);
     if (!checkpoint) return checkpoint.error();
     query.from.reset();
@@ -192,6 +205,19 @@ class reconciler {
     auto read = api.read_access_log(
         query,
         [&](access_event&& event) {
+          if (options_.clock() - renewed >= options_.log_lease / 2) {
+            auto again = store_->acquire_log_lease(report.scope, options_.lease_holder,
+                                                   options_.log_lease);
+            if (!again) {
+              failed = again.error();
+              return false;
+            }
+            if (!*again || **again != **lease) {
+              report.lease_held_elsewhere = true;  // taken over: stop, the new holder reads
+              return false;
+            }
+            renewed = options_.clock();
+          }
           ++report.read;
           auto offered = offer(event, event_source::access_log);
           if (!offered) {
@@ -204,11 +230,12 @@ class reconciler {
         },
         per_call);
     if (failed) return *failed;
+    if (report.lease_held_elsewhere) return report;
     if (!read) return read.error();
     if (report.held_elsewhere == 0) {
-      if (auto saved = store_->save_checkpoint(report.scope, report.to); !saved) {
-        return saved.error();
-      }
+      auto saved = store_->save_checkpoint(report.scope, report.to, **lease);
+      if (!saved) return saved.error();
+      report.lease_held_elsewhere = *saved == settle_status::not_owner;
     }
     return report;
   }
@@ -241,6 +268,24 @@ class reconciler {
       return make_error(error_category::internal,
                         "the handler failed on event " + event.id.to_string(), "handler");
     }
+  }
+
+  static std::string random_holder() {
+    unsigned char bytes[8] = {};
+    if (!detail::random_bytes(bytes, sizeof bytes)) {
+      // Unique enough within one machine; the lease's fencing token keeps it safe anyway.
+      const auto t = std::chrono::steady_clock::now().time_since_epoch().count();
+      for (std::size_t i = 0; i < sizeof bytes; ++i) {
+        bytes[i] = static_cast<unsigned char>(static_cast<std::uint64_t>(t) >> (8 * i));
+      }
+    }
+    static constexpr char hex[] = "0123456789abcdef";
+    std::string holder = "reconciler:";
+    for (const unsigned char b : bytes) {
+      holder += hex[b >> 4];
+      holder += hex[b & 0xf];
+    }
+    return holder;
   }
 
   // The lock of one log scope, made on first use and kept (a project has few scopes).
