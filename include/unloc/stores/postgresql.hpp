@@ -9,6 +9,7 @@
 #include <unloc/detail/text.hpp>
 #include <unloc/error.hpp>
 #include <unloc/event_store.hpp>
+#include <unloc/stores/schema.hpp>
 #include <unloc/timestamp.hpp>
 #include <unloc/uuid.hpp>
 #include <unloc/version.hpp>
@@ -45,9 +46,6 @@ struct postgresql_store_options {
   /// Bound on each statement (`statement_timeout`): a slow database is an error, not a hang.
   std::chrono::milliseconds statement_timeout = std::chrono::seconds(10);
 };
-
-/// The schema version this SDK writes (`unloc_schema_version`).
-inline constexpr int postgresql_schema_version = 1;
 
 /// An `event_store` in PostgreSQL: claims, marks, checkpoints and log leases in
 /// the `unloc_*` tables, and each event marked with `mark_handled(event, source,
@@ -123,15 +121,17 @@ class postgresql_event_store final : public event_store {
     // (a canonical UUID, integers), never text from outside.
     const std::string sql =
         "SET LOCAL synchronous_commit = off;"
-        "WITH c AS (INSERT INTO unloc_claims AS c (id, created, owner, lease_until, handled, in_doubt)"
+        "WITH c AS (INSERT INTO unloc_claims AS c"
+        " (id, created_ms, owner, lease_until_ms, handled, in_doubt)"
         " VALUES ('" + id.to_string() + "', " + std::to_string(millis(created)) +
         ", nextval('unloc_claim_tokens'), " + now_ms + " + " +
-        std::to_string(options_.claim_lease.count()) + ", false, false)"
-        " ON CONFLICT (id) DO UPDATE SET owner = EXCLUDED.owner, lease_until = EXCLUDED.lease_until,"
-        " in_doubt = true WHERE NOT c.handled AND (c.owner = 0 OR c.lease_until <= " + now_ms + ")"
+        std::to_string(options_.claim_lease.count()) + ", 0, 0)"
+        " ON CONFLICT (id) DO UPDATE SET owner = EXCLUDED.owner,"
+        " lease_until_ms = EXCLUDED.lease_until_ms, in_doubt = 1"
+        " WHERE c.handled = 0 AND (c.owner = 0 OR c.lease_until_ms <= " + now_ms + ")"
         " RETURNING c.owner, c.in_doubt)"
         " SELECT 'm', owner, in_doubt FROM c"
-        " UNION ALL SELECT CASE WHEN handled THEN 'h' ELSE 'e' END, 0, false FROM unloc_claims"
+        " UNION ALL SELECT CASE WHEN handled <> 0 THEN 'h' ELSE 'e' END, 0, 0 FROM unloc_claims"
         " WHERE id = '" + id.to_string() + "' AND NOT EXISTS (SELECT 1 FROM c)";
     auto rows = run("claim", sql, {});
     if (!rows) return rows.error();
@@ -140,7 +140,7 @@ class postgresql_event_store final : public event_store {
     const std::string status = PQgetvalue(rows->get(), 0, 0);
     if (status == "h") return event_claim{claim_status::already_handled, false, 0};
     if (status == "e") return event_claim{claim_status::held_elsewhere, false, 0};
-    return event_claim{claim_status::mine, text(rows->get(), 2) == "t",
+    return event_claim{claim_status::mine, text(rows->get(), 2) == "1",
                        std::strtoull(PQgetvalue(rows->get(), 0, 1), nullptr, 10)};
   }
 
@@ -167,10 +167,10 @@ class postgresql_event_store final : public event_store {
   [[nodiscard]] result<settle_status> release(const uuid& id, claim_token token) override {
     if (token == 0) return settle_status::not_owner;
     auto rows = run("release",
-                    "WITH d AS (DELETE FROM unloc_claims WHERE id = $1 AND owner = $2 AND NOT handled"
-                    " AND NOT in_doubt RETURNING 1),"
+                    "WITH d AS (DELETE FROM unloc_claims WHERE id = $1 AND owner = $2 AND handled = 0"
+                    " AND in_doubt = 0 RETURNING 1),"
                     " u AS (UPDATE unloc_claims SET owner = 0 WHERE id = $1 AND owner = $2"
-                    " AND NOT handled AND in_doubt RETURNING 1)"
+                    " AND handled = 0 AND in_doubt <> 0 RETURNING 1)"
                     " SELECT (SELECT count(*) FROM d) + (SELECT count(*) FROM u)",
                     {id.to_string(), std::to_string(token)});
     if (!rows) return rows.error();
@@ -178,7 +178,7 @@ class postgresql_event_store final : public event_store {
   }
 
   [[nodiscard]] result<std::optional<timestamp>> checkpoint(const std::string& scope) override {
-    auto rows = run("checkpoint", "SELECT read_to FROM unloc_checkpoints WHERE scope = $1", {scope});
+    auto rows = run("checkpoint", "SELECT read_to_ms FROM unloc_checkpoints WHERE scope = $1", {scope});
     if (!rows) return rows.error();
     if (PQntuples(rows->get()) == 0) return std::optional<timestamp>{};
     return std::optional<timestamp>{from_millis(text(rows->get(), 0))};
@@ -195,12 +195,12 @@ class postgresql_event_store final : public event_store {
       const std::string& scope, const std::string& holder,
       std::chrono::milliseconds duration) override {
     auto rows = run("acquire_log_lease",
-                    "INSERT INTO unloc_log_leases AS l (scope, holder, token, expires_at)"
+                    "INSERT INTO unloc_log_leases AS l (scope, holder, token, expires_ms)"
                     " VALUES ($1, $2, 1, " + std::string(now_ms) + " + $3)"
                     " ON CONFLICT (scope) DO UPDATE SET holder = EXCLUDED.holder,"
-                    " expires_at = EXCLUDED.expires_at,"
+                    " expires_ms = EXCLUDED.expires_ms,"
                     " token = CASE WHEN l.holder = EXCLUDED.holder THEN l.token ELSE l.token + 1 END"
-                    " WHERE l.holder = EXCLUDED.holder OR l.expires_at <= " + now_ms +
+                    " WHERE l.holder = EXCLUDED.holder OR l.expires_ms <= " + now_ms +
                     " RETURNING token",
                     {scope, holder, std::to_string(duration.count())});
     if (!rows) return rows.error();
@@ -246,12 +246,12 @@ class postgresql_event_store final : public event_store {
     auto outcome = [&]() -> result<claim_status> {
       const std::string id = event.id.to_string();
       auto added = exec(c, "handle_once",
-                        "INSERT INTO unloc_claims (id, created, owner, lease_until, handled, in_doubt)"
-                        " VALUES ($1, $2, 0, 0, false, false) ON CONFLICT (id) DO NOTHING",
+                        "INSERT INTO unloc_claims (id, created_ms, owner, lease_until_ms, handled,"
+                        " in_doubt) VALUES ($1, $2, 0, 0, 0, 0) ON CONFLICT (id) DO NOTHING",
                         {id, std::to_string(millis(event.created))});
       if (!added) return added.error();
       auto row = exec(c, "handle_once",
-                      "SELECT handled, owner <> 0 AND lease_until > " + std::string(now_ms) +
+                      "SELECT handled <> 0, owner <> 0 AND lease_until_ms > " + std::string(now_ms) +
                           " FROM unloc_claims WHERE id = $1 FOR UPDATE",
                       {id});
       if (!row) return row.error();
@@ -270,7 +270,7 @@ class postgresql_event_store final : public event_store {
       parameters params{id};
       append_event_params(params, event, source);
       auto marked = exec(c, "handle_once",
-                         "WITH m AS (UPDATE unloc_claims SET handled = true, owner = 0 WHERE id = $1)"
+                         "WITH m AS (UPDATE unloc_claims SET handled = 1, owner = 0 WHERE id = $1)"
                          " " + insert_event_sql(2) + " ON CONFLICT (id) DO NOTHING",
                          params);
       if (!marked) return marked.error();
@@ -294,41 +294,46 @@ class postgresql_event_store final : public event_store {
 
   // Marks $1 handled for the token $2 (0 never owns); records an id not kept. A row when done.
   static constexpr const char* mark_sql =
-      "INSERT INTO unloc_claims AS c (id, owner, lease_until, handled, in_doubt)"
-      " VALUES ($1, 0, 0, true, false) ON CONFLICT (id) DO UPDATE SET handled = true, owner = 0"
-      " WHERE c.handled OR (c.owner = $2 AND $2 <> 0) RETURNING 1";
+      "INSERT INTO unloc_claims AS c (id, created_ms, owner, lease_until_ms, handled, in_doubt)"
+      " VALUES ($1, 0, 0, 0, 1, 0) ON CONFLICT (id) DO UPDATE SET handled = 1, owner = 0"
+      " WHERE c.handled <> 0 OR (c.owner = $2 AND $2 <> 0) RETURNING 1";
 
   // Moves the checkpoint $1 to $2, never back, when `condition` holds.
   static std::string save_checkpoint_sql(const char* condition = "true") {
-    return std::string("INSERT INTO unloc_checkpoints AS k (scope, read_to) SELECT $1, $2::bigint"
+    return std::string("INSERT INTO unloc_checkpoints AS k (scope, read_to_ms) SELECT $1, $2::bigint"
                        " WHERE ") + condition +
-           " ON CONFLICT (scope) DO UPDATE SET read_to = GREATEST(k.read_to, EXCLUDED.read_to)";
+           " ON CONFLICT (scope) DO UPDATE SET read_to_ms = GREATEST(k.read_to_ms, "
+           "EXCLUDED.read_to_ms)";
   }
 
   // The events row: the id $1, and the parameters from $first on that append_event_params adds.
   static std::string insert_event_sql(int first) {
-    static constexpr const char* types[] = {"text", "bigint", "text", "text", "text",
-                                            "text", "text",   "text", "text"};
     std::string sql =
         "INSERT INTO unloc_events (id, action, created, key_id, lock_id, lock_name, app_user_id,"
         " user_name, extra, source, received_at, lag_ms) SELECT $1::text";
-    for (int i = 0; i < 9; ++i) sql += ", $" + std::to_string(first + i) + "::" + types[i];
-    sql += ", r, r - $" + std::to_string(first + 1) + "::bigint FROM (SELECT " + now_ms + " AS r) t";
+    for (int i = 0; i < 10; ++i) sql += ", $" + std::to_string(first + i) + "::text";
+    sql += ", $" + std::to_string(first + 10) + "::bigint";
     return sql;
   }
 
-  // action, created, key_id, lock_id, lock_name, app_user_id, user_name, extra, source.
+  // action, created, key_id, lock_id, lock_name, app_user_id, user_name, extra, source,
+  // received_at, lag_ms. Received now, on this process's clock.
   static void append_event_params(parameters& params, const access_event& event,
                                   event_source source) {
+    const auto now = std::chrono::time_point_cast<std::chrono::milliseconds>(
+        std::chrono::system_clock::now());
+    const auto optional_text = [](const std::optional<std::string>& text) {
+      return text ? std::optional<std::string>(no_nul(*text)) : std::nullopt;
+    };
     params.push_back(no_nul(event.action == access_action::unknown
                                 ? event.action_text
                                 : std::string(to_string(event.action))));
-    params.push_back(std::to_string(millis(event.created)));
+    params.push_back(format_timestamp(event.created));
     params.push_back(event.key_id.to_string());
     params.push_back(event.lock_id.to_string());
     params.push_back(no_nul(event.lock_name));
-    params.push_back(event.app_user_id ? std::optional<std::string>(no_nul(*event.app_user_id)) : std::nullopt);
-    params.push_back(event.user_name ? std::optional<std::string>(no_nul(*event.user_name)) : std::nullopt);
+    params.push_back(optional_text(event.app_user_id));
+    params.push_back(optional_text(event.user_name));
     std::string extra = "{";
     for (const auto& member : event.extra) {
       if (extra.size() > 1) extra += ',';
@@ -339,6 +344,8 @@ class postgresql_event_store final : public event_store {
     extra += '}';
     params.push_back(no_nul(extra));
     params.push_back(to_string(source));
+    params.push_back(format_timestamp(now));
+    params.push_back(std::to_string(millis(now) - millis(event.created)));
   }
 
   // A text column holds no NUL byte: one (from a JSON \u0000) becomes U+FFFD.
@@ -512,43 +519,45 @@ class postgresql_event_store final : public event_store {
                       std::string("postgresql: ") + what + " failed: " + why);
   }
 
+  // Creates or migrates the shared schema (<unloc/stores/schema.hpp>) in one transaction,
+  // and the sequence of claim tokens (PostgreSQL only: SQLite needs none).
   static result<void> create_schema(PGconn* conn) {
+    const auto fail = [conn](error e) -> result<void> {
+      (void)exec(conn, "create the schema", "ROLLBACK", {});
+      return e;
+    };
     // One migration at a time, however many processes start at once.
-    const char* sql =
-        "BEGIN;"
-        "SET LOCAL client_min_messages = warning;"  // no NOTICE for each table already there
-        "SELECT pg_advisory_xact_lock(7138466238413049681);"
-        "CREATE TABLE IF NOT EXISTS unloc_schema_version (version integer NOT NULL);"
-        "CREATE TABLE IF NOT EXISTS unloc_claims (id text PRIMARY KEY, created bigint,"
-        " owner bigint NOT NULL DEFAULT 0, lease_until bigint NOT NULL DEFAULT 0,"
-        " handled boolean NOT NULL DEFAULT false, in_doubt boolean NOT NULL DEFAULT false);"
-        "CREATE TABLE IF NOT EXISTS unloc_events (id text PRIMARY KEY, action text NOT NULL,"
-        " created bigint NOT NULL, key_id text NOT NULL, lock_id text NOT NULL,"
-        " lock_name text NOT NULL, app_user_id text, user_name text, extra text NOT NULL,"
-        " source text NOT NULL, received_at bigint NOT NULL, lag_ms bigint NOT NULL);"
-        "CREATE INDEX IF NOT EXISTS unloc_events_lock_created ON unloc_events (lock_id, created);"
-        "CREATE TABLE IF NOT EXISTS unloc_checkpoints (scope text PRIMARY KEY,"
-        " read_to bigint NOT NULL);"
-        "CREATE TABLE IF NOT EXISTS unloc_log_leases (scope text PRIMARY KEY, holder text NOT NULL,"
-        " token bigint NOT NULL, expires_at bigint NOT NULL);"
-        "CREATE SEQUENCE IF NOT EXISTS unloc_claim_tokens;"
-        "INSERT INTO unloc_schema_version SELECT 1 WHERE NOT EXISTS (SELECT 1 FROM unloc_schema_version);"
-        "SELECT max(version) FROM unloc_schema_version;";
-    auto made = exec(conn, "create the schema", sql, {});
-    if (!made) {
-      (void)exec(conn, "create the schema", "ROLLBACK", {});
-      return made.error();
+    auto locked = exec(conn, "create the schema",
+                       std::string("BEGIN; SET LOCAL client_min_messages = warning;"
+                                   "SELECT pg_advisory_xact_lock(7138466238413049681);") +
+                           detail::schema_version_table + ";"
+                           "CREATE SEQUENCE IF NOT EXISTS unloc_claim_tokens;"
+                           "SELECT max(version) FROM unloc_schema_version",
+                       {});
+    if (!locked) return fail(locked.error());
+    const std::size_t version =
+        static_cast<std::size_t>(std::strtoull(text(locked->get(), 0).c_str(), nullptr, 10));
+    if (version > detail::schema_version) {
+      return fail(make_error(error_category::internal,
+                             "postgresql: the schema is version " + std::to_string(version) +
+                                 ", newer than this SDK's " +
+                                 std::to_string(detail::schema_version) + ": upgrade the SDK"));
     }
-    const int version = std::atoi(text(made->get(), 0).c_str());
-    if (version > postgresql_schema_version) {
-      (void)exec(conn, "create the schema", "ROLLBACK", {});
-      return make_error(error_category::internal,
-                        "postgresql: the schema is version " + std::to_string(version) +
-                            ", newer than this SDK's " + std::to_string(postgresql_schema_version) +
-                            ": upgrade the SDK");
+    for (std::size_t n = version; n < detail::schema_version; ++n) {
+      if (auto migrated = exec(conn, "migrate the schema", detail::schema_migrations[n], {});
+          !migrated) {
+        return fail(migrated.error());
+      }
+    }
+    if (version < detail::schema_version) {
+      auto written = exec(conn, "migrate the schema",
+                          "DELETE FROM unloc_schema_version; INSERT INTO unloc_schema_version "
+                          "VALUES (" + std::to_string(detail::schema_version) + ")",
+                          {});
+      if (!written) return fail(written.error());
     }
     if (auto committed = exec(conn, "create the schema", "COMMIT", {}); !committed) {
-      return committed.error();
+      return fail(committed.error());
     }
     return {};
   }
