@@ -420,3 +420,56 @@ TEST_CASE("postgresql: a store outage is an error, then the store reconnects and
   CHECK(db.value("SELECT count(*) FROM unloc_events WHERE id IN (" + sql_text(before.id) + ", " +
                  sql_text(last.id) + ")") == "2");
 }
+
+TEST_CASE("postgresql: a slow store is a timeout error, and the next call works") {
+  auto slow = options();
+  slow.statement_timeout = 300ms;
+  auto opened = postgresql_event_store::open(slow);
+  REQUIRE(opened);
+  auto& store = **opened;
+  const auto id = fresh_id();
+  REQUIRE(store.claim(id, created).value().mine());
+  connection db;
+  // Another transaction holds the event's row: the store's mark waits for it past its timeout.
+  db.value("BEGIN");
+  db.value("SELECT 1 FROM unloc_claims WHERE id = " + sql_text(id) + " FOR UPDATE");
+  const auto waited = store.mark_handled(id, 0);
+  db.value("ROLLBACK");
+  REQUIRE_FALSE(waited);
+  CHECK(waited.error().category == unloc::error_category::timeout);
+  CHECK(store.claim(id, created).value().status == claim_status::held_elsewhere);
+}
+
+TEST_CASE("postgresql: a server that stops answering fails the call in bounded time") {
+  auto hung = options();
+  hung.statement_timeout = 300ms;
+  hung.connect_timeout = 1s;
+  auto opened = postgresql_event_store::open(hung);
+  REQUIRE(opened);
+  auto& store = **opened;
+  REQUIRE(store.check());
+  // Every process of the cluster, by pid: the postmaster (postmaster.pid) and its children.
+  std::vector<pid_t> pids;
+  {
+    std::FILE* f = std::fopen((cluster().dir() + "/data/postmaster.pid").c_str(), "r");
+    REQUIRE(f != nullptr);
+    long postmaster = 0;
+    REQUIRE(std::fscanf(f, "%ld", &postmaster) == 1);
+    std::fclose(f);
+    pids.push_back(static_cast<pid_t>(postmaster));
+    std::FILE* children = ::popen(("pgrep -P " + std::to_string(postmaster)).c_str(), "r");
+    REQUIRE(children != nullptr);
+    long child = 0;
+    while (std::fscanf(children, "%ld", &child) == 1) pids.push_back(static_cast<pid_t>(child));
+    ::pclose(children);
+  }
+  for (pid_t pid : pids) ::kill(pid, SIGSTOP);
+  const auto began = std::chrono::steady_clock::now();
+  const auto stuck = store.claim(fresh_id(), created);
+  const auto took = std::chrono::steady_clock::now() - began;
+  for (pid_t pid : pids) ::kill(pid, SIGCONT);
+  REQUIRE_FALSE(stuck);
+  CHECK(stuck.error().category == unloc::error_category::timeout);
+  CHECK(took < 30s);  // the bound is 0.3 s + 5 s; generous for sanitizer builds
+  CHECK(store.check());
+}

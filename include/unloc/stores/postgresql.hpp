@@ -15,8 +15,10 @@
 #include <unloc/version.hpp>
 
 #include <libpq-fe.h>
+#include <poll.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
@@ -480,10 +482,61 @@ class postgresql_event_store final : public event_store {
   result<rows> run(const char* what, const std::string& sql, const parameters& params) {
     auto conn = borrow();
     if (!conn) return conn.error();
-    auto done = exec(conn->get(), what, sql, params);
-    if (done || !conn->owner().owned || PQstatus(conn->get()) == CONNECTION_OK) return done;
+    if (!conn->owner().owned) return exec(conn->get(), what, sql, params);
+    auto done = exec_within(conn->owner(), what, sql, params);
+    if (done || conn->get() == nullptr || PQstatus(conn->get()) == CONNECTION_OK) return done;
     if (auto opened = reopen(conn->owner()); !opened) return opened.error();
-    return exec(conn->get(), what, sql, params);
+    return exec_within(conn->owner(), what, sql, params);
+  }
+
+  // exec, bounded on this side too: a server that stopped answering (hung, or cut off
+  // without a reset) must not hold the caller. The server's statement_timeout ends a
+  // slow statement first; past it and a margin, the connection is closed (the next
+  // call opens another) and the call fails with a timeout, never a success.
+  result<rows> exec_within(slot& s, const char* what, const std::string& sql,
+                           const parameters& params) {
+    PGconn* conn = s.conn;
+    std::vector<const char*> values;
+    for (const auto& p : params) values.push_back(p ? p->c_str() : nullptr);
+    const int sent = params.empty()
+                         ? PQsendQuery(conn, sql.c_str())
+                         : PQsendQueryParams(conn, sql.c_str(), static_cast<int>(values.size()),
+                                             nullptr, values.data(), nullptr, nullptr, 0);
+    if (sent == 0) return failure(conn, what);
+    const auto deadline =
+        std::chrono::steady_clock::now() + options_.statement_timeout + std::chrono::seconds(5);
+    rows last;
+    rows first_error;
+    for (;;) {
+      while (PQisBusy(conn) != 0) {
+        const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+            deadline - std::chrono::steady_clock::now());
+        pollfd waiting{PQsocket(conn), POLLIN, 0};
+        const int ready =
+            left.count() > 0 ? ::poll(&waiting, 1, static_cast<int>(left.count())) : 0;
+        if (ready == 0) {
+          PQfinish(s.conn);
+          s.conn = nullptr;
+          return make_error(error_category::timeout,
+                            std::string("postgresql: ") + what +
+                                " got no answer in time: the connection was closed");
+        }
+        if ((ready < 0 && errno != EINTR) || (ready > 0 && PQconsumeInput(conn) == 0)) {
+          return failure(conn, what);
+        }
+      }
+      rows next(PQgetResult(conn));
+      if (!next) break;
+      const auto status = PQresultStatus(next.get());
+      if (status != PGRES_COMMAND_OK && status != PGRES_TUPLES_OK && !first_error) {
+        first_error = std::move(next);
+      } else {
+        last = std::move(next);
+      }
+    }
+    if (first_error) return failure(conn, what, first_error.get());
+    if (!last) return failure(conn, what);
+    return last;
   }
 
   // One statement (or, without parameters, a few in one implicit transaction).
