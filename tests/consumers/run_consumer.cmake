@@ -199,7 +199,7 @@ elseif(STEP STREQUAL "components")
           "optional|hidden|0|optional: as expected"
           "client|hidden|1|${no_curl_message}"
           "client_not_required|hidden|0|client_not_required: as expected"
-          "unknown|hidden|1|unloc has no component 'nope': it has core, client and beast"
+          "unknown|hidden|1|unloc has no component 'nope': it has core, client, beast, sqlite and postgresql"
           "client_with_curl|visible|0|client_with_curl: as expected"
           ${beast_case} ${older_case})
     string(REPLACE "|" ";" case_spec "${case_spec}")

@@ -6,6 +6,8 @@
 
 #include <support/pg_cluster.hpp>
 
+#include "store_contract.hpp"
+
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -52,8 +54,8 @@ std::unique_ptr<postgresql_event_store> open_store(std::chrono::milliseconds cla
 
 // A connection of the test's own, as an integrator holds one.
 struct connection {
-  PGconn* conn = PQconnectdb(cluster().url().c_str());
-  connection() {
+  PGconn* conn;
+  explicit connection(const std::string& url = cluster().url()) : conn(PQconnectdb(url.c_str())) {
     REQUIRE(PQstatus(conn) == CONNECTION_OK);
     PQsetNoticeProcessor(conn, [](void*, const char*) {}, nullptr);
   }
@@ -104,7 +106,77 @@ unloc::access_event event_with(unloc::uuid id) {
 
 std::string sql_text(const unloc::uuid& id) { return "'" + id.to_string() + "'"; }
 
+// A fresh database in the cluster for each run of the contract (each SECTION), dropped after.
+class postgresql_engine final : public store_contract::engine {
+ public:
+  postgresql_engine() {
+    connection admin;
+    admin.value("CREATE DATABASE " + name_);
+    const std::string& base = cluster().url();
+    url_ = base.substr(0, base.rfind('/') + 1) + name_;
+  }
+  ~postgresql_engine() override {
+    connection admin;
+    admin.value("DROP DATABASE " + name_ + " WITH (FORCE)");
+  }
+  postgresql_engine(const postgresql_engine&) = delete;
+  postgresql_engine& operator=(const postgresql_engine&) = delete;
+
+  std::shared_ptr<unloc::event_store> open(std::chrono::milliseconds claim_lease) override {
+    auto o = options(claim_lease);
+    o.conninfo = url_;
+    o.clock = [this] { return now(); };
+    return postgresql_event_store::open(o).value();
+  }
+  std::vector<store_contract::event_row> events() override {
+    connection db(url_);
+    PGresult* r = PQexec(db.conn,
+                         "SELECT id, action, created, key_id, lock_id, lock_name, app_user_id,"
+                         " user_name, extra, source, received_at, lag_ms FROM unloc_events"
+                         " ORDER BY id");
+    REQUIRE(PQresultStatus(r) == PGRES_TUPLES_OK);
+    const auto column = [r](int row, int i) -> std::optional<std::string> {
+      if (PQgetisnull(r, row, i) != 0) return std::nullopt;
+      return std::string(PQgetvalue(r, row, i));
+    };
+    std::vector<store_contract::event_row> rows;
+    for (int i = 0; i < PQntuples(r); ++i) {
+      store_contract::event_row row;
+      row.id = *column(i, 0);
+      row.action = *column(i, 1);
+      row.created = *column(i, 2);
+      row.key_id = *column(i, 3);
+      row.lock_id = *column(i, 4);
+      row.lock_name = *column(i, 5);
+      row.app_user_id = column(i, 6);
+      row.user_name = column(i, 7);
+      row.extra = *column(i, 8);
+      row.source = *column(i, 9);
+      row.received_at = *column(i, 10);
+      row.lag_ms = std::strtoll(PQgetvalue(r, i, 11), nullptr, 10);
+      rows.push_back(row);
+    }
+    PQclear(r);
+    return rows;
+  }
+  void advance(std::chrono::milliseconds d) override { now_ms_ += d.count(); }
+  unloc::timestamp now() override {
+    return unloc::timestamp(std::chrono::milliseconds(now_ms_.load()));
+  }
+
+ private:
+  std::string name_ = "contract_" + fresh_id().to_string().substr(0, 8);
+  std::string url_;
+  std::atomic<std::int64_t> now_ms_{
+      unloc::parse_timestamp("2026-12-01T12:00:00.000Z").value().time_since_epoch().count()};
+};
+
 }  // namespace
+
+TEST_CASE("postgresql: the store keeps the store contract") {
+  postgresql_engine engine;
+  store_contract::check_store_contract(engine);
+}
 
 TEST_CASE("postgresql: the schema is made once by concurrent opens, and a newer one is refused") {
   std::vector<std::thread> openers;
@@ -368,13 +440,13 @@ TEST_CASE("postgresql: the integrator's insert and the mark commit together or n
 
   auto handled = store.handle_once(event, unloc::event_source::webhook, insert);
   REQUIRE(handled);
-  CHECK(*handled == claim_status::mine);
+  CHECK(*handled == unloc::handle_status::handled);
   int calls = 0;
   auto again = store.handle_once(event, unloc::event_source::access_log, [&](PGconn*) {
     ++calls;
     return true;
   });
-  CHECK(again.value() == claim_status::already_handled);
+  CHECK(again.value() == unloc::handle_status::already_handled);
   CHECK(calls == 0);
   CHECK(db.value(theirs) == "1");
   CHECK(db.value(ours) == "1");

@@ -47,6 +47,10 @@ struct postgresql_store_options {
   std::chrono::seconds connect_timeout = std::chrono::seconds(5);
   /// Bound on each statement (`statement_timeout`): a slow database is an error, not a hang.
   std::chrono::milliseconds statement_timeout = std::chrono::seconds(10);
+  /// The clock of claim and log leases and of the time of receipt. Empty (the
+  /// default): leases run on the database's clock, so that the processes sharing it
+  /// need not agree on the time, and receipt on this process's. Set in tests.
+  std::function<timestamp()> clock;
 };
 
 /// An `event_store` in PostgreSQL: claims, marks, checkpoints and log leases in
@@ -74,6 +78,11 @@ class postgresql_event_store final : public event_store {
   using event_store::mark_handled;
   using event_store::save_checkpoint;
 
+  /// The integrator's work in `handle_once`: their statements on the connection
+  /// given, inside the store's transaction. True confirms; false or a throw
+  /// rolls back the work and the mark.
+  using work_function = std::function<bool(PGconn*)>;
+
   /// Connects, creates or migrates the tables, and keeps up to
   /// `options.connections` connections. An error when the server cannot be
   /// reached, the conninfo holds a password, or the schema is newer than this SDK's.
@@ -94,15 +103,13 @@ class postgresql_event_store final : public event_store {
   /// from another thread meanwhile. A broken `conn` is not reopened: each call
   /// then returns an error.
   [[nodiscard]] static result<std::unique_ptr<postgresql_event_store>> attach(
-      PGconn* conn, std::chrono::milliseconds claim_lease = std::chrono::minutes(5)) {
+      PGconn* conn, postgresql_store_options options = {}) {
     if (conn == nullptr || PQstatus(conn) != CONNECTION_OK) {
       return make_error(error_category::invalid_input, "postgresql: the connection is not open");
     }
     // Not SET: the integrator's session settings stay theirs.
     if (auto made = create_schema(conn); !made) return made.error();
-    postgresql_store_options options;
-    options.connections = 1;
-    options.claim_lease = claim_lease;
+    options.connections = 1;  // theirs; options.conninfo is not used
     std::unique_ptr<postgresql_event_store> store(new postgresql_event_store(std::move(options)));
     store->pool_[0].conn = conn;
     store->pool_[0].owned = false;
@@ -126,11 +133,11 @@ class postgresql_event_store final : public event_store {
         "WITH c AS (INSERT INTO unloc_claims AS c"
         " (id, created_ms, owner, lease_until_ms, handled, in_doubt)"
         " VALUES ('" + id.to_string() + "', " + std::to_string(millis(created)) +
-        ", nextval('unloc_claim_tokens'), " + now_ms + " + " +
+        ", nextval('unloc_claim_tokens'), " + now_sql() + " + " +
         std::to_string(options_.claim_lease.count()) + ", 0, 0)"
         " ON CONFLICT (id) DO UPDATE SET owner = EXCLUDED.owner,"
         " lease_until_ms = EXCLUDED.lease_until_ms, in_doubt = 1"
-        " WHERE c.handled = 0 AND (c.owner = 0 OR c.lease_until_ms <= " + now_ms + ")"
+        " WHERE c.handled = 0 AND (c.owner = 0 OR c.lease_until_ms <= " + now_sql() + ")"
         " RETURNING c.owner, c.in_doubt)"
         " SELECT 'm', owner, in_doubt FROM c"
         " UNION ALL SELECT CASE WHEN handled <> 0 THEN 'h' ELSE 'e' END, 0, 0 FROM unloc_claims"
@@ -156,7 +163,7 @@ class postgresql_event_store final : public event_store {
   [[nodiscard]] result<settle_status> mark_handled(const access_event& event, event_source source,
                                                    claim_token token) override {
     parameters params{event.id.to_string(), std::to_string(token)};
-    append_event_params(params, event, source);
+    append_event_params(params, event, source, received_now());
     auto rows = run("mark_handled",
                     "WITH m AS (" + std::string(mark_sql) + "), e AS (" + insert_event_sql(3) +
                         " WHERE EXISTS (SELECT 1 FROM m) ON CONFLICT (id) DO NOTHING)"
@@ -198,11 +205,11 @@ class postgresql_event_store final : public event_store {
       std::chrono::milliseconds duration) override {
     auto rows = run("acquire_log_lease",
                     "INSERT INTO unloc_log_leases AS l (scope, holder, token, expires_ms)"
-                    " VALUES ($1, $2, 1, " + std::string(now_ms) + " + $3)"
+                    " VALUES ($1, $2, 1, " + now_sql() + " + $3)"
                     " ON CONFLICT (scope) DO UPDATE SET holder = EXCLUDED.holder,"
                     " expires_ms = EXCLUDED.expires_ms,"
                     " token = CASE WHEN l.holder = EXCLUDED.holder THEN l.token ELSE l.token + 1 END"
-                    " WHERE l.holder = EXCLUDED.holder OR l.expires_ms <= " + now_ms +
+                    " WHERE l.holder = EXCLUDED.holder OR l.expires_ms <= " + now_sql() +
                     " RETURNING token",
                     {scope, holder, std::to_string(duration.count())});
     if (!rows) return rows.error();
@@ -234,9 +241,8 @@ class postgresql_event_store final : public event_store {
   /// statements), then marks the event and writes its row, and commits. When
   /// `work` returns false or throws, or any statement fails, everything rolls
   /// back (their statements too) and an error is returned: retry later.
-  /// `mine` when the work ran and committed, else `already_handled` or `held_elsewhere`.
-  [[nodiscard]] result<claim_status> handle_once(const access_event& event, event_source source,
-                                                 const std::function<bool(PGconn*)>& work) {
+  [[nodiscard]] result<handle_status> handle_once(const access_event& event, event_source source,
+                                                  const work_function& work) {
     auto conn = borrow();
     if (!conn) return conn.error();
     PGconn* c = conn->get();
@@ -245,7 +251,7 @@ class postgresql_event_store final : public event_store {
                         "postgresql: handle_once runs its own transaction (one is open)");
     }
     if (auto begun = exec(c, "handle_once", "BEGIN", {}); !begun) return begun.error();
-    auto outcome = [&]() -> result<claim_status> {
+    auto outcome = [&]() -> result<handle_status> {
       const std::string id = event.id.to_string();
       auto added = exec(c, "handle_once",
                         "INSERT INTO unloc_claims (id, created_ms, owner, lease_until_ms, handled,"
@@ -253,12 +259,12 @@ class postgresql_event_store final : public event_store {
                         {id, std::to_string(millis(event.created))});
       if (!added) return added.error();
       auto row = exec(c, "handle_once",
-                      "SELECT handled <> 0, owner <> 0 AND lease_until_ms > " + std::string(now_ms) +
+                      "SELECT handled <> 0, owner <> 0 AND lease_until_ms > " + now_sql() +
                           " FROM unloc_claims WHERE id = $1 FOR UPDATE",
                       {id});
       if (!row) return row.error();
-      if (text(row->get(), 0) == "t") return claim_status::already_handled;
-      if (text(row->get(), 1) == "t") return claim_status::held_elsewhere;
+      if (text(row->get(), 0) == "t") return handle_status::already_handled;
+      if (text(row->get(), 1) == "t") return handle_status::held_elsewhere;
       bool done = false;
       try {
         done = work(c);
@@ -270,7 +276,7 @@ class postgresql_event_store final : public event_store {
                           "postgresql: the work on event " + id + " failed: rolled back", "work");
       }
       parameters params{id};
-      append_event_params(params, event, source);
+      append_event_params(params, event, source, received_now());
       auto marked = exec(c, "handle_once",
                          "WITH m AS (UPDATE unloc_claims SET handled = 1, owner = 0 WHERE id = $1)"
                          " " + insert_event_sql(2) + " ON CONFLICT (id) DO NOTHING",
@@ -278,9 +284,9 @@ class postgresql_event_store final : public event_store {
       if (!marked) return marked.error();
       auto committed = exec(c, "handle_once", "COMMIT", {});
       if (!committed) return committed.error();
-      return claim_status::mine;
+      return handle_status::handled;
     }();
-    if (!outcome || *outcome != claim_status::mine) {
+    if (!outcome || *outcome != handle_status::handled) {
       if (PQstatus(c) == CONNECTION_OK) (void)exec(c, "handle_once", "ROLLBACK", {});
     }
     return outcome;
@@ -292,7 +298,11 @@ class postgresql_event_store final : public event_store {
 
   // The claim's lease and the log leases run on the database's clock: the
   // processes sharing it need not agree on the time.
-  static constexpr const char* now_ms = "(extract(epoch from clock_timestamp()) * 1000)::bigint";
+  // Now in milliseconds since 1970, as SQL: the options' clock as a literal, or the database's.
+  std::string now_sql() const {
+    if (options_.clock) return std::to_string(millis(options_.clock()));
+    return "(extract(epoch from clock_timestamp()) * 1000)::bigint";
+  }
 
   // Marks $1 handled for the token $2 (0 never owns); records an id not kept. A row when done.
   static constexpr const char* mark_sql =
@@ -318,12 +328,15 @@ class postgresql_event_store final : public event_store {
     return sql;
   }
 
+  timestamp received_now() const {
+    if (options_.clock) return options_.clock();
+    return std::chrono::time_point_cast<std::chrono::milliseconds>(std::chrono::system_clock::now());
+  }
+
   // action, created, key_id, lock_id, lock_name, app_user_id, user_name, extra, source,
-  // received_at, lag_ms. Received now, on this process's clock.
+  // received_at, lag_ms.
   static void append_event_params(parameters& params, const access_event& event,
-                                  event_source source) {
-    const auto now = std::chrono::time_point_cast<std::chrono::milliseconds>(
-        std::chrono::system_clock::now());
+                                  event_source source, timestamp now) {
     const auto optional_text = [](const std::optional<std::string>& text) {
       return text ? std::optional<std::string>(no_nul(*text)) : std::nullopt;
     };
