@@ -18,6 +18,7 @@
 #include <poll.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <chrono>
 #include <condition_variable>
@@ -43,6 +44,9 @@ struct postgresql_store_options {
   std::size_t connections = 4;
   /// How long a claim holds before the next claim of its event takes it over.
   std::chrono::milliseconds claim_lease = std::chrono::minutes(5);
+  /// How long the claim of an event is kept after the event was created: a day past
+  /// the access log's 30 days (its row in `unloc_events` stays).
+  std::chrono::milliseconds retention = std::chrono::hours(24 * 31);
   /// Bound on connecting (libpq's `connect_timeout`, whole seconds, at least 1).
   std::chrono::seconds connect_timeout = std::chrono::seconds(5);
   /// Bound on each statement (`statement_timeout`): a slow database is an error, not a hang.
@@ -125,6 +129,14 @@ class postgresql_event_store final : public event_store {
   postgresql_event_store& operator=(const postgresql_event_store&) = delete;
 
   [[nodiscard]] result<event_claim> claim(const uuid& id, timestamp created) override {
+    if (++claims_since_prune_ % prune_every == 0) {
+      // Forgetting old claims is housekeeping: a failure here fails no claim.
+      (void)run("forget old claims",
+                "DELETE FROM unloc_claims WHERE created_ms < " + now_sql() + " - " +
+                    std::to_string(options_.retention.count()) +
+                    " AND (handled <> 0 OR lease_until_ms <= " + now_sql() + ")",
+                {});
+    }
     // Literals, not parameters: the simple protocol runs the two statements in one
     // transaction, so the SET LOCAL applies to the claim alone. Both values are ours
     // (a canonical UUID, integers), never text from outside.
@@ -628,7 +640,10 @@ class postgresql_event_store final : public event_store {
     return {};
   }
 
+  static constexpr std::uint64_t prune_every = 10'000;  // claims between two prunes
+
   postgresql_store_options options_;
+  std::atomic<std::uint64_t> claims_since_prune_{0};
   std::mutex mutex_;  // only around the slots' busy flags
   std::condition_variable available_;
   std::vector<slot> pool_;
