@@ -52,7 +52,9 @@ bool one_event(PGconn* conn, std::mt19937_64& random) {
   const std::string claim =
       "SET LOCAL synchronous_commit = off;"
       "INSERT INTO unloc_claims AS c (id, created_ms, owner, lease_until_ms, handled, in_doubt)"
-      " VALUES ('" + id + "', 1764585324083, nextval('unloc_claim_tokens'),"
+      " VALUES ('" +
+      id +
+      "', 1764585324083, nextval('unloc_claim_tokens'),"
       " (extract(epoch from clock_timestamp()) * 1000)::bigint + 300000, 0, 0)"
       " ON CONFLICT (id) DO UPDATE SET owner = EXCLUDED.owner, in_doubt = 1"
       " WHERE c.handled = 0 RETURNING owner";

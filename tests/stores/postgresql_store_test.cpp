@@ -1,14 +1,11 @@
 // unloc::postgresql_event_store against a real PostgreSQL: a throwaway cluster
 // started by this test program (tests/support/pg_cluster.sh), on loopback.
-#include "catch.hpp"
-
 #include <unloc/stores/postgresql.hpp>
 
-#include <support/pg_cluster.hpp>
-
+#include "catch.hpp"
 #include "store_contract.hpp"
-
 #include <signal.h>
+#include <support/pg_cluster.hpp>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -19,8 +16,8 @@
 #include <memory>
 #include <mutex>
 #include <optional>
-#include <stdexcept>
 #include <random>
+#include <stdexcept>
 #include <string>
 #include <thread>
 #include <vector>
@@ -57,7 +54,8 @@ struct connection {
   PGconn* conn;
   explicit connection(const std::string& url = cluster().url()) : conn(PQconnectdb(url.c_str())) {
     REQUIRE(PQstatus(conn) == CONNECTION_OK);
-    PQsetNoticeProcessor(conn, [](void*, const char*) {}, nullptr);
+    PQsetNoticeProcessor(
+        conn, [](void*, const char*) {}, nullptr);
   }
   ~connection() { PQfinish(conn); }
   connection(const connection&) = delete;
@@ -197,7 +195,8 @@ TEST_CASE("postgresql: the schema is made once by concurrent opens, and a newer 
   CHECK(refused.error().message.find("version 99, newer than this SDK's 1") != std::string::npos);
 }
 
-TEST_CASE("postgresql: a password is taken from PGPASSFILE, refused in the conninfo, never echoed") {
+TEST_CASE(
+    "postgresql: a password is taken from PGPASSFILE, refused in the conninfo, never echoed") {
   const std::string secret = "s3cret-Pa55";
   auto with_password = options();
   with_password.conninfo = "postgresql://unloc:" + secret + "@127.0.0.1:1/unloc";
@@ -237,8 +236,8 @@ TEST_CASE("postgresql: of concurrent claims from two stores, exactly one is mine
           ++failures;
         } else if (c->mine()) {
           ++mine[i];
-          auto marked = store.mark_handled(event_with(ids[i]), unloc::event_source::webhook,
-                                           c->token);
+          auto marked =
+              store.mark_handled(event_with(ids[i]), unloc::event_source::webhook, c->token);
           if (!marked || *marked != settle_status::done) ++failures;
         }
       }
@@ -279,14 +278,16 @@ TEST_CASE("postgresql: the events row holds the event's fields, its source and l
   CHECK(db.value("SELECT source" + where) == "access_log");
   CHECK(db.value("SELECT received_at > created AND lag_ms > 0" + where) == "t");
   CHECK(db.value("SELECT abs(lag_ms - (extract(epoch from received_at::timestamptz) -"
-                 " extract(epoch from created::timestamptz)) * 1000) < 1" + where) == "t");
+                 " extract(epoch from created::timestamptz)) * 1000) < 1" +
+                 where) == "t");
   // Marked again (a retry): done, and still one row.
   CHECK(store->mark_handled(event, unloc::event_source::webhook, c.token).value() ==
         settle_status::done);
   CHECK(db.value("SELECT count(*)" + where) == "1");
 }
 
-TEST_CASE("postgresql: a claim past its lease is taken over in doubt; the old holder is not_owner") {
+TEST_CASE(
+    "postgresql: a claim past its lease is taken over in doubt; the old holder is not_owner") {
   auto a = open_store(300ms);
   auto b = open_store(300ms);
   const auto id = fresh_id();

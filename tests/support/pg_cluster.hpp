@@ -38,8 +38,8 @@ class pg_cluster {
   /// Starts it; throws `std::runtime_error` with the script's message when it cannot.
   pg_cluster() {
     const char* tmp = std::getenv("TMPDIR");
-    std::string pattern = std::string(tmp != nullptr && *tmp != '\0' ? tmp : "/tmp") +
-                          "/unloc-pg-XXXXXX";
+    std::string pattern =
+        std::string(tmp != nullptr && *tmp != '\0' ? tmp : "/tmp") + "/unloc-pg-XXXXXX";
     if (mkdtemp(pattern.data()) == nullptr) throw std::runtime_error("pg_cluster: mkdtemp failed");
     parent_ = pattern;
     // As root, the server runs as the user postgres, which must reach the cluster's directory.

@@ -63,7 +63,7 @@ struct postgresql_store_options {
 /// processes may share one database: a claim is one `INSERT … ON CONFLICT DO
 /// UPDATE … WHERE` on the event's row, so of concurrent claims at most one is
 /// `mine`; claim tokens come from a sequence; lease expiries use the database's
-/// clock, never the callers'.
+/// clock (unless `postgresql_store_options::clock` is set), never the callers'.
 ///
 /// Durability: marks, checkpoints and leases commit as the server's
 /// `synchronous_commit` says (on by default: durable once acknowledged). A
@@ -92,13 +92,17 @@ class postgresql_event_store final : public event_store {
   /// reached, the conninfo holds a password, or the schema is newer than this SDK's.
   [[nodiscard]] static result<std::unique_ptr<postgresql_event_store>> open(
       postgresql_store_options options) {
-    if (auto refused = refuse_password(options.conninfo); !refused) return refused.error();
-    if (options.connections == 0) options.connections = 1;
-    std::unique_ptr<postgresql_event_store> store(new postgresql_event_store(std::move(options)));
-    auto conn = store->borrow();
-    if (!conn) return conn.error();
-    if (auto made = create_schema(conn->get()); !made) return made.error();
-    return store;
+    try {
+      if (auto refused = refuse_password(options.conninfo); !refused) return refused.error();
+      if (options.connections == 0) options.connections = 1;
+      std::unique_ptr<postgresql_event_store> store(new postgresql_event_store(std::move(options)));
+      auto conn = store->borrow();
+      if (!conn) return conn.error();
+      if (auto made = create_schema(conn->get()); !made) return made.error();
+      return store;
+    } catch (...) {
+      return out_of_memory("open");
+    }
   }
 
   /// A store over the integrator's own connection (not owned: never closed or
@@ -111,15 +115,20 @@ class postgresql_event_store final : public event_store {
     if (conn == nullptr || PQstatus(conn) != CONNECTION_OK) {
       return make_error(error_category::invalid_input, "postgresql: the connection is not open");
     }
-    // Not SET: the integrator's session settings stay theirs.
-    if (auto made = create_schema(conn); !made) return made.error();
-    options.connections = 1;  // theirs; options.conninfo is not used
-    std::unique_ptr<postgresql_event_store> store(new postgresql_event_store(std::move(options)));
-    store->pool_[0].conn = conn;
-    store->pool_[0].owned = false;
-    return store;
+    try {
+      // No SET here: the integrator's session settings stay theirs.
+      if (auto made = create_schema(conn); !made) return made.error();
+      options.connections = 1;  // theirs; options.conninfo is not used
+      std::unique_ptr<postgresql_event_store> store(new postgresql_event_store(std::move(options)));
+      store->pool_[0].conn = conn;
+      store->pool_[0].owned = false;
+      return store;
+    } catch (...) {
+      return out_of_memory("attach");
+    }
   }
 
+  /// Closes the connections it opened (never the integrator's).
   ~postgresql_event_store() override {
     for (auto& slot : pool_) {
       if (slot.owned && slot.conn != nullptr) PQfinish(slot.conn);
@@ -129,122 +138,171 @@ class postgresql_event_store final : public event_store {
   postgresql_event_store& operator=(const postgresql_event_store&) = delete;
 
   [[nodiscard]] result<event_claim> claim(const uuid& id, timestamp created) override {
-    if (++claims_since_prune_ % prune_every == 0) {
-      // Forgetting old claims is housekeeping: a failure here fails no claim.
-      (void)run("forget old claims",
-                "DELETE FROM unloc_claims WHERE created_ms < " + now_sql() + " - " +
-                    std::to_string(options_.retention.count()) +
-                    " AND (handled <> 0 OR lease_until_ms <= " + now_sql() + ")",
-                {});
+    try {
+      if (++claims_since_prune_ % prune_every == 0) {
+        // Forgetting old claims is housekeeping: a failure here fails no claim.
+        (void)run("forget old claims",
+                  "DELETE FROM unloc_claims WHERE created_ms < " + now_sql() + " - " +
+                      std::to_string(options_.retention.count()) +
+                      " AND (handled <> 0 OR lease_until_ms <= " + now_sql() + ")",
+                  {});
+      }
+      // Literals, not parameters: the simple protocol runs the two statements in one
+      // transaction, so the SET LOCAL applies to the claim alone. Both values are ours
+      // (a canonical UUID, integers), never text from outside.
+      const std::string sql =
+          "SET LOCAL synchronous_commit = off;"
+          "WITH c AS (INSERT INTO unloc_claims AS c"
+          " (id, created_ms, owner, lease_until_ms, handled, in_doubt)"
+          " VALUES ('" +
+          id.to_string() + "', " + std::to_string(millis(created)) +
+          ", nextval('unloc_claim_tokens'), " + now_sql() + " + " +
+          std::to_string(options_.claim_lease.count()) +
+          ", 0, 0)"
+          " ON CONFLICT (id) DO UPDATE SET owner = EXCLUDED.owner,"
+          " lease_until_ms = EXCLUDED.lease_until_ms, in_doubt = 1"
+          " WHERE c.handled = 0 AND (c.owner = 0 OR c.lease_until_ms <= " +
+          now_sql() +
+          ")"
+          " RETURNING c.owner, c.in_doubt)"
+          " SELECT 'm', owner, in_doubt FROM c"
+          " UNION ALL SELECT CASE WHEN handled <> 0 THEN 'h' ELSE 'e' END, 0, 0 FROM unloc_claims"
+          " WHERE id = '" +
+          id.to_string() + "' AND NOT EXISTS (SELECT 1 FROM c)";
+      auto rows = run("claim", sql, {});
+      if (!rows) return rows.error();
+      // No row: another claim inserted it after this statement's snapshot; it holds it.
+      if (PQntuples(rows->get()) == 0) return event_claim{claim_status::held_elsewhere, false, 0};
+      const std::string status = PQgetvalue(rows->get(), 0, 0);
+      if (status == "h") return event_claim{claim_status::already_handled, false, 0};
+      if (status == "e") return event_claim{claim_status::held_elsewhere, false, 0};
+      return event_claim{claim_status::mine, text(rows->get(), 2) == "1",
+                         std::strtoull(PQgetvalue(rows->get(), 0, 1), nullptr, 10)};
+    } catch (...) {
+      return out_of_memory("claim");
     }
-    // Literals, not parameters: the simple protocol runs the two statements in one
-    // transaction, so the SET LOCAL applies to the claim alone. Both values are ours
-    // (a canonical UUID, integers), never text from outside.
-    const std::string sql =
-        "SET LOCAL synchronous_commit = off;"
-        "WITH c AS (INSERT INTO unloc_claims AS c"
-        " (id, created_ms, owner, lease_until_ms, handled, in_doubt)"
-        " VALUES ('" + id.to_string() + "', " + std::to_string(millis(created)) +
-        ", nextval('unloc_claim_tokens'), " + now_sql() + " + " +
-        std::to_string(options_.claim_lease.count()) + ", 0, 0)"
-        " ON CONFLICT (id) DO UPDATE SET owner = EXCLUDED.owner,"
-        " lease_until_ms = EXCLUDED.lease_until_ms, in_doubt = 1"
-        " WHERE c.handled = 0 AND (c.owner = 0 OR c.lease_until_ms <= " + now_sql() + ")"
-        " RETURNING c.owner, c.in_doubt)"
-        " SELECT 'm', owner, in_doubt FROM c"
-        " UNION ALL SELECT CASE WHEN handled <> 0 THEN 'h' ELSE 'e' END, 0, 0 FROM unloc_claims"
-        " WHERE id = '" + id.to_string() + "' AND NOT EXISTS (SELECT 1 FROM c)";
-    auto rows = run("claim", sql, {});
-    if (!rows) return rows.error();
-    // No row: another claim inserted it after this statement's snapshot; it holds it.
-    if (PQntuples(rows->get()) == 0) return event_claim{claim_status::held_elsewhere, false, 0};
-    const std::string status = PQgetvalue(rows->get(), 0, 0);
-    if (status == "h") return event_claim{claim_status::already_handled, false, 0};
-    if (status == "e") return event_claim{claim_status::held_elsewhere, false, 0};
-    return event_claim{claim_status::mine, text(rows->get(), 2) == "1",
-                       std::strtoull(PQgetvalue(rows->get(), 0, 1), nullptr, 10)};
   }
 
   [[nodiscard]] result<settle_status> mark_handled(const uuid& id, claim_token token) override {
-    auto rows = run("mark_handled", "WITH m AS (" + std::string(mark_sql) + ") SELECT count(*) FROM m",
-                    {id.to_string(), std::to_string(token)});
-    if (!rows) return rows.error();
-    return text(rows->get(), 0) == "0" ? settle_status::not_owner : settle_status::done;
+    try {
+      auto rows =
+          run("mark_handled", "WITH m AS (" + std::string(mark_sql) + ") SELECT count(*) FROM m",
+              {id.to_string(), std::to_string(token)});
+      if (!rows) return rows.error();
+      return text(rows->get(), 0) == "0" ? settle_status::not_owner : settle_status::done;
+    } catch (...) {
+      return out_of_memory("mark_handled");
+    }
   }
 
   [[nodiscard]] result<settle_status> mark_handled(const access_event& event, event_source source,
                                                    claim_token token) override {
-    parameters params{event.id.to_string(), std::to_string(token)};
-    append_event_params(params, event, source, received_now());
-    auto rows = run("mark_handled",
-                    "WITH m AS (" + std::string(mark_sql) + "), e AS (" + insert_event_sql(3) +
-                        " WHERE EXISTS (SELECT 1 FROM m) ON CONFLICT (id) DO NOTHING)"
-                        " SELECT count(*) FROM m",
-                    params);
-    if (!rows) return rows.error();
-    return text(rows->get(), 0) == "0" ? settle_status::not_owner : settle_status::done;
+    try {
+      parameters params{event.id.to_string(), std::to_string(token)};
+      append_event_params(params, event, source, received_now());
+      auto rows = run("mark_handled",
+                      "WITH m AS (" + std::string(mark_sql) + "), e AS (" + insert_event_sql(3) +
+                          " WHERE EXISTS (SELECT 1 FROM m) ON CONFLICT (id) DO NOTHING)"
+                          " SELECT count(*) FROM m",
+                      params);
+      if (!rows) return rows.error();
+      return text(rows->get(), 0) == "0" ? settle_status::not_owner : settle_status::done;
+    } catch (...) {
+      return out_of_memory("mark_handled");
+    }
   }
 
   [[nodiscard]] result<settle_status> release(const uuid& id, claim_token token) override {
-    if (token == 0) return settle_status::not_owner;
-    auto rows = run("release",
-                    "WITH d AS (DELETE FROM unloc_claims WHERE id = $1 AND owner = $2 AND handled = 0"
-                    " AND in_doubt = 0 RETURNING 1),"
-                    " u AS (UPDATE unloc_claims SET owner = 0 WHERE id = $1 AND owner = $2"
-                    " AND handled = 0 AND in_doubt <> 0 RETURNING 1)"
-                    " SELECT (SELECT count(*) FROM d) + (SELECT count(*) FROM u)",
-                    {id.to_string(), std::to_string(token)});
-    if (!rows) return rows.error();
-    return text(rows->get(), 0) == "0" ? settle_status::not_owner : settle_status::done;
+    try {
+      if (token == 0) return settle_status::not_owner;
+      auto rows =
+          run("release",
+              "WITH d AS (DELETE FROM unloc_claims WHERE id = $1 AND owner = $2 AND handled = 0"
+              " AND in_doubt = 0 RETURNING 1),"
+              " u AS (UPDATE unloc_claims SET owner = 0 WHERE id = $1 AND owner = $2"
+              " AND handled = 0 AND in_doubt <> 0 RETURNING 1)"
+              " SELECT (SELECT count(*) FROM d) + (SELECT count(*) FROM u)",
+              {id.to_string(), std::to_string(token)});
+      if (!rows) return rows.error();
+      return text(rows->get(), 0) == "0" ? settle_status::not_owner : settle_status::done;
+    } catch (...) {
+      return out_of_memory("release");
+    }
   }
 
   [[nodiscard]] result<std::optional<timestamp>> checkpoint(const std::string& scope) override {
-    auto rows = run("checkpoint", "SELECT read_to_ms FROM unloc_checkpoints WHERE scope = $1", {scope});
-    if (!rows) return rows.error();
-    if (PQntuples(rows->get()) == 0) return std::optional<timestamp>{};
-    return std::optional<timestamp>{from_millis(text(rows->get(), 0))};
+    try {
+      auto rows =
+          run("checkpoint", "SELECT read_to_ms FROM unloc_checkpoints WHERE scope = $1", {scope});
+      if (!rows) return rows.error();
+      if (PQntuples(rows->get()) == 0) return std::optional<timestamp>{};
+      return std::optional<timestamp>{from_millis(text(rows->get(), 0))};
+    } catch (...) {
+      return out_of_memory("checkpoint");
+    }
   }
 
   [[nodiscard]] result<void> save_checkpoint(const std::string& scope, timestamp read_to) override {
-    auto rows = run("save_checkpoint", save_checkpoint_sql(),
-                    {scope, std::to_string(millis(read_to))});
-    if (!rows) return rows.error();
-    return {};
+    try {
+      auto rows =
+          run("save_checkpoint", save_checkpoint_sql(), {scope, std::to_string(millis(read_to))});
+      if (!rows) return rows.error();
+      return {};
+    } catch (...) {
+      return out_of_memory("save_checkpoint");
+    }
   }
 
   [[nodiscard]] result<std::optional<std::uint64_t>> acquire_log_lease(
       const std::string& scope, const std::string& holder,
       std::chrono::milliseconds duration) override {
-    auto rows = run("acquire_log_lease",
-                    "INSERT INTO unloc_log_leases AS l (scope, holder, token, expires_ms)"
-                    " VALUES ($1, $2, 1, " + now_sql() + " + $3)"
-                    " ON CONFLICT (scope) DO UPDATE SET holder = EXCLUDED.holder,"
-                    " expires_ms = EXCLUDED.expires_ms,"
-                    " token = CASE WHEN l.holder = EXCLUDED.holder THEN l.token ELSE l.token + 1 END"
-                    " WHERE l.holder = EXCLUDED.holder OR l.expires_ms <= " + now_sql() +
-                    " RETURNING token",
-                    {scope, holder, std::to_string(duration.count())});
-    if (!rows) return rows.error();
-    if (PQntuples(rows->get()) == 0) return std::optional<std::uint64_t>{};
-    return std::optional<std::uint64_t>{std::strtoull(PQgetvalue(rows->get(), 0, 0), nullptr, 10)};
+    try {
+      auto rows =
+          run("acquire_log_lease",
+              "INSERT INTO unloc_log_leases AS l (scope, holder, token, expires_ms)"
+              " VALUES ($1, $2, 1, " +
+                  now_sql() +
+                  " + $3)"
+                  " ON CONFLICT (scope) DO UPDATE SET holder = EXCLUDED.holder,"
+                  " expires_ms = EXCLUDED.expires_ms,"
+                  " token = CASE WHEN l.holder = EXCLUDED.holder THEN l.token ELSE l.token + 1 END"
+                  " WHERE l.holder = EXCLUDED.holder OR l.expires_ms <= " +
+                  now_sql() + " RETURNING token",
+              {scope, holder, std::to_string(duration.count())});
+      if (!rows) return rows.error();
+      if (PQntuples(rows->get()) == 0) return std::optional<std::uint64_t>{};
+      return std::optional<std::uint64_t>{
+          std::strtoull(PQgetvalue(rows->get(), 0, 0), nullptr, 10)};
+    } catch (...) {
+      return out_of_memory("acquire_log_lease");
+    }
   }
 
   [[nodiscard]] result<settle_status> save_checkpoint(const std::string& scope, timestamp read_to,
                                                       std::uint64_t lease) override {
-    // FOR SHARE: a takeover of the lease waits until this checkpoint is committed.
-    auto rows = run("save_checkpoint",
-                    "WITH l AS (SELECT 1 FROM unloc_log_leases WHERE scope = $1 AND token = $3"
-                    " FOR SHARE), s AS (" + save_checkpoint_sql("EXISTS (SELECT 1 FROM l)") +
-                        ") SELECT count(*) FROM l",
-                    {scope, std::to_string(millis(read_to)), std::to_string(lease)});
-    if (!rows) return rows.error();
-    return text(rows->get(), 0) == "0" ? settle_status::not_owner : settle_status::done;
+    try {
+      // FOR SHARE: a takeover of the lease waits until this checkpoint is committed.
+      auto rows =
+          run("save_checkpoint",
+              "WITH l AS (SELECT 1 FROM unloc_log_leases WHERE scope = $1 AND token = $3"
+              " FOR SHARE), s AS (" +
+                  save_checkpoint_sql("EXISTS (SELECT 1 FROM l)") + ") SELECT count(*) FROM l",
+              {scope, std::to_string(millis(read_to)), std::to_string(lease)});
+      if (!rows) return rows.error();
+      return text(rows->get(), 0) == "0" ? settle_status::not_owner : settle_status::done;
+    } catch (...) {
+      return out_of_memory("save_checkpoint");
+    }
   }
 
   [[nodiscard]] result<void> check() override {
-    auto rows = run("check", "SELECT 1", {});
-    if (!rows) return rows.error();
-    return {};
+    try {
+      auto rows = run("check", "SELECT 1", {});
+      if (!rows) return rows.error();
+      return {};
+    } catch (...) {
+      return out_of_memory("check");
+    }
   }
 
   /// The integrator's path: handles `event` once, in one transaction on the
@@ -255,56 +313,69 @@ class postgresql_event_store final : public event_store {
   /// back (their statements too) and an error is returned: retry later.
   [[nodiscard]] result<handle_status> handle_once(const access_event& event, event_source source,
                                                   const work_function& work) {
-    auto conn = borrow();
-    if (!conn) return conn.error();
-    PGconn* c = conn->get();
-    if (PQtransactionStatus(c) != PQTRANS_IDLE) {
-      return make_error(error_category::invalid_input,
-                        "postgresql: handle_once runs its own transaction (one is open)");
-    }
-    if (auto begun = exec(c, "handle_once", "BEGIN", {}); !begun) return begun.error();
-    auto outcome = [&]() -> result<handle_status> {
-      const std::string id = event.id.to_string();
-      auto added = exec(c, "handle_once",
-                        "INSERT INTO unloc_claims (id, created_ms, owner, lease_until_ms, handled,"
-                        " in_doubt) VALUES ($1, $2, 0, 0, 0, 0) ON CONFLICT (id) DO NOTHING",
-                        {id, std::to_string(millis(event.created))});
-      if (!added) return added.error();
-      auto row = exec(c, "handle_once",
-                      "SELECT handled <> 0, owner <> 0 AND lease_until_ms > " + now_sql() +
-                          " FROM unloc_claims WHERE id = $1 FOR UPDATE",
-                      {id});
-      if (!row) return row.error();
-      if (text(row->get(), 0) == "t") return handle_status::already_handled;
-      if (text(row->get(), 1) == "t") return handle_status::held_elsewhere;
-      bool done = false;
-      try {
-        done = work(c);
-      } catch (...) {
-        done = false;
+    try {
+      auto conn = borrow();
+      if (!conn) return conn.error();
+      PGconn* c = conn->get();
+      if (PQtransactionStatus(c) != PQTRANS_IDLE) {
+        return make_error(error_category::invalid_input,
+                          "postgresql: handle_once runs its own transaction (one is open)");
       }
-      if (!done) {
-        return make_error(error_category::internal,
-                          "postgresql: the work on event " + id + " failed: rolled back", "work");
+      if (auto begun = exec(c, "handle_once", "BEGIN", {}); !begun) return begun.error();
+      auto outcome = [&]() -> result<handle_status> {
+        const std::string id = event.id.to_string();
+        auto added =
+            exec(c, "handle_once",
+                 "INSERT INTO unloc_claims (id, created_ms, owner, lease_until_ms, handled,"
+                 " in_doubt) VALUES ($1, $2, 0, 0, 0, 0) ON CONFLICT (id) DO NOTHING",
+                 {id, std::to_string(millis(event.created))});
+        if (!added) return added.error();
+        auto row = exec(c, "handle_once",
+                        "SELECT handled <> 0, owner <> 0 AND lease_until_ms > " + now_sql() +
+                            " FROM unloc_claims WHERE id = $1 FOR UPDATE",
+                        {id});
+        if (!row) return row.error();
+        if (text(row->get(), 0) == "t") return handle_status::already_handled;
+        if (text(row->get(), 1) == "t") return handle_status::held_elsewhere;
+        bool done = false;
+        try {
+          done = work(c);
+        } catch (...) {
+          done = false;
+        }
+        if (!done) {
+          return make_error(error_category::internal,
+                            "postgresql: the work on event " + id + " failed: rolled back", "work");
+        }
+        parameters params{id};
+        append_event_params(params, event, source, received_now());
+        auto marked =
+            exec(c, "handle_once",
+                 "WITH m AS (UPDATE unloc_claims SET handled = 1, owner = 0 WHERE id = $1)"
+                 " " +
+                     insert_event_sql(2) + " ON CONFLICT (id) DO NOTHING",
+                 params);
+        if (!marked) return marked.error();
+        auto committed = exec(c, "handle_once", "COMMIT", {});
+        if (!committed) return committed.error();
+        return handle_status::handled;
+      }();
+      if (!outcome || *outcome != handle_status::handled) {
+        if (PQstatus(c) == CONNECTION_OK) (void)exec(c, "handle_once", "ROLLBACK", {});
       }
-      parameters params{id};
-      append_event_params(params, event, source, received_now());
-      auto marked = exec(c, "handle_once",
-                         "WITH m AS (UPDATE unloc_claims SET handled = 1, owner = 0 WHERE id = $1)"
-                         " " + insert_event_sql(2) + " ON CONFLICT (id) DO NOTHING",
-                         params);
-      if (!marked) return marked.error();
-      auto committed = exec(c, "handle_once", "COMMIT", {});
-      if (!committed) return committed.error();
-      return handle_status::handled;
-    }();
-    if (!outcome || *outcome != handle_status::handled) {
-      if (PQstatus(c) == CONNECTION_OK) (void)exec(c, "handle_once", "ROLLBACK", {});
+      return outcome;
+    } catch (...) {
+      return out_of_memory("handle_once");
     }
-    return outcome;
   }
 
  private:
+  // What every public call returns instead of letting std::bad_alloc out.
+  static error out_of_memory(const char* what) {
+    return make_error(error_category::internal,
+                      std::string("postgresql: ") + what + " failed (out of memory)");
+  }
+
   // Statement parameters in text form; none is SQL NULL.
   using parameters = std::vector<std::optional<std::string>>;
 
@@ -324,8 +395,10 @@ class postgresql_event_store final : public event_store {
 
   // Moves the checkpoint $1 to $2, never back, when `condition` holds.
   static std::string save_checkpoint_sql(const char* condition = "true") {
-    return std::string("INSERT INTO unloc_checkpoints AS k (scope, read_to_ms) SELECT $1, $2::bigint"
-                       " WHERE ") + condition +
+    return std::string(
+               "INSERT INTO unloc_checkpoints AS k (scope, read_to_ms) SELECT $1, $2::bigint"
+               " WHERE ") +
+           condition +
            " ON CONFLICT (scope) DO UPDATE SET read_to_ms = GREATEST(k.read_to_ms, "
            "EXCLUDED.read_to_ms)";
   }
@@ -342,7 +415,8 @@ class postgresql_event_store final : public event_store {
 
   timestamp received_now() const {
     if (options_.clock) return options_.clock();
-    return std::chrono::time_point_cast<std::chrono::milliseconds>(std::chrono::system_clock::now());
+    return std::chrono::time_point_cast<std::chrono::milliseconds>(
+        std::chrono::system_clock::now());
   }
 
   // action, created, key_id, lock_id, lock_name, app_user_id, user_name, extra, source,
@@ -409,7 +483,9 @@ class postgresql_event_store final : public event_store {
   class lease {
    public:
     lease(postgresql_event_store* store, slot* s) : store_(store), slot_(s) {}
-    lease(lease&& other) noexcept : store_(other.store_), slot_(other.slot_) { other.slot_ = nullptr; }
+    lease(lease&& other) noexcept : store_(other.store_), slot_(other.slot_) {
+      other.slot_ = nullptr;
+    }
     lease(const lease&) = delete;
     lease& operator=(const lease&) = delete;
     lease& operator=(lease&&) = delete;
@@ -435,7 +511,8 @@ class postgresql_event_store final : public event_store {
       std::string why = message != nullptr ? message : "out of memory";
       PQfreemem(message);
       while (!why.empty() && why.back() == '\n') why.pop_back();
-      return make_error(error_category::invalid_input, "postgresql: bad conninfo: " + why, "conninfo");
+      return make_error(error_category::invalid_input, "postgresql: bad conninfo: " + why,
+                        "conninfo");
     }
     bool has_password = false;
     for (const PQconninfoOption* o = parsed; o->keyword != nullptr; ++o) {
@@ -495,7 +572,8 @@ class postgresql_event_store final : public event_store {
     }
     if (PQstatus(s.conn) != CONNECTION_OK) return failure(s.conn, "connect");
     // The server's notices (a table already there, a shutdown) are not the program's output.
-    PQsetNoticeProcessor(s.conn, [](void*, const char*) {}, nullptr);
+    PQsetNoticeProcessor(
+        s.conn, [](void*, const char*) {}, nullptr);
     const std::string setup =
         "SET statement_timeout = " + std::to_string(options_.statement_timeout.count());
     if (auto set = exec(s.conn, "connect", setup, {}); !set) return set.error();
@@ -574,8 +652,8 @@ class postgresql_event_store final : public event_store {
       std::vector<const char*> values;
       values.reserve(params.size());
       for (const auto& p : params) values.push_back(p ? p->c_str() : nullptr);
-      raw = PQexecParams(conn, sql.c_str(), static_cast<int>(values.size()), nullptr,
-                         values.data(), nullptr, nullptr, 0);
+      raw = PQexecParams(conn, sql.c_str(), static_cast<int>(values.size()), nullptr, values.data(),
+                         nullptr, nullptr, 0);
     }
     rows held(raw);
     const auto status = held ? PQresultStatus(held.get()) : PGRES_FATAL_ERROR;
@@ -608,7 +686,8 @@ class postgresql_event_store final : public event_store {
     auto locked = exec(conn, "create the schema",
                        std::string("BEGIN; SET LOCAL client_min_messages = warning;"
                                    "SELECT pg_advisory_xact_lock(7138466238413049681);") +
-                           detail::schema_version_table + ";"
+                           detail::schema_version_table +
+                           ";"
                            "CREATE SEQUENCE IF NOT EXISTS unloc_claim_tokens;"
                            "SELECT max(version) FROM unloc_schema_version",
                        {});
@@ -630,7 +709,8 @@ class postgresql_event_store final : public event_store {
     if (version < detail::schema_version) {
       auto written = exec(conn, "migrate the schema",
                           "DELETE FROM unloc_schema_version; INSERT INTO unloc_schema_version "
-                          "VALUES (" + std::to_string(detail::schema_version) + ")",
+                          "VALUES (" +
+                              std::to_string(detail::schema_version) + ")",
                           {});
       if (!written) return fail(written.error());
     }
