@@ -426,14 +426,29 @@ TEST_CASE("postgresql: the integrator's insert and the mark commit together or n
     });
     CHECK_FALSE(threw);
   }
-  SECTION("the mark fails after their insert (their transaction broken): both roll back") {
+  SECTION("their work breaks the transaction after their insert: nothing is marked or kept") {
     auto broken = store.handle_once(event, unloc::event_source::webhook, [&](PGconn* conn) {
       const bool inserted = insert(conn);
-      PQclear(PQexec(conn, "SELECT 1/0"));  // aborts the transaction: the mark cannot commit
+      PQclear(PQexec(conn, "SELECT 1/0"));  // aborts the transaction
       return inserted;
     });
     REQUIRE_FALSE(broken);
-    CHECK(broken.error().message.find("handle_once failed") != std::string::npos);
+    CHECK(broken.error().message.find("ended or broke the transaction") != std::string::npos);
+  }
+  SECTION("the mark itself fails after their insert: both roll back") {
+    auto failed = store.handle_once(event, unloc::event_source::webhook, [&](PGconn* conn) {
+      // A trigger that fails the store's INSERT into unloc_events, made inside this
+      // transaction (PostgreSQL's DDL is transactional): it goes with the rollback.
+      PQclear(PQexec(conn,
+                     "CREATE FUNCTION unloc_test_fail() RETURNS trigger LANGUAGE plpgsql AS"
+                     " $$ BEGIN RAISE EXCEPTION 'injected failure'; END $$;"
+                     "CREATE TRIGGER unloc_test_fail BEFORE INSERT ON unloc_events"
+                     " FOR EACH ROW EXECUTE FUNCTION unloc_test_fail()"));
+      return insert(conn);
+    });
+    REQUIRE_FALSE(failed);
+    CHECK(failed.error().message.find("injected failure") != std::string::npos);
+    CHECK(db.value("SELECT count(*) FROM pg_trigger WHERE tgname = 'unloc_test_fail'") == "0");
   }
   CHECK(db.value(theirs) == "0");
   CHECK(db.value(ours) == "0");

@@ -347,6 +347,13 @@ class postgresql_event_store final : public event_store {
           return make_error(error_category::internal,
                             "postgresql: the work on event " + id + " failed: rolled back", "work");
         }
+        // Their COMMIT or ROLLBACK would leave the mark to commit alone.
+        if (PQtransactionStatus(c) != PQTRANS_INTRANS) {
+          return make_error(error_category::invalid_input,
+                            "postgresql: the work of handle_once ended or broke the transaction; "
+                            "the event is not marked",
+                            "work");
+        }
         parameters params{id};
         append_event_params(params, event, source, received_now());
         auto marked =
@@ -358,6 +365,11 @@ class postgresql_event_store final : public event_store {
         if (!marked) return marked.error();
         auto committed = exec(c, "handle_once", "COMMIT", {});
         if (!committed) return committed.error();
+        // COMMIT of a transaction that failed answers ROLLBACK, not an error.
+        if (std::string(PQcmdStatus(committed->get())) != "COMMIT") {
+          return make_error(error_category::internal,
+                            "postgresql: handle_once was rolled back by the server");
+        }
         return handle_status::handled;
       }();
       if (!outcome || *outcome != handle_status::handled) {
