@@ -34,6 +34,8 @@ packages=(
   libcli11-dev        # CLI11, header-only: the unloc CLI's command line
   libsqlite3-dev      # unloc::sqlite, the SQLite event store
   libssl-dev
+  libpq-dev           # libpq: <unloc/stores/postgresql.hpp>, unloc::postgresql
+  postgresql          # initdb/pg_ctl: the tests' and benchmarks' throwaway cluster (tests/support/pg_cluster.sh)
   zlib1g-dev          # cpp-httplib.pc Requires.private: zlib
   libbrotli-dev       # cpp-httplib.pc Requires.private: libbrotli*
   # tests, demo, docs
