@@ -1,8 +1,9 @@
 #pragma once
 
-// --reconcile: the receiver's events pass through an unloc::reconciler, which
-// also reads the access log on start and every --poll-interval, so that each
-// event is printed once whether it came by webhook, from the log, or both.
+// --reconcile: the access log read on start and every --poll-interval through
+// the receiver's unloc::reconciler (the one its deliveries go through), so that
+// each event is taken once whether it came by webhook, from the log, or both.
+// With several receivers on one store, one reads a log at a time (the store's lease).
 
 #include "options.hpp"
 
@@ -10,6 +11,7 @@
 
 #include <atomic>
 #include <condition_variable>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -17,19 +19,17 @@
 
 namespace receiver {
 
-/// The reconciler, its state file, and the thread that reads the access log.
+/// The API client and the thread that reads the access log.
 class log_poller {
  public:
-  /// Opens the state file and makes the API client; on failure `error()` says why.
-  explicit log_poller(const options& opts);
+  /// Makes the API client; on failure `error()` says why. `reconciler` outlives it.
+  log_poller(const options& opts, unloc::reconciler& reconciler);
   ~log_poller();
   log_poller(const log_poller&) = delete;
   log_poller& operator=(const log_poller&) = delete;
 
   /// Why reconciliation cannot run; empty when it can.
   [[nodiscard]] const std::string& error() const { return error_; }
-  /// Where webhook deliveries are offered.
-  [[nodiscard]] unloc::reconciler& reconciler() { return *reconciler_; }
 
   /// Reads every log now, then every --poll-interval, on its own thread.
   void start();
@@ -44,10 +44,11 @@ class log_poller {
   options opts_;
   std::string error_;
   std::unique_ptr<unloc::client> client_;
-  std::unique_ptr<unloc::reconciler> reconciler_;
+  unloc::reconciler& reconciler_;
   std::mutex mutex_;
   std::condition_variable wake_;
   std::atomic<bool> stopping_{false};
+  std::map<std::string, bool> elsewhere_;  // per log: another holds its lease (this thread only)
   std::thread thread_;
 };
 

@@ -278,8 +278,9 @@ TEST_CASE(
   env.push_back("UNLOC_CA_BUNDLE=" + server.ca_file());
 
   const std::string work = unloc_test::test_tls_files().dir;
-  const std::string state_file = work + "/zero-loss-state";
-  std::vector<std::string> args = {"--reconcile", state_file, "--poll-interval", "1"};
+  const std::string database = work + "/zero-loss.db";
+  std::vector<std::string> args = {"--store", "sqlite:" + database, "--reconcile",
+                                   "--poll-interval", "1"};
   // Kept in the test's working directory (the build tree) for a post-mortem.
   receiver_cycle receiver(args, env, "zero_loss-stdout.jsonl", "zero_loss-stderr.log");
   receiver.start();
