@@ -44,6 +44,9 @@ options:
                       the password from PGPASSWORD or ~/.pgpass, never in URL);
                       default: in memory, forgotten when it stops
   --no-print          with --store: do not print the events on stdout
+  --claim-lease S     with --store: an event whose handling a stop or a store
+                      failure left unsettled is taken again (flagged) after S
+                      seconds (default 300)
   --reconcile         with --store: never miss an event, never handle one twice:
                       also read the access log (on start, then every
                       --poll-interval), one receiver at a time (a lease in the
@@ -243,6 +246,7 @@ parsed_options parse_options(int argc, const char* const* argv) {
     return result;
   };
   bool saw_reconcile_option = false;
+  bool saw_store_option = false;
   for (int i = 1; i < argc; ++i) {
     std::string name = argv[i];
     std::optional<std::string> value;  // from --name=value, or the next argument
@@ -256,7 +260,8 @@ parsed_options parse_options(int argc, const char* const* argv) {
                              name == "--path" || name == "--max-body" || name == "--port-file" ||
                              name == "--threads" || name == "--store" || name == "--lock" ||
                              name == "--poll-interval" || name == "--overlap" ||
-                             name == "--log-lease" || name == "--metrics-listen" || name == "--max-header-bytes" ||
+                             name == "--log-lease" || name == "--claim-lease" ||
+                             name == "--metrics-listen" || name == "--max-header-bytes" ||
                              name == "--header-timeout" || name == "--body-timeout" ||
                              name == "--handshake-timeout" || name == "--idle-timeout" ||
                              name == "--max-connections" || name == "--max-connections-per-client" ||
@@ -350,6 +355,11 @@ parsed_options parse_options(int argc, const char* const* argv) {
       auto lock = unloc::uuid::parse(*value);
       if (!lock) return fail("--lock takes a Lock id (a UUID), got " + unloc::detail::quoted(*value));
       o.locks.push_back(*lock);
+    } else if (name == "--claim-lease") {
+      const auto n = parse_number(*value, 1, 24ULL * 3600);
+      if (!n) return fail("--claim-lease takes a number of seconds up to a day");
+      o.claim_lease = std::chrono::seconds(*n);
+      saw_store_option = true;
     } else if (name == "--poll-interval" || name == "--overlap" || name == "--log-lease") {
       const auto n = parse_number(*value, name == "--overlap" ? 0 : 1, 30ULL * 24 * 3600);
       if (!n) return fail(name + " takes a number of seconds up to 30 days");
@@ -360,8 +370,11 @@ parsed_options parse_options(int argc, const char* const* argv) {
   if (!o.reconcile && saw_reconcile_option) {
     return fail("--lock, --poll-interval, --overlap and --log-lease go with --reconcile");
   }
-  if (o.store.empty() && (o.reconcile || !o.print || !o.import_state.empty())) {
-    return fail(std::string(o.reconcile ? "--reconcile" : !o.print ? "--no-print" : "--import-state") +
+  if (o.store.empty() && (o.reconcile || !o.print || !o.import_state.empty() || saw_store_option)) {
+    return fail(std::string(o.reconcile    ? "--reconcile"
+                            : !o.print     ? "--no-print"
+                            : saw_store_option ? "--claim-lease"
+                                               : "--import-state") +
                 " goes with --store (sqlite:PATH, or postgresql://USER@HOST:PORT/DB)");
   }
   if (o.reconcile) {

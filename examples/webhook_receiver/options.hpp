@@ -43,6 +43,7 @@ struct options {
   /// --store: `sqlite:PATH` or `postgresql://USER@HOST:PORT/DB`; empty: in memory.
   std::string store;
   bool print = true;           ///< false with --no-print.
+  std::chrono::seconds claim_lease{300};  ///< --claim-lease: a claim left unsettled, then taken over.
   std::string import_state;    ///< --import-state: a state file of the retired file journal.
   bool reconcile = false;      ///< --reconcile: also read the access log.
   std::vector<unloc::uuid> locks;                    ///< --lock: logs read; none: the Project's.

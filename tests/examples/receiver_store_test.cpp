@@ -27,7 +27,7 @@ std::multiset<std::string> rows(const std::string& path) {
   sqlite3* db = nullptr;
   REQUIRE(sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READONLY, nullptr) == SQLITE_OK);
   sqlite3_stmt* select = nullptr;
-  REQUIRE(sqlite3_prepare_v2(db, "SELECT id FROM events", -1, &select, nullptr) == SQLITE_OK);
+  REQUIRE(sqlite3_prepare_v2(db, "SELECT id FROM unloc_events", -1, &select, nullptr) == SQLITE_OK);
   while (sqlite3_step(select) == SQLITE_ROW) {
     ids.insert(reinterpret_cast<const char*>(sqlite3_column_text(select, 0)));
   }
