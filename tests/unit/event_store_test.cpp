@@ -10,7 +10,9 @@
 #include <cstdint>
 #include <future>
 #include <map>
+#include <optional>
 #include <random>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -132,6 +134,78 @@ TEST_CASE("checkpoints are kept per scope and never move backwards", "[event_sto
   REQUIRE(store.save_checkpoint("project", created - 1h));
   CHECK(store.checkpoint("project").value() == created);
   CHECK_FALSE(store.checkpoint("other").value().has_value());
+}
+
+TEST_CASE("a log lease goes to one holder at a time, and to another when it runs out",
+          "[event_store]") {
+  fake_clock clock;
+  memory_event_store store({}, clock.function());
+  const auto a = store.acquire_log_lease("project", "a", 1min).value();
+  REQUIRE(a.has_value());
+  CHECK_FALSE(store.acquire_log_lease("project", "b", 1min).value().has_value());
+  CHECK(store.acquire_log_lease("lock", "b", 1min).value().has_value());  // another log is free
+  clock.now += 50s;
+  CHECK(store.acquire_log_lease("project", "a", 1min).value() == a);  // renewed, same token
+  clock.now += 50s;
+  CHECK_FALSE(store.acquire_log_lease("project", "b", 1min).value().has_value());
+  clock.now += 10s;
+  const auto b = store.acquire_log_lease("project", "b", 1min).value();
+  REQUIRE(b.has_value());
+  CHECK(*b > *a);
+  CHECK_FALSE(store.acquire_log_lease("project", "a", 1min).value().has_value());
+}
+
+TEST_CASE("only the newest lease moves a checkpoint", "[event_store]") {
+  fake_clock clock;
+  memory_event_store store({}, clock.function());
+  const auto a = *store.acquire_log_lease("project", "a", 1min).value();
+  REQUIRE(store.save_checkpoint("project", created, a).value() == done);
+  CHECK(store.save_checkpoint("lock", created, a).value() == not_owner);  // no lease there
+  clock.now += 2min;
+  const auto b = *store.acquire_log_lease("project", "b", 1min).value();
+  // A stalled past its lease and comes back: it never moves B's checkpoint.
+  CHECK(store.save_checkpoint("project", created + 1h, a).value() == not_owner);
+  CHECK(store.checkpoint("project").value() == created);
+  REQUIRE(store.save_checkpoint("project", created + 2h, b).value() == done);
+  REQUIRE(store.save_checkpoint("project", created + 1h, b).value() == done);  // never backwards
+  CHECK(store.checkpoint("project").value() == created + 2h);
+}
+
+// A store with only what every store must have: the defaults of the rest.
+struct minimal_store final : unloc::event_store {
+  memory_event_store inner;
+  unloc::result<unloc::event_claim> claim(const uuid& id, unloc::timestamp t) override {
+    return inner.claim(id, t);
+  }
+  unloc::result<unloc::settle_status> mark_handled(const uuid& id,
+                                                   unloc::claim_token token) override {
+    return inner.mark_handled(id, token);
+  }
+  unloc::result<unloc::settle_status> release(const uuid& id, unloc::claim_token token) override {
+    return inner.release(id, token);
+  }
+  unloc::result<std::optional<unloc::timestamp>> checkpoint(const std::string& scope) override {
+    return inner.checkpoint(scope);
+  }
+  unloc::result<void> save_checkpoint(const std::string& scope, unloc::timestamp t) override {
+    return inner.save_checkpoint(scope, t);
+  }
+};
+
+TEST_CASE("a store one process owns: marks events by id, always grants the lease, works",
+          "[event_store]") {
+  minimal_store store;
+  unloc::event_store& base = store;
+  auto event = unloc::access_event{};
+  event.id = id(1);
+  const auto token = mine(base, event.id);
+  REQUIRE(base.mark_handled(event, unloc::event_source::access_log, token).value() == done);
+  CHECK(claim(base, event.id) == claim_status::already_handled);
+  CHECK(base.acquire_log_lease("project", "a", 1min).value() == std::optional<std::uint64_t>{1});
+  CHECK(base.acquire_log_lease("project", "b", 1min).value() == std::optional<std::uint64_t>{1});
+  REQUIRE(base.save_checkpoint("project", created, 1).value() == done);
+  CHECK(base.checkpoint("project").value() == created);
+  CHECK(base.check());
 }
 
 TEST_CASE("forgets the oldest id first when the count bound is reached", "[event_store]") {

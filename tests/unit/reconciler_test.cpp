@@ -15,6 +15,8 @@
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
+#include <functional>
+#include <memory>
 #include <mutex>
 #include <stdexcept>
 #include <string>
@@ -408,4 +410,102 @@ TEST_CASE("a handler that outlives its claim's lease neither frees nor ends the 
   CHECK(h.store->claim(f.id, f.created).value().status == unloc::claim_status::held_elsewhere);
   CHECK(rec.counts().lease_overruns == 1);
   CHECK(rec.counts().held_elsewhere == 1);
+}
+
+namespace {
+
+// Two reconcilers (two receiver processes) over one shared store, with one clock the test moves.
+struct two_readers {
+  std::chrono::steady_clock::time_point store_now{};
+  timestamp now = start;
+  std::shared_ptr<unloc::memory_event_store> store =
+      std::make_shared<unloc::memory_event_store>(unloc::memory_store_limits{},
+                                                  [this] { return store_now; });
+  std::function<void()> during_handler = [] {};
+  std::size_t handed = 0;
+
+  unloc::reconciler make(const std::string& holder) {
+    unloc::reconciler_options options;
+    options.log_lease = 2min;
+    options.lease_holder = holder;
+    options.clock = [this] { return now; };
+    return unloc::reconciler(
+        store,
+        [this](const access_event&, const unloc::handover&) {
+          ++handed;
+          during_handler();
+          return true;
+        },
+        options);
+  }
+  void advance(std::chrono::milliseconds d) {
+    store_now += d;
+    now += d;
+  }
+};
+
+}  // namespace
+
+TEST_CASE("of two reconcilers on one store, one reads a log; the other takes over when its lease "
+          "runs out",
+          "[reconciler]") {
+  two_readers t;
+  auto a = t.make("a");
+  auto b = t.make("b");
+  fake_log log;
+  log.events.push_back(event(1, start - 1min));
+  auto read_a = a.read_log(log, unloc::access_log_query::project()).value();
+  CHECK_FALSE(read_a.lease_held_elsewhere);
+  CHECK(read_a.recovered == 1);
+  auto read_b = b.read_log(log, unloc::access_log_query::project()).value();
+  CHECK(read_b.lease_held_elsewhere);
+  CHECK(read_b.read == 0);
+  CHECK(log.queries.size() == 1);  // B did not read the log at all
+
+  t.advance(2min);  // A stopped (killed): nobody renewed its lease
+  read_b = b.read_log(log, unloc::access_log_query::project()).value();
+  CHECK_FALSE(read_b.lease_held_elsewhere);
+  CHECK(read_b.read == 1);
+  CHECK(read_b.recovered == 0);
+  CHECK(t.store->checkpoint("project").value() == start + 2min);
+  CHECK(a.read_log(log, unloc::access_log_query::project()).value().lease_held_elsewhere);
+  CHECK(t.handed == 1);
+}
+
+TEST_CASE("a reader that stalls past its lease stops, and never moves the new holder's checkpoint",
+          "[reconciler]") {
+  two_readers t;
+  auto a = t.make("a");
+  auto b = t.make("b");
+  fake_log log;
+  for (std::uint32_t n = 0; n < 3; ++n) log.events.push_back(event(n, start - 1min * (n + 1)));
+  bool stalled = false;
+  t.during_handler = [&] {
+    if (stalled) return;
+    stalled = true;
+    t.advance(3min);  // A stalls in its handler; B takes the lease over and reads
+    auto read_b = b.read_log(fake_log{}, unloc::access_log_query::project()).value();
+    REQUIRE_FALSE(read_b.lease_held_elsewhere);
+  };
+  auto read_a = a.read_log(log, unloc::access_log_query::project()).value();
+  CHECK(read_a.lease_held_elsewhere);
+  CHECK(read_a.read == 1);  // it stopped at its next renewal
+  CHECK(t.store->checkpoint("project").value() == start + 3min);  // B's, not A's
+}
+
+TEST_CASE("a reader whose lease was taken over after its last renewal does not save its checkpoint",
+          "[reconciler]") {
+  two_readers t;
+  auto a = t.make("a");
+  fake_log log;
+  log.events.push_back(event(1, start - 1min));
+  t.during_handler = [&] {
+    // By the store's clock, A's lease ran out during its last handler and B took it over.
+    t.store_now += 3min;
+    REQUIRE(t.store->acquire_log_lease("project", "b", 2min).value().has_value());
+  };
+  auto read_a = a.read_log(log, unloc::access_log_query::project()).value();
+  CHECK(read_a.lease_held_elsewhere);
+  CHECK(read_a.read == 1);
+  CHECK_FALSE(t.store->checkpoint("project").value().has_value());
 }

@@ -1,0 +1,562 @@
+#pragma once
+
+/// @file
+/// An `unloc::event_store` in PostgreSQL (libpq), shared by every receiver and
+/// reconciler that connects to the same database: target `unloc::postgresql`.
+/// The tables (docs/stores.md) are created and migrated by the store itself.
+
+#include <unloc/access_event.hpp>
+#include <unloc/detail/text.hpp>
+#include <unloc/error.hpp>
+#include <unloc/event_store.hpp>
+#include <unloc/timestamp.hpp>
+#include <unloc/uuid.hpp>
+#include <unloc/version.hpp>
+
+#include <libpq-fe.h>
+
+#include <algorithm>
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <cstdlib>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+UNLOC_BEGIN_NAMESPACE
+
+/// How a `postgresql_event_store` connects and holds claims.
+struct postgresql_store_options {
+  /// Where: a URL (`postgresql://USER@HOST:PORT/DB`) or `key=value` pairs. Never
+  /// the password: libpq reads it from `PGPASSWORD` or the `.pgpass` file
+  /// (`PGPASSFILE`); `open` refuses a conninfo that holds one.
+  std::string conninfo;
+  /// Connections kept open, each serving one call at a time: the calls that may run at once.
+  std::size_t connections = 4;
+  /// How long a claim holds before the next claim of its event takes it over.
+  std::chrono::milliseconds claim_lease = std::chrono::minutes(5);
+  /// Bound on connecting (libpq's `connect_timeout`, whole seconds, at least 1).
+  std::chrono::seconds connect_timeout = std::chrono::seconds(5);
+  /// Bound on each statement (`statement_timeout`): a slow database is an error, not a hang.
+  std::chrono::milliseconds statement_timeout = std::chrono::seconds(10);
+};
+
+/// The schema version this SDK writes (`unloc_schema_version`).
+inline constexpr int postgresql_schema_version = 1;
+
+/// An `event_store` in PostgreSQL: claims, marks, checkpoints and log leases in
+/// the `unloc_*` tables, and each event marked with `mark_handled(event, source,
+/// token)` written to `unloc_events` in the same statement as its mark. Several
+/// processes may share one database: a claim is one `INSERT … ON CONFLICT DO
+/// UPDATE … WHERE` on the event's row, so of concurrent claims at most one is
+/// `mine`; claim tokens come from a sequence; lease expiries use the database's
+/// clock, never the callers'.
+///
+/// Durability: marks, checkpoints and leases commit as the server's
+/// `synchronous_commit` says (on by default: durable once acknowledged). A
+/// claim commits with `synchronous_commit = off`: a crash of the server may
+/// forget a claim, never a mark, so an event is then claimable again (never
+/// lost; its row still written once).
+///
+/// Failures: every call returns an error, never throws. A broken connection
+/// (server restarted, network) is reopened by the next call, which retries its
+/// statement once: each statement is safe to repeat (a repeated claim finds
+/// its own claim held, a repeated mark finds the event marked). Success is
+/// reported only after the server acknowledged the commit. Errors never hold
+/// the password. Thread-safe: calls borrow one of `connections` connections.
+class postgresql_event_store final : public event_store {
+ public:
+  using event_store::mark_handled;
+  using event_store::save_checkpoint;
+
+  /// Connects, creates or migrates the tables, and keeps up to
+  /// `options.connections` connections. An error when the server cannot be
+  /// reached, the conninfo holds a password, or the schema is newer than this SDK's.
+  [[nodiscard]] static result<std::unique_ptr<postgresql_event_store>> open(
+      postgresql_store_options options) {
+    if (auto refused = refuse_password(options.conninfo); !refused) return refused.error();
+    if (options.connections == 0) options.connections = 1;
+    std::unique_ptr<postgresql_event_store> store(new postgresql_event_store(std::move(options)));
+    auto conn = store->borrow();
+    if (!conn) return conn.error();
+    if (auto made = create_schema(conn->get()); !made) return made.error();
+    return store;
+  }
+
+  /// A store over the integrator's own connection (not owned: never closed or
+  /// reset here), for `handle_once` in their database. Creates or migrates the
+  /// tables. The store's calls run one at a time on it; do not use `conn`
+  /// from another thread meanwhile. A broken `conn` is not reopened: each call
+  /// then returns an error.
+  [[nodiscard]] static result<std::unique_ptr<postgresql_event_store>> attach(
+      PGconn* conn, std::chrono::milliseconds claim_lease = std::chrono::minutes(5)) {
+    if (conn == nullptr || PQstatus(conn) != CONNECTION_OK) {
+      return make_error(error_category::invalid_input, "postgresql: the connection is not open");
+    }
+    // Not SET: the integrator's session settings stay theirs.
+    if (auto made = create_schema(conn); !made) return made.error();
+    postgresql_store_options options;
+    options.connections = 1;
+    options.claim_lease = claim_lease;
+    std::unique_ptr<postgresql_event_store> store(new postgresql_event_store(std::move(options)));
+    store->pool_[0].conn = conn;
+    store->pool_[0].owned = false;
+    return store;
+  }
+
+  ~postgresql_event_store() override {
+    for (auto& slot : pool_) {
+      if (slot.owned && slot.conn != nullptr) PQfinish(slot.conn);
+    }
+  }
+  postgresql_event_store(const postgresql_event_store&) = delete;
+  postgresql_event_store& operator=(const postgresql_event_store&) = delete;
+
+  [[nodiscard]] result<event_claim> claim(const uuid& id, timestamp created) override {
+    // Literals, not parameters: the simple protocol runs the two statements in one
+    // transaction, so the SET LOCAL applies to the claim alone. Both values are ours
+    // (a canonical UUID, integers), never text from outside.
+    const std::string sql =
+        "SET LOCAL synchronous_commit = off;"
+        "WITH c AS (INSERT INTO unloc_claims AS c (id, created, owner, lease_until, handled, in_doubt)"
+        " VALUES ('" + id.to_string() + "', " + std::to_string(millis(created)) +
+        ", nextval('unloc_claim_tokens'), " + now_ms + " + " +
+        std::to_string(options_.claim_lease.count()) + ", false, false)"
+        " ON CONFLICT (id) DO UPDATE SET owner = EXCLUDED.owner, lease_until = EXCLUDED.lease_until,"
+        " in_doubt = true WHERE NOT c.handled AND (c.owner = 0 OR c.lease_until <= " + now_ms + ")"
+        " RETURNING c.owner, c.in_doubt)"
+        " SELECT 'm', owner, in_doubt FROM c"
+        " UNION ALL SELECT CASE WHEN handled THEN 'h' ELSE 'e' END, 0, false FROM unloc_claims"
+        " WHERE id = '" + id.to_string() + "' AND NOT EXISTS (SELECT 1 FROM c)";
+    auto rows = run("claim", sql, {});
+    if (!rows) return rows.error();
+    // No row: another claim inserted it after this statement's snapshot; it holds it.
+    if (PQntuples(rows->get()) == 0) return event_claim{claim_status::held_elsewhere, false, 0};
+    const std::string status = PQgetvalue(rows->get(), 0, 0);
+    if (status == "h") return event_claim{claim_status::already_handled, false, 0};
+    if (status == "e") return event_claim{claim_status::held_elsewhere, false, 0};
+    return event_claim{claim_status::mine, text(rows->get(), 2) == "t",
+                       std::strtoull(PQgetvalue(rows->get(), 0, 1), nullptr, 10)};
+  }
+
+  [[nodiscard]] result<settle_status> mark_handled(const uuid& id, claim_token token) override {
+    auto rows = run("mark_handled", "WITH m AS (" + std::string(mark_sql) + ") SELECT count(*) FROM m",
+                    {id.to_string(), std::to_string(token)});
+    if (!rows) return rows.error();
+    return text(rows->get(), 0) == "0" ? settle_status::not_owner : settle_status::done;
+  }
+
+  [[nodiscard]] result<settle_status> mark_handled(const access_event& event, event_source source,
+                                                   claim_token token) override {
+    parameters params{event.id.to_string(), std::to_string(token)};
+    append_event_params(params, event, source);
+    auto rows = run("mark_handled",
+                    "WITH m AS (" + std::string(mark_sql) + "), e AS (" + insert_event_sql(3) +
+                        " WHERE EXISTS (SELECT 1 FROM m) ON CONFLICT (id) DO NOTHING)"
+                        " SELECT count(*) FROM m",
+                    params);
+    if (!rows) return rows.error();
+    return text(rows->get(), 0) == "0" ? settle_status::not_owner : settle_status::done;
+  }
+
+  [[nodiscard]] result<settle_status> release(const uuid& id, claim_token token) override {
+    if (token == 0) return settle_status::not_owner;
+    auto rows = run("release",
+                    "WITH d AS (DELETE FROM unloc_claims WHERE id = $1 AND owner = $2 AND NOT handled"
+                    " AND NOT in_doubt RETURNING 1),"
+                    " u AS (UPDATE unloc_claims SET owner = 0 WHERE id = $1 AND owner = $2"
+                    " AND NOT handled AND in_doubt RETURNING 1)"
+                    " SELECT (SELECT count(*) FROM d) + (SELECT count(*) FROM u)",
+                    {id.to_string(), std::to_string(token)});
+    if (!rows) return rows.error();
+    return text(rows->get(), 0) == "0" ? settle_status::not_owner : settle_status::done;
+  }
+
+  [[nodiscard]] result<std::optional<timestamp>> checkpoint(const std::string& scope) override {
+    auto rows = run("checkpoint", "SELECT read_to FROM unloc_checkpoints WHERE scope = $1", {scope});
+    if (!rows) return rows.error();
+    if (PQntuples(rows->get()) == 0) return std::optional<timestamp>{};
+    return std::optional<timestamp>{from_millis(text(rows->get(), 0))};
+  }
+
+  [[nodiscard]] result<void> save_checkpoint(const std::string& scope, timestamp read_to) override {
+    auto rows = run("save_checkpoint", save_checkpoint_sql(),
+                    {scope, std::to_string(millis(read_to))});
+    if (!rows) return rows.error();
+    return {};
+  }
+
+  [[nodiscard]] result<std::optional<std::uint64_t>> acquire_log_lease(
+      const std::string& scope, const std::string& holder,
+      std::chrono::milliseconds duration) override {
+    auto rows = run("acquire_log_lease",
+                    "INSERT INTO unloc_log_leases AS l (scope, holder, token, expires_at)"
+                    " VALUES ($1, $2, 1, " + std::string(now_ms) + " + $3)"
+                    " ON CONFLICT (scope) DO UPDATE SET holder = EXCLUDED.holder,"
+                    " expires_at = EXCLUDED.expires_at,"
+                    " token = CASE WHEN l.holder = EXCLUDED.holder THEN l.token ELSE l.token + 1 END"
+                    " WHERE l.holder = EXCLUDED.holder OR l.expires_at <= " + now_ms +
+                    " RETURNING token",
+                    {scope, holder, std::to_string(duration.count())});
+    if (!rows) return rows.error();
+    if (PQntuples(rows->get()) == 0) return std::optional<std::uint64_t>{};
+    return std::optional<std::uint64_t>{std::strtoull(PQgetvalue(rows->get(), 0, 0), nullptr, 10)};
+  }
+
+  [[nodiscard]] result<settle_status> save_checkpoint(const std::string& scope, timestamp read_to,
+                                                      std::uint64_t lease) override {
+    // FOR SHARE: a takeover of the lease waits until this checkpoint is committed.
+    auto rows = run("save_checkpoint",
+                    "WITH l AS (SELECT 1 FROM unloc_log_leases WHERE scope = $1 AND token = $3"
+                    " FOR SHARE), s AS (" + save_checkpoint_sql("EXISTS (SELECT 1 FROM l)") +
+                        ") SELECT count(*) FROM l",
+                    {scope, std::to_string(millis(read_to)), std::to_string(lease)});
+    if (!rows) return rows.error();
+    return text(rows->get(), 0) == "0" ? settle_status::not_owner : settle_status::done;
+  }
+
+  [[nodiscard]] result<void> check() override {
+    auto rows = run("check", "SELECT 1", {});
+    if (!rows) return rows.error();
+    return {};
+  }
+
+  /// The integrator's path: handles `event` once, in one transaction on the
+  /// store's connection (see `attach`): skips an event already handled, or
+  /// claimed by another process now; else calls `work(conn)` (the caller's own
+  /// statements), then marks the event and writes its row, and commits. When
+  /// `work` returns false or throws, or any statement fails, everything rolls
+  /// back (their statements too) and an error is returned: retry later.
+  /// `mine` when the work ran and committed, else `already_handled` or `held_elsewhere`.
+  [[nodiscard]] result<claim_status> handle_once(const access_event& event, event_source source,
+                                                 const std::function<bool(PGconn*)>& work) {
+    auto conn = borrow();
+    if (!conn) return conn.error();
+    PGconn* c = conn->get();
+    if (PQtransactionStatus(c) != PQTRANS_IDLE) {
+      return make_error(error_category::invalid_input,
+                        "postgresql: handle_once runs its own transaction (one is open)");
+    }
+    if (auto begun = exec(c, "handle_once", "BEGIN", {}); !begun) return begun.error();
+    auto outcome = [&]() -> result<claim_status> {
+      const std::string id = event.id.to_string();
+      auto added = exec(c, "handle_once",
+                        "INSERT INTO unloc_claims (id, created, owner, lease_until, handled, in_doubt)"
+                        " VALUES ($1, $2, 0, 0, false, false) ON CONFLICT (id) DO NOTHING",
+                        {id, std::to_string(millis(event.created))});
+      if (!added) return added.error();
+      auto row = exec(c, "handle_once",
+                      "SELECT handled, owner <> 0 AND lease_until > " + std::string(now_ms) +
+                          " FROM unloc_claims WHERE id = $1 FOR UPDATE",
+                      {id});
+      if (!row) return row.error();
+      if (text(row->get(), 0) == "t") return claim_status::already_handled;
+      if (text(row->get(), 1) == "t") return claim_status::held_elsewhere;
+      bool done = false;
+      try {
+        done = work(c);
+      } catch (...) {
+        done = false;
+      }
+      if (!done) {
+        return make_error(error_category::internal,
+                          "postgresql: the work on event " + id + " failed: rolled back", "work");
+      }
+      parameters params{id};
+      append_event_params(params, event, source);
+      auto marked = exec(c, "handle_once",
+                         "WITH m AS (UPDATE unloc_claims SET handled = true, owner = 0 WHERE id = $1)"
+                         " " + insert_event_sql(2) + " ON CONFLICT (id) DO NOTHING",
+                         params);
+      if (!marked) return marked.error();
+      auto committed = exec(c, "handle_once", "COMMIT", {});
+      if (!committed) return committed.error();
+      return claim_status::mine;
+    }();
+    if (!outcome || *outcome != claim_status::mine) {
+      if (PQstatus(c) == CONNECTION_OK) (void)exec(c, "handle_once", "ROLLBACK", {});
+    }
+    return outcome;
+  }
+
+ private:
+  // Statement parameters in text form; none is SQL NULL.
+  using parameters = std::vector<std::optional<std::string>>;
+
+  // The claim's lease and the log leases run on the database's clock: the
+  // processes sharing it need not agree on the time.
+  static constexpr const char* now_ms = "(extract(epoch from clock_timestamp()) * 1000)::bigint";
+
+  // Marks $1 handled for the token $2 (0 never owns); records an id not kept. A row when done.
+  static constexpr const char* mark_sql =
+      "INSERT INTO unloc_claims AS c (id, owner, lease_until, handled, in_doubt)"
+      " VALUES ($1, 0, 0, true, false) ON CONFLICT (id) DO UPDATE SET handled = true, owner = 0"
+      " WHERE c.handled OR (c.owner = $2 AND $2 <> 0) RETURNING 1";
+
+  // Moves the checkpoint $1 to $2, never back, when `condition` holds.
+  static std::string save_checkpoint_sql(const char* condition = "true") {
+    return std::string("INSERT INTO unloc_checkpoints AS k (scope, read_to) SELECT $1, $2::bigint"
+                       " WHERE ") + condition +
+           " ON CONFLICT (scope) DO UPDATE SET read_to = GREATEST(k.read_to, EXCLUDED.read_to)";
+  }
+
+  // The events row: the id $1, and the parameters from $first on that append_event_params adds.
+  static std::string insert_event_sql(int first) {
+    static constexpr const char* types[] = {"text", "bigint", "text", "text", "text",
+                                            "text", "text",   "text", "text"};
+    std::string sql =
+        "INSERT INTO unloc_events (id, action, created, key_id, lock_id, lock_name, app_user_id,"
+        " user_name, extra, source, received_at, lag_ms) SELECT $1::text";
+    for (int i = 0; i < 9; ++i) sql += ", $" + std::to_string(first + i) + "::" + types[i];
+    sql += ", r, r - $" + std::to_string(first + 1) + "::bigint FROM (SELECT " + now_ms + " AS r) t";
+    return sql;
+  }
+
+  // action, created, key_id, lock_id, lock_name, app_user_id, user_name, extra, source.
+  static void append_event_params(parameters& params, const access_event& event,
+                                  event_source source) {
+    params.push_back(no_nul(event.action == access_action::unknown
+                                ? event.action_text
+                                : std::string(to_string(event.action))));
+    params.push_back(std::to_string(millis(event.created)));
+    params.push_back(event.key_id.to_string());
+    params.push_back(event.lock_id.to_string());
+    params.push_back(no_nul(event.lock_name));
+    params.push_back(event.app_user_id ? std::optional<std::string>(no_nul(*event.app_user_id)) : std::nullopt);
+    params.push_back(event.user_name ? std::optional<std::string>(no_nul(*event.user_name)) : std::nullopt);
+    std::string extra = "{";
+    for (const auto& member : event.extra) {
+      if (extra.size() > 1) extra += ',';
+      detail::append_json_string(extra, member.name);
+      extra += ':';
+      extra += member.value;
+    }
+    extra += '}';
+    params.push_back(no_nul(extra));
+    params.push_back(to_string(source));
+  }
+
+  // A text column holds no NUL byte: one (from a JSON \u0000) becomes U+FFFD.
+  static std::string no_nul(std::string text) {
+    for (std::size_t at = text.find('\0'); at != std::string::npos; at = text.find('\0', at)) {
+      text.replace(at, 1, "\xEF\xBF\xBD");
+    }
+    return text;
+  }
+
+  static std::int64_t millis(timestamp t) noexcept { return t.time_since_epoch().count(); }
+  static timestamp from_millis(const std::string& text) {
+    return timestamp(std::chrono::milliseconds(std::strtoll(text.c_str(), nullptr, 10)));
+  }
+
+  // The text of column `column` of the first row ("" when there is none).
+  static std::string text(const PGresult* rows, int column) {
+    if (PQntuples(rows) == 0 || PQnfields(rows) <= column) return {};
+    return PQgetvalue(rows, 0, column);
+  }
+
+  struct result_deleter {
+    void operator()(PGresult* r) const noexcept { PQclear(r); }
+  };
+  using rows = std::unique_ptr<PGresult, result_deleter>;
+
+  struct slot {
+    PGconn* conn = nullptr;
+    bool owned = true;
+    bool busy = false;
+  };
+
+  // A connection lent to one call, given back by the destructor.
+  class lease {
+   public:
+    lease(postgresql_event_store* store, slot* s) : store_(store), slot_(s) {}
+    lease(lease&& other) noexcept : store_(other.store_), slot_(other.slot_) { other.slot_ = nullptr; }
+    lease(const lease&) = delete;
+    lease& operator=(const lease&) = delete;
+    lease& operator=(lease&&) = delete;
+    ~lease() {
+      if (slot_ != nullptr) store_->give_back(slot_);
+    }
+    [[nodiscard]] PGconn* get() const noexcept { return slot_->conn; }
+    [[nodiscard]] slot& owner() const noexcept { return *slot_; }
+
+   private:
+    postgresql_event_store* store_;
+    slot* slot_;
+  };
+
+  explicit postgresql_event_store(postgresql_store_options options)
+      : options_(std::move(options)), pool_(options_.connections) {}
+
+  static result<void> refuse_password(const std::string& conninfo) {
+    char* message = nullptr;
+    PQconninfoOption* parsed = PQconninfoParse(conninfo.c_str(), &message);
+    if (parsed == nullptr) {
+      // libpq's message quotes no value of the conninfo, only what it could not read.
+      std::string why = message != nullptr ? message : "out of memory";
+      PQfreemem(message);
+      while (!why.empty() && why.back() == '\n') why.pop_back();
+      return make_error(error_category::invalid_input, "postgresql: bad conninfo: " + why, "conninfo");
+    }
+    bool has_password = false;
+    for (const PQconninfoOption* o = parsed; o->keyword != nullptr; ++o) {
+      if (std::string(o->keyword) == "password" && o->val != nullptr && *o->val != '\0') {
+        has_password = true;
+      }
+    }
+    PQconninfoFree(parsed);
+    if (has_password) {
+      return make_error(error_category::invalid_input,
+                        "postgresql: the conninfo holds a password: put it in PGPASSWORD or a "
+                        ".pgpass file instead",
+                        "conninfo");
+    }
+    return {};
+  }
+
+  // A connection of the pool, opened (again) when it is not open.
+  result<lease> borrow() {
+    std::unique_lock<std::mutex> lock(mutex_);
+    slot* free = nullptr;
+    available_.wait(lock, [&] {
+      for (auto& s : pool_) {
+        if (!s.busy) {
+          free = &s;
+          return true;
+        }
+      }
+      return false;
+    });
+    free->busy = true;
+    lock.unlock();
+    lease lent(this, free);
+    if (free->owned && (free->conn == nullptr || PQstatus(free->conn) != CONNECTION_OK)) {
+      if (auto opened = reopen(*free); !opened) return opened.error();
+    }
+    return lent;
+  }
+
+  void give_back(slot* s) {
+    {
+      const std::lock_guard<std::mutex> lock(mutex_);
+      s->busy = false;
+    }
+    available_.notify_one();
+  }
+
+  result<void> reopen(slot& s) {
+    if (s.conn != nullptr) PQfinish(s.conn);
+    const std::string timeout =
+        std::to_string((std::max<std::int64_t>)(options_.connect_timeout.count(), 1));
+    const char* keys[] = {"dbname", "connect_timeout", "application_name", nullptr};
+    const char* values[] = {options_.conninfo.c_str(), timeout.c_str(), "unloc", nullptr};
+    s.conn = PQconnectdbParams(keys, values, 1);
+    if (s.conn == nullptr) {
+      return make_error(error_category::network, "postgresql: cannot connect (out of memory)");
+    }
+    if (PQstatus(s.conn) != CONNECTION_OK) return failure(s.conn, "connect");
+    // The server's notices (a table already there, a shutdown) are not the program's output.
+    PQsetNoticeProcessor(s.conn, [](void*, const char*) {}, nullptr);
+    const std::string setup =
+        "SET statement_timeout = " + std::to_string(options_.statement_timeout.count());
+    if (auto set = exec(s.conn, "connect", setup, {}); !set) return set.error();
+    return {};
+  }
+
+  // Runs `sql` on a connection of the pool; once more on that connection
+  // reopened when it broke (each statement of this store is safe to repeat).
+  result<rows> run(const char* what, const std::string& sql, const parameters& params) {
+    auto conn = borrow();
+    if (!conn) return conn.error();
+    auto done = exec(conn->get(), what, sql, params);
+    if (done || !conn->owner().owned || PQstatus(conn->get()) == CONNECTION_OK) return done;
+    if (auto opened = reopen(conn->owner()); !opened) return opened.error();
+    return exec(conn->get(), what, sql, params);
+  }
+
+  // One statement (or, without parameters, a few in one implicit transaction).
+  static result<rows> exec(PGconn* conn, const char* what, const std::string& sql,
+                           const parameters& params) {
+    PGresult* raw = nullptr;
+    if (params.empty()) {
+      raw = PQexec(conn, sql.c_str());
+    } else {
+      std::vector<const char*> values;
+      values.reserve(params.size());
+      for (const auto& p : params) values.push_back(p ? p->c_str() : nullptr);
+      raw = PQexecParams(conn, sql.c_str(), static_cast<int>(values.size()), nullptr,
+                         values.data(), nullptr, nullptr, 0);
+    }
+    rows held(raw);
+    const auto status = held ? PQresultStatus(held.get()) : PGRES_FATAL_ERROR;
+    if (status == PGRES_COMMAND_OK || status == PGRES_TUPLES_OK) return held;
+    return failure(conn, what, held.get());
+  }
+
+  // The server's or libpq's message: it names no password (libpq never echoes one).
+  static error failure(PGconn* conn, const char* what, const PGresult* rows = nullptr) {
+    std::string why = rows != nullptr ? PQresultErrorMessage(rows) : "";
+    if (why.empty()) why = PQerrorMessage(conn);
+    while (!why.empty() && (why.back() == '\n' || why.back() == ' ')) why.pop_back();
+    const bool broken = PQstatus(conn) != CONNECTION_OK;
+    const char* state = rows != nullptr ? PQresultErrorField(rows, PG_DIAG_SQLSTATE) : nullptr;
+    const bool timed_out = state != nullptr && std::string(state) == "57014";
+    return make_error(broken      ? error_category::network
+                      : timed_out ? error_category::timeout
+                                  : error_category::internal,
+                      std::string("postgresql: ") + what + " failed: " + why);
+  }
+
+  static result<void> create_schema(PGconn* conn) {
+    // One migration at a time, however many processes start at once.
+    const char* sql =
+        "BEGIN;"
+        "SET LOCAL client_min_messages = warning;"  // no NOTICE for each table already there
+        "SELECT pg_advisory_xact_lock(7138466238413049681);"
+        "CREATE TABLE IF NOT EXISTS unloc_schema_version (version integer NOT NULL);"
+        "CREATE TABLE IF NOT EXISTS unloc_claims (id text PRIMARY KEY, created bigint,"
+        " owner bigint NOT NULL DEFAULT 0, lease_until bigint NOT NULL DEFAULT 0,"
+        " handled boolean NOT NULL DEFAULT false, in_doubt boolean NOT NULL DEFAULT false);"
+        "CREATE TABLE IF NOT EXISTS unloc_events (id text PRIMARY KEY, action text NOT NULL,"
+        " created bigint NOT NULL, key_id text NOT NULL, lock_id text NOT NULL,"
+        " lock_name text NOT NULL, app_user_id text, user_name text, extra text NOT NULL,"
+        " source text NOT NULL, received_at bigint NOT NULL, lag_ms bigint NOT NULL);"
+        "CREATE INDEX IF NOT EXISTS unloc_events_lock_created ON unloc_events (lock_id, created);"
+        "CREATE TABLE IF NOT EXISTS unloc_checkpoints (scope text PRIMARY KEY,"
+        " read_to bigint NOT NULL);"
+        "CREATE TABLE IF NOT EXISTS unloc_log_leases (scope text PRIMARY KEY, holder text NOT NULL,"
+        " token bigint NOT NULL, expires_at bigint NOT NULL);"
+        "CREATE SEQUENCE IF NOT EXISTS unloc_claim_tokens;"
+        "INSERT INTO unloc_schema_version SELECT 1 WHERE NOT EXISTS (SELECT 1 FROM unloc_schema_version);"
+        "SELECT max(version) FROM unloc_schema_version;";
+    auto made = exec(conn, "create the schema", sql, {});
+    if (!made) {
+      (void)exec(conn, "create the schema", "ROLLBACK", {});
+      return made.error();
+    }
+    const int version = std::atoi(text(made->get(), 0).c_str());
+    if (version > postgresql_schema_version) {
+      (void)exec(conn, "create the schema", "ROLLBACK", {});
+      return make_error(error_category::internal,
+                        "postgresql: the schema is version " + std::to_string(version) +
+                            ", newer than this SDK's " + std::to_string(postgresql_schema_version) +
+                            ": upgrade the SDK");
+    }
+    if (auto committed = exec(conn, "create the schema", "COMMIT", {}); !committed) {
+      return committed.error();
+    }
+    return {};
+  }
+
+  postgresql_store_options options_;
+  std::mutex mutex_;  // only around the slots' busy flags
+  std::condition_variable available_;
+  std::vector<slot> pool_;
+};
+
+UNLOC_END_NAMESPACE

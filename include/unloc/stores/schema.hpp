@@ -1,0 +1,70 @@
+#pragma once
+
+/// @file
+/// The schema of the database stores (`<unloc/stores/sqlite.hpp>`,
+/// `<unloc/stores/postgresql.hpp>`): one SQL text both engines run, created
+/// and migrated by the store itself. docs/stores.md describes every column.
+
+#include <unloc/version.hpp>
+
+#include <array>
+#include <cstddef>
+
+UNLOC_BEGIN_NAMESPACE
+namespace detail {
+
+// Every table is named unloc_*: the stores may live in the integrator's own
+// database, beside their tables. The version is kept in a table, not in
+// SQLite's PRAGMA user_version, which belongs to the integrator's database.
+//
+// Times an integrator queries are text, ISO 8601 in UTC with milliseconds
+// ("2022-01-01T10:35:24.083Z", which sorts as time does, and both engines
+// read); times only the store reads are BIGINT milliseconds since 1970.
+//
+// The version table, created before anything else; it holds one row.
+inline constexpr const char* schema_version_table =
+    "CREATE TABLE IF NOT EXISTS unloc_schema_version (version INTEGER NOT NULL)";
+
+// migrations[n] takes the schema from version n to n + 1, in the transaction
+// that also writes the version. Never edit one that shipped: add the next.
+inline constexpr std::array<const char*, 1> schema_migrations = {
+    // 1: events, claims, checkpoints, log leases.
+    "CREATE TABLE unloc_events ("
+    " id TEXT PRIMARY KEY,"
+    " action TEXT NOT NULL,"
+    " created TEXT NOT NULL,"
+    " key_id TEXT NOT NULL,"
+    " lock_id TEXT NOT NULL,"
+    " lock_name TEXT NOT NULL,"
+    " app_user_id TEXT,"
+    " user_name TEXT,"
+    " extra TEXT NOT NULL,"
+    " source TEXT NOT NULL,"
+    " received_at TEXT NOT NULL,"
+    " lag_ms BIGINT NOT NULL);"
+    "CREATE INDEX unloc_events_by_lock ON unloc_events (lock_id, created);"
+    "CREATE INDEX unloc_events_by_created ON unloc_events (created);"
+    "CREATE TABLE unloc_claims ("
+    " id TEXT PRIMARY KEY,"
+    " created_ms BIGINT NOT NULL,"
+    " owner BIGINT NOT NULL,"
+    " lease_until_ms BIGINT NOT NULL,"
+    " handled INTEGER NOT NULL,"
+    " in_doubt INTEGER NOT NULL);"
+    "CREATE INDEX unloc_claims_by_created ON unloc_claims (created_ms);"
+    "CREATE TABLE unloc_checkpoints ("
+    " scope TEXT PRIMARY KEY,"
+    " read_to_ms BIGINT NOT NULL);"
+    "CREATE TABLE unloc_log_leases ("
+    " scope TEXT PRIMARY KEY,"
+    " holder TEXT NOT NULL,"
+    " token BIGINT NOT NULL,"
+    " expires_ms BIGINT NOT NULL)",
+};
+
+// The version this SDK writes and reads: a database of a later version was
+// written by a newer SDK, and is refused rather than misread.
+inline constexpr std::size_t schema_version = schema_migrations.size();
+
+}  // namespace detail
+UNLOC_END_NAMESPACE
