@@ -19,6 +19,7 @@
 #include <set>
 #include <sstream>
 #include <string_view>
+#include <thread>
 #include <utility>
 
 namespace receiver {
@@ -110,7 +111,9 @@ unloc::result<std::shared_ptr<unloc::event_store>> open_store(const options& opt
   if (url.empty()) return std::shared_ptr<unloc::event_store>(std::make_shared<unloc::memory_event_store>());
   if (url.rfind("sqlite:", 0) == 0) {
 #if defined(UNLOC_RECEIVER_WITH_SQLITE)
-    auto store = unloc::sqlite_event_store::open(url.substr(7));
+    unloc::sqlite_store_options settings;
+    settings.claim_lease = opts.claim_lease;
+    auto store = unloc::sqlite_event_store::open(url.substr(7), settings);
     if (!store) return store.error();
     return std::shared_ptr<unloc::event_store>(std::move(*store));
 #else
@@ -118,7 +121,15 @@ unloc::result<std::shared_ptr<unloc::event_store>> open_store(const options& opt
 #endif
   }
 #if defined(UNLOC_RECEIVER_WITH_POSTGRESQL)
-  auto store = unloc::postgresql_event_store::open(url);
+  unloc::postgresql_store_options settings;
+  settings.conninfo = url;
+  settings.claim_lease = opts.claim_lease;
+  // One connection for each thread that may call at once: the I/O threads, the
+  // hand-over pool (as many), the log reader and the health check.
+  const auto threads = opts.threads > 0 ? static_cast<std::size_t>(opts.threads)
+                                        : std::max(1U, std::thread::hardware_concurrency());
+  settings.connections = 2 * threads + 2;
+  auto store = unloc::postgresql_event_store::open(std::move(settings));
   if (!store) return store.error();
   return std::shared_ptr<unloc::event_store>(std::move(*store));
 #else
