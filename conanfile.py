@@ -72,6 +72,8 @@ class UnlocConan(ConanFile):
         toolchain.cache_variables["UNLOC_INSTALL"] = True
         toolchain.cache_variables["UNLOC_WITH_CLIENT"] = bool(self.options.with_client)
         toolchain.cache_variables["CMAKE_DISABLE_FIND_PACKAGE_Boost"] = not self.options.with_beast
+        # unloc::sqlite: no recipe option for it yet, so SQLite is never looked for.
+        toolchain.cache_variables["CMAKE_DISABLE_FIND_PACKAGE_SQLite3"] = True
         toolchain.generate()
         CMakeDeps(self).generate()
 

@@ -1,5 +1,6 @@
 # Installs the headers, the exported targets unloc::core, unloc::unloc and, when
-# Boost is found, unloc::beast (the package components core, client and beast), the package config and version files, and
+# Boost is found, unloc::beast, when SQLite is, unloc::sqlite (the package components core,
+# client, beast and sqlite), the package config and version files, and
 # pkg-config files (unloc-core.pc and unloc.pc, the same split). Included from
 # the top CMakeLists.txt when UNLOC_INSTALL is ON.
 
@@ -30,6 +31,10 @@ endif()
 if(TARGET unloc_beast)
   install(TARGETS unloc_beast EXPORT unlocBeastTargets)
   list(APPEND _unloc_export_components Beast)
+endif()
+if(TARGET unloc_sqlite)
+  install(TARGETS unloc_sqlite EXPORT unlocSqliteTargets)
+  list(APPEND _unloc_export_components Sqlite)
 endif()
 foreach(component IN LISTS _unloc_export_components)
   install(EXPORT unloc${component}Targets

@@ -32,6 +32,7 @@ packages=(
   libcpp-httplib-dev  # the reference server in tools/
   libboost-dev        # Boost.Beast, header-only: unloc::beast, the webhook receiver
   libcli11-dev        # CLI11, header-only: the unloc CLI's command line
+  libsqlite3-dev      # unloc::sqlite, the SQLite event store
   libssl-dev
   libpq-dev           # libpq: <unloc/stores/postgresql.hpp>, unloc::postgresql
   postgresql          # initdb/pg_ctl: the tests' and benchmarks' throwaway cluster (tests/support/pg_cluster.sh)

@@ -72,6 +72,24 @@ enum class settle_status : std::uint8_t {
   return status == settle_status::done ? "done" : "not_owner";
 }
 
+/// What a database store's `handle_once` did with an event: the
+/// integrator's work and the store's mark, committed in one transaction.
+enum class handle_status : std::uint8_t {
+  handled,          ///< New: the work ran and committed with the mark.
+  already_handled,  ///< Handled before: the work did not run. Acknowledge (2xx).
+  held_elsewhere,   ///< Another claim holds it now: the work did not run. Answer 503.
+};
+
+/// `"handled"`, `"already_handled"` or `"held_elsewhere"`.
+[[nodiscard]] constexpr const char* to_string(handle_status status) noexcept {
+  switch (status) {
+    case handle_status::handled: return "handled";
+    case handle_status::already_handled: return "already_handled";
+    case handle_status::held_elsewhere: return "held_elsewhere";
+  }
+  return "unknown";
+}
+
 /// The answer to `event_store::claim`.
 struct event_claim {
   claim_status status = claim_status::held_elsewhere;  ///< What the claim found.

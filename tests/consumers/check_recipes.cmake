@@ -203,7 +203,7 @@ if(NOT portfile MATCHES "vcpkg_from_github\\([^)]*REPO ${repo}[^)]*REF \"v\\\${V
 endif()
 # The options the portfile passes to vcpkg_cmake_configure, used as they are.
 string(REGEX MATCH "vcpkg_cmake_configure\\(([^)]*)\\)" found "${portfile}")
-string(REGEX MATCHALL "-D[A-Z_]+=[^ \n\t]+" port_options "${CMAKE_MATCH_1}")
+string(REGEX MATCHALL "-D[A-Za-z0-9_]+=[^ \n\t]+" port_options "${CMAKE_MATCH_1}")
 foreach(option -DUNLOC_BUILD_TESTS=OFF -DUNLOC_BUILD_TOOLS=OFF -DUNLOC_BUILD_DOCS=OFF)
   if(NOT option IN_LIST port_options)
     message(FATAL_ERROR "portfile.cmake does not configure with ${option}")

@@ -1,0 +1,712 @@
+#pragma once
+
+/// @file
+/// `unloc::sqlite_event_store`: "handled once" and the events table in an
+/// SQLite database, the embedded store of one machine. Needs SQLite 3.35 or
+/// later (the CMake target `unloc::sqlite`); the core never includes it.
+
+#include <unloc/access_event.hpp>
+#include <unloc/detail/os.hpp>
+#include <unloc/detail/text.hpp>
+#include <unloc/error.hpp>
+#include <unloc/event_store.hpp>
+#include <unloc/stores/schema.hpp>
+#include <unloc/timestamp.hpp>
+#include <unloc/uuid.hpp>
+#include <unloc/version.hpp>
+
+#include <sqlite3.h>
+
+#include <array>
+#include <chrono>
+#include <cstdint>
+#include <exception>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <utility>
+
+UNLOC_BEGIN_NAMESPACE
+
+/// How durable each commit of a `sqlite_event_store` is: SQLite's
+/// `PRAGMA synchronous`, in WAL mode.
+enum class sqlite_durability : std::uint8_t {
+  /// `synchronous=NORMAL`, the default: a commit survives the process being
+  /// killed; a power loss or an operating system crash may undo the last
+  /// commits, never corrupt the database. Undone commits are marks of events
+  /// already acknowledged: the access log read brings them back (in doubt).
+  normal,
+  /// `synchronous=FULL`: each commit is on the disk before it returns, at the
+  /// cost of a flush per commit.
+  full,
+};
+
+/// How a `sqlite_event_store` works.
+struct sqlite_store_options {
+  /// How durable each commit is (only where the store opens the database itself).
+  sqlite_durability durability = sqlite_durability::normal;
+  /// How long a call waits for another connection's write to end before it
+  /// fails (`PRAGMA busy_timeout`; only where the store opens the database).
+  std::chrono::milliseconds busy_timeout = std::chrono::seconds(5);
+  /// How long a claim holds before the next claim of its event takes it over.
+  std::chrono::milliseconds claim_lease = std::chrono::minutes(5);
+  /// How long the claim of an event is kept after the event was created: a
+  /// day past the access log's 30 days. The events table is never pruned.
+  std::chrono::milliseconds retention = std::chrono::hours(24 * 31);
+  /// The wall clock (claim and log leases, the time of receipt), replaceable in tests.
+  std::function<timestamp()> clock = [] {
+    return std::chrono::time_point_cast<std::chrono::milliseconds>(
+        std::chrono::system_clock::now());
+  };
+};
+
+/// An `event_store` in an SQLite database (docs/stores.md describes its
+/// tables): the claims, the handled marks, the events table, the access-log
+/// checkpoints and leases, all kept across restarts. Creates and migrates its
+/// schema itself, and refuses a database written by a newer version.
+///
+/// Several stores, in one process or several on one machine, may share one
+/// database file: every state change is one SQLite transaction, so claims
+/// stay exclusive across them (not over a network file system, where SQLite's
+/// WAL mode does not work).
+///
+/// Thread safety: every method may be called from many threads at once; the
+/// calls on one store take turns on its connection.
+class sqlite_event_store final : public event_store {
+ public:
+  using event_store::mark_handled;
+  using event_store::save_checkpoint;
+
+  /// The integrator's work in `handle_once`: their writes on the connection
+  /// given, inside the store's transaction. True confirms; false or a throw
+  /// rolls back the work and the mark.
+  using work_function = std::function<bool(sqlite3*)>;
+
+  /// Opens (creates) the database at `path` in WAL mode with
+  /// `options.durability` and `options.busy_timeout`, and creates or migrates
+  /// the schema. An error when it cannot (a directory that does not exist, a
+  /// file that is not a database, a schema of a newer version).
+  [[nodiscard]] static result<std::unique_ptr<sqlite_event_store>> open(
+      const std::string& path, sqlite_store_options options = {}) {
+    sqlite3* db = nullptr;
+    const int opened = sqlite3_open_v2(path.c_str(), &db,
+                                       SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, nullptr);
+    std::unique_ptr<sqlite_event_store> store(new (std::nothrow)
+                                                  sqlite_event_store(db, true, std::move(options)));
+    if (store == nullptr) {
+      sqlite3_close(db);
+      return make_error(error_category::internal, "sqlite store: out of memory", "store");
+    }
+    if (opened != SQLITE_OK) return store->failure("cannot open " + detail::quoted(path, 256));
+    sqlite3_extended_result_codes(db, 1);
+    if (sqlite3_busy_timeout(db, static_cast<int>(store->options_.busy_timeout.count())) !=
+        SQLITE_OK) {
+      return store->failure("busy_timeout");
+    }
+    // The journal mode is the database's, and sticks: every later connection is in WAL too.
+    auto mode = store->pragma("journal_mode=WAL");
+    if (!mode) return mode.error();
+    if (*mode != "wal" && *mode != "memory") {
+      return make_error(error_category::internal,
+                        "sqlite store: " + detail::quoted(path, 256) +
+                            " cannot be put in WAL mode (journal_mode is " + *mode +
+                            "); is it on a network file system?",
+                        "store");
+    }
+    const bool full = store->options_.durability == sqlite_durability::full;
+    if (auto sync = store->pragma(full ? "synchronous=FULL" : "synchronous=NORMAL"); !sync) {
+      return sync.error();
+    }
+    if (auto migrated = store->migrate(); !migrated) return migrated.error();
+    return store;
+  }
+
+  /// A store over the integrator's own connection `db` (not owned: it must
+  /// outlive the store), so that `handle_once` commits their writes and the
+  /// mark together. Its settings (journal mode, synchronous, busy timeout) are
+  /// left as the integrator made them. Creates or migrates the schema. While a
+  /// call of the store runs, nothing else may use `db`.
+  [[nodiscard]] static result<std::unique_ptr<sqlite_event_store>> attach(
+      sqlite3* db, sqlite_store_options options = {}) {
+    if (db == nullptr) {
+      return make_error(error_category::invalid_input, "sqlite store: no connection", "store");
+    }
+    std::unique_ptr<sqlite_event_store> store(
+        new (std::nothrow) sqlite_event_store(db, false, std::move(options)));
+    if (store == nullptr) {
+      return make_error(error_category::internal, "sqlite store: out of memory", "store");
+    }
+    if (auto migrated = store->migrate(); !migrated) return migrated.error();
+    return store;
+  }
+
+  /// Closes the connection when the store opened it.
+  ~sqlite_event_store() override {
+    for (auto& s : statements_) sqlite3_finalize(s);
+    if (owned_) sqlite3_close(db_);
+  }
+
+  sqlite_event_store(const sqlite_event_store&) = delete;
+  sqlite_event_store& operator=(const sqlite_event_store&) = delete;
+
+  [[nodiscard]] result<event_claim> claim(const uuid& id, timestamp created) override {
+    return guarded<event_claim>("claim", [&]() -> result<event_claim> {
+      const auto now = clock_ms();
+      if (++claims_since_prune_ >= prune_every) {
+        claims_since_prune_ = 0;
+        // Forgetting old claims is housekeeping: a failure here fails no claim.
+        if (sqlite3_stmt* s = statement(q_prune)) {
+          sqlite3_bind_int64(s, 1, now - options_.retention.count());
+          sqlite3_bind_int64(s, 2, now);
+          (void)step_done(s);
+        }
+      }
+      const claim_token token = next_token();
+      sqlite3_stmt* s = statement(q_claim);
+      if (s == nullptr) return failure("claim");
+      bind_id(s, 1, id);
+      sqlite3_bind_int64(s, 2, ms(created));
+      sqlite3_bind_int64(s, 3, static_cast<std::int64_t>(token));
+      sqlite3_bind_int64(s, 4, now + options_.claim_lease.count());
+      sqlite3_bind_int64(s, 5, now);
+      const int rc = sqlite3_step(s);
+      if (rc == SQLITE_ROW) {
+        const bool in_doubt = sqlite3_column_int(s, 0) != 0;
+        if (!step_done(s)) return failure("claim");
+        return event_claim{claim_status::mine, in_doubt, token};
+      }
+      if (rc != SQLITE_DONE) return failure("claim");
+      auto state = read_claim(id);
+      if (!state) return state.error();
+      if (state->found && state->handled) return event_claim{claim_status::already_handled, false, 0};
+      return event_claim{claim_status::held_elsewhere, false, 0};
+    });
+  }
+
+  [[nodiscard]] result<settle_status> mark_handled(const uuid& id, claim_token token) override {
+    return guarded<settle_status>("mark_handled", [&] { return mark(id, token, nullptr, {}); });
+  }
+
+  [[nodiscard]] result<settle_status> mark_handled(const access_event& event, event_source source,
+                                                   claim_token token) override {
+    return guarded<settle_status>("mark_handled",
+                                  [&] { return mark(event.id, token, &event, source); });
+  }
+
+  [[nodiscard]] result<settle_status> release(const uuid& id, claim_token token) override {
+    return guarded<settle_status>("release", [&]() -> result<settle_status> {
+      if (token == 0) return settle_status::not_owner;
+      // A claim that was never in doubt goes (the next claim is as the first);
+      // one in doubt stays in doubt, free.
+      for (const int q : {q_release_delete, q_release_free}) {
+        sqlite3_stmt* s = statement(q);
+        if (s == nullptr) return failure("release");
+        bind_id(s, 1, id);
+        sqlite3_bind_int64(s, 2, static_cast<std::int64_t>(token));
+        if (!step_done(s)) return failure("release");
+        if (sqlite3_changes(db_) > 0) return settle_status::done;
+      }
+      return settle_status::not_owner;
+    });
+  }
+
+  [[nodiscard]] result<std::optional<timestamp>> checkpoint(const std::string& scope) override {
+    return guarded<std::optional<timestamp>>(
+        "checkpoint", [&]() -> result<std::optional<timestamp>> {
+          sqlite3_stmt* s = statement(q_checkpoint);
+          if (s == nullptr) return failure("checkpoint");
+          bind_text(s, 1, scope);
+          const int rc = sqlite3_step(s);
+          if (rc == SQLITE_DONE) return std::optional<timestamp>{};
+          if (rc != SQLITE_ROW) return failure("checkpoint");
+          const timestamp t{std::chrono::milliseconds(sqlite3_column_int64(s, 0))};
+          if (!step_done(s)) return failure("checkpoint");
+          return std::optional<timestamp>{t};
+        });
+  }
+
+  [[nodiscard]] result<void> save_checkpoint(const std::string& scope, timestamp read_to) override {
+    auto saved = guarded<settle_status>("save_checkpoint", [&]() -> result<settle_status> {
+      if (!upsert_checkpoint(scope, read_to)) return failure("save_checkpoint");
+      return settle_status::done;
+    });
+    if (!saved) return saved.error();
+    return {};
+  }
+
+  [[nodiscard]] result<settle_status> save_checkpoint(const std::string& scope, timestamp read_to,
+                                                      std::uint64_t lease) override {
+    return guarded<settle_status>("save_checkpoint", [&]() -> result<settle_status> {
+      return in_transaction<settle_status>("save_checkpoint", [&]() -> result<settle_status> {
+        auto held = read_lease(scope);
+        if (!held) return held.error();
+        if (!held->found || held->token != lease) return settle_status::not_owner;
+        if (!upsert_checkpoint(scope, read_to)) return failure("save_checkpoint");
+        return settle_status::done;
+      });
+    });
+  }
+
+  [[nodiscard]] result<std::optional<std::uint64_t>> acquire_log_lease(
+      const std::string& scope, const std::string& holder,
+      std::chrono::milliseconds duration) override {
+    using granted = std::optional<std::uint64_t>;
+    return guarded<granted>("acquire_log_lease", [&]() -> result<granted> {
+      return in_transaction<granted>("acquire_log_lease", [&]() -> result<granted> {
+        const auto now = clock_ms();
+        auto held = read_lease(scope);
+        if (!held) return held.error();
+        if (held->found && held->holder != holder && held->expires_ms > now) return granted{};
+        const std::uint64_t token =
+            !held->found ? 1 : held->holder == holder ? held->token : held->token + 1;
+        sqlite3_stmt* s = statement(q_lease_write);
+        if (s == nullptr) return failure("acquire_log_lease");
+        bind_text(s, 1, scope);
+        bind_text(s, 2, holder);
+        sqlite3_bind_int64(s, 3, static_cast<std::int64_t>(token));
+        sqlite3_bind_int64(s, 4, now + duration.count());
+        if (!step_done(s)) return failure("acquire_log_lease");
+        return granted{token};
+      });
+    });
+  }
+
+  /// Works when the store can take the database's write lock and reads the
+  /// schema version it expects; otherwise an error saying why.
+  [[nodiscard]] result<void> check() override {
+    auto checked = guarded<settle_status>("check", [&]() -> result<settle_status> {
+      return in_transaction<settle_status>("check", [&]() -> result<settle_status> {
+        auto version = read_version();
+        if (!version) return version.error();
+        if (*version != static_cast<std::int64_t>(detail::schema_version)) {
+          return make_error(error_category::internal,
+                            "sqlite store: the schema is now version " + std::to_string(*version) +
+                                ", this program reads version " +
+                                std::to_string(detail::schema_version),
+                            "store");
+        }
+        return settle_status::done;
+      }, /*commit=*/false);
+    });
+    if (!checked) return checked.error();
+    return {};
+  }
+
+  /// Handles `event` once, in one transaction on the store's connection:
+  /// skips an event handled before or held by a live claim, else calls
+  /// `work` (the integrator's writes), marks the event handled and writes its
+  /// row, and commits all of it. When `work` returns false or throws, or any
+  /// write fails, everything rolls back and the answer is an error: the
+  /// event stays unhandled, for the next delivery or log read. `work` must not
+  /// call the store, nor end the transaction.
+  [[nodiscard]] result<handle_status> handle_once(const access_event& event, event_source source,
+                                                  const work_function& work) {
+    return guarded<handle_status>("handle_once", [&]() -> result<handle_status> {
+      if (sqlite3_get_autocommit(db_) == 0) {
+        return make_error(error_category::invalid_input,
+                          "sqlite store: handle_once needs a connection outside any transaction",
+                          "store");
+      }
+      return in_transaction<handle_status>("handle_once", [&]() -> result<handle_status> {
+        auto state = read_claim(event.id);
+        if (!state) return state.error();
+        if (state->found && state->handled) return handle_status::already_handled;
+        if (state->found && state->owner != 0 && state->lease_until_ms > clock_ms()) {
+          return handle_status::held_elsewhere;
+        }
+        auto confirmed = call_work(work, event);
+        if (!confirmed) return confirmed.error();
+        if (sqlite3_get_autocommit(db_) != 0) {
+          return make_error(error_category::invalid_input,
+                            "sqlite store: the work of handle_once ended the transaction; "
+                            "event " + event.id.to_string() + " is not marked",
+                            "store");
+        }
+        sqlite3_stmt* s = statement(q_mark_insert);
+        if (s == nullptr) return failure("handle_once");
+        bind_id(s, 1, event.id);
+        sqlite3_bind_int64(s, 2, ms(event.created));
+        if (!step_done(s) || !insert_event(event, source)) return failure("handle_once");
+        return handle_status::handled;
+      });
+    });
+  }
+
+  /// The store's connection (its own, or the integrator's), for queries of the
+  /// events table between calls of the store.
+  [[nodiscard]] sqlite3* connection() const noexcept { return db_; }
+
+ private:
+  enum : int {
+    q_begin,
+    q_commit,
+    q_rollback,
+    q_claim,
+    q_claim_read,
+    q_prune,
+    q_mark,
+    q_mark_insert,
+    q_event_insert,
+    q_release_delete,
+    q_release_free,
+    q_checkpoint,
+    q_checkpoint_write,
+    q_lease_read,
+    q_lease_write,
+    q_version,
+    q_count,
+  };
+
+  static constexpr std::array<const char*, q_count> sql = {
+      "BEGIN IMMEDIATE",
+      "COMMIT",
+      "ROLLBACK",
+      // Takes a new claim, or takes over one that is free or past its lease.
+      "INSERT INTO unloc_claims (id, created_ms, owner, lease_until_ms, handled, in_doubt)"
+      " VALUES (?1, ?2, ?3, ?4, 0, 0) ON CONFLICT (id) DO UPDATE SET owner = excluded.owner,"
+      " lease_until_ms = excluded.lease_until_ms, in_doubt = 1"
+      " WHERE unloc_claims.handled = 0"
+      " AND (unloc_claims.owner = 0 OR unloc_claims.lease_until_ms <= ?5)"
+      " RETURNING in_doubt",
+      "SELECT handled, owner, lease_until_ms FROM unloc_claims WHERE id = ?1",
+      "DELETE FROM unloc_claims WHERE created_ms < ?1 AND (handled = 1 OR lease_until_ms <= ?2)",
+      "UPDATE unloc_claims SET handled = 1, owner = 0"
+      " WHERE id = ?1 AND owner = ?2 AND handled = 0",
+      // Marks an event handled whatever its claim (handle_once, or a claim forgotten meanwhile).
+      "INSERT INTO unloc_claims (id, created_ms, owner, lease_until_ms, handled, in_doubt)"
+      " VALUES (?1, ?2, 0, 0, 1, 0) ON CONFLICT (id) DO UPDATE SET handled = 1, owner = 0",
+      "INSERT INTO unloc_events (id, action, created, key_id, lock_id, lock_name, app_user_id,"
+      " user_name, extra, source, received_at, lag_ms)"
+      " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12) ON CONFLICT (id) DO NOTHING",
+      "DELETE FROM unloc_claims WHERE id = ?1 AND owner = ?2 AND handled = 0 AND in_doubt = 0",
+      "UPDATE unloc_claims SET owner = 0"
+      " WHERE id = ?1 AND owner = ?2 AND handled = 0 AND in_doubt = 1",
+      "SELECT read_to_ms FROM unloc_checkpoints WHERE scope = ?1",
+      "INSERT INTO unloc_checkpoints (scope, read_to_ms) VALUES (?1, ?2)"
+      " ON CONFLICT (scope) DO UPDATE SET read_to_ms = excluded.read_to_ms"
+      " WHERE unloc_checkpoints.read_to_ms < excluded.read_to_ms",
+      "SELECT holder, token, expires_ms FROM unloc_log_leases WHERE scope = ?1",
+      "INSERT INTO unloc_log_leases (scope, holder, token, expires_ms) VALUES (?1, ?2, ?3, ?4)"
+      " ON CONFLICT (scope) DO UPDATE SET holder = excluded.holder, token = excluded.token,"
+      " expires_ms = excluded.expires_ms",
+      "SELECT version FROM unloc_schema_version",
+  };
+
+  static constexpr unsigned prune_every = 4096;
+
+  struct claim_row {
+    bool found = false;
+    bool handled = false;
+    std::int64_t owner = 0;
+    std::int64_t lease_until_ms = 0;
+  };
+  struct lease_row {
+    bool found = false;
+    std::string holder;
+    std::uint64_t token = 0;
+    std::int64_t expires_ms = 0;
+  };
+
+  sqlite_event_store(sqlite3* db, bool owned, sqlite_store_options options)
+      : db_(db), owned_(owned), options_(std::move(options)) {
+    // Tokens count up from a random start: unique among the stores sharing the database.
+    std::uint64_t start = 0;
+    if (!detail::random_bytes(&start, sizeof start)) {
+      start = static_cast<std::uint64_t>(
+          std::chrono::steady_clock::now().time_since_epoch().count());
+    }
+    next_token_ = start;
+  }
+
+  static std::int64_t ms(timestamp t) noexcept { return t.time_since_epoch().count(); }
+  std::int64_t clock_ms() const { return ms(options_.clock()); }
+
+  // A token for a claim: positive as a signed 64-bit integer (a BIGINT column), never 0.
+  claim_token next_token() noexcept {
+    claim_token t = 0;
+    while (t == 0) t = ++next_token_ & 0x7fff'ffff'ffff'ffffULL;
+    return t;
+  }
+
+  // The statement q, prepared once and kept, reset and unbound for a new use; null on failure.
+  sqlite3_stmt* statement(int q) {
+    sqlite3_stmt*& s = statements_[static_cast<std::size_t>(q)];
+    if (s == nullptr) {
+      if (sqlite3_prepare_v3(db_, sql[static_cast<std::size_t>(q)], -1,
+                             SQLITE_PREPARE_PERSISTENT, &s, nullptr) != SQLITE_OK) {
+        s = nullptr;
+        return nullptr;
+      }
+    }
+    sqlite3_reset(s);
+    sqlite3_clear_bindings(s);
+    return s;
+  }
+
+  // Steps s to its end and resets it (its locks and any open read end here).
+  bool step_done(sqlite3_stmt* s) {
+    int rc = sqlite3_step(s);
+    while (rc == SQLITE_ROW) rc = sqlite3_step(s);
+    sqlite3_reset(s);
+    return rc == SQLITE_DONE;
+  }
+
+  static void bind_text(sqlite3_stmt* s, int i, const std::string& text) {
+    sqlite3_bind_text(s, i, text.data(), static_cast<int>(text.size()), SQLITE_TRANSIENT);
+  }
+  static void bind_id(sqlite3_stmt* s, int i, const uuid& id) { bind_text(s, i, id.to_string()); }
+
+  error failure(const std::string& what) const {
+    const int code = db_ == nullptr ? SQLITE_NOMEM : sqlite3_extended_errcode(db_);
+    const int primary = code & 0xff;
+    const auto category = primary == SQLITE_BUSY || primary == SQLITE_LOCKED
+                              ? error_category::timeout
+                              : error_category::internal;
+    const char* why = db_ == nullptr ? "out of memory" : sqlite3_errmsg(db_);
+    return make_error(category, "sqlite store: " + what + ": " + why, "store");
+  }
+
+  // Runs body under the store's lock; anything thrown (out of memory) is an error.
+  template <typename T, typename Body>
+  result<T> guarded(const char* what, Body&& body) {
+    try {
+      const std::lock_guard<std::mutex> lock(mutex_);
+      return body();
+    } catch (const std::exception& e) {
+      return make_error(error_category::internal,
+                        std::string("sqlite store: ") + what + " failed: " + e.what(), "store");
+    } catch (...) {
+      return make_error(error_category::internal,
+                        std::string("sqlite store: ") + what + " failed", "store");
+    }
+  }
+
+  // Runs body in a BEGIN IMMEDIATE transaction (the write lock taken first, so
+  // that its reads stay true until the commit); commits when body succeeded
+  // and `commit` is set, else rolls back.
+  template <typename T, typename Body>
+  result<T> in_transaction(const char* what, Body&& body, bool commit = true) {
+    sqlite3_stmt* begin = statement(q_begin);
+    if (begin == nullptr || !step_done(begin)) return failure(what);
+    result<T> out = make_error(error_category::internal, "unreachable");
+    try {
+      out = body();
+    } catch (...) {
+      rollback();
+      throw;
+    }
+    if (!out || !commit) {
+      rollback();
+      return out;
+    }
+    sqlite3_stmt* end = statement(q_commit);
+    if (end == nullptr || !step_done(end)) {
+      auto failed = failure(what);
+      rollback();
+      return failed;
+    }
+    return out;
+  }
+
+  void rollback() {
+    if (sqlite3_get_autocommit(db_) != 0) return;  // SQLite ended it already (on a full disk)
+    if (sqlite3_stmt* s = statement(q_rollback)) (void)step_done(s);
+  }
+
+  result<claim_row> read_claim(const uuid& id) {
+    sqlite3_stmt* s = statement(q_claim_read);
+    if (s == nullptr) return failure("claim");
+    bind_id(s, 1, id);
+    const int rc = sqlite3_step(s);
+    claim_row row;
+    if (rc == SQLITE_ROW) {
+      row.found = true;
+      row.handled = sqlite3_column_int(s, 0) != 0;
+      row.owner = sqlite3_column_int64(s, 1);
+      row.lease_until_ms = sqlite3_column_int64(s, 2);
+    }
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE) return failure("claim");
+    if (!step_done(s)) return failure("claim");
+    return row;
+  }
+
+  result<lease_row> read_lease(const std::string& scope) {
+    sqlite3_stmt* s = statement(q_lease_read);
+    if (s == nullptr) return failure("lease");
+    bind_text(s, 1, scope);
+    const int rc = sqlite3_step(s);
+    lease_row row;
+    if (rc == SQLITE_ROW) {
+      row.found = true;
+      const auto* holder = sqlite3_column_text(s, 0);
+      if (holder != nullptr) {
+        row.holder.assign(reinterpret_cast<const char*>(holder),
+                          static_cast<std::size_t>(sqlite3_column_bytes(s, 0)));
+      }
+      row.token = static_cast<std::uint64_t>(sqlite3_column_int64(s, 1));
+      row.expires_ms = sqlite3_column_int64(s, 2);
+    }
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE) return failure("lease");
+    if (!step_done(s)) return failure("lease");
+    return row;
+  }
+
+  result<std::int64_t> read_version() {
+    sqlite3_stmt* s = statement(q_version);
+    if (s == nullptr) return failure("schema version");
+    const int rc = sqlite3_step(s);
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE) return failure("schema version");
+    const std::int64_t version = rc == SQLITE_ROW ? sqlite3_column_int64(s, 0) : 0;
+    if (!step_done(s)) return failure("schema version");
+    return version;
+  }
+
+  result<settle_status> mark(const uuid& id, claim_token token, const access_event* event,
+                             event_source source) {
+    return in_transaction<settle_status>("mark_handled", [&]() -> result<settle_status> {
+      sqlite3_stmt* s = statement(q_mark);
+      if (s == nullptr) return failure("mark_handled");
+      bind_id(s, 1, id);
+      sqlite3_bind_int64(s, 2, static_cast<std::int64_t>(token));
+      if (!step_done(s)) return failure("mark_handled");
+      if (token == 0 || sqlite3_changes(db_) == 0) {
+        auto state = read_claim(id);
+        if (!state) return state.error();
+        if (state->found && !state->handled) return settle_status::not_owner;
+        if (!state->found) {  // forgotten while claimed: recorded all the same
+          sqlite3_stmt* insert = statement(q_mark_insert);
+          if (insert == nullptr) return failure("mark_handled");
+          bind_id(insert, 1, id);
+          sqlite3_bind_int64(insert, 2, event != nullptr ? ms(event->created) : clock_ms());
+          if (!step_done(insert)) return failure("mark_handled");
+        }
+      }
+      if (event != nullptr && !insert_event(*event, source)) return failure("mark_handled");
+      return settle_status::done;
+    });
+  }
+
+  // Writes the event's row, unless it has one.
+  bool insert_event(const access_event& event, event_source source) {
+    sqlite3_stmt* s = statement(q_event_insert);
+    if (s == nullptr) return false;
+    const timestamp received = options_.clock();
+    bind_id(s, 1, event.id);
+    bind_text(s, 2, event.action_text.empty() ? std::string(to_string(event.action))
+                                              : event.action_text);
+    bind_text(s, 3, format_timestamp(event.created));
+    bind_id(s, 4, event.key_id);
+    bind_id(s, 5, event.lock_id);
+    bind_text(s, 6, event.lock_name);
+    if (event.app_user_id) bind_text(s, 7, *event.app_user_id);
+    if (event.user_name) bind_text(s, 8, *event.user_name);
+    bind_text(s, 9, extra_json(event));
+    bind_text(s, 10, to_string(source));
+    bind_text(s, 11, format_timestamp(received));
+    sqlite3_bind_int64(s, 12, ms(received) - ms(event.created));
+    return step_done(s);
+  }
+
+  // The unknown members as one JSON object ("{}" when there are none).
+  static std::string extra_json(const access_event& event) {
+    std::string out = "{";
+    for (const auto& member : event.extra) {
+      if (out.size() > 1) out += ',';
+      detail::append_json_string(out, member.name);
+      out += ':';
+      out += member.value;
+    }
+    out += '}';
+    return out;
+  }
+
+  bool upsert_checkpoint(const std::string& scope, timestamp read_to) {
+    sqlite3_stmt* s = statement(q_checkpoint_write);
+    if (s == nullptr) return false;
+    bind_text(s, 1, scope);
+    sqlite3_bind_int64(s, 2, ms(read_to));
+    return step_done(s);
+  }
+
+  result<void> call_work(const work_function& work, const access_event& event) {
+    try {
+      if (work && work(db_)) return {};
+    } catch (const std::exception& e) {
+      return make_error(error_category::internal,
+                        "the work failed on event " + event.id.to_string() + ": " + e.what(),
+                        "handler");
+    } catch (...) {
+    }
+    return make_error(error_category::internal,
+                      "the work did not confirm event " + event.id.to_string(), "handler");
+  }
+
+  // Creates or migrates the schema, in one transaction with the version.
+  result<void> migrate() {
+    auto done = guarded<settle_status>("schema", [&]() -> result<settle_status> {
+      return in_transaction<settle_status>("schema", [&]() -> result<settle_status> {
+        if (sqlite3_exec(db_, detail::schema_version_table, nullptr, nullptr, nullptr) !=
+            SQLITE_OK) {
+          return failure("schema");
+        }
+        auto version = read_version();
+        if (!version) return version.error();
+        const auto known = static_cast<std::int64_t>(detail::schema_version);
+        if (*version > known) {
+          return make_error(error_category::invalid_input,
+                            "sqlite store: the database has schema version " +
+                                std::to_string(*version) + ", written by a newer unloc-cpp; "
+                                "this one reads up to version " + std::to_string(known),
+                            "store");
+        }
+        for (auto v = static_cast<std::size_t>(*version); v < detail::schema_version; ++v) {
+          if (sqlite3_exec(db_, detail::schema_migrations[v], nullptr, nullptr, nullptr) !=
+              SQLITE_OK) {
+            return failure("schema migration " + std::to_string(v + 1));
+          }
+        }
+        const std::string write = *version == 0
+                                      ? "INSERT INTO unloc_schema_version (version) VALUES (" +
+                                            std::to_string(known) + ")"
+                                      : "UPDATE unloc_schema_version SET version = " +
+                                            std::to_string(known);
+        if (sqlite3_exec(db_, write.c_str(), nullptr, nullptr, nullptr) != SQLITE_OK) {
+          return failure("schema");
+        }
+        return settle_status::done;
+      });
+    });
+    if (!done) return done.error();
+    return {};
+  }
+
+  // A PRAGMA's answer, as text.
+  result<std::string> pragma(const std::string& text) {
+    sqlite3_stmt* s = nullptr;
+    const std::string query = "PRAGMA " + text;
+    if (sqlite3_prepare_v2(db_, query.c_str(), -1, &s, nullptr) != SQLITE_OK) {
+      return failure(query);
+    }
+    std::string answer;
+    int rc = sqlite3_step(s);
+    if (rc == SQLITE_ROW && sqlite3_column_text(s, 0) != nullptr) {
+      answer = reinterpret_cast<const char*>(sqlite3_column_text(s, 0));
+    }
+    while (rc == SQLITE_ROW) rc = sqlite3_step(s);
+    sqlite3_finalize(s);
+    if (rc != SQLITE_DONE) return failure(query);
+    return answer;
+  }
+
+  sqlite3* db_;
+  bool owned_;
+  sqlite_store_options options_;
+  std::mutex mutex_;
+  std::array<sqlite3_stmt*, q_count> statements_{};
+  claim_token next_token_ = 0;
+  unsigned claims_since_prune_ = 0;
+};
+
+UNLOC_END_NAMESPACE

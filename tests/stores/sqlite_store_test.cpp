@@ -1,0 +1,437 @@
+// The SQLite store on a real SQLite, in a temporary directory: the store
+// contract, then what only SQLite has (WAL and durability, the integrator's own
+// connection, several processes on one file, a full disk, a lock held too long).
+
+#include "catch.hpp"
+
+#include <unloc/stores/sqlite.hpp>
+
+#include "store_contract.hpp"
+
+#include <sqlite3.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <memory>
+#include <optional>
+#include <random>
+#include <stdexcept>
+#include <string>
+#include <system_error>
+#include <vector>
+
+namespace {
+
+using namespace std::chrono_literals;
+using unloc::sqlite_event_store;
+
+// A fresh directory, removed with everything in it.
+struct temp_dir {
+  std::filesystem::path path;
+  temp_dir() {
+    std::random_device entropy;
+    for (int attempt = 0; attempt < 100 && path.empty(); ++attempt) {
+      const auto candidate = std::filesystem::temp_directory_path() /
+                             ("unloc-sqlite-" + std::to_string(entropy()));
+      if (std::filesystem::create_directory(candidate)) path = candidate;
+    }
+    REQUIRE(!path.empty());
+  }
+  ~temp_dir() {
+    std::error_code ignored;
+    std::filesystem::remove_all(path, ignored);
+  }
+  temp_dir(const temp_dir&) = delete;
+  temp_dir& operator=(const temp_dir&) = delete;
+  [[nodiscard]] std::string file(const char* name) const { return (path / name).string(); }
+};
+
+// A connection of the test's own, closed at the end.
+struct connection {
+  sqlite3* db = nullptr;
+  explicit connection(const std::string& path) {
+    REQUIRE(sqlite3_open(path.c_str(), &db) == SQLITE_OK);
+    sqlite3_busy_timeout(db, 10'000);
+  }
+  ~connection() { sqlite3_close(db); }
+  connection(const connection&) = delete;
+  connection& operator=(const connection&) = delete;
+
+  void exec(const std::string& sql) const {
+    char* message = nullptr;
+    const int rc = sqlite3_exec(db, sql.c_str(), nullptr, nullptr, &message);
+    const std::string why = message != nullptr ? message : "";
+    sqlite3_free(message);
+    INFO(sql << ": " << why);
+    REQUIRE(rc == SQLITE_OK);
+  }
+  // The first column of the first row, as text (empty without a row).
+  [[nodiscard]] std::string text(const std::string& sql) const {
+    sqlite3_stmt* s = nullptr;
+    REQUIRE(sqlite3_prepare_v2(db, sql.c_str(), -1, &s, nullptr) == SQLITE_OK);
+    std::string out;
+    if (sqlite3_step(s) == SQLITE_ROW && sqlite3_column_text(s, 0) != nullptr) {
+      out = reinterpret_cast<const char*>(sqlite3_column_text(s, 0));
+    }
+    sqlite3_finalize(s);
+    return out;
+  }
+  [[nodiscard]] long long number(const std::string& sql) const {
+    return std::stoll(text(sql));
+  }
+};
+
+std::optional<std::string> column(sqlite3_stmt* s, int i) {
+  const auto* text = sqlite3_column_text(s, i);
+  if (text == nullptr) return std::nullopt;
+  return std::string(reinterpret_cast<const char*>(text));
+}
+
+// SQLite in a temporary directory, for the store contract.
+class sqlite_engine final : public store_contract::engine {
+ public:
+  std::shared_ptr<unloc::event_store> open(std::chrono::milliseconds claim_lease) override {
+    unloc::sqlite_store_options options;
+    options.claim_lease = claim_lease;
+    options.clock = [this] { return unloc::timestamp(std::chrono::milliseconds(now_ms_.load())); };
+    return sqlite_event_store::open(path_, options).value();
+  }
+  std::vector<store_contract::event_row> events() override {
+    connection c(path_);
+    sqlite3_stmt* s = nullptr;
+    REQUIRE(sqlite3_prepare_v2(c.db,
+                               "SELECT id, action, created, key_id, lock_id, lock_name, "
+                               "app_user_id, user_name, extra, source, received_at, lag_ms "
+                               "FROM unloc_events ORDER BY id",
+                               -1, &s, nullptr) == SQLITE_OK);
+    std::vector<store_contract::event_row> rows;
+    while (sqlite3_step(s) == SQLITE_ROW) {
+      store_contract::event_row r;
+      r.id = *column(s, 0);
+      r.action = *column(s, 1);
+      r.created = *column(s, 2);
+      r.key_id = *column(s, 3);
+      r.lock_id = *column(s, 4);
+      r.lock_name = *column(s, 5);
+      r.app_user_id = column(s, 6);
+      r.user_name = column(s, 7);
+      r.extra = *column(s, 8);
+      r.source = *column(s, 9);
+      r.received_at = *column(s, 10);
+      r.lag_ms = sqlite3_column_int64(s, 11);
+      rows.push_back(r);
+    }
+    sqlite3_finalize(s);
+    return rows;
+  }
+  void advance(std::chrono::milliseconds d) override { now_ms_ += d.count(); }
+  unloc::timestamp now() override {
+    return unloc::timestamp(std::chrono::milliseconds(now_ms_.load()));
+  }
+
+ private:
+  temp_dir dir_;
+  std::string path_ = dir_.file("events.db");
+  std::atomic<std::int64_t> now_ms_{unloc::parse_timestamp("2026-12-01T12:00:00.000Z")
+                                        .value()
+                                        .time_since_epoch()
+                                        .count()};
+};
+
+const auto sample = unloc::testing::sample_access_event();
+
+// The integrator's work: a row in their own table `doors`.
+bool open_door(sqlite3* db, const unloc::access_event& event) {
+  const std::string sql = "INSERT INTO doors (event_id, pid) VALUES ('" + event.id.to_string() +
+                          "', " + std::to_string(::getpid()) + ")";
+  return sqlite3_exec(db, sql.c_str(), nullptr, nullptr, nullptr) == SQLITE_OK;
+}
+
+}  // namespace
+
+TEST_CASE("the SQLite store keeps the store contract", "[sqlite]") {
+  sqlite_engine engine;
+  store_contract::check_store_contract(engine);
+}
+
+TEST_CASE("the SQLite store opens in WAL mode, with the durability asked for and a busy timeout",
+          "[sqlite]") {
+  temp_dir dir;
+  {
+    auto store = sqlite_event_store::open(dir.file("a.db")).value();
+    connection c(dir.file("a.db"));
+    CHECK(c.text("PRAGMA journal_mode") == "wal");
+    sqlite3_stmt* s = nullptr;
+    REQUIRE(sqlite3_prepare_v2(store->connection(), "PRAGMA synchronous", -1, &s, nullptr) ==
+            SQLITE_OK);
+    REQUIRE(sqlite3_step(s) == SQLITE_ROW);
+    CHECK(sqlite3_column_int(s, 0) == 1);  // NORMAL
+    sqlite3_finalize(s);
+    REQUIRE(sqlite3_prepare_v2(store->connection(), "PRAGMA busy_timeout", -1, &s, nullptr) ==
+            SQLITE_OK);
+    REQUIRE(sqlite3_step(s) == SQLITE_ROW);
+    CHECK(sqlite3_column_int(s, 0) == 5000);
+    sqlite3_finalize(s);
+  }
+  unloc::sqlite_store_options full;
+  full.durability = unloc::sqlite_durability::full;
+  auto store = sqlite_event_store::open(dir.file("a.db"), full).value();
+  sqlite3_stmt* s = nullptr;
+  REQUIRE(sqlite3_prepare_v2(store->connection(), "PRAGMA synchronous", -1, &s, nullptr) ==
+          SQLITE_OK);
+  REQUIRE(sqlite3_step(s) == SQLITE_ROW);
+  CHECK(sqlite3_column_int(s, 0) == 2);  // FULL
+  sqlite3_finalize(s);
+}
+
+TEST_CASE("on the integrator's connection, their insert and the mark commit together or not at all",
+          "[sqlite]") {
+  temp_dir dir;
+  connection own(dir.file("app.db"));
+  own.exec("PRAGMA user_version = 7; CREATE TABLE doors (event_id TEXT, pid INTEGER)");
+  auto store = sqlite_event_store::attach(own.db).value();
+  CHECK(own.number("PRAGMA user_version") == 7);  // theirs: the schema version is in a table
+  int calls = 0;
+  const auto work = [&](sqlite3* db) {
+    ++calls;
+    return open_door(db, sample);
+  };
+
+  SECTION("a failure injected between their insert and the mark rolls back both") {
+    own.exec("CREATE TEMP TRIGGER fail_mark BEFORE INSERT ON unloc_events "
+             "BEGIN SELECT RAISE(ABORT, 'injected failure'); END");
+    auto failed = store->handle_once(sample, unloc::event_source::webhook, work);
+    REQUIRE_FALSE(failed);
+    CHECK(failed.error().message.find("injected failure") != std::string::npos);
+    CHECK(calls == 1);
+    CHECK(own.number("SELECT count(*) FROM doors") == 0);
+    CHECK(own.number("SELECT count(*) FROM unloc_events") == 0);
+    CHECK(own.number("SELECT count(*) FROM unloc_claims") == 0);
+    CHECK(sqlite3_get_autocommit(own.db) != 0);  // no transaction left open
+    own.exec("DROP TRIGGER fail_mark");
+  }
+  SECTION("work that does not confirm, or throws, rolls back its insert") {
+    auto refused = store->handle_once(sample, unloc::event_source::webhook, [&](sqlite3* db) {
+      REQUIRE(open_door(db, sample));
+      return false;
+    });
+    REQUIRE_FALSE(refused);
+    auto thrown = store->handle_once(sample, unloc::event_source::webhook,
+                                     [&](sqlite3* db) -> bool {
+                                       REQUIRE(open_door(db, sample));
+                                       throw std::runtime_error("printer on fire");
+                                     });
+    REQUIRE_FALSE(thrown);
+    CHECK(thrown.error().message.find("printer on fire") != std::string::npos);
+    CHECK(own.number("SELECT count(*) FROM doors") == 0);
+  }
+  SECTION("the process killed between their insert and the mark leaves nothing") {
+    const pid_t child = ::fork();
+    REQUIRE(child >= 0);
+    if (child == 0) {
+      // A connection of its own: an SQLite connection must not cross a fork.
+      sqlite3* db = nullptr;
+      if (sqlite3_open(dir.file("app.db").c_str(), &db) != SQLITE_OK) ::_exit(2);
+      auto in_child = sqlite_event_store::attach(db);
+      if (!in_child) ::_exit(3);
+      (void)(*in_child)->handle_once(sample, unloc::event_source::webhook, [](sqlite3* c) {
+        if (!open_door(c, sample)) ::_exit(4);
+        ::_exit(0);  // killed before the mark
+        return true;
+      });
+      ::_exit(5);
+    }
+    int wstatus = 0;
+    REQUIRE(::waitpid(child, &wstatus, 0) == child);
+    REQUIRE(WIFEXITED(wstatus));
+    REQUIRE(WEXITSTATUS(wstatus) == 0);
+    CHECK(own.number("SELECT count(*) FROM doors") == 0);
+  }
+
+  // After any of those, the next delivery does it, once.
+  CHECK(store->handle_once(sample, unloc::event_source::webhook, work).value() ==
+        unloc::handle_status::handled);
+  const int before = calls;
+  CHECK(store->handle_once(sample, unloc::event_source::access_log, work).value() ==
+        unloc::handle_status::already_handled);
+  CHECK(calls == before);  // not called again
+  CHECK(own.number("SELECT count(*) FROM doors") == 1);
+  CHECK(own.text("SELECT source FROM unloc_events") == "webhook");
+  CHECK(store->claim(sample.id, sample.created).value().status ==
+        unloc::claim_status::already_handled);
+}
+
+TEST_CASE("handle_once skips an event a live claim holds, and refuses a connection mid-transaction",
+          "[sqlite]") {
+  temp_dir dir;
+  connection own(dir.file("app.db"));
+  own.exec("CREATE TABLE doors (event_id TEXT, pid INTEGER)");
+  auto store = sqlite_event_store::attach(own.db).value();
+  const auto work = [](sqlite3* db) { return open_door(db, sample); };
+  const auto claim = store->claim(sample.id, sample.created).value();
+  REQUIRE(claim.mine());
+  CHECK(store->handle_once(sample, unloc::event_source::webhook, work).value() ==
+        unloc::handle_status::held_elsewhere);
+  REQUIRE(store->release(sample.id, claim.token).value() == unloc::settle_status::done);
+  own.exec("BEGIN");
+  auto nested = store->handle_once(sample, unloc::event_source::webhook, work);
+  REQUIRE_FALSE(nested);
+  CHECK(nested.error().message.find("outside any transaction") != std::string::npos);
+  own.exec("ROLLBACK");
+  CHECK(store->handle_once(sample, unloc::event_source::webhook, work).value() ==
+        unloc::handle_status::handled);
+}
+
+TEST_CASE("two processes on one database file handle each event exactly once", "[sqlite]") {
+  temp_dir dir;
+  const std::string path = dir.file("shared.db");
+  {
+    auto store = sqlite_event_store::open(path).value();
+    connection c(path);
+    c.exec("CREATE TABLE doors (event_id TEXT, pid INTEGER)");
+  }
+  constexpr std::uint32_t events = 300;
+  std::vector<pid_t> children;
+  for (int p = 0; p < 2; ++p) {
+    const pid_t child = ::fork();
+    REQUIRE(child >= 0);
+    if (child == 0) {
+      auto store = sqlite_event_store::open(path);
+      if (!store) ::_exit(2);
+      for (std::uint32_t i = 0; i < events; ++i) {
+        const std::uint32_t n = p == 0 ? i : events - 1 - i;  // they meet in the middle
+        const auto event = store_contract::numbered_event(n, sample.created);
+        if (n % 2 == 0) {  // the integrator's path
+          auto done = (*store)->handle_once(event, unloc::event_source::webhook,
+                                            [&](sqlite3* db) { return open_door(db, event); });
+          if (!done) ::_exit(3);
+          continue;
+        }
+        // The claim protocol, the work on the store's connection between claim and mark.
+        auto claimed = (*store)->claim(event.id, event.created);
+        if (!claimed) ::_exit(4);
+        if (!claimed->mine()) continue;
+        if (!open_door((*store)->connection(), event)) ::_exit(5);
+        auto marked = (*store)->mark_handled(event, unloc::event_source::webhook, claimed->token);
+        if (!marked || *marked != unloc::settle_status::done) ::_exit(6);
+      }
+      ::_exit(0);
+    }
+    children.push_back(child);
+  }
+  for (const pid_t child : children) {
+    int wstatus = 0;
+    REQUIRE(::waitpid(child, &wstatus, 0) == child);
+    REQUIRE(WIFEXITED(wstatus));
+    CHECK(WEXITSTATUS(wstatus) == 0);
+  }
+  connection c(path);
+  CHECK(c.number("SELECT count(*) FROM doors") == events);
+  CHECK(c.number("SELECT count(DISTINCT event_id) FROM doors") == events);
+  CHECK(c.number("SELECT count(*) FROM unloc_events") == events);
+  CHECK(c.number("SELECT count(*) FROM unloc_claims WHERE handled = 1") == events);
+}
+
+TEST_CASE("a database of a newer schema is refused, with a message that says so", "[sqlite]") {
+  temp_dir dir;
+  const std::string path = dir.file("newer.db");
+  auto store = sqlite_event_store::open(path).value();
+  REQUIRE(store->check());
+  connection(path).exec("UPDATE unloc_schema_version SET version = 99");
+  auto refused = sqlite_event_store::open(path);
+  REQUIRE_FALSE(refused);
+  CHECK(refused.error().message.find("schema version 99, written by a newer unloc-cpp") !=
+        std::string::npos);
+  auto health = store->check();  // the running store notices too
+  REQUIRE_FALSE(health);
+  CHECK(health.error().message.find("version 99") != std::string::npos);
+}
+
+TEST_CASE("a full disk is an error, never a throw or a half-written mark; with room, it works again",
+          "[sqlite]") {
+  temp_dir dir;
+  auto store = sqlite_event_store::open(dir.file("full.db")).value();
+  connection c(dir.file("full.db"));
+  // The database may not grow: the next new page is a full disk to SQLite.
+  c.exec("PRAGMA wal_checkpoint(TRUNCATE)");
+  const auto pages = c.number("PRAGMA page_count");
+  sqlite3_exec(store->connection(),
+               ("PRAGMA max_page_count = " + std::to_string(pages)).c_str(), nullptr, nullptr,
+               nullptr);
+  std::optional<unloc::error> failed;
+  std::uint32_t n = 0;
+  std::vector<unloc::event_claim> held;
+  for (; n < 5000 && !failed; ++n) {
+    auto event = store_contract::numbered_event(n, sample.created);
+    event.lock_name = std::string(400, 'x');  // fill pages fast
+    auto claimed = store->claim(event.id, event.created);
+    if (!claimed) {
+      failed = claimed.error();
+      break;
+    }
+    auto marked = store->mark_handled(event, unloc::event_source::webhook, claimed->token);
+    if (!marked) {
+      failed = marked.error();
+      held.push_back(*claimed);
+    }
+  }
+  REQUIRE(failed.has_value());
+  CHECK(failed->message.find("full") != std::string::npos);
+  CHECK(sqlite3_get_autocommit(store->connection()) != 0);
+  sqlite3_exec(store->connection(), "PRAGMA max_page_count = 1073741823", nullptr, nullptr,
+               nullptr);
+  const auto event = store_contract::numbered_event(n, sample.created);
+  if (!held.empty()) {  // the mark failed whole: the claim still holds, nothing was marked
+    CHECK(store->mark_handled(event, unloc::event_source::webhook, held[0].token).value() ==
+          unloc::settle_status::done);
+  } else {
+    CHECK(store->claim(event.id, event.created).value().mine());
+  }
+  CHECK(c.number("SELECT count(*) FROM unloc_events") ==
+        c.number("SELECT count(*) FROM unloc_claims WHERE handled = 1"));
+  CHECK(store->check());
+}
+
+TEST_CASE("a lock held by another writer past the busy timeout is an error, not a hang",
+          "[sqlite]") {
+  temp_dir dir;
+  unloc::sqlite_store_options options;
+  options.busy_timeout = 100ms;
+  auto store = sqlite_event_store::open(dir.file("locked.db"), options).value();
+  connection other(dir.file("locked.db"));
+  other.exec("BEGIN IMMEDIATE");
+  auto claimed = store->claim(sample.id, sample.created);
+  REQUIRE_FALSE(claimed);
+  CHECK(claimed.error().category == unloc::error_category::timeout);
+  CHECK(claimed.error().message.find("locked") != std::string::npos);
+  auto health = store->check();
+  CHECK_FALSE(health);
+  other.exec("ROLLBACK");
+  CHECK(store->claim(sample.id, sample.created).value().mine());
+  CHECK(store->check());
+}
+
+TEST_CASE("a database that cannot be opened is an error naming it", "[sqlite]") {
+  temp_dir dir;
+  auto missing = sqlite_event_store::open(dir.file("no-such-dir") + "/events.db");
+  REQUIRE_FALSE(missing);
+  CHECK(missing.error().message.find("no-such-dir") != std::string::npos);
+  {
+    std::FILE* f = std::fopen(dir.file("not-a-db").c_str(), "wb");
+    REQUIRE(f != nullptr);
+    const std::string text(8192, 'z');
+    std::fwrite(text.data(), 1, text.size(), f);
+    std::fclose(f);
+  }
+  auto not_db = sqlite_event_store::open(dir.file("not-a-db"));
+  REQUIRE_FALSE(not_db);
+  CHECK(not_db.error().message.find("not a database") != std::string::npos);
+  CHECK(sqlite_event_store::attach(nullptr).error().category ==
+        unloc::error_category::invalid_input);
+}
