@@ -150,13 +150,10 @@ int main(int argc, char** argv) {
     return 1;
   }
   if (!o.import_state.empty() && !import_state(o, **store)) return 1;
-  unloc::reconciler_options settings;
-  settings.overlap = o.overlap;
-  settings.log_lease = o.log_lease;
-  unloc::reconciler reconciler(*store, event_handler(o), settings);
+  unloc::reconciler reconciler(*store, event_handler(o));
   std::unique_ptr<receiver::log_poller> poller;
   if (o.reconcile) {
-    poller = std::make_unique<receiver::log_poller>(o, reconciler);
+    poller = std::make_unique<receiver::log_poller>(o, *store, event_handler(o));
     if (!poller->error().empty()) {
       receiver::diagnostic(poller->error());
       return 1;
@@ -184,7 +181,7 @@ int main(int argc, char** argv) {
 
   receiver::notify_ready();
 
-  if (poller) poller->start();
+  if (poller) poller->start(port);
   std::thread watcher([&server] {
     int signal = wait_for_stop();
     for (; signal == SIGHUP; signal = wait_for_stop()) {

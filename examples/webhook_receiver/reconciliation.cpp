@@ -2,14 +2,18 @@
 
 #include "server.hpp"
 
+#include <unistd.h>
+
+#include <cstdio>
 #include <map>
 #include <utility>
 #include <vector>
 
 namespace receiver {
 
-log_poller::log_poller(const options& opts, unloc::reconciler& reconciler)
-    : opts_(opts), reconciler_(reconciler) {
+log_poller::log_poller(const options& opts, std::shared_ptr<unloc::event_store> store,
+                       unloc::reconciler::handler_function handler)
+    : opts_(opts), store_(std::move(store)), handler_(std::move(handler)) {
   auto api = unloc::client::create(opts_.api);
   if (!api) {
     error_ = "--reconcile: " + unloc::to_string(api.error());
@@ -20,7 +24,16 @@ log_poller::log_poller(const options& opts, unloc::reconciler& reconciler)
 
 log_poller::~log_poller() { stop(); }
 
-void log_poller::start() { thread_ = std::thread([this] { run(); }); }
+void log_poller::start(int port) {
+  char host[256] = {};
+  if (::gethostname(host, sizeof host - 1) != 0) std::snprintf(host, sizeof host, "localhost");
+  unloc::reconciler_options settings;
+  settings.overlap = opts_.overlap;
+  settings.log_lease = opts_.log_lease;
+  settings.lease_holder = std::string(host) + ":" + std::to_string(port);
+  reconciler_ = std::make_unique<unloc::reconciler>(store_, handler_, settings);
+  thread_ = std::thread([this] { run(); });
+}
 
 void log_poller::stop() {
   {
@@ -47,7 +60,7 @@ void log_poller::read_logs() {
     if (stopping_) return;
     const std::string name =
         query.lock_id ? "lock " + query.lock_id->to_string() : std::string("the Project");
-    auto report = reconciler_.read_log(*client_, query);
+    auto report = reconciler_->read_log(*client_, query);
     if (stopping_) return;
     if (!report) {
       diagnostic("access log of " + name + ": not read, tried again in " +

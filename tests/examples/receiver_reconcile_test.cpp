@@ -56,7 +56,10 @@ const std::string lock_b = "df50a61f-9e1f-4e1c-9e89-8395c908065a";
 TEST_CASE("--reconcile prints the events missed while it was down, once, across restarts",
           "[receiver][reconcile]") {
   unloc_test::reference_server server;
-  const launch how{{"--store", store_url("reconcile-restarts"), "--reconcile", "--poll-interval", "1"},
+  // Each run listens on another port, so it is another lease holder: the second
+  // takes the log over once the first one's lease (2 s) has run out.
+  const launch how{{"--store", store_url("reconcile-restarts"), "--reconcile", "--poll-interval",
+                    "1", "--log-lease", "2"},
                    api_env(server)};
   auto first_batch = server.record_events(lock_a, 5);
 

@@ -165,7 +165,7 @@ TEST_CASE("the store options refuse bad usage with status 2, never echoing a pas
       {{"--no-print"}, "--no-print goes with --store"},
       {{"--import-state", "x"}, "--import-state goes with --store"},
       {{"--store", "sqlite:"}, "needs a file name"},
-      {{"--store", "mysql://u:hunter2@h/db"}, "not \"mysql\""},
+      {{"--store", "mysql://u:hunter2@h/db"}, "not 'mysql'"},
       {{"--store", "postgresql://u:hunter2@h:5432/db"}, "PGPASSWORD"},
       {{"--store", "postgresql://u@h/db?password=hunter2"}, "PGPASSWORD"},
   };

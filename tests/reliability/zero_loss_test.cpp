@@ -6,7 +6,7 @@
 //     (two webhooks on each of those Locks), of 3 Locks to receiver A only and
 //     of 3 to B only;
 //   - A holds the access log's lease and is killed with SIGKILL while events
-//     flow, down for two rounds (its Locks' deliveries give up after a few quick
+//     flow, down for four rounds (its Locks' deliveries give up after a few quick
 //     attempts, so only the log can bring them back), then restarted; B takes
 //     the lease over within --log-lease;
 //   - PostgreSQL is stopped with `-m immediate` (a crash: every connection cut,
@@ -65,8 +65,8 @@ constexpr double duplicate_probability = 0.05;
 // its events over at least this long, so that the log polls (every second), the
 // kill, the restarts and the deliveries interleave with the recording.
 constexpr auto round_period = 1000ms;
-constexpr int kill_round = 8;         // A (the log's lease holder) killed mid-round
-constexpr int restart_round = 10;     // and started again
+constexpr int kill_round = 8;  // A (the log's lease holder) killed mid-round
+constexpr int restart_round = 12;  // and started again, past its lease (it takes back a live one)
 constexpr int database_crash_round = 18;  // PostgreSQL stopped -m immediate, then started
 // Short leases, so that the test sees takeovers within its time: the log's lease
 // of a killed receiver, and the claims a kill or the crash left unsettled.
