@@ -195,8 +195,10 @@ struct server::impl {
     if (!handed) {
       store_ok = false;
       // The details go to stderr only: a response never carries an error's text.
-      diagnostic("event " + d.event->id.to_string() +
-                 " not handed over, answered 503: " + handed.error().message);
+      // Rate-limited: a store outage under load fails every delivery.
+      rejections.reject("event " + d.event->id.to_string() +
+                            " not handed over, answered 503: " + handed.error().message,
+                        &log_line);
       d = unloc::make_refusal(unloc::delivery_outcome::unavailable,
                               "the event could not be taken now; deliver it again later");
       return std::nullopt;
