@@ -74,6 +74,8 @@ class UnlocConan(ConanFile):
         toolchain.cache_variables["CMAKE_DISABLE_FIND_PACKAGE_Boost"] = not self.options.with_beast
         # unloc::sqlite: no recipe option for it yet, so SQLite is never looked for.
         toolchain.cache_variables["CMAKE_DISABLE_FIND_PACKAGE_SQLite3"] = True
+        # unloc::postgresql likewise: libpq is never looked for.
+        toolchain.cache_variables["CMAKE_DISABLE_FIND_PACKAGE_PostgreSQL"] = True
         toolchain.generate()
         CMakeDeps(self).generate()
 

@@ -1,6 +1,7 @@
 # Installs the headers, the exported targets unloc::core, unloc::unloc and, when
-# Boost is found, unloc::beast, when SQLite is, unloc::sqlite (the package components core,
-# client, beast and sqlite), the package config and version files, and
+# Boost is found, unloc::beast, when SQLite is, unloc::sqlite, when libpq is,
+# unloc::postgresql (the package components core, client, beast, sqlite and postgresql),
+# the package config and version files, and
 # pkg-config files (unloc-core.pc and unloc.pc, the same split). Included from
 # the top CMakeLists.txt when UNLOC_INSTALL is ON.
 
@@ -35,6 +36,10 @@ endif()
 if(TARGET unloc_sqlite)
   install(TARGETS unloc_sqlite EXPORT unlocSqliteTargets)
   list(APPEND _unloc_export_components Sqlite)
+endif()
+if(TARGET unloc_postgresql)
+  install(TARGETS unloc_postgresql EXPORT unlocPostgresqlTargets)
+  list(APPEND _unloc_export_components Postgresql)
 endif()
 foreach(component IN LISTS _unloc_export_components)
   install(EXPORT unloc${component}Targets

@@ -42,6 +42,7 @@ vcpkg_cmake_configure(
     -DUNLOC_BUILD_FUZZERS=OFF
     -DUNLOC_BUILD_DOCS=OFF
     -DCMAKE_DISABLE_FIND_PACKAGE_SQLite3=ON  # unloc::sqlite: no port feature for it yet
+    -DCMAKE_DISABLE_FIND_PACKAGE_PostgreSQL=ON  # unloc::postgresql: likewise
     -DUNLOC_INSTALL=ON
     -DUNLOC_INSTALL_CMAKEDIR=share/unloc
 )

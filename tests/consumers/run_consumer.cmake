@@ -183,6 +183,16 @@ elseif(STEP STREQUAL "components")
   if(EXISTS "${PREFIX}/${CMAKEDIR}/unlocBeastTargets.cmake")
     set(beast_case "beast|hidden|0|beast: as expected")
   endif()
+  # Likewise sqlite, where this build found SQLite.
+  set(sqlite_case)
+  if(EXISTS "${PREFIX}/${CMAKEDIR}/unlocSqliteTargets.cmake")
+    set(sqlite_case "sqlite|hidden|0|sqlite: as expected")
+  endif()
+  # And postgresql, where this build found libpq.
+  set(postgresql_case)
+  if(EXISTS "${PREFIX}/${CMAKEDIR}/unlocPostgresqlTargets.cmake")
+    set(postgresql_case "postgresql|hidden|0|postgresql: as expected")
+  endif()
   # An older minor of the same 0.x major must not be taken as compatible.
   set(older_case)
   file(STRINGS "${PREFIX}/${CMAKEDIR}/unlocConfigVersion.cmake" line
@@ -199,9 +209,9 @@ elseif(STEP STREQUAL "components")
           "optional|hidden|0|optional: as expected"
           "client|hidden|1|${no_curl_message}"
           "client_not_required|hidden|0|client_not_required: as expected"
-          "unknown|hidden|1|unloc has no component 'nope': it has core, client and beast"
+          "unknown|hidden|1|unloc has no component 'nope': it has core, client, beast, sqlite and postgresql"
           "client_with_curl|visible|0|client_with_curl: as expected"
-          ${beast_case} ${older_case})
+          ${beast_case} ${sqlite_case} ${postgresql_case} ${older_case})
     string(REPLACE "|" ";" case_spec "${case_spec}")
     list(GET case_spec 0 case)
     list(GET case_spec 1 curl)

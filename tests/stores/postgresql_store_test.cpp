@@ -1,12 +1,11 @@
 // unloc::postgresql_event_store against a real PostgreSQL: a throwaway cluster
 // started by this test program (tests/support/pg_cluster.sh), on loopback.
-#include "catch.hpp"
-
 #include <unloc/stores/postgresql.hpp>
 
-#include <support/pg_cluster.hpp>
-
+#include "catch.hpp"
+#include "store_contract.hpp"
 #include <signal.h>
+#include <support/pg_cluster.hpp>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -17,8 +16,8 @@
 #include <memory>
 #include <mutex>
 #include <optional>
-#include <stdexcept>
 #include <random>
+#include <stdexcept>
 #include <string>
 #include <thread>
 #include <vector>
@@ -52,10 +51,11 @@ std::unique_ptr<postgresql_event_store> open_store(std::chrono::milliseconds cla
 
 // A connection of the test's own, as an integrator holds one.
 struct connection {
-  PGconn* conn = PQconnectdb(cluster().url().c_str());
-  connection() {
+  PGconn* conn;
+  explicit connection(const std::string& url = cluster().url()) : conn(PQconnectdb(url.c_str())) {
     REQUIRE(PQstatus(conn) == CONNECTION_OK);
-    PQsetNoticeProcessor(conn, [](void*, const char*) {}, nullptr);
+    PQsetNoticeProcessor(
+        conn, [](void*, const char*) {}, nullptr);
   }
   ~connection() { PQfinish(conn); }
   connection(const connection&) = delete;
@@ -104,7 +104,77 @@ unloc::access_event event_with(unloc::uuid id) {
 
 std::string sql_text(const unloc::uuid& id) { return "'" + id.to_string() + "'"; }
 
+// A fresh database in the cluster for each run of the contract (each SECTION), dropped after.
+class postgresql_engine final : public store_contract::engine {
+ public:
+  postgresql_engine() {
+    connection admin;
+    admin.value("CREATE DATABASE " + name_);
+    const std::string& base = cluster().url();
+    url_ = base.substr(0, base.rfind('/') + 1) + name_;
+  }
+  ~postgresql_engine() override {
+    connection admin;
+    admin.value("DROP DATABASE " + name_ + " WITH (FORCE)");
+  }
+  postgresql_engine(const postgresql_engine&) = delete;
+  postgresql_engine& operator=(const postgresql_engine&) = delete;
+
+  std::shared_ptr<unloc::event_store> open(std::chrono::milliseconds claim_lease) override {
+    auto o = options(claim_lease);
+    o.conninfo = url_;
+    o.clock = [this] { return now(); };
+    return postgresql_event_store::open(o).value();
+  }
+  std::vector<store_contract::event_row> events() override {
+    connection db(url_);
+    PGresult* r = PQexec(db.conn,
+                         "SELECT id, action, created, key_id, lock_id, lock_name, app_user_id,"
+                         " user_name, extra, source, received_at, lag_ms FROM unloc_events"
+                         " ORDER BY id");
+    REQUIRE(PQresultStatus(r) == PGRES_TUPLES_OK);
+    const auto column = [r](int row, int i) -> std::optional<std::string> {
+      if (PQgetisnull(r, row, i) != 0) return std::nullopt;
+      return std::string(PQgetvalue(r, row, i));
+    };
+    std::vector<store_contract::event_row> rows;
+    for (int i = 0; i < PQntuples(r); ++i) {
+      store_contract::event_row row;
+      row.id = *column(i, 0);
+      row.action = *column(i, 1);
+      row.created = *column(i, 2);
+      row.key_id = *column(i, 3);
+      row.lock_id = *column(i, 4);
+      row.lock_name = *column(i, 5);
+      row.app_user_id = column(i, 6);
+      row.user_name = column(i, 7);
+      row.extra = *column(i, 8);
+      row.source = *column(i, 9);
+      row.received_at = *column(i, 10);
+      row.lag_ms = std::strtoll(PQgetvalue(r, i, 11), nullptr, 10);
+      rows.push_back(row);
+    }
+    PQclear(r);
+    return rows;
+  }
+  void advance(std::chrono::milliseconds d) override { now_ms_ += d.count(); }
+  unloc::timestamp now() override {
+    return unloc::timestamp(std::chrono::milliseconds(now_ms_.load()));
+  }
+
+ private:
+  std::string name_ = "contract_" + fresh_id().to_string().substr(0, 8);
+  std::string url_;
+  std::atomic<std::int64_t> now_ms_{
+      unloc::parse_timestamp("2026-12-01T12:00:00.000Z").value().time_since_epoch().count()};
+};
+
 }  // namespace
+
+TEST_CASE("postgresql: the store keeps the store contract") {
+  postgresql_engine engine;
+  store_contract::check_store_contract(engine);
+}
 
 TEST_CASE("postgresql: the schema is made once by concurrent opens, and a newer one is refused") {
   std::vector<std::thread> openers;
@@ -125,7 +195,8 @@ TEST_CASE("postgresql: the schema is made once by concurrent opens, and a newer 
   CHECK(refused.error().message.find("version 99, newer than this SDK's 1") != std::string::npos);
 }
 
-TEST_CASE("postgresql: a password is taken from PGPASSFILE, refused in the conninfo, never echoed") {
+TEST_CASE(
+    "postgresql: a password is taken from PGPASSFILE, refused in the conninfo, never echoed") {
   const std::string secret = "s3cret-Pa55";
   auto with_password = options();
   with_password.conninfo = "postgresql://unloc:" + secret + "@127.0.0.1:1/unloc";
@@ -165,8 +236,8 @@ TEST_CASE("postgresql: of concurrent claims from two stores, exactly one is mine
           ++failures;
         } else if (c->mine()) {
           ++mine[i];
-          auto marked = store.mark_handled(event_with(ids[i]), unloc::event_source::webhook,
-                                           c->token);
+          auto marked =
+              store.mark_handled(event_with(ids[i]), unloc::event_source::webhook, c->token);
           if (!marked || *marked != settle_status::done) ++failures;
         }
       }
@@ -197,8 +268,7 @@ TEST_CASE("postgresql: the events row holds the event's fields, its source and l
   connection db;
   const std::string where = " FROM unloc_events WHERE id = " + sql_text(event.id);
   CHECK(db.value("SELECT action" + where) == "teleported");
-  CHECK(db.value("SELECT created" + where) ==
-        std::to_string(event.created.time_since_epoch().count()));
+  CHECK(db.value("SELECT created" + where) == "2026-12-01T10:35:24.083Z");
   CHECK(db.value("SELECT lock_id" + where) == event.lock_id.to_string());
   CHECK(db.value("SELECT lock_name" + where) ==
         "Robert'); DROP TABLE unloc_events;--\xEF\xBF\xBDx");
@@ -206,14 +276,18 @@ TEST_CASE("postgresql: the events row holds the event's fields, its source and l
   CHECK(db.value("SELECT user_name" + where) == "Ola");
   CHECK(db.value("SELECT extra::jsonb -> 'pos' ->> 'lat'" + where) == "59.91");
   CHECK(db.value("SELECT source" + where) == "access_log");
-  CHECK(db.value("SELECT lag_ms = received_at - created AND lag_ms > 0" + where) == "t");
+  CHECK(db.value("SELECT received_at > created AND lag_ms > 0" + where) == "t");
+  CHECK(db.value("SELECT abs(lag_ms - (extract(epoch from received_at::timestamptz) -"
+                 " extract(epoch from created::timestamptz)) * 1000) < 1" +
+                 where) == "t");
   // Marked again (a retry): done, and still one row.
   CHECK(store->mark_handled(event, unloc::event_source::webhook, c.token).value() ==
         settle_status::done);
   CHECK(db.value("SELECT count(*)" + where) == "1");
 }
 
-TEST_CASE("postgresql: a claim past its lease is taken over in doubt; the old holder is not_owner") {
+TEST_CASE(
+    "postgresql: a claim past its lease is taken over in doubt; the old holder is not_owner") {
   auto a = open_store(300ms);
   auto b = open_store(300ms);
   const auto id = fresh_id();
@@ -367,13 +441,13 @@ TEST_CASE("postgresql: the integrator's insert and the mark commit together or n
 
   auto handled = store.handle_once(event, unloc::event_source::webhook, insert);
   REQUIRE(handled);
-  CHECK(*handled == claim_status::mine);
+  CHECK(*handled == unloc::handle_status::handled);
   int calls = 0;
   auto again = store.handle_once(event, unloc::event_source::access_log, [&](PGconn*) {
     ++calls;
     return true;
   });
-  CHECK(again.value() == claim_status::already_handled);
+  CHECK(again.value() == unloc::handle_status::already_handled);
   CHECK(calls == 0);
   CHECK(db.value(theirs) == "1");
   CHECK(db.value(ours) == "1");
@@ -418,4 +492,57 @@ TEST_CASE("postgresql: a store outage is an error, then the store reconnects and
   connection db;
   CHECK(db.value("SELECT count(*) FROM unloc_events WHERE id IN (" + sql_text(before.id) + ", " +
                  sql_text(last.id) + ")") == "2");
+}
+
+TEST_CASE("postgresql: a slow store is a timeout error, and the next call works") {
+  auto slow = options();
+  slow.statement_timeout = 300ms;
+  auto opened = postgresql_event_store::open(slow);
+  REQUIRE(opened);
+  auto& store = **opened;
+  const auto id = fresh_id();
+  REQUIRE(store.claim(id, created).value().mine());
+  connection db;
+  // Another transaction holds the event's row: the store's mark waits for it past its timeout.
+  db.value("BEGIN");
+  db.value("SELECT 1 FROM unloc_claims WHERE id = " + sql_text(id) + " FOR UPDATE");
+  const auto waited = store.mark_handled(id, 0);
+  db.value("ROLLBACK");
+  REQUIRE_FALSE(waited);
+  CHECK(waited.error().category == unloc::error_category::timeout);
+  CHECK(store.claim(id, created).value().status == claim_status::held_elsewhere);
+}
+
+TEST_CASE("postgresql: a server that stops answering fails the call in bounded time") {
+  auto hung = options();
+  hung.statement_timeout = 300ms;
+  hung.connect_timeout = 1s;
+  auto opened = postgresql_event_store::open(hung);
+  REQUIRE(opened);
+  auto& store = **opened;
+  REQUIRE(store.check());
+  // Every process of the cluster, by pid: the postmaster (postmaster.pid) and its children.
+  std::vector<pid_t> pids;
+  {
+    std::FILE* f = std::fopen((cluster().dir() + "/data/postmaster.pid").c_str(), "r");
+    REQUIRE(f != nullptr);
+    long postmaster = 0;
+    REQUIRE(std::fscanf(f, "%ld", &postmaster) == 1);
+    std::fclose(f);
+    pids.push_back(static_cast<pid_t>(postmaster));
+    std::FILE* children = ::popen(("pgrep -P " + std::to_string(postmaster)).c_str(), "r");
+    REQUIRE(children != nullptr);
+    long child = 0;
+    while (std::fscanf(children, "%ld", &child) == 1) pids.push_back(static_cast<pid_t>(child));
+    ::pclose(children);
+  }
+  for (pid_t pid : pids) ::kill(pid, SIGSTOP);
+  const auto began = std::chrono::steady_clock::now();
+  const auto stuck = store.claim(fresh_id(), created);
+  const auto took = std::chrono::steady_clock::now() - began;
+  for (pid_t pid : pids) ::kill(pid, SIGCONT);
+  REQUIRE_FALSE(stuck);
+  CHECK(stuck.error().category == unloc::error_category::timeout);
+  CHECK(took < 30s);  // the bound is 0.3 s + 5 s; generous for sanitizer builds
+  CHECK(store.check());
 }

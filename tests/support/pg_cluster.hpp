@@ -9,8 +9,11 @@
 /// .pgpass file, so that libpq here and in every child started later finds the
 /// password (scram-sha-256) without it being written in a URL or a command line.
 
+#include <fcntl.h>
 #include <sys/stat.h>
+#include <sys/types.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include <array>
 #include <cstdio>
@@ -26,25 +29,30 @@ namespace unloc_test {
 
 /// A PostgreSQL server of its own, started by the constructor (initdb, pg_ctl start;
 /// a few seconds) and stopped and removed by the destructor, also when a test fails.
+/// Should the test process die without it (a crash, SIGKILL, a ctest timeout), a
+/// watchdog process it started removes the cluster all the same: it waits, in a
+/// session of its own, for a pipe from this process to close.
 /// Not thread-safe: drive it from the test's own thread.
 class pg_cluster {
  public:
   /// Starts it; throws `std::runtime_error` with the script's message when it cannot.
   pg_cluster() {
     const char* tmp = std::getenv("TMPDIR");
-    std::string pattern = std::string(tmp != nullptr && *tmp != '\0' ? tmp : "/tmp") +
-                          "/unloc-pg-XXXXXX";
+    std::string pattern =
+        std::string(tmp != nullptr && *tmp != '\0' ? tmp : "/tmp") + "/unloc-pg-XXXXXX";
     if (mkdtemp(pattern.data()) == nullptr) throw std::runtime_error("pg_cluster: mkdtemp failed");
     parent_ = pattern;
     // As root, the server runs as the user postgres, which must reach the cluster's directory.
     ::chmod(parent_.c_str(), 0711);
     dir_ = parent_ + "/cluster";
     ::setenv("PGPASSFILE", (dir_ + "/pgpass").c_str(), 1);
+    start_watchdog();
     url_ = run_capturing("start");
   }
   ~pg_cluster() {
-    (void)run("destroy");
-    ::rmdir(parent_.c_str());
+    // The watchdog destroys the cluster once the pipe closes; wait until it has.
+    ::close(watchdog_pipe_);
+    ::waitpid(watchdog_, nullptr, 0);
   }
   pg_cluster(const pg_cluster&) = delete;
   pg_cluster& operator=(const pg_cluster&) = delete;
@@ -64,6 +72,29 @@ class pg_cluster {
   void restart_immediate() { check(run("restart")); }
 
  private:
+  void start_watchdog() {
+    int ends[2];
+    if (::pipe(ends) != 0) throw std::runtime_error("pg_cluster: pipe failed");
+    const std::string destroy =
+        command("destroy") + " >/dev/null 2>&1; rmdir '" + parent_ + "' 2>/dev/null";
+    watchdog_ = ::fork();
+    if (watchdog_ < 0) throw std::runtime_error("pg_cluster: fork failed");
+    if (watchdog_ == 0) {
+      ::setsid();  // outlives a kill of the test's process group
+      ::dup2(ends[0], 0);
+      ::close(ends[0]);
+      ::close(ends[1]);
+      // `cat` ends when every writer is gone: the test process, however it ended.
+      const std::string script = "cat >/dev/null; " + destroy;
+      ::execl("/bin/sh", "sh", "-c", script.c_str(), static_cast<char*>(nullptr));
+      ::_exit(127);
+    }
+    ::close(ends[0]);
+    // Not inherited by the programs the test starts, which may outlive it briefly.
+    ::fcntl(ends[1], F_SETFD, FD_CLOEXEC);
+    watchdog_pipe_ = ends[1];
+  }
+
   std::string command(const char* verb, bool immediate = false) const {
     return std::string("'") + UNLOC_PG_CLUSTER_SCRIPT + "' " + verb + " '" + dir_ + "'" +
            (immediate ? " immediate" : "");
@@ -99,6 +130,8 @@ class pg_cluster {
   std::string parent_;
   std::string dir_;
   std::string url_;
+  pid_t watchdog_ = -1;
+  int watchdog_pipe_ = -1;
 };
 
 }  // namespace unloc_test

@@ -9,13 +9,17 @@
 #include <unloc/detail/text.hpp>
 #include <unloc/error.hpp>
 #include <unloc/event_store.hpp>
+#include <unloc/stores/schema.hpp>
 #include <unloc/timestamp.hpp>
 #include <unloc/uuid.hpp>
 #include <unloc/version.hpp>
 
 #include <libpq-fe.h>
+#include <poll.h>
 
 #include <algorithm>
+#include <atomic>
+#include <cerrno>
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
@@ -40,14 +44,18 @@ struct postgresql_store_options {
   std::size_t connections = 4;
   /// How long a claim holds before the next claim of its event takes it over.
   std::chrono::milliseconds claim_lease = std::chrono::minutes(5);
+  /// How long the claim of an event is kept after the event was created: a day past
+  /// the access log's 30 days (its row in `unloc_events` stays).
+  std::chrono::milliseconds retention = std::chrono::hours(24 * 31);
   /// Bound on connecting (libpq's `connect_timeout`, whole seconds, at least 1).
   std::chrono::seconds connect_timeout = std::chrono::seconds(5);
   /// Bound on each statement (`statement_timeout`): a slow database is an error, not a hang.
   std::chrono::milliseconds statement_timeout = std::chrono::seconds(10);
+  /// The clock of claim and log leases and of the time of receipt. Empty (the
+  /// default): leases run on the database's clock, so that the processes sharing it
+  /// need not agree on the time, and receipt on this process's. Set in tests.
+  std::function<timestamp()> clock;
 };
-
-/// The schema version this SDK writes (`unloc_schema_version`).
-inline constexpr int postgresql_schema_version = 1;
 
 /// An `event_store` in PostgreSQL: claims, marks, checkpoints and log leases in
 /// the `unloc_*` tables, and each event marked with `mark_handled(event, source,
@@ -55,7 +63,7 @@ inline constexpr int postgresql_schema_version = 1;
 /// processes may share one database: a claim is one `INSERT … ON CONFLICT DO
 /// UPDATE … WHERE` on the event's row, so of concurrent claims at most one is
 /// `mine`; claim tokens come from a sequence; lease expiries use the database's
-/// clock, never the callers'.
+/// clock (unless `postgresql_store_options::clock` is set), never the callers'.
 ///
 /// Durability: marks, checkpoints and leases commit as the server's
 /// `synchronous_commit` says (on by default: durable once acknowledged). A
@@ -74,18 +82,27 @@ class postgresql_event_store final : public event_store {
   using event_store::mark_handled;
   using event_store::save_checkpoint;
 
+  /// The integrator's work in `handle_once`: their statements on the connection
+  /// given, inside the store's transaction. True confirms; false or a throw
+  /// rolls back the work and the mark.
+  using work_function = std::function<bool(PGconn*)>;
+
   /// Connects, creates or migrates the tables, and keeps up to
   /// `options.connections` connections. An error when the server cannot be
   /// reached, the conninfo holds a password, or the schema is newer than this SDK's.
   [[nodiscard]] static result<std::unique_ptr<postgresql_event_store>> open(
       postgresql_store_options options) {
-    if (auto refused = refuse_password(options.conninfo); !refused) return refused.error();
-    if (options.connections == 0) options.connections = 1;
-    std::unique_ptr<postgresql_event_store> store(new postgresql_event_store(std::move(options)));
-    auto conn = store->borrow();
-    if (!conn) return conn.error();
-    if (auto made = create_schema(conn->get()); !made) return made.error();
-    return store;
+    try {
+      if (auto refused = refuse_password(options.conninfo); !refused) return refused.error();
+      if (options.connections == 0) options.connections = 1;
+      std::unique_ptr<postgresql_event_store> store(new postgresql_event_store(std::move(options)));
+      auto conn = store->borrow();
+      if (!conn) return conn.error();
+      if (auto made = create_schema(conn->get()); !made) return made.error();
+      return store;
+    } catch (...) {
+      return out_of_memory("open");
+    }
   }
 
   /// A store over the integrator's own connection (not owned: never closed or
@@ -94,21 +111,24 @@ class postgresql_event_store final : public event_store {
   /// from another thread meanwhile. A broken `conn` is not reopened: each call
   /// then returns an error.
   [[nodiscard]] static result<std::unique_ptr<postgresql_event_store>> attach(
-      PGconn* conn, std::chrono::milliseconds claim_lease = std::chrono::minutes(5)) {
+      PGconn* conn, postgresql_store_options options = {}) {
     if (conn == nullptr || PQstatus(conn) != CONNECTION_OK) {
       return make_error(error_category::invalid_input, "postgresql: the connection is not open");
     }
-    // Not SET: the integrator's session settings stay theirs.
-    if (auto made = create_schema(conn); !made) return made.error();
-    postgresql_store_options options;
-    options.connections = 1;
-    options.claim_lease = claim_lease;
-    std::unique_ptr<postgresql_event_store> store(new postgresql_event_store(std::move(options)));
-    store->pool_[0].conn = conn;
-    store->pool_[0].owned = false;
-    return store;
+    try {
+      // No SET here: the integrator's session settings stay theirs.
+      if (auto made = create_schema(conn); !made) return made.error();
+      options.connections = 1;  // theirs; options.conninfo is not used
+      std::unique_ptr<postgresql_event_store> store(new postgresql_event_store(std::move(options)));
+      store->pool_[0].conn = conn;
+      store->pool_[0].owned = false;
+      return store;
+    } catch (...) {
+      return out_of_memory("attach");
+    }
   }
 
+  /// Closes the connections it opened (never the integrator's).
   ~postgresql_event_store() override {
     for (auto& slot : pool_) {
       if (slot.owned && slot.conn != nullptr) PQfinish(slot.conn);
@@ -118,112 +138,171 @@ class postgresql_event_store final : public event_store {
   postgresql_event_store& operator=(const postgresql_event_store&) = delete;
 
   [[nodiscard]] result<event_claim> claim(const uuid& id, timestamp created) override {
-    // Literals, not parameters: the simple protocol runs the two statements in one
-    // transaction, so the SET LOCAL applies to the claim alone. Both values are ours
-    // (a canonical UUID, integers), never text from outside.
-    const std::string sql =
-        "SET LOCAL synchronous_commit = off;"
-        "WITH c AS (INSERT INTO unloc_claims AS c (id, created, owner, lease_until, handled, in_doubt)"
-        " VALUES ('" + id.to_string() + "', " + std::to_string(millis(created)) +
-        ", nextval('unloc_claim_tokens'), " + now_ms + " + " +
-        std::to_string(options_.claim_lease.count()) + ", false, false)"
-        " ON CONFLICT (id) DO UPDATE SET owner = EXCLUDED.owner, lease_until = EXCLUDED.lease_until,"
-        " in_doubt = true WHERE NOT c.handled AND (c.owner = 0 OR c.lease_until <= " + now_ms + ")"
-        " RETURNING c.owner, c.in_doubt)"
-        " SELECT 'm', owner, in_doubt FROM c"
-        " UNION ALL SELECT CASE WHEN handled THEN 'h' ELSE 'e' END, 0, false FROM unloc_claims"
-        " WHERE id = '" + id.to_string() + "' AND NOT EXISTS (SELECT 1 FROM c)";
-    auto rows = run("claim", sql, {});
-    if (!rows) return rows.error();
-    // No row: another claim inserted it after this statement's snapshot; it holds it.
-    if (PQntuples(rows->get()) == 0) return event_claim{claim_status::held_elsewhere, false, 0};
-    const std::string status = PQgetvalue(rows->get(), 0, 0);
-    if (status == "h") return event_claim{claim_status::already_handled, false, 0};
-    if (status == "e") return event_claim{claim_status::held_elsewhere, false, 0};
-    return event_claim{claim_status::mine, text(rows->get(), 2) == "t",
-                       std::strtoull(PQgetvalue(rows->get(), 0, 1), nullptr, 10)};
+    try {
+      if (++claims_since_prune_ % prune_every == 0) {
+        // Forgetting old claims is housekeeping: a failure here fails no claim.
+        (void)run("forget old claims",
+                  "DELETE FROM unloc_claims WHERE created_ms < " + now_sql() + " - " +
+                      std::to_string(options_.retention.count()) +
+                      " AND (handled <> 0 OR lease_until_ms <= " + now_sql() + ")",
+                  {});
+      }
+      // Literals, not parameters: the simple protocol runs the two statements in one
+      // transaction, so the SET LOCAL applies to the claim alone. Both values are ours
+      // (a canonical UUID, integers), never text from outside.
+      const std::string sql =
+          "SET LOCAL synchronous_commit = off;"
+          "WITH c AS (INSERT INTO unloc_claims AS c"
+          " (id, created_ms, owner, lease_until_ms, handled, in_doubt)"
+          " VALUES ('" +
+          id.to_string() + "', " + std::to_string(millis(created)) +
+          ", nextval('unloc_claim_tokens'), " + now_sql() + " + " +
+          std::to_string(options_.claim_lease.count()) +
+          ", 0, 0)"
+          " ON CONFLICT (id) DO UPDATE SET owner = EXCLUDED.owner,"
+          " lease_until_ms = EXCLUDED.lease_until_ms, in_doubt = 1"
+          " WHERE c.handled = 0 AND (c.owner = 0 OR c.lease_until_ms <= " +
+          now_sql() +
+          ")"
+          " RETURNING c.owner, c.in_doubt)"
+          " SELECT 'm', owner, in_doubt FROM c"
+          " UNION ALL SELECT CASE WHEN handled <> 0 THEN 'h' ELSE 'e' END, 0, 0 FROM unloc_claims"
+          " WHERE id = '" +
+          id.to_string() + "' AND NOT EXISTS (SELECT 1 FROM c)";
+      auto rows = run("claim", sql, {});
+      if (!rows) return rows.error();
+      // No row: another claim inserted it after this statement's snapshot; it holds it.
+      if (PQntuples(rows->get()) == 0) return event_claim{claim_status::held_elsewhere, false, 0};
+      const std::string status = PQgetvalue(rows->get(), 0, 0);
+      if (status == "h") return event_claim{claim_status::already_handled, false, 0};
+      if (status == "e") return event_claim{claim_status::held_elsewhere, false, 0};
+      return event_claim{claim_status::mine, text(rows->get(), 2) == "1",
+                         std::strtoull(PQgetvalue(rows->get(), 0, 1), nullptr, 10)};
+    } catch (...) {
+      return out_of_memory("claim");
+    }
   }
 
   [[nodiscard]] result<settle_status> mark_handled(const uuid& id, claim_token token) override {
-    auto rows = run("mark_handled", "WITH m AS (" + std::string(mark_sql) + ") SELECT count(*) FROM m",
-                    {id.to_string(), std::to_string(token)});
-    if (!rows) return rows.error();
-    return text(rows->get(), 0) == "0" ? settle_status::not_owner : settle_status::done;
+    try {
+      auto rows =
+          run("mark_handled", "WITH m AS (" + std::string(mark_sql) + ") SELECT count(*) FROM m",
+              {id.to_string(), std::to_string(token)});
+      if (!rows) return rows.error();
+      return text(rows->get(), 0) == "0" ? settle_status::not_owner : settle_status::done;
+    } catch (...) {
+      return out_of_memory("mark_handled");
+    }
   }
 
   [[nodiscard]] result<settle_status> mark_handled(const access_event& event, event_source source,
                                                    claim_token token) override {
-    parameters params{event.id.to_string(), std::to_string(token)};
-    append_event_params(params, event, source);
-    auto rows = run("mark_handled",
-                    "WITH m AS (" + std::string(mark_sql) + "), e AS (" + insert_event_sql(3) +
-                        " WHERE EXISTS (SELECT 1 FROM m) ON CONFLICT (id) DO NOTHING)"
-                        " SELECT count(*) FROM m",
-                    params);
-    if (!rows) return rows.error();
-    return text(rows->get(), 0) == "0" ? settle_status::not_owner : settle_status::done;
+    try {
+      parameters params{event.id.to_string(), std::to_string(token)};
+      append_event_params(params, event, source, received_now());
+      auto rows = run("mark_handled",
+                      "WITH m AS (" + std::string(mark_sql) + "), e AS (" + insert_event_sql(3) +
+                          " WHERE EXISTS (SELECT 1 FROM m) ON CONFLICT (id) DO NOTHING)"
+                          " SELECT count(*) FROM m",
+                      params);
+      if (!rows) return rows.error();
+      return text(rows->get(), 0) == "0" ? settle_status::not_owner : settle_status::done;
+    } catch (...) {
+      return out_of_memory("mark_handled");
+    }
   }
 
   [[nodiscard]] result<settle_status> release(const uuid& id, claim_token token) override {
-    if (token == 0) return settle_status::not_owner;
-    auto rows = run("release",
-                    "WITH d AS (DELETE FROM unloc_claims WHERE id = $1 AND owner = $2 AND NOT handled"
-                    " AND NOT in_doubt RETURNING 1),"
-                    " u AS (UPDATE unloc_claims SET owner = 0 WHERE id = $1 AND owner = $2"
-                    " AND NOT handled AND in_doubt RETURNING 1)"
-                    " SELECT (SELECT count(*) FROM d) + (SELECT count(*) FROM u)",
-                    {id.to_string(), std::to_string(token)});
-    if (!rows) return rows.error();
-    return text(rows->get(), 0) == "0" ? settle_status::not_owner : settle_status::done;
+    try {
+      if (token == 0) return settle_status::not_owner;
+      auto rows =
+          run("release",
+              "WITH d AS (DELETE FROM unloc_claims WHERE id = $1 AND owner = $2 AND handled = 0"
+              " AND in_doubt = 0 RETURNING 1),"
+              " u AS (UPDATE unloc_claims SET owner = 0 WHERE id = $1 AND owner = $2"
+              " AND handled = 0 AND in_doubt <> 0 RETURNING 1)"
+              " SELECT (SELECT count(*) FROM d) + (SELECT count(*) FROM u)",
+              {id.to_string(), std::to_string(token)});
+      if (!rows) return rows.error();
+      return text(rows->get(), 0) == "0" ? settle_status::not_owner : settle_status::done;
+    } catch (...) {
+      return out_of_memory("release");
+    }
   }
 
   [[nodiscard]] result<std::optional<timestamp>> checkpoint(const std::string& scope) override {
-    auto rows = run("checkpoint", "SELECT read_to FROM unloc_checkpoints WHERE scope = $1", {scope});
-    if (!rows) return rows.error();
-    if (PQntuples(rows->get()) == 0) return std::optional<timestamp>{};
-    return std::optional<timestamp>{from_millis(text(rows->get(), 0))};
+    try {
+      auto rows =
+          run("checkpoint", "SELECT read_to_ms FROM unloc_checkpoints WHERE scope = $1", {scope});
+      if (!rows) return rows.error();
+      if (PQntuples(rows->get()) == 0) return std::optional<timestamp>{};
+      return std::optional<timestamp>{from_millis(text(rows->get(), 0))};
+    } catch (...) {
+      return out_of_memory("checkpoint");
+    }
   }
 
   [[nodiscard]] result<void> save_checkpoint(const std::string& scope, timestamp read_to) override {
-    auto rows = run("save_checkpoint", save_checkpoint_sql(),
-                    {scope, std::to_string(millis(read_to))});
-    if (!rows) return rows.error();
-    return {};
+    try {
+      auto rows =
+          run("save_checkpoint", save_checkpoint_sql(), {scope, std::to_string(millis(read_to))});
+      if (!rows) return rows.error();
+      return {};
+    } catch (...) {
+      return out_of_memory("save_checkpoint");
+    }
   }
 
   [[nodiscard]] result<std::optional<std::uint64_t>> acquire_log_lease(
       const std::string& scope, const std::string& holder,
       std::chrono::milliseconds duration) override {
-    auto rows = run("acquire_log_lease",
-                    "INSERT INTO unloc_log_leases AS l (scope, holder, token, expires_at)"
-                    " VALUES ($1, $2, 1, " + std::string(now_ms) + " + $3)"
-                    " ON CONFLICT (scope) DO UPDATE SET holder = EXCLUDED.holder,"
-                    " expires_at = EXCLUDED.expires_at,"
-                    " token = CASE WHEN l.holder = EXCLUDED.holder THEN l.token ELSE l.token + 1 END"
-                    " WHERE l.holder = EXCLUDED.holder OR l.expires_at <= " + now_ms +
-                    " RETURNING token",
-                    {scope, holder, std::to_string(duration.count())});
-    if (!rows) return rows.error();
-    if (PQntuples(rows->get()) == 0) return std::optional<std::uint64_t>{};
-    return std::optional<std::uint64_t>{std::strtoull(PQgetvalue(rows->get(), 0, 0), nullptr, 10)};
+    try {
+      auto rows =
+          run("acquire_log_lease",
+              "INSERT INTO unloc_log_leases AS l (scope, holder, token, expires_ms)"
+              " VALUES ($1, $2, 1, " +
+                  now_sql() +
+                  " + $3)"
+                  " ON CONFLICT (scope) DO UPDATE SET holder = EXCLUDED.holder,"
+                  " expires_ms = EXCLUDED.expires_ms,"
+                  " token = CASE WHEN l.holder = EXCLUDED.holder THEN l.token ELSE l.token + 1 END"
+                  " WHERE l.holder = EXCLUDED.holder OR l.expires_ms <= " +
+                  now_sql() + " RETURNING token",
+              {scope, holder, std::to_string(duration.count())});
+      if (!rows) return rows.error();
+      if (PQntuples(rows->get()) == 0) return std::optional<std::uint64_t>{};
+      return std::optional<std::uint64_t>{
+          std::strtoull(PQgetvalue(rows->get(), 0, 0), nullptr, 10)};
+    } catch (...) {
+      return out_of_memory("acquire_log_lease");
+    }
   }
 
   [[nodiscard]] result<settle_status> save_checkpoint(const std::string& scope, timestamp read_to,
                                                       std::uint64_t lease) override {
-    // FOR SHARE: a takeover of the lease waits until this checkpoint is committed.
-    auto rows = run("save_checkpoint",
-                    "WITH l AS (SELECT 1 FROM unloc_log_leases WHERE scope = $1 AND token = $3"
-                    " FOR SHARE), s AS (" + save_checkpoint_sql("EXISTS (SELECT 1 FROM l)") +
-                        ") SELECT count(*) FROM l",
-                    {scope, std::to_string(millis(read_to)), std::to_string(lease)});
-    if (!rows) return rows.error();
-    return text(rows->get(), 0) == "0" ? settle_status::not_owner : settle_status::done;
+    try {
+      // FOR SHARE: a takeover of the lease waits until this checkpoint is committed.
+      auto rows =
+          run("save_checkpoint",
+              "WITH l AS (SELECT 1 FROM unloc_log_leases WHERE scope = $1 AND token = $3"
+              " FOR SHARE), s AS (" +
+                  save_checkpoint_sql("EXISTS (SELECT 1 FROM l)") + ") SELECT count(*) FROM l",
+              {scope, std::to_string(millis(read_to)), std::to_string(lease)});
+      if (!rows) return rows.error();
+      return text(rows->get(), 0) == "0" ? settle_status::not_owner : settle_status::done;
+    } catch (...) {
+      return out_of_memory("save_checkpoint");
+    }
   }
 
   [[nodiscard]] result<void> check() override {
-    auto rows = run("check", "SELECT 1", {});
-    if (!rows) return rows.error();
-    return {};
+    try {
+      auto rows = run("check", "SELECT 1", {});
+      if (!rows) return rows.error();
+      return {};
+    } catch (...) {
+      return out_of_memory("check");
+    }
   }
 
   /// The integrator's path: handles `event` once, in one transaction on the
@@ -232,103 +311,130 @@ class postgresql_event_store final : public event_store {
   /// statements), then marks the event and writes its row, and commits. When
   /// `work` returns false or throws, or any statement fails, everything rolls
   /// back (their statements too) and an error is returned: retry later.
-  /// `mine` when the work ran and committed, else `already_handled` or `held_elsewhere`.
-  [[nodiscard]] result<claim_status> handle_once(const access_event& event, event_source source,
-                                                 const std::function<bool(PGconn*)>& work) {
-    auto conn = borrow();
-    if (!conn) return conn.error();
-    PGconn* c = conn->get();
-    if (PQtransactionStatus(c) != PQTRANS_IDLE) {
-      return make_error(error_category::invalid_input,
-                        "postgresql: handle_once runs its own transaction (one is open)");
-    }
-    if (auto begun = exec(c, "handle_once", "BEGIN", {}); !begun) return begun.error();
-    auto outcome = [&]() -> result<claim_status> {
-      const std::string id = event.id.to_string();
-      auto added = exec(c, "handle_once",
-                        "INSERT INTO unloc_claims (id, created, owner, lease_until, handled, in_doubt)"
-                        " VALUES ($1, $2, 0, 0, false, false) ON CONFLICT (id) DO NOTHING",
-                        {id, std::to_string(millis(event.created))});
-      if (!added) return added.error();
-      auto row = exec(c, "handle_once",
-                      "SELECT handled, owner <> 0 AND lease_until > " + std::string(now_ms) +
-                          " FROM unloc_claims WHERE id = $1 FOR UPDATE",
-                      {id});
-      if (!row) return row.error();
-      if (text(row->get(), 0) == "t") return claim_status::already_handled;
-      if (text(row->get(), 1) == "t") return claim_status::held_elsewhere;
-      bool done = false;
-      try {
-        done = work(c);
-      } catch (...) {
-        done = false;
+  [[nodiscard]] result<handle_status> handle_once(const access_event& event, event_source source,
+                                                  const work_function& work) {
+    try {
+      auto conn = borrow();
+      if (!conn) return conn.error();
+      PGconn* c = conn->get();
+      if (PQtransactionStatus(c) != PQTRANS_IDLE) {
+        return make_error(error_category::invalid_input,
+                          "postgresql: handle_once runs its own transaction (one is open)");
       }
-      if (!done) {
-        return make_error(error_category::internal,
-                          "postgresql: the work on event " + id + " failed: rolled back", "work");
+      if (auto begun = exec(c, "handle_once", "BEGIN", {}); !begun) return begun.error();
+      auto outcome = [&]() -> result<handle_status> {
+        const std::string id = event.id.to_string();
+        auto added =
+            exec(c, "handle_once",
+                 "INSERT INTO unloc_claims (id, created_ms, owner, lease_until_ms, handled,"
+                 " in_doubt) VALUES ($1, $2, 0, 0, 0, 0) ON CONFLICT (id) DO NOTHING",
+                 {id, std::to_string(millis(event.created))});
+        if (!added) return added.error();
+        auto row = exec(c, "handle_once",
+                        "SELECT handled <> 0, owner <> 0 AND lease_until_ms > " + now_sql() +
+                            " FROM unloc_claims WHERE id = $1 FOR UPDATE",
+                        {id});
+        if (!row) return row.error();
+        if (text(row->get(), 0) == "t") return handle_status::already_handled;
+        if (text(row->get(), 1) == "t") return handle_status::held_elsewhere;
+        bool done = false;
+        try {
+          done = work(c);
+        } catch (...) {
+          done = false;
+        }
+        if (!done) {
+          return make_error(error_category::internal,
+                            "postgresql: the work on event " + id + " failed: rolled back", "work");
+        }
+        parameters params{id};
+        append_event_params(params, event, source, received_now());
+        auto marked =
+            exec(c, "handle_once",
+                 "WITH m AS (UPDATE unloc_claims SET handled = 1, owner = 0 WHERE id = $1)"
+                 " " +
+                     insert_event_sql(2) + " ON CONFLICT (id) DO NOTHING",
+                 params);
+        if (!marked) return marked.error();
+        auto committed = exec(c, "handle_once", "COMMIT", {});
+        if (!committed) return committed.error();
+        return handle_status::handled;
+      }();
+      if (!outcome || *outcome != handle_status::handled) {
+        if (PQstatus(c) == CONNECTION_OK) (void)exec(c, "handle_once", "ROLLBACK", {});
       }
-      parameters params{id};
-      append_event_params(params, event, source);
-      auto marked = exec(c, "handle_once",
-                         "WITH m AS (UPDATE unloc_claims SET handled = true, owner = 0 WHERE id = $1)"
-                         " " + insert_event_sql(2) + " ON CONFLICT (id) DO NOTHING",
-                         params);
-      if (!marked) return marked.error();
-      auto committed = exec(c, "handle_once", "COMMIT", {});
-      if (!committed) return committed.error();
-      return claim_status::mine;
-    }();
-    if (!outcome || *outcome != claim_status::mine) {
-      if (PQstatus(c) == CONNECTION_OK) (void)exec(c, "handle_once", "ROLLBACK", {});
+      return outcome;
+    } catch (...) {
+      return out_of_memory("handle_once");
     }
-    return outcome;
   }
 
  private:
+  // What every public call returns instead of letting std::bad_alloc out.
+  static error out_of_memory(const char* what) {
+    return make_error(error_category::internal,
+                      std::string("postgresql: ") + what + " failed (out of memory)");
+  }
+
   // Statement parameters in text form; none is SQL NULL.
   using parameters = std::vector<std::optional<std::string>>;
 
   // The claim's lease and the log leases run on the database's clock: the
   // processes sharing it need not agree on the time.
-  static constexpr const char* now_ms = "(extract(epoch from clock_timestamp()) * 1000)::bigint";
+  // Now in milliseconds since 1970, as SQL: the options' clock as a literal, or the database's.
+  std::string now_sql() const {
+    if (options_.clock) return std::to_string(millis(options_.clock()));
+    return "(extract(epoch from clock_timestamp()) * 1000)::bigint";
+  }
 
   // Marks $1 handled for the token $2 (0 never owns); records an id not kept. A row when done.
   static constexpr const char* mark_sql =
-      "INSERT INTO unloc_claims AS c (id, owner, lease_until, handled, in_doubt)"
-      " VALUES ($1, 0, 0, true, false) ON CONFLICT (id) DO UPDATE SET handled = true, owner = 0"
-      " WHERE c.handled OR (c.owner = $2 AND $2 <> 0) RETURNING 1";
+      "INSERT INTO unloc_claims AS c (id, created_ms, owner, lease_until_ms, handled, in_doubt)"
+      " VALUES ($1, 0, 0, 0, 1, 0) ON CONFLICT (id) DO UPDATE SET handled = 1, owner = 0"
+      " WHERE c.handled <> 0 OR (c.owner = $2 AND $2 <> 0) RETURNING 1";
 
   // Moves the checkpoint $1 to $2, never back, when `condition` holds.
   static std::string save_checkpoint_sql(const char* condition = "true") {
-    return std::string("INSERT INTO unloc_checkpoints AS k (scope, read_to) SELECT $1, $2::bigint"
-                       " WHERE ") + condition +
-           " ON CONFLICT (scope) DO UPDATE SET read_to = GREATEST(k.read_to, EXCLUDED.read_to)";
+    return std::string(
+               "INSERT INTO unloc_checkpoints AS k (scope, read_to_ms) SELECT $1, $2::bigint"
+               " WHERE ") +
+           condition +
+           " ON CONFLICT (scope) DO UPDATE SET read_to_ms = GREATEST(k.read_to_ms, "
+           "EXCLUDED.read_to_ms)";
   }
 
   // The events row: the id $1, and the parameters from $first on that append_event_params adds.
   static std::string insert_event_sql(int first) {
-    static constexpr const char* types[] = {"text", "bigint", "text", "text", "text",
-                                            "text", "text",   "text", "text"};
     std::string sql =
         "INSERT INTO unloc_events (id, action, created, key_id, lock_id, lock_name, app_user_id,"
         " user_name, extra, source, received_at, lag_ms) SELECT $1::text";
-    for (int i = 0; i < 9; ++i) sql += ", $" + std::to_string(first + i) + "::" + types[i];
-    sql += ", r, r - $" + std::to_string(first + 1) + "::bigint FROM (SELECT " + now_ms + " AS r) t";
+    for (int i = 0; i < 10; ++i) sql += ", $" + std::to_string(first + i) + "::text";
+    sql += ", $" + std::to_string(first + 10) + "::bigint";
     return sql;
   }
 
-  // action, created, key_id, lock_id, lock_name, app_user_id, user_name, extra, source.
+  timestamp received_now() const {
+    if (options_.clock) return options_.clock();
+    return std::chrono::time_point_cast<std::chrono::milliseconds>(
+        std::chrono::system_clock::now());
+  }
+
+  // action, created, key_id, lock_id, lock_name, app_user_id, user_name, extra, source,
+  // received_at, lag_ms.
   static void append_event_params(parameters& params, const access_event& event,
-                                  event_source source) {
+                                  event_source source, timestamp now) {
+    const auto optional_text = [](const std::optional<std::string>& text) {
+      return text ? std::optional<std::string>(no_nul(*text)) : std::nullopt;
+    };
     params.push_back(no_nul(event.action == access_action::unknown
                                 ? event.action_text
                                 : std::string(to_string(event.action))));
-    params.push_back(std::to_string(millis(event.created)));
+    params.push_back(format_timestamp(event.created));
     params.push_back(event.key_id.to_string());
     params.push_back(event.lock_id.to_string());
     params.push_back(no_nul(event.lock_name));
-    params.push_back(event.app_user_id ? std::optional<std::string>(no_nul(*event.app_user_id)) : std::nullopt);
-    params.push_back(event.user_name ? std::optional<std::string>(no_nul(*event.user_name)) : std::nullopt);
+    params.push_back(optional_text(event.app_user_id));
+    params.push_back(optional_text(event.user_name));
     std::string extra = "{";
     for (const auto& member : event.extra) {
       if (extra.size() > 1) extra += ',';
@@ -339,6 +445,8 @@ class postgresql_event_store final : public event_store {
     extra += '}';
     params.push_back(no_nul(extra));
     params.push_back(to_string(source));
+    params.push_back(format_timestamp(now));
+    params.push_back(std::to_string(millis(now) - millis(event.created)));
   }
 
   // A text column holds no NUL byte: one (from a JSON \u0000) becomes U+FFFD.
@@ -375,7 +483,9 @@ class postgresql_event_store final : public event_store {
   class lease {
    public:
     lease(postgresql_event_store* store, slot* s) : store_(store), slot_(s) {}
-    lease(lease&& other) noexcept : store_(other.store_), slot_(other.slot_) { other.slot_ = nullptr; }
+    lease(lease&& other) noexcept : store_(other.store_), slot_(other.slot_) {
+      other.slot_ = nullptr;
+    }
     lease(const lease&) = delete;
     lease& operator=(const lease&) = delete;
     lease& operator=(lease&&) = delete;
@@ -401,7 +511,8 @@ class postgresql_event_store final : public event_store {
       std::string why = message != nullptr ? message : "out of memory";
       PQfreemem(message);
       while (!why.empty() && why.back() == '\n') why.pop_back();
-      return make_error(error_category::invalid_input, "postgresql: bad conninfo: " + why, "conninfo");
+      return make_error(error_category::invalid_input, "postgresql: bad conninfo: " + why,
+                        "conninfo");
     }
     bool has_password = false;
     for (const PQconninfoOption* o = parsed; o->keyword != nullptr; ++o) {
@@ -461,7 +572,8 @@ class postgresql_event_store final : public event_store {
     }
     if (PQstatus(s.conn) != CONNECTION_OK) return failure(s.conn, "connect");
     // The server's notices (a table already there, a shutdown) are not the program's output.
-    PQsetNoticeProcessor(s.conn, [](void*, const char*) {}, nullptr);
+    PQsetNoticeProcessor(
+        s.conn, [](void*, const char*) {}, nullptr);
     const std::string setup =
         "SET statement_timeout = " + std::to_string(options_.statement_timeout.count());
     if (auto set = exec(s.conn, "connect", setup, {}); !set) return set.error();
@@ -473,10 +585,61 @@ class postgresql_event_store final : public event_store {
   result<rows> run(const char* what, const std::string& sql, const parameters& params) {
     auto conn = borrow();
     if (!conn) return conn.error();
-    auto done = exec(conn->get(), what, sql, params);
-    if (done || !conn->owner().owned || PQstatus(conn->get()) == CONNECTION_OK) return done;
+    if (!conn->owner().owned) return exec(conn->get(), what, sql, params);
+    auto done = exec_within(conn->owner(), what, sql, params);
+    if (done || conn->get() == nullptr || PQstatus(conn->get()) == CONNECTION_OK) return done;
     if (auto opened = reopen(conn->owner()); !opened) return opened.error();
-    return exec(conn->get(), what, sql, params);
+    return exec_within(conn->owner(), what, sql, params);
+  }
+
+  // exec, bounded on this side too: a server that stopped answering (hung, or cut off
+  // without a reset) must not hold the caller. The server's statement_timeout ends a
+  // slow statement first; past it and a margin, the connection is closed (the next
+  // call opens another) and the call fails with a timeout, never a success.
+  result<rows> exec_within(slot& s, const char* what, const std::string& sql,
+                           const parameters& params) {
+    PGconn* conn = s.conn;
+    std::vector<const char*> values;
+    for (const auto& p : params) values.push_back(p ? p->c_str() : nullptr);
+    const int sent = params.empty()
+                         ? PQsendQuery(conn, sql.c_str())
+                         : PQsendQueryParams(conn, sql.c_str(), static_cast<int>(values.size()),
+                                             nullptr, values.data(), nullptr, nullptr, 0);
+    if (sent == 0) return failure(conn, what);
+    const auto deadline =
+        std::chrono::steady_clock::now() + options_.statement_timeout + std::chrono::seconds(5);
+    rows last;
+    rows first_error;
+    for (;;) {
+      while (PQisBusy(conn) != 0) {
+        const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+            deadline - std::chrono::steady_clock::now());
+        pollfd waiting{PQsocket(conn), POLLIN, 0};
+        const int ready =
+            left.count() > 0 ? ::poll(&waiting, 1, static_cast<int>(left.count())) : 0;
+        if (ready == 0) {
+          PQfinish(s.conn);
+          s.conn = nullptr;
+          return make_error(error_category::timeout,
+                            std::string("postgresql: ") + what +
+                                " got no answer in time: the connection was closed");
+        }
+        if ((ready < 0 && errno != EINTR) || (ready > 0 && PQconsumeInput(conn) == 0)) {
+          return failure(conn, what);
+        }
+      }
+      rows next(PQgetResult(conn));
+      if (!next) break;
+      const auto status = PQresultStatus(next.get());
+      if (status != PGRES_COMMAND_OK && status != PGRES_TUPLES_OK && !first_error) {
+        first_error = std::move(next);
+      } else {
+        last = std::move(next);
+      }
+    }
+    if (first_error) return failure(conn, what, first_error.get());
+    if (!last) return failure(conn, what);
+    return last;
   }
 
   // One statement (or, without parameters, a few in one implicit transaction).
@@ -489,8 +652,8 @@ class postgresql_event_store final : public event_store {
       std::vector<const char*> values;
       values.reserve(params.size());
       for (const auto& p : params) values.push_back(p ? p->c_str() : nullptr);
-      raw = PQexecParams(conn, sql.c_str(), static_cast<int>(values.size()), nullptr,
-                         values.data(), nullptr, nullptr, 0);
+      raw = PQexecParams(conn, sql.c_str(), static_cast<int>(values.size()), nullptr, values.data(),
+                         nullptr, nullptr, 0);
     }
     rows held(raw);
     const auto status = held ? PQresultStatus(held.get()) : PGRES_FATAL_ERROR;
@@ -512,48 +675,55 @@ class postgresql_event_store final : public event_store {
                       std::string("postgresql: ") + what + " failed: " + why);
   }
 
+  // Creates or migrates the shared schema (<unloc/stores/schema.hpp>) in one transaction,
+  // and the sequence of claim tokens (PostgreSQL only: SQLite needs none).
   static result<void> create_schema(PGconn* conn) {
+    const auto fail = [conn](error e) -> result<void> {
+      (void)exec(conn, "create the schema", "ROLLBACK", {});
+      return e;
+    };
     // One migration at a time, however many processes start at once.
-    const char* sql =
-        "BEGIN;"
-        "SET LOCAL client_min_messages = warning;"  // no NOTICE for each table already there
-        "SELECT pg_advisory_xact_lock(7138466238413049681);"
-        "CREATE TABLE IF NOT EXISTS unloc_schema_version (version integer NOT NULL);"
-        "CREATE TABLE IF NOT EXISTS unloc_claims (id text PRIMARY KEY, created bigint,"
-        " owner bigint NOT NULL DEFAULT 0, lease_until bigint NOT NULL DEFAULT 0,"
-        " handled boolean NOT NULL DEFAULT false, in_doubt boolean NOT NULL DEFAULT false);"
-        "CREATE TABLE IF NOT EXISTS unloc_events (id text PRIMARY KEY, action text NOT NULL,"
-        " created bigint NOT NULL, key_id text NOT NULL, lock_id text NOT NULL,"
-        " lock_name text NOT NULL, app_user_id text, user_name text, extra text NOT NULL,"
-        " source text NOT NULL, received_at bigint NOT NULL, lag_ms bigint NOT NULL);"
-        "CREATE INDEX IF NOT EXISTS unloc_events_lock_created ON unloc_events (lock_id, created);"
-        "CREATE TABLE IF NOT EXISTS unloc_checkpoints (scope text PRIMARY KEY,"
-        " read_to bigint NOT NULL);"
-        "CREATE TABLE IF NOT EXISTS unloc_log_leases (scope text PRIMARY KEY, holder text NOT NULL,"
-        " token bigint NOT NULL, expires_at bigint NOT NULL);"
-        "CREATE SEQUENCE IF NOT EXISTS unloc_claim_tokens;"
-        "INSERT INTO unloc_schema_version SELECT 1 WHERE NOT EXISTS (SELECT 1 FROM unloc_schema_version);"
-        "SELECT max(version) FROM unloc_schema_version;";
-    auto made = exec(conn, "create the schema", sql, {});
-    if (!made) {
-      (void)exec(conn, "create the schema", "ROLLBACK", {});
-      return made.error();
+    auto locked = exec(conn, "create the schema",
+                       std::string("BEGIN; SET LOCAL client_min_messages = warning;"
+                                   "SELECT pg_advisory_xact_lock(7138466238413049681);") +
+                           detail::schema_version_table +
+                           ";"
+                           "CREATE SEQUENCE IF NOT EXISTS unloc_claim_tokens;"
+                           "SELECT max(version) FROM unloc_schema_version",
+                       {});
+    if (!locked) return fail(locked.error());
+    const std::size_t version =
+        static_cast<std::size_t>(std::strtoull(text(locked->get(), 0).c_str(), nullptr, 10));
+    if (version > detail::schema_version) {
+      return fail(make_error(error_category::internal,
+                             "postgresql: the schema is version " + std::to_string(version) +
+                                 ", newer than this SDK's " +
+                                 std::to_string(detail::schema_version) + ": upgrade the SDK"));
     }
-    const int version = std::atoi(text(made->get(), 0).c_str());
-    if (version > postgresql_schema_version) {
-      (void)exec(conn, "create the schema", "ROLLBACK", {});
-      return make_error(error_category::internal,
-                        "postgresql: the schema is version " + std::to_string(version) +
-                            ", newer than this SDK's " + std::to_string(postgresql_schema_version) +
-                            ": upgrade the SDK");
+    for (std::size_t n = version; n < detail::schema_version; ++n) {
+      if (auto migrated = exec(conn, "migrate the schema", detail::schema_migrations[n], {});
+          !migrated) {
+        return fail(migrated.error());
+      }
+    }
+    if (version < detail::schema_version) {
+      auto written = exec(conn, "migrate the schema",
+                          "DELETE FROM unloc_schema_version; INSERT INTO unloc_schema_version "
+                          "VALUES (" +
+                              std::to_string(detail::schema_version) + ")",
+                          {});
+      if (!written) return fail(written.error());
     }
     if (auto committed = exec(conn, "create the schema", "COMMIT", {}); !committed) {
-      return committed.error();
+      return fail(committed.error());
     }
     return {};
   }
 
+  static constexpr std::uint64_t prune_every = 10'000;  // claims between two prunes
+
   postgresql_store_options options_;
+  std::atomic<std::uint64_t> claims_since_prune_{0};
   std::mutex mutex_;  // only around the slots' busy flags
   std::condition_variable available_;
   std::vector<slot> pool_;
