@@ -24,6 +24,7 @@
 #include <stdexcept>
 #include <string>
 #include <system_error>
+#include <thread>
 #include <vector>
 
 namespace {
@@ -434,4 +435,52 @@ TEST_CASE("a database that cannot be opened is an error naming it", "[sqlite]") 
   CHECK(not_db.error().message.find("not a database") != std::string::npos);
   CHECK(sqlite_event_store::attach(nullptr).error().category ==
         unloc::error_category::invalid_input);
+}
+
+// Concurrent calls share one commit (group commit): a statement that fails in
+// one of them must fail that call only, and leave the others committed.
+TEST_CASE("a write that fails among concurrent ones fails alone; the others are committed",
+          "[sqlite]") {
+  temp_dir dir;
+  auto store = sqlite_event_store::open(dir.file("batch.db")).value();
+  connection(dir.file("batch.db"))
+      .exec("CREATE TRIGGER poison BEFORE INSERT ON unloc_events WHEN NEW.lock_name = 'poison' "
+            "BEGIN SELECT RAISE(ABORT, 'poisoned event'); END");
+  constexpr std::uint32_t per_thread = 100;
+  constexpr std::uint32_t threads = 8;
+  std::atomic<int> wrong{0};
+  std::atomic<int> poisoned{0};
+  std::vector<std::thread> workers;
+  for (std::uint32_t t = 0; t < threads; ++t) {
+    workers.emplace_back([&, t] {
+      for (std::uint32_t i = 0; i < per_thread; ++i) {
+        auto event = store_contract::numbered_event(t * per_thread + i, sample.created);
+        const bool poison = i % 10 == 3;
+        if (poison) event.lock_name = "poison";
+        auto claimed = store->claim(event.id, event.created);
+        if (!claimed || !claimed->mine()) {
+          ++wrong;
+          continue;
+        }
+        auto marked = store->mark_handled(event, unloc::event_source::webhook, claimed->token);
+        if (poison) {
+          if (marked || marked.error().message.find("poisoned event") == std::string::npos) {
+            ++wrong;
+          }
+          ++poisoned;
+        } else if (!marked || *marked != unloc::settle_status::done) {
+          ++wrong;
+        }
+      }
+    });
+  }
+  for (auto& w : workers) w.join();
+  CHECK(wrong == 0);
+  connection c(dir.file("batch.db"));
+  const auto good = threads * per_thread - static_cast<std::uint32_t>(poisoned.load());
+  CHECK(c.number("SELECT count(*) FROM unloc_events") == good);
+  CHECK(c.number("SELECT count(*) FROM unloc_claims WHERE handled = 1") == good);
+  // The poisoned ones are still claimed, unmarked: their next claim waits for the lease.
+  CHECK(c.number("SELECT count(*) FROM unloc_claims WHERE handled = 0 AND owner <> 0") ==
+        poisoned);
 }

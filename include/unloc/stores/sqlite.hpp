@@ -19,6 +19,7 @@
 
 #include <array>
 #include <chrono>
+#include <condition_variable>
 #include <cstdint>
 #include <exception>
 #include <functional>
@@ -27,6 +28,7 @@
 #include <optional>
 #include <string>
 #include <utility>
+#include <vector>
 
 UNLOC_BEGIN_NAMESPACE
 
@@ -73,7 +75,8 @@ struct sqlite_store_options {
 /// WAL mode does not work).
 ///
 /// Thread safety: every method may be called from many threads at once; the
-/// calls on one store take turns on its connection.
+/// calls on one store take turns on its connection, and concurrent writes
+/// share one commit (each returns once its own writes are committed).
 class sqlite_event_store final : public event_store {
  public:
   using event_store::mark_handled;
@@ -152,17 +155,9 @@ class sqlite_event_store final : public event_store {
   sqlite_event_store& operator=(const sqlite_event_store&) = delete;
 
   [[nodiscard]] result<event_claim> claim(const uuid& id, timestamp created) override {
-    return guarded<event_claim>("claim", [&]() -> result<event_claim> {
+    return batched<event_claim>("claim", [&]() -> result<event_claim> {
       const auto now = clock_ms();
-      if (++claims_since_prune_ >= prune_every) {
-        claims_since_prune_ = 0;
-        // Forgetting old claims is housekeeping: a failure here fails no claim.
-        if (sqlite3_stmt* s = statement(q_prune)) {
-          sqlite3_bind_int64(s, 1, now - options_.retention.count());
-          sqlite3_bind_int64(s, 2, now);
-          (void)step_done(s);
-        }
-      }
+      ++claims_since_prune_;
       const claim_token token = next_token();
       sqlite3_stmt* s = statement(q_claim);
       if (s == nullptr) return failure("claim");
@@ -186,17 +181,17 @@ class sqlite_event_store final : public event_store {
   }
 
   [[nodiscard]] result<settle_status> mark_handled(const uuid& id, claim_token token) override {
-    return guarded<settle_status>("mark_handled", [&] { return mark(id, token, nullptr, {}); });
+    return batched<settle_status>("mark_handled", [&] { return mark(id, token, nullptr, {}); });
   }
 
   [[nodiscard]] result<settle_status> mark_handled(const access_event& event, event_source source,
                                                    claim_token token) override {
-    return guarded<settle_status>("mark_handled",
+    return batched<settle_status>("mark_handled",
                                   [&] { return mark(event.id, token, &event, source); });
   }
 
   [[nodiscard]] result<settle_status> release(const uuid& id, claim_token token) override {
-    return guarded<settle_status>("release", [&]() -> result<settle_status> {
+    return batched<settle_status>("release", [&]() -> result<settle_status> {
       if (token == 0) return settle_status::not_owner;
       // A claim that was never in doubt goes (the next claim is as the first);
       // one in doubt stays in doubt, free.
@@ -228,7 +223,7 @@ class sqlite_event_store final : public event_store {
   }
 
   [[nodiscard]] result<void> save_checkpoint(const std::string& scope, timestamp read_to) override {
-    auto saved = guarded<settle_status>("save_checkpoint", [&]() -> result<settle_status> {
+    auto saved = batched<settle_status>("save_checkpoint", [&]() -> result<settle_status> {
       if (!upsert_checkpoint(scope, read_to)) return failure("save_checkpoint");
       return settle_status::done;
     });
@@ -238,14 +233,12 @@ class sqlite_event_store final : public event_store {
 
   [[nodiscard]] result<settle_status> save_checkpoint(const std::string& scope, timestamp read_to,
                                                       std::uint64_t lease) override {
-    return guarded<settle_status>("save_checkpoint", [&]() -> result<settle_status> {
-      return in_transaction<settle_status>("save_checkpoint", [&]() -> result<settle_status> {
-        auto held = read_lease(scope);
-        if (!held) return held.error();
-        if (!held->found || held->token != lease) return settle_status::not_owner;
-        if (!upsert_checkpoint(scope, read_to)) return failure("save_checkpoint");
-        return settle_status::done;
-      });
+    return batched<settle_status>("save_checkpoint", [&]() -> result<settle_status> {
+      auto held = read_lease(scope);
+      if (!held) return held.error();
+      if (!held->found || held->token != lease) return settle_status::not_owner;
+      if (!upsert_checkpoint(scope, read_to)) return failure("save_checkpoint");
+      return settle_status::done;
     });
   }
 
@@ -253,23 +246,21 @@ class sqlite_event_store final : public event_store {
       const std::string& scope, const std::string& holder,
       std::chrono::milliseconds duration) override {
     using granted = std::optional<std::uint64_t>;
-    return guarded<granted>("acquire_log_lease", [&]() -> result<granted> {
-      return in_transaction<granted>("acquire_log_lease", [&]() -> result<granted> {
-        const auto now = clock_ms();
-        auto held = read_lease(scope);
-        if (!held) return held.error();
-        if (held->found && held->holder != holder && held->expires_ms > now) return granted{};
-        const std::uint64_t token =
-            !held->found ? 1 : held->holder == holder ? held->token : held->token + 1;
-        sqlite3_stmt* s = statement(q_lease_write);
-        if (s == nullptr) return failure("acquire_log_lease");
-        bind_text(s, 1, scope);
-        bind_text(s, 2, holder);
-        sqlite3_bind_int64(s, 3, static_cast<std::int64_t>(token));
-        sqlite3_bind_int64(s, 4, now + duration.count());
-        if (!step_done(s)) return failure("acquire_log_lease");
-        return granted{token};
-      });
+    return batched<granted>("acquire_log_lease", [&]() -> result<granted> {
+      const auto now = clock_ms();
+      auto held = read_lease(scope);
+      if (!held) return held.error();
+      if (held->found && held->holder != holder && held->expires_ms > now) return granted{};
+      const std::uint64_t token =
+          !held->found ? 1 : held->holder == holder ? held->token : held->token + 1;
+      sqlite3_stmt* s = statement(q_lease_write);
+      if (s == nullptr) return failure("acquire_log_lease");
+      bind_text(s, 1, scope);
+      bind_text(s, 2, holder);
+      sqlite3_bind_int64(s, 3, static_cast<std::int64_t>(token));
+      sqlite3_bind_int64(s, 4, now + duration.count());
+      if (!step_done(s)) return failure("acquire_log_lease");
+      return granted{token};
     });
   }
 
@@ -483,6 +474,112 @@ class sqlite_event_store final : public event_store {
     }
   }
 
+  // One call's statements, waiting for a batch. `run` executes them in the
+  // batch's open transaction and keeps their answer; false when a statement
+  // failed. `fail` replaces the answer with an error (the commit failed).
+  struct job {
+    std::function<bool()> run;
+    std::function<void(error)> fail;
+    const char* what = "";
+    bool finished = false;
+  };
+
+  // Group commit: each write call is a job; whichever caller finds no batch
+  // running commits every job queued meanwhile in one transaction, so that
+  // concurrent deliveries share one commit (a commit costs more than the few
+  // statements of a claim or a mark). A job's answer is returned only once
+  // its batch committed. When a statement or the commit fails, the batch
+  // rolls back and each job runs again alone, so that a failure (a full disk)
+  // fails only the calls it belongs to.
+  template <typename T, typename Body>
+  result<T> batched(const char* what, Body&& body) {
+    try {
+      std::optional<result<T>> out;
+      job j;
+      j.run = [&]() -> bool {
+        try {
+          out = body();
+        } catch (const std::exception& e) {
+          out = make_error(error_category::internal,
+                           std::string("sqlite store: ") + what + " failed: " + e.what(), "store");
+        }
+        return out->has_value();
+      };
+      j.fail = [&](error e) { out = std::move(e); };
+      j.what = what;
+      std::unique_lock<std::mutex> lock(queue_mutex_);
+      queue_.push_back(&j);
+      while (!j.finished) {
+        if (leading_) {
+          queue_changed_.wait(lock);
+          continue;
+        }
+        leading_ = true;
+        std::vector<job*> batch;
+        batch.swap(queue_);
+        lock.unlock();
+        run_batch(batch);
+        lock.lock();
+        for (job* done : batch) done->finished = true;
+        leading_ = false;
+        queue_changed_.notify_all();
+      }
+      return std::move(*out);
+    } catch (...) {  // out of memory, or the lock failed
+      return make_error(error_category::internal,
+                        std::string("sqlite store: ") + what + " failed", "store");
+    }
+  }
+
+  void run_batch(const std::vector<job*>& batch) {
+    const std::lock_guard<std::mutex> lock(mutex_);
+    bool committed = false;
+    if (batch.size() > 1) {
+      sqlite3_stmt* begin = statement(q_begin);
+      if (begin != nullptr && step_done(begin)) {
+        bool ran = true;
+        // A failed statement may have ended the transaction (SQLite rolls back on
+        // a full disk): stop there, lest later jobs run outside it.
+        for (job* j : batch) {
+          if (!(ran = j->run())) break;
+        }
+        sqlite3_stmt* end = ran ? statement(q_commit) : nullptr;
+        committed = end != nullptr && step_done(end);
+        if (!committed) rollback();
+      }
+    }
+    if (!committed) {
+      for (job* j : batch) run_alone(*j);
+    }
+    if (claims_since_prune_ >= prune_every) {
+      claims_since_prune_ = 0;
+      // Forgetting old claims is housekeeping, in its own transaction: a failure fails no call.
+      const auto now = clock_ms();
+      if (sqlite3_stmt* s = statement(q_prune)) {
+        sqlite3_bind_int64(s, 1, now - options_.retention.count());
+        sqlite3_bind_int64(s, 2, now);
+        (void)step_done(s);
+      }
+    }
+  }
+
+  void run_alone(job& j) {
+    sqlite3_stmt* begin = statement(q_begin);
+    if (begin == nullptr || !step_done(begin)) {
+      j.fail(failure(j.what));
+      return;
+    }
+    if (!j.run()) {
+      rollback();
+      return;
+    }
+    sqlite3_stmt* end = statement(q_commit);
+    if (end == nullptr || !step_done(end)) {
+      j.fail(failure(j.what));
+      rollback();
+    }
+  }
+
   // Runs body in a BEGIN IMMEDIATE transaction (the write lock taken first, so
   // that its reads stay true until the commit); commits when body succeeded
   // and `commit` is set, else rolls back.
@@ -563,29 +660,28 @@ class sqlite_event_store final : public event_store {
     return version;
   }
 
+  // Runs in the transaction of a batch (see batched).
   result<settle_status> mark(const uuid& id, claim_token token, const access_event* event,
                              event_source source) {
-    return in_transaction<settle_status>("mark_handled", [&]() -> result<settle_status> {
-      sqlite3_stmt* s = statement(q_mark);
-      if (s == nullptr) return failure("mark_handled");
-      bind_id(s, 1, id);
-      sqlite3_bind_int64(s, 2, static_cast<std::int64_t>(token));
-      if (!step_done(s)) return failure("mark_handled");
-      if (token == 0 || sqlite3_changes(db_) == 0) {
-        auto state = read_claim(id);
-        if (!state) return state.error();
-        if (state->found && !state->handled) return settle_status::not_owner;
-        if (!state->found) {  // forgotten while claimed: recorded all the same
-          sqlite3_stmt* insert = statement(q_mark_insert);
-          if (insert == nullptr) return failure("mark_handled");
-          bind_id(insert, 1, id);
-          sqlite3_bind_int64(insert, 2, event != nullptr ? ms(event->created) : clock_ms());
-          if (!step_done(insert)) return failure("mark_handled");
-        }
+    sqlite3_stmt* s = statement(q_mark);
+    if (s == nullptr) return failure("mark_handled");
+    bind_id(s, 1, id);
+    sqlite3_bind_int64(s, 2, static_cast<std::int64_t>(token));
+    if (!step_done(s)) return failure("mark_handled");
+    if (token == 0 || sqlite3_changes(db_) == 0) {
+      auto state = read_claim(id);
+      if (!state) return state.error();
+      if (state->found && !state->handled) return settle_status::not_owner;
+      if (!state->found) {  // forgotten while claimed: recorded all the same
+        sqlite3_stmt* insert = statement(q_mark_insert);
+        if (insert == nullptr) return failure("mark_handled");
+        bind_id(insert, 1, id);
+        sqlite3_bind_int64(insert, 2, event != nullptr ? ms(event->created) : clock_ms());
+        if (!step_done(insert)) return failure("mark_handled");
       }
-      if (event != nullptr && !insert_event(*event, source)) return failure("mark_handled");
-      return settle_status::done;
-    });
+    }
+    if (event != nullptr && !insert_event(*event, source)) return failure("mark_handled");
+    return settle_status::done;
   }
 
   // Writes the event's row, unless it has one.
@@ -703,7 +799,11 @@ class sqlite_event_store final : public event_store {
   sqlite3* db_;
   bool owned_;
   sqlite_store_options options_;
-  std::mutex mutex_;
+  std::mutex mutex_;  // the connection's: one call, or one batch, at a time
+  std::mutex queue_mutex_;
+  std::condition_variable queue_changed_;
+  std::vector<job*> queue_;  // jobs waiting for the next batch
+  bool leading_ = false;     // a caller is running a batch
   std::array<sqlite3_stmt*, q_count> statements_{};
   claim_token next_token_ = 0;
   unsigned claims_since_prune_ = 0;
