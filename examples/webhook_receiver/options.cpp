@@ -52,10 +52,12 @@ options:
                       --poll-interval), one receiver at a time (a lease in the
                       store), and take each event once, whether it came by
                       webhook, from the log or both; needs the API variables below
-  --import-state FILE with --store: carry over the state of the retired file journal
-                      (`--reconcile FILE` before 0.1): the events handled and the
-                      log checkpoints of FILE and FILE.journal go into the store,
-                      then both are renamed *.imported (a second run finds them so)
+  --import-state FILE
+                      with --store: carry over the state of the retired file
+                      journal (`--reconcile FILE` before 0.1): the events handled
+                      and the log checkpoints of FILE and FILE.journal go into the
+                      store, then both are renamed *.imported (a second run finds
+                      them so)
   --lock ID           with --reconcile: a Lock whose access log is read (repeatable);
                       default: the Project's whole access log
   --poll-interval S   with --reconcile: seconds between reads of the log (default 300)
