@@ -73,13 +73,13 @@ echo "user $webhook_user, password (${#webhook_password} characters, not shown)"
 
 lock=c0f3aed0-2a7e-4de5-a0ff-3bfc22bfb6ef
 # The receiver, reconciling webhook deliveries with the Lock's access log
-# (state in receiver-state): each event printed once, even those it missed.
+# (state in the SQLite database receiver.db): each event printed once, even those it missed.
 start_receiver() {
   rm -f "$work/receiver.port"
   UNLOC_WEBHOOK_USER=$webhook_user UNLOC_WEBHOOK_PASSWORD=$webhook_password \
     "$build/bin/unloc-webhook-receiver" --listen "127.0.0.1:$1" --port-file "$work/receiver.port" \
     --cert "$work/server.pem" --key "$work/server.key" \
-    --reconcile "$work/receiver-state" --lock "$lock" --poll-interval 60 \
+    --store "sqlite:$work/receiver.db" --reconcile --lock "$lock" --poll-interval 60 \
     >>"$work/events.jsonl" 2>>"$work/receiver.log" &
   receiver_pid=$!
   pids+=("$receiver_pid")

@@ -1,15 +1,18 @@
 // unloc-webhook-receiver: a ready HTTPS endpoint for Unloc's Access Event
 // webhooks, a thin shell over unloc::delivery_validator (which decides every
-// status). It prints each new event as one JSON line on stdout.
+// status). It prints each new event as one JSON line on stdout and, with
+// --store, writes it to the store's events table.
 
 #include "options.hpp"
 #include "reconciliation.hpp"
 #include "server.hpp"
+#include "store.hpp"
 #include "systemd.hpp"
 #include <fcntl.h>
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
 #include <csignal>
 #include <cstdio>
@@ -21,6 +24,7 @@
 namespace {
 
 int signal_pipe[2] = {-1, -1};
+std::atomic<bool> stopping{false};  // once the server stopped: a log read in progress ends
 
 // Async-signal-safe: only writes the signal's number; the watcher thread does the rest.
 extern "C" void on_stop_signal(int signal) {
@@ -79,6 +83,45 @@ bool write_port_file(const std::string& file, int port) {
   return std::rename(temporary.c_str(), file.c_str()) == 0;
 }
 
+// --import-state: the file journal's state into the store, said on stderr.
+bool import_state(const receiver::options& o, unloc::event_store& store) {
+  auto imported = receiver::import_file_journal(o.import_state, store);
+  if (!imported) {
+    receiver::diagnostic(imported.error().message);
+    return false;
+  }
+  if (imported->already_imported) {
+    receiver::diagnostic("--import-state: " + o.import_state +
+                         " was imported before (" + o.import_state + ".imported): nothing to do");
+    return true;
+  }
+  for (const auto& id : imported->in_doubt) {
+    receiver::diagnostic("--import-state: event " + id.to_string() +
+                         " was being printed when the file journal's receiver last stopped: if it "
+                         "comes again, it is taken again (it may have been printed then)");
+  }
+  receiver::diagnostic("--import-state: " + std::to_string(imported->handled) +
+                       " events handled and " + std::to_string(imported->checkpoints) +
+                       " access log checkpoints carried into the store; " +
+                       std::to_string(imported->unreadable) +
+                       " unreadable lines skipped (their events are taken again if they come "
+                       "again); " + o.import_state + " renamed " + o.import_state + ".imported");
+  return true;
+}
+
+// Each new event: printed (unless --no-print); the reconciler writes it to the store.
+unloc::reconciler::handler_function event_handler(const receiver::options& o) {
+  return [print = o.print](const unloc::access_event& event, const unloc::handover& how) {
+    // Refusing once stopping ends a long log read at once, its checkpoint unmoved.
+    if (stopping) return false;
+    if (how.possibly_repeated) {
+      receiver::diagnostic("event " + event.id.to_string() + (print ? " printed" : " taken") +
+                           " again: the receiver stopped while handling it before");
+    }
+    return !print || receiver::print_event(event);
+  };
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -101,15 +144,22 @@ int main(int argc, char** argv) {
   if (o.no_auth) {
     receiver::diagnostic("WARNING: --no-auth: deliveries are accepted without credentials");
   }
+  auto store = receiver::open_store(o);
+  if (!store) {
+    receiver::diagnostic("--store: " + store.error().message);
+    return 1;
+  }
+  if (!o.import_state.empty() && !import_state(o, **store)) return 1;
+  unloc::reconciler reconciler(*store, event_handler(o));
   std::unique_ptr<receiver::log_poller> poller;
-  if (!o.reconcile_state.empty()) {
-    poller = std::make_unique<receiver::log_poller>(o);
+  if (o.reconcile) {
+    poller = std::make_unique<receiver::log_poller>(o, *store, event_handler(o));
     if (!poller->error().empty()) {
       receiver::diagnostic(poller->error());
       return 1;
     }
   }
-  receiver::server server(o, poller ? &poller->reconciler() : nullptr);
+  receiver::server server(o, reconciler, *store);
   // Before the port file exists: a script may signal as soon as it sees it.
   if (!server.error().empty() || !install_stop_signals()) {
     receiver::diagnostic(server.error().empty() ? "cannot install the signal handlers"
@@ -131,7 +181,7 @@ int main(int argc, char** argv) {
 
   receiver::notify_ready();
 
-  if (poller) poller->start();
+  if (poller) poller->start(port);
   std::thread watcher([&server] {
     int signal = wait_for_stop();
     for (; signal == SIGHUP; signal = wait_for_stop()) {
@@ -151,6 +201,7 @@ int main(int argc, char** argv) {
   const bool served = server.run();
   wake_watcher();  // when the server stopped by itself
   watcher.join();
+  stopping = true;
   if (poller) poller->stop();
   if (!served) {
     receiver::diagnostic("stopped: accepting connections failed");

@@ -3,10 +3,12 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdlib>
 #include <iostream>
 #include <optional>
+#include <string>
 #include <string_view>
 #include <utility>
 
@@ -36,16 +38,34 @@ options:
   --metrics-listen HOST:PORT
                       also serve Prometheus metrics at /metrics on this address
                       (plain HTTP: keep it on a private network)
-  --reconcile FILE    never miss an event, never print one twice: also read the
-                      access log (on start, then every --poll-interval) and print
-                      each event once, whether it came by webhook, from the log or
-                      both, across restarts (state kept in FILE and FILE.journal);
-                      needs the API variables below
+  --store URL         where it keeps what it handled and writes each new event:
+                      sqlite:PATH (one machine; created when missing) or
+                      postgresql://USER@HOST:PORT/DB (shared by several receivers;
+                      the password from PGPASSWORD or ~/.pgpass, never in URL);
+                      default: in memory, forgotten when it stops
+  --no-print          with --store: do not print the events on stdout
+  --claim-lease S     with --store: an event whose handling a stop or a store
+                      failure left unsettled is taken again (flagged) after S
+                      seconds (default 300)
+  --reconcile         with --store: never miss an event, never handle one twice:
+                      also read the access log (on start, then every
+                      --poll-interval), one receiver at a time (a lease in the
+                      store), and take each event once, whether it came by
+                      webhook, from the log or both; needs the API variables below
+  --import-state FILE
+                      with --store: carry over the state of the retired file
+                      journal (`--reconcile FILE` before 0.1): the events handled
+                      and the log checkpoints of FILE and FILE.journal go into the
+                      store, then both are renamed *.imported (a second run finds
+                      them so)
   --lock ID           with --reconcile: a Lock whose access log is read (repeatable);
                       default: the Project's whole access log
   --poll-interval S   with --reconcile: seconds between reads of the log (default 300)
   --overlap S         with --reconcile: each read starts S seconds before where the
                       last one ended, to catch events reported late (default 86400)
+  --log-lease S       with --reconcile: how long a receiver's hold on reading a log
+                      lasts unrenewed; when it stops, another takes over after at
+                      most S seconds (default 120)
   --help              this text
   --version           the version
 
@@ -73,6 +93,8 @@ environment:
   UNLOC_PROJECT_ID, UNLOC_CLIENT_ID, UNLOC_CLIENT_SECRET, UNLOC_API_URL (default
   https://api.unloc.app), UNLOC_CA_BUNDLE (PEM file of extra trusted CAs)
       with --reconcile: the API access that reads the access log
+  PGPASSWORD, PGPASSFILE (default ~/.pgpass), and libpq's other PG* variables
+      with --store postgresql://: the database password and connection settings
 
 answers:
   204  a valid Access Event, new or already seen
@@ -82,14 +104,15 @@ answers:
   415  a content type other than application/json
   400  a body that is not JSON, or not UTF-8
   422  JSON that is not a valid Access Event (the body names the field)
-  503  the event could not be written to stdout, or (--reconcile) its state
-       could not be saved: the platform delivers it again
+  503  the event could not be written to stdout, or the store could not record
+       it (down, slow, or busy): the platform delivers it again
   414/431  a request line or header block over --max-header-bytes (then closed)
   408  the head or body not received within its deadline (then closed)
   400  ambiguous framing: Content-Length with Transfer-Encoding, two
        Content-Lengths, a Transfer-Encoding other than chunked, obs-fold,
        a bare LF (then closed)
-  GET /healthz (no credentials): 200 while it serves and its state works, else 503
+  GET /healthz (no credentials): 200 while it serves and its store works (checked
+       every second), else 503 with the reason
 
 A rejected request that was read whole keeps its connection; a connection is
 closed after 32 rejections in a row.
@@ -166,6 +189,30 @@ std::optional<std::string> parse_address(const std::string& name, const std::str
   return std::nullopt;
 }
 
+// `sqlite:PATH` or `postgresql://…` without a password; an error message otherwise.
+std::optional<std::string> check_store_url(const std::string& url) {
+  if (url.rfind("sqlite:", 0) == 0) {
+    if (url.size() == 7) return std::string("--store sqlite:PATH needs a file name");
+    return std::nullopt;
+  }
+  for (const std::string_view scheme : {"postgresql://", "postgres://"}) {
+    if (url.compare(0, scheme.size(), scheme) != 0) continue;
+    const auto end = url.find_first_of("/?", scheme.size());
+    const auto authority =
+        url.substr(scheme.size(), end == std::string::npos ? end : end - scheme.size());
+    const auto at = authority.rfind('@');
+    // Never echoed: it may hold the very password refused.
+    if ((at != std::string::npos && authority.find(':') < at) ||
+        url.find("password=") != std::string::npos) {
+      return std::string("--store takes no password: give it in PGPASSWORD or ~/.pgpass");
+    }
+    return std::nullopt;
+  }
+  // Only the scheme is echoed: the rest may hold a password.
+  return "--store takes sqlite:PATH or postgresql://USER@HOST:PORT/DB, not " +
+         unloc::detail::quoted(url.substr(0, url.find(':')), 32) + ":...";
+}
+
 // The credentials of the environment, checked; an error message when unusable.
 std::optional<std::string> read_credentials(options& o) {
   for (const auto& [user_var, password_var] :
@@ -201,6 +248,7 @@ parsed_options parse_options(int argc, const char* const* argv) {
     return result;
   };
   bool saw_reconcile_option = false;
+  bool saw_store_option = false;
   for (int i = 1; i < argc; ++i) {
     std::string name = argv[i];
     std::optional<std::string> value;  // from --name=value, or the next argument
@@ -208,21 +256,30 @@ parsed_options parse_options(int argc, const char* const* argv) {
       value = name.substr(eq + 1);
       name.resize(eq);
     }
-    const bool is_switch =
-        name == "--help" || name == "--version" || name == "--plain-http" || name == "--no-auth";
+    const bool is_switch = name == "--help" || name == "--version" || name == "--plain-http" ||
+                           name == "--no-auth" || name == "--no-print" || name == "--reconcile";
     const bool takes_value = name == "--listen" || name == "--cert" || name == "--key" ||
                              name == "--path" || name == "--max-body" || name == "--port-file" ||
-                             name == "--threads" || name == "--reconcile" || name == "--lock" ||
+                             name == "--threads" || name == "--store" || name == "--lock" ||
                              name == "--poll-interval" || name == "--overlap" ||
+                             name == "--log-lease" || name == "--claim-lease" ||
                              name == "--metrics-listen" || name == "--max-header-bytes" ||
                              name == "--header-timeout" || name == "--body-timeout" ||
                              name == "--handshake-timeout" || name == "--idle-timeout" ||
                              name == "--max-connections" || name == "--max-connections-per-client" ||
-                             name == "--max-requests-per-connection";
+                             name == "--max-requests-per-connection" || name == "--import-state";
     if (!is_switch && !takes_value) return fail("unknown argument " + unloc::detail::quoted(name));
+    // Before 0.1, `--reconcile FILE` named a state file of the file journal, now retired.
+    if (name == "--reconcile" && (value || (i + 1 < argc && argv[i + 1][0] != '-'))) {
+      const std::string file = value ? *value : argv[i + 1];
+      return fail("--reconcile takes no file now: the state lives in --store; to keep the state "
+                  "of the file journal " + unloc::detail::quoted(file) +
+                  ", start once with --store sqlite:PATH --import-state " +
+                  unloc::detail::quoted(file) + " --reconcile");
+    }
     if (is_switch && value) return fail(name + " takes no value");
-    saw_reconcile_option =
-        saw_reconcile_option || name == "--poll-interval" || name == "--overlap";
+    saw_reconcile_option = saw_reconcile_option || name == "--poll-interval" ||
+                           name == "--overlap" || name == "--lock" || name == "--log-lease";
     if (takes_value && !value) {
       if (i + 1 >= argc) return fail(name + " needs a value");
       value = argv[++i];
@@ -287,22 +344,42 @@ parsed_options parse_options(int argc, const char* const* argv) {
       if (value->empty()) return fail("--port-file needs a file name");
       o.port_file = *value;
     } else if (name == "--reconcile") {
-      if (value->empty()) return fail("--reconcile needs a file name");
-      o.reconcile_state = *value;
+      o.reconcile = true;
+    } else if (name == "--no-print") {
+      o.print = false;
+    } else if (name == "--store") {
+      if (auto error = check_store_url(*value)) return fail(*error);
+      o.store = *value;
+    } else if (name == "--import-state") {
+      if (value->empty()) return fail("--import-state needs a file name");
+      o.import_state = *value;
     } else if (name == "--lock") {
       auto lock = unloc::uuid::parse(*value);
       if (!lock) return fail("--lock takes a Lock id (a UUID), got " + unloc::detail::quoted(*value));
       o.locks.push_back(*lock);
-    } else if (name == "--poll-interval" || name == "--overlap") {
+    } else if (name == "--claim-lease") {
+      const auto n = parse_number(*value, 1, 24ULL * 3600);
+      if (!n) return fail("--claim-lease takes a number of seconds up to a day");
+      o.claim_lease = std::chrono::seconds(*n);
+      saw_store_option = true;
+    } else if (name == "--poll-interval" || name == "--overlap" || name == "--log-lease") {
       const auto n = parse_number(*value, name == "--overlap" ? 0 : 1, 30ULL * 24 * 3600);
       if (!n) return fail(name + " takes a number of seconds up to 30 days");
-      (name == "--overlap" ? o.overlap : o.poll_interval) = std::chrono::seconds(*n);
+      (name == "--overlap" ? o.overlap : name == "--log-lease" ? o.log_lease : o.poll_interval) =
+          std::chrono::seconds(*n);
     }
   }
-  if (o.reconcile_state.empty() && (!o.locks.empty() || saw_reconcile_option)) {
-    return fail("--lock, --poll-interval and --overlap go with --reconcile");
+  if (!o.reconcile && saw_reconcile_option) {
+    return fail("--lock, --poll-interval, --overlap and --log-lease go with --reconcile");
   }
-  if (!o.reconcile_state.empty()) {
+  if (o.store.empty() && (o.reconcile || !o.print || !o.import_state.empty() || saw_store_option)) {
+    return fail(std::string(o.reconcile    ? "--reconcile"
+                            : !o.print     ? "--no-print"
+                            : saw_store_option ? "--claim-lease"
+                                               : "--import-state") +
+                " goes with --store (sqlite:PATH, or postgresql://USER@HOST:PORT/DB)");
+  }
+  if (o.reconcile) {
     o.api.api_url = env("UNLOC_API_URL").empty() ? o.api.api_url : env("UNLOC_API_URL");
     o.api.project_id = env("UNLOC_PROJECT_ID");
     o.api.client_id = env("UNLOC_CLIENT_ID");

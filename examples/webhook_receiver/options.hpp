@@ -1,8 +1,8 @@
 #pragma once
 
 // The command line of unloc-webhook-receiver: where it listens, its TLS files
-// and credentials, the limits of its HTTP front, and reconciliation with the
-// access log (--reconcile).
+// and credentials, the limits of its HTTP front, where it keeps its state
+// (--store), and reconciliation with the access log (--reconcile).
 
 #include <unloc/core.hpp>
 #include <unloc/options.hpp>
@@ -40,11 +40,16 @@ struct options {
   /// UNLOC_WEBHOOK_USER/PASSWORD, then the _NEXT pair when set (rotation).
   std::vector<unloc::basic_credentials> credentials;
 
-  /// --reconcile: the state file of reconciliation; empty: reconciliation off.
-  std::string reconcile_state;
+  /// --store: `sqlite:PATH` or `postgresql://USER@HOST:PORT/DB`; empty: in memory.
+  std::string store;
+  bool print = true;           ///< false with --no-print.
+  std::chrono::seconds claim_lease{300};  ///< --claim-lease: a claim left unsettled, then taken over.
+  std::string import_state;    ///< --import-state: a state file of the retired file journal.
+  bool reconcile = false;      ///< --reconcile: also read the access log.
   std::vector<unloc::uuid> locks;                    ///< --lock: logs read; none: the Project's.
   std::chrono::seconds poll_interval{300};           ///< --poll-interval
   std::chrono::seconds overlap{24 * 3600};           ///< --overlap
+  std::chrono::seconds log_lease{120};               ///< --log-lease
   unloc::client_options api;  ///< UNLOC_API_URL, _PROJECT_ID, _CLIENT_ID, _CLIENT_SECRET, _CA_BUNDLE
 };
 

@@ -2,47 +2,38 @@
 
 #include "server.hpp"
 
+#include <unistd.h>
+
+#include <cstdio>
+#include <map>
 #include <utility>
 #include <vector>
 
 namespace receiver {
 
-log_poller::log_poller(const options& opts) : opts_(opts) {
-  auto store = unloc::file_event_store::open(opts_.reconcile_state);
-  if (!store) {
-    error_ = "--reconcile: " + store.error().message;
-    return;
-  }
+log_poller::log_poller(const options& opts, std::shared_ptr<unloc::event_store> store,
+                       unloc::reconciler::handler_function handler)
+    : opts_(opts), store_(std::move(store)), handler_(std::move(handler)) {
   auto api = unloc::client::create(opts_.api);
   if (!api) {
     error_ = "--reconcile: " + unloc::to_string(api.error());
     return;
   }
   client_ = std::make_unique<unloc::client>(std::move(*api));
-  for (const auto& id : (*store)->in_doubt()) {
-    diagnostic("event " + id.to_string() +
-               " was being printed when the receiver last stopped: if it comes again, it is "
-               "printed again (it may have been printed then)");
-  }
-  unloc::reconciler_options settings;
-  settings.overlap = opts_.overlap;
-  reconciler_ = std::make_unique<unloc::reconciler>(
-      std::shared_ptr<unloc::event_store>(std::move(*store)),
-      // Refusing once stopping ends a long read at once, its checkpoint unmoved.
-      [this](const unloc::access_event& event, const unloc::handover& how) {
-        if (stopping_) return false;
-        if (how.possibly_repeated) {
-          diagnostic("event " + event.id.to_string() +
-                     " printed again: the receiver stopped while printing it before");
-        }
-        return print_event(event);
-      },
-      settings);
 }
 
 log_poller::~log_poller() { stop(); }
 
-void log_poller::start() { thread_ = std::thread([this] { run(); }); }
+void log_poller::start(int port) {
+  char host[256] = {};
+  if (::gethostname(host, sizeof host - 1) != 0) std::snprintf(host, sizeof host, "localhost");
+  unloc::reconciler_options settings;
+  settings.overlap = opts_.overlap;
+  settings.log_lease = opts_.log_lease;
+  settings.lease_holder = std::string(host) + ":" + std::to_string(port);
+  reconciler_ = std::make_unique<unloc::reconciler>(store_, handler_, settings);
+  thread_ = std::thread([this] { run(); });
+}
 
 void log_poller::stop() {
   {
@@ -77,6 +68,15 @@ void log_poller::read_logs() {
                  " s: " + unloc::to_string(report.error()));
       continue;
     }
+    // Said when it changes only: with several receivers, all but one find it held every poll.
+    if (report->lease_held_elsewhere != std::exchange(elsewhere_[name], report->lease_held_elsewhere)) {
+      diagnostic("access log of " + name + ": " +
+                 (report->lease_held_elsewhere
+                      ? "another receiver reads it (it holds the lease in the store); this one "
+                        "takes over if that lease runs out"
+                      : "this receiver reads it now (it holds the lease)"));
+    }
+    if (report->lease_held_elsewhere) continue;
     diagnostic("access log of " + name + " read" +
                (report->from == unloc::timestamp{} ? std::string(" (all 30 days)")
                                                    : " from " + unloc::format_timestamp(report->from)) +

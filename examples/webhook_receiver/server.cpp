@@ -119,10 +119,10 @@ bool print_event(const unloc::access_event& event) {
 // Members are declared in the order they may be destroyed in reverse: the
 // connections the io_context still holds at destruction use those above it.
 struct server::impl {
-  impl(options o, unloc::reconciler* r)
+  impl(options o, unloc::reconciler& r, std::shared_ptr<unloc::event_store> s)
       : opts(std::move(o)),
-        own_reconciler(r ? nullptr : make_printing_reconciler()),
-        reconciler(r ? r : own_reconciler.get()),
+        reconciler(r),
+        store(std::move(s)),
         validator(policy()),
         caps(opts.max_connections, opts.max_connections_per_client),
         threads(opts.threads > 0
@@ -135,8 +135,8 @@ struct server::impl {
                 std::chrono::duration_cast<std::chrono::seconds>(opts.idle_timeout).count())) {}
 
   options opts;
-  std::unique_ptr<unloc::reconciler> own_reconciler;  // without --reconcile
-  unloc::reconciler* reconciler;                      // prints each event once
+  unloc::reconciler& reconciler;  // hands each event over once
+  std::shared_ptr<unloc::event_store> store;
   unloc::delivery_validator validator;
   std::string error;
   receiver::metrics stats;
@@ -148,7 +148,10 @@ struct server::impl {
   std::mutex tls_mutex;
   std::shared_ptr<ssl::context> tls;  // for new connections; null with --plain-http
   std::atomic<bool> stopping{false};
-  std::atomic<bool> store_ok{true};       // false from a failed hand-over to the next good one
+  // /healthz: false from a failed hand-over or check to the next good one.
+  std::atomic<bool> store_ok{true};
+  std::atomic<bool> checking{false};  // a store check on the pool now
+  bool last_check_ok = true;          // only by the one check running
   std::atomic<int> inline_hand_overs{0};  // I/O threads handing an event over now
   int threads;
   asio::io_context io{threads};
@@ -156,18 +159,10 @@ struct server::impl {
   tcp::acceptor metrics_acceptor{io};
   asio::steady_timer accept_pause{io};
   asio::steady_timer sweeper{io};  // every connection's deadline, checked 10 times a second
+  asio::steady_timer health{io};   // the store checked every second, for /healthz
   // Hand-overs (printing, the state store) that would leave no I/O thread free.
   asio::thread_pool handlers;
   const std::string keep_alive_value;  // "timeout=S": the idle timeout, rounded down
-
-  static std::unique_ptr<unloc::reconciler> make_printing_reconciler() {
-    // Without --reconcile: events are remembered in memory only (100,000 ids, 31 days).
-    return std::make_unique<unloc::reconciler>(
-        std::make_shared<unloc::memory_event_store>(),
-        [](const unloc::access_event& event, const unloc::handover&) {
-          return print_event(event);
-        });
-  }
 
   unloc::delivery_options policy() const {
     unloc::delivery_options p;
@@ -196,12 +191,14 @@ struct server::impl {
     }
   }
   std::optional<unloc::offer_outcome> offer(unloc::delivery_decision& d) {
-    auto handed = reconciler->offer(*d.event);
+    auto handed = reconciler.offer(*d.event);
     if (!handed) {
       store_ok = false;
       // The details go to stderr only: a response never carries an error's text.
-      diagnostic("event " + d.event->id.to_string() +
-                 " not handed over, answered 503: " + handed.error().message);
+      // Rate-limited: a store outage under load fails every delivery.
+      rejections.reject("event " + d.event->id.to_string() +
+                            " not handed over, answered 503: " + handed.error().message,
+                        &log_line);
       d = unloc::make_refusal(unloc::delivery_outcome::unavailable,
                               "the event could not be taken now; deliver it again later");
       return std::nullopt;
@@ -231,6 +228,7 @@ struct server::impl {
   bool listen(tcp::acceptor& on, const std::string& host, int port, const char* what);
   void close_everything();
   void sweep();
+  void check_store();
   void close_one_idle();
 };
 
@@ -329,11 +327,35 @@ void server::impl::sweep() {
   });
 }
 
+// On the pool, never an I/O thread: a store that hangs (a database across a
+// network) must not take the connections' deadlines with it. One check at a time.
+void server::impl::check_store() {
+  health.expires_after(1s);
+  health.async_wait([this](beast::error_code ec) {
+    if (ec || stopping) return;
+    if (!checking.exchange(true)) {
+      asio::post(handlers, [this, work = asio::make_work_guard(io)] {
+        auto checked = store->check();
+        if (checked.has_value() != last_check_ok) {
+          diagnostic(checked ? std::string("the store works again")
+                             : "the store fails its check, /healthz answers 503: " +
+                                   checked.error().message);
+        }
+        last_check_ok = checked.has_value();
+        store_ok = last_check_ok;
+        checking = false;
+      });
+    }
+    check_store();
+  });
+}
+
 void server::impl::close_everything() {
   beast::error_code ignored;
   acceptor.close(ignored);
   metrics_acceptor.close(ignored);
   accept_pause.cancel();
+  health.cancel();
   std::vector<std::shared_ptr<front::connection>> open;
   {
     const std::lock_guard<std::mutex> lock(sessions_mutex);
@@ -362,8 +384,9 @@ void server::impl::close_one_idle() {
   if (!looked_at.empty() && looked_at.back()->idle()) looked_at.back()->shut_down();
 }
 
-server::server(const options& opts, unloc::reconciler* reconciler)
-    : impl_(std::make_unique<impl>(opts, reconciler)) {
+server::server(const options& opts, unloc::reconciler& reconciler,
+               std::shared_ptr<unloc::event_store> store)
+    : impl_(std::make_unique<impl>(opts, reconciler, std::move(store))) {
   if (!opts.plain_http) impl_->tls = make_tls_context(opts, impl_->error);
 }
 
@@ -387,6 +410,7 @@ bool server::run() {
   if (i.acceptor.is_open()) i.accept(i.acceptor, false);
   if (i.metrics_acceptor.is_open()) i.accept(i.metrics_acceptor, true);
   i.sweep();
+  i.check_store();
   const auto serve = [&i] {
     for (;;) {
       try {

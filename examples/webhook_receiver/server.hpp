@@ -7,6 +7,7 @@
 #include "options.hpp"
 
 #include <unloc/access_event.hpp>
+#include <unloc/event_store.hpp>
 
 #include <memory>
 #include <string>
@@ -25,16 +26,17 @@ void diagnostic(const std::string& line);
 /// another line); false when stdout failed.
 bool print_event(const unloc::access_event& event);
 
-/// Serves deliveries: each new Access Event is written to stdout as one JSON
-/// line before the delivery is acknowledged. Construct, `bind`, then `run`;
-/// `stop` may be called from any thread at any time after construction.
+/// Serves deliveries: each new Access Event is handed over (printed, written
+/// to the store) before the delivery is acknowledged. Construct, `bind`, then
+/// `run`; `stop` may be called from any thread at any time after construction.
 class server {
  public:
   /// Sets the server up (loading the TLS files unless --plain-http); on
   /// failure `error()` says why. Every valid event is offered to `reconciler`
-  /// (it prints each once and remembers it); without one, to a reconciler of
-  /// the server's own over a `memory_event_store`.
-  explicit server(const options& opts, unloc::reconciler* reconciler = nullptr);
+  /// (which outlives the server: it hands each over once and records it in
+  /// `store`); `store` is checked every second for /healthz.
+  server(const options& opts, unloc::reconciler& reconciler,
+         std::shared_ptr<unloc::event_store> store);
   ~server();
   server(const server&) = delete;
   server& operator=(const server&) = delete;

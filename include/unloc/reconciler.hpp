@@ -103,8 +103,8 @@ struct reconciler_counts {
 
 /// Hands each Access Event to `handler` exactly once, whether it comes from a
 /// webhook delivery (`offer`), the access log (`read_log`), or both, across
-/// restarts of the process when the store keeps its state (`file_event_store`
-/// or a store over your database).
+/// restarts of the process when the store keeps its state (`sqlite_event_store`,
+/// `postgresql_event_store`, or a store over your database).
 ///
 /// For each event it claims the event in the store, calls the handler, then
 /// marks the event handled when the handler confirmed it (returned true), or

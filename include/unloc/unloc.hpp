@@ -7,5 +7,4 @@
 #include <unloc/core.hpp>
 #include <unloc/options.hpp>
 #include <unloc/reconciler.hpp>
-#include <unloc/file_event_store.hpp>
 #include <unloc/transport.hpp>

@@ -1,6 +1,5 @@
 // Windows only: the SDK first, then <windows.h> and <bcrypt.h> (see windows_h_first.cpp).
 #include <unloc/core.hpp>
-#include <unloc/file_event_store.hpp>
 
 #include <windows.h>
 

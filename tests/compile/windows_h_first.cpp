@@ -7,7 +7,6 @@
 #include <windows.h>
 #include <bcrypt.h>
 #include <unloc/core.hpp>
-#include <unloc/file_event_store.hpp>
 // clang-format on
 
 #include <cstdio>

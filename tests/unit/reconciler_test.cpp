@@ -3,7 +3,7 @@
 
 #include "catch.hpp"
 
-#include <unloc/file_event_store.hpp>
+#include <unloc/event_store.hpp>
 #include <unloc/reconciler.hpp>
 #include <unloc/testing.hpp>
 
@@ -66,12 +66,21 @@ struct fake_log {
   }
 };
 
-using unit::state_dir;
+// A store that outlives the reconcilers made over it (a database across restarts),
+// on a clock the test moves.
+struct lasting_store {
+  timestamp now = start;
+  std::shared_ptr<unloc::memory_event_store> store = std::make_shared<unloc::memory_event_store>(
+      unloc::memory_store_limits{},
+      [this] { return std::chrono::steady_clock::time_point(now.time_since_epoch()); });
+};
 
-// A reconciler over a store in `dir`, with a clock the test moves, recording what it hands over.
+// A reconciler over the store of `kept`, with a clock the test moves (the store's
+// too), recording what it hands over.
 struct harness {
-  explicit harness(const state_dir& dir, std::chrono::milliseconds overlap = 1h) {
-    store = unloc::file_event_store::open(dir.path(), {}, [this] { return now; }).value();
+  explicit harness(lasting_store& kept, std::chrono::milliseconds overlap = 1h)
+      : now(kept.now) {
+    store = kept.store;
     unloc::reconciler_options options;
     options.overlap = overlap;
     options.clock = [this] { return now; };
@@ -86,20 +95,20 @@ struct harness {
         },
         options);
   }
-  timestamp now = start;
+  timestamp& now;  // the store's clock
   bool refuse = false;
   std::mutex mutex;
   std::vector<std::pair<std::string, event_source>> handed;
   std::vector<bool> repeated;
-  std::shared_ptr<unloc::file_event_store> store;
+  std::shared_ptr<unloc::memory_event_store> store;
   std::unique_ptr<unloc::reconciler> rec;
 };
 
 }  // namespace
 
 TEST_CASE("a repeated delivery is handed over once", "[reconciler]") {
-  state_dir dir;
-  harness h(dir);
+  lasting_store kept;
+  harness h(kept);
   const auto e = event(1, start);
   CHECK(h.rec->offer(e).value() == offer_outcome::handed_over);
   CHECK(h.rec->offer(e).value() == offer_outcome::duplicate);
@@ -110,8 +119,8 @@ TEST_CASE("a repeated delivery is handed over once", "[reconciler]") {
 }
 
 TEST_CASE("an event the handler does not confirm is offered again", "[reconciler]") {
-  state_dir dir;
-  harness h(dir);
+  lasting_store kept;
+  harness h(kept);
   const auto e = event(1, start);
   h.refuse = true;
   auto refused = h.rec->offer(e);
@@ -124,8 +133,7 @@ TEST_CASE("an event the handler does not confirm is offered again", "[reconciler
 }
 
 TEST_CASE("a handler that throws does not confirm, and the error says why", "[reconciler]") {
-  state_dir dir;
-  std::shared_ptr<unloc::file_event_store> store = unloc::file_event_store::open(dir.path()).value();
+  auto store = std::make_shared<unloc::memory_event_store>();
   unloc::reconciler rec(store, [](const access_event&, const unloc::handover&) -> bool {
     throw std::runtime_error("database is down");
   });
@@ -138,8 +146,8 @@ TEST_CASE("a handler that throws does not confirm, and the error says why", "[re
 TEST_CASE("the first read takes the whole log, the next ones start at the checkpoint minus the "
           "overlap",
           "[reconciler]") {
-  state_dir dir;
-  harness h(dir, 1h);
+  lasting_store kept;
+  harness h(kept, 1h);
   fake_log log;
   for (std::uint32_t n = 0; n < 5; ++n) log.events.push_back(event(n, start - 10min * (n + 1)));
   auto first = h.rec->read_log(log, unloc::access_log_query::project()).value();
@@ -160,8 +168,8 @@ TEST_CASE("the first read takes the whole log, the next ones start at the checkp
 }
 
 TEST_CASE("an event reported late, within the overlap, is recovered from the log", "[reconciler]") {
-  state_dir dir;
-  harness h(dir, 2h);
+  lasting_store kept;
+  harness h(kept, 2h);
   fake_log log;
   const auto lock = unloc::uuid::parse("c0f3aed0-2a7e-4de5-a0ff-3bfc22bfb6ef").value();
   REQUIRE(h.rec->read_log(log, unloc::access_log_query::lock(lock)));
@@ -178,8 +186,8 @@ TEST_CASE("an event reported late, within the overlap, is recovered from the log
 }
 
 TEST_CASE("an event delivered by webhook is not handed over again from the log", "[reconciler]") {
-  state_dir dir;
-  harness h(dir);
+  lasting_store kept;
+  harness h(kept);
   fake_log log;
   log.events.push_back(event(1, start - 1min));
   log.events.push_back(event(2, start - 2min));
@@ -192,8 +200,8 @@ TEST_CASE("an event delivered by webhook is not handed over again from the log",
 }
 
 TEST_CASE("a failed read keeps the checkpoint, and the next read repeats it", "[reconciler]") {
-  state_dir dir;
-  harness h(dir);
+  lasting_store kept;
+  harness h(kept);
   fake_log log;
   log.events.push_back(event(1, start - 1min));
   REQUIRE(h.rec->read_log(log, unloc::access_log_query::project()));
@@ -217,17 +225,17 @@ TEST_CASE("a failed read keeps the checkpoint, and the next read repeats it", "[
 }
 
 TEST_CASE("nothing handed over is handed over again after a restart", "[reconciler]") {
-  state_dir dir;
+  lasting_store kept;
   fake_log log;
   for (std::uint32_t n = 0; n < 20; ++n) log.events.push_back(event(n, start - 1min * (n + 1)));
   {
-    harness h(dir);
+    harness h(kept);
     REQUIRE(h.rec->offer(log.events[0]));
     REQUIRE(h.rec->read_log(log, unloc::access_log_query::project()));
     CHECK(h.handed.size() == 20);
   }
-  harness restarted(dir);
-  restarted.now = start + 1min;
+  harness restarted(kept);
+  restarted.now = start + 3min;  // past the log lease of the reconciler before the restart
   log.events.push_back(event(100, start + 30s));
   auto report = restarted.rec->read_log(log, unloc::access_log_query::project()).value();
   CHECK(report.recovered == 1);
@@ -236,8 +244,8 @@ TEST_CASE("nothing handed over is handed over again after a restart", "[reconcil
 }
 
 TEST_CASE("many threads offering the same events hand each over once", "[reconciler]") {
-  state_dir dir;
-  harness h(dir);
+  lasting_store kept;
+  harness h(kept);
   std::vector<access_event> events;
   for (std::uint32_t n = 0; n < 500; ++n) events.push_back(event(n, start));
   std::vector<std::thread> threads;
@@ -257,21 +265,18 @@ TEST_CASE("many threads offering the same events hand each over once", "[reconci
 
 TEST_CASE("an event whose handover a stop interrupted comes again, flagged possibly repeated",
           "[reconciler]") {
-  state_dir dir;
+  lasting_store kept;
   const auto e = event(9, start);
-  {
-    // A process that dies inside the handler: pending recorded, never handled.
-    auto store = unloc::file_event_store::open(dir.path()).value();
-    REQUIRE(store->claim(e.id, e.created).value().mine());
-  }
-  harness h(dir);
-  CHECK(h.store->in_doubt() == std::vector<unloc::uuid>{e.id});
+  // A process that dies inside the handler: claimed, never handled nor released.
+  REQUIRE(kept.store->claim(e.id, e.created).value().mine());
+  harness h(kept);
+  CHECK(h.rec->offer(e).value() == offer_outcome::held_elsewhere);  // its claim's lease runs
+  h.now += unloc::memory_store_limits{}.claim_lease;
   CHECK(h.rec->offer(e).value() == offer_outcome::handed_over);
   REQUIRE(h.repeated.size() == 1);
   CHECK(h.repeated[0]);
   CHECK(h.rec->counts().possibly_repeated == 1);
   CHECK(h.rec->offer(e).value() == offer_outcome::duplicate);
-  CHECK(h.store->in_doubt().empty());
 
   // A fresh event is not in doubt, nor one the handler refused in this process.
   h.refuse = true;
@@ -283,8 +288,7 @@ TEST_CASE("an event whose handover a stop interrupted comes again, flagged possi
 
 TEST_CASE("a handler may call back into the reconciler: counts and an offer of another event",
           "[reconciler]") {
-  state_dir dir;
-  auto store = unloc::file_event_store::open(dir.path()).value();
+  auto store = std::make_shared<unloc::memory_event_store>();
   std::unique_ptr<unloc::reconciler> rec;
   std::vector<unloc::reconciler_counts> seen;
   std::vector<unloc::offer_outcome> nested;
@@ -305,13 +309,12 @@ TEST_CASE("a handler may call back into the reconciler: counts and an offer of a
 
 TEST_CASE("two different events are handled at once: a blocked handler holds up no other event",
           "[reconciler]") {
-  state_dir dir;
   std::mutex mutex;
   std::condition_variable changed;
   bool first_inside = false;
   bool second_done = false;
   unloc::reconciler rec(
-      unloc::file_event_store::open(dir.path()).value(),
+      std::make_shared<unloc::memory_event_store>(),
       [&](const access_event& e, const unloc::handover&) {
         std::unique_lock<std::mutex> lock(mutex);
         if (e.id == unit::numbered_id(1)) {
@@ -338,8 +341,8 @@ TEST_CASE("two different events are handled at once: a blocked handler holds up 
 
 TEST_CASE("an offer of an event being handed over is held elsewhere, and handed over once",
           "[reconciler]") {
-  state_dir dir;
-  harness h(dir);
+  lasting_store kept;
+  harness h(kept);
   const auto e = event(1, start);
   std::vector<offer_outcome> inner;
   unloc::reconciler* rec = nullptr;
@@ -356,8 +359,8 @@ TEST_CASE("an offer of an event being handed over is held elsewhere, and handed 
 }
 
 TEST_CASE("a log read that meets an event held elsewhere keeps its checkpoint", "[reconciler]") {
-  state_dir dir;
-  harness h(dir);
+  lasting_store kept;
+  harness h(kept);
   fake_log log;
   log.events.push_back(event(1, start - 1min));
   log.events.push_back(event(2, start - 2min));
@@ -385,8 +388,8 @@ TEST_CASE("a log read that meets an event held elsewhere keeps its checkpoint", 
 // and a third offer handed the event over while the second was still at work.
 TEST_CASE("a handler that outlives its claim's lease neither frees nor ends the new holder's claim",
           "[reconciler]") {
-  state_dir dir;
-  harness h(dir);  // its store's lease: the default 5 minutes
+  lasting_store kept;
+  harness h(kept);  // its store's lease: the default 5 minutes
   const auto e = event(1, start);
   bool succeed = false;
   unloc::event_claim other;

@@ -1,0 +1,185 @@
+// unloc-webhook-receiver --store sqlite:PATH: each new event a row of the
+// events table, duplicates kept out across restarts, --no-print, a store that
+// cannot write answered 503 (never 204 without a row), the retired
+// file journal imported once, and the usage errors of the store options.
+
+#include "receiver_harness.hpp"
+
+#include <sqlite3.h>
+
+#include <fstream>
+#include <set>
+
+using namespace receiver_test;
+
+namespace {
+
+// A fresh database path in the test's temporary directory.
+std::string database(const char* name) {
+  const std::string path = unloc_test::test_tls_files().dir + "/" + name + ".db";
+  for (const char* suffix : {"", "-wal", "-shm"}) std::remove((path + suffix).c_str());
+  return path;
+}
+
+// The ids of the events table, read with SQLite itself (as an integrator would).
+std::multiset<std::string> rows(const std::string& path) {
+  std::multiset<std::string> ids;
+  sqlite3* db = nullptr;
+  REQUIRE(sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READONLY, nullptr) == SQLITE_OK);
+  sqlite3_stmt* select = nullptr;
+  REQUIRE(sqlite3_prepare_v2(db, "SELECT id FROM unloc_events", -1, &select, nullptr) == SQLITE_OK);
+  while (sqlite3_step(select) == SQLITE_ROW) {
+    ids.insert(reinterpret_cast<const char*>(sqlite3_column_text(select, 0)));
+  }
+  sqlite3_finalize(select);
+  sqlite3_close(db);
+  return ids;
+}
+
+int post(const receiver_process& r, const std::string& id) {
+  const auto res = r.client()->Post("/accessEvents", auth_headers(), event_body(id),
+                                    "application/json");
+  return res ? res->status : 0;
+}
+
+std::set<std::string> printed_ids(const receiver_process& r) {
+  std::set<std::string> ids;
+  for (const auto& line : lines_of(r.out())) {
+    ids.insert(nlohmann::json::parse(line).at("id").get<std::string>());
+  }
+  return ids;
+}
+
+}  // namespace
+
+TEST_CASE("--store sqlite: writes each new event once, and a restart keeps duplicates out",
+          "[receiver][store]") {
+  const std::string db = database("restart");
+  const launch how{{"--store", "sqlite:" + db}};
+  {
+    receiver_process r(how);
+    REQUIRE(r.exit_status() == -1);
+    for (int i = 1; i <= 3; ++i) CHECK(post(r, event_id(40, i)) == 204);
+    CHECK(post(r, event_id(40, 1)) == 204);  // delivered again: acknowledged only
+    CHECK(r.stop(SIGTERM) == 0);
+    CHECK(lines_of(r.out()).size() == 3);
+  }
+  receiver_process again(how);
+  for (int i = 1; i <= 4; ++i) CHECK(post(again, event_id(40, i)) == 204);
+  CHECK(again.stop(SIGTERM) == 0);
+  CHECK(printed_ids(again) == std::set<std::string>{event_id(40, 4)});
+  CHECK(rows(db) == std::multiset<std::string>{event_id(40, 1), event_id(40, 2), event_id(40, 3),
+                                               event_id(40, 4)});
+}
+
+TEST_CASE("--no-print keeps stdout empty and writes the events table", "[receiver][store]") {
+  const std::string db = database("no-print");
+  receiver_process r(launch{{"--store", "sqlite:" + db, "--no-print"}});
+  CHECK(post(r, event_id(41, 1)) == 204);
+  CHECK(post(r, event_id(41, 2)) == 204);
+  CHECK(r.stop(SIGTERM) == 0);
+  CHECK(r.out().empty());
+  CHECK(rows(db) == std::multiset<std::string>{event_id(41, 1), event_id(41, 2)});
+}
+
+TEST_CASE("a store that cannot write is answered 503, never 204 without a row; then it recovers",
+          "[receiver][store]") {
+  const std::string db = database("locked");
+  receiver_process r(launch{{"--store", "sqlite:" + db}});
+  REQUIRE(post(r, event_id(42, 1)) == 204);
+  // Another process holds the database's write lock: every write of the receiver waits
+  // out its busy timeout, then fails.
+  sqlite3* other = nullptr;
+  REQUIRE(sqlite3_open(db.c_str(), &other) == SQLITE_OK);
+  REQUIRE(sqlite3_exec(other, "BEGIN EXCLUSIVE", nullptr, nullptr, nullptr) == SQLITE_OK);
+  CHECK(post(r, event_id(42, 2)) == 503);
+  CHECK(lines_of(r.out()).size() == 1);  // not printed: the claim was never taken
+  REQUIRE(sqlite3_exec(other, "ROLLBACK", nullptr, nullptr, nullptr) == SQLITE_OK);
+  sqlite3_close(other);
+  // The platform's retry.
+  CHECK(post(r, event_id(42, 2)) == 204);
+  CHECK(r.stop(SIGTERM) == 0);
+  CHECK(printed_ids(r) == std::set<std::string>{event_id(42, 1), event_id(42, 2)});
+  CHECK(rows(db) == std::multiset<std::string>{event_id(42, 1), event_id(42, 2)});
+  CHECK(r.err().find("answered 503") != std::string::npos);
+}
+
+TEST_CASE("--import-state carries the file journal's state into the store once",
+          "[receiver][store]") {
+  const std::string dir = unloc_test::test_tls_files().dir;
+  const std::string state = dir + "/old-state";
+  for (const char* suffix : {"", ".journal", ".imported", ".journal.imported"}) {
+    std::remove((state + suffix).c_str());
+  }
+  const std::string handled = event_id(44, 1), glued = event_id(44, 2), pending = event_id(44, 3);
+  std::ofstream(state) << "unloc-reconciliation-state 1\n"
+                       << "h " << handled << " 1700000000000\n"
+                       << "c 1700000000000 project\n";
+  // A short write on a full disk glued two records: that line is skipped, never fatal.
+  std::ofstream(state + ".journal") << "h " << glued << " 17000h " << event_id(44, 9) << " 1\n"
+                                    << "p " << pending << " 1700000000001\n";
+  const std::string db = database("import");
+  const launch how{{"--store", "sqlite:" + db, "--import-state", state}};
+  {
+    receiver_process r(how);
+    REQUIRE(r.exit_status() == -1);
+    CHECK(post(r, handled) == 204);  // handled under the file journal: not again
+    CHECK(post(r, pending) == 204);  // in doubt there: taken again
+    CHECK(post(r, glued) == 204);    // unreadable there: taken again
+    CHECK(r.stop(SIGTERM) == 0);
+    CHECK(printed_ids(r) == std::set<std::string>{pending, glued});
+    CHECK(r.err().find("1 events handled and 1 access log checkpoints carried into the store; 1 "
+                       "unreadable lines skipped") != std::string::npos);
+    CHECK(r.err().find("event " + pending + " was being printed") != std::string::npos);
+  }
+  CHECK(std::ifstream(state + ".imported").good());
+  CHECK(std::ifstream(state + ".journal.imported").good());
+  CHECK_FALSE(std::ifstream(state).good());
+  receiver_process again(how);  // the same command again (a service restarted): a note, no error
+  REQUIRE(again.exit_status() == -1);
+  CHECK(again.err().find("was imported before") != std::string::npos);
+  CHECK(post(again, handled) == 204);
+  CHECK(again.stop(SIGTERM) == 0);
+  CHECK(again.out().empty());
+}
+
+TEST_CASE("--import-state refuses a file that is not a state file", "[receiver][store]") {
+  const std::string file = unloc_test::test_tls_files().dir + "/not-a-state";
+  std::ofstream(file) << "hello\n";
+  receiver_process r(launch{{"--store", "sqlite:" + database("refuse"), "--import-state", file}});
+  CHECK(r.exit_status() == 1);
+  CHECK(r.err().find("is not a state file") != std::string::npos);
+  CHECK(std::ifstream(file).good());  // left as it was
+}
+
+TEST_CASE("the store options refuse bad usage with status 2, never echoing a password",
+          "[receiver][store]") {
+  struct usage {
+    std::vector<std::string> args;
+    std::string says;
+  };
+  const std::vector<usage> cases = {
+      {{"--reconcile", "old-state"}, "--store sqlite:PATH --import-state"},
+      {{"--reconcile=old-state"}, "--import-state"},
+      {{"--reconcile"}, "--reconcile goes with --store"},
+      {{"--no-print"}, "--no-print goes with --store"},
+      {{"--import-state", "x"}, "--import-state goes with --store"},
+      {{"--store", "sqlite:"}, "needs a file name"},
+      {{"--store", "mysql://u:hunter2@h/db"}, "not 'mysql'"},
+      {{"--store", "postgresql://u:hunter2@h:5432/db"}, "PGPASSWORD"},
+      {{"--store", "postgresql://u@h/db?password=hunter2"}, "PGPASSWORD"},
+  };
+  for (const auto& c : cases) {
+    INFO(c.args.front());
+    receiver_process r(launch{c.args});
+    CHECK(r.exit_status() == 2);
+    CHECK(r.err().find(c.says) != std::string::npos);
+    CHECK(r.err().find("hunter2") == std::string::npos);
+  }
+}
+
+TEST_CASE("a store that cannot be opened stops it with status 1", "[receiver][store]") {
+  receiver_process r(launch{{"--store", "sqlite:/nonexistent-unloc-dir/state.db"}});
+  CHECK(r.exit_status() == 1);
+  CHECK(r.err().find("--store") != std::string::npos);
+}
