@@ -249,9 +249,9 @@ class connection {
       // OAuth refuses bad client credentials with 400 or 401; anything else
       // (an outage, a rate limit) is not the credentials' fault.
       if (status == 400) e.category = error_category::authentication;
-      e.message = (e.category == error_category::authentication ? "the token request was refused: "
-                                                                 : "the token request failed: ") +
-                  e.message;
+      e.message.insert(0, e.category == error_category::authentication
+                              ? "the token request was refused: "
+                              : "the token request failed: ");
       return e;
     }
     auto token = parse_access_token(outcome->response.body);

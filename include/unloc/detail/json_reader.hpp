@@ -306,7 +306,9 @@ class json_reader {
   // dropped (read as text all the same, so that its own keys are checked).
   bool read_unknown(const json_object& object, void* target, std::string_view key,
                     std::size_t depth, std::unordered_set<std::string>& names) {
-    if (!names.insert(std::string(key)).second) return fail_duplicate(key) && read_value(nullptr, depth);
+    if (!names.insert(std::string(key)).second) {
+      return fail_duplicate(key) && read_value(nullptr, depth);
+    }
     std::string name(key);  // a copy: reading the value may reuse the key's buffer
     std::string value;
     if (!read_value(&value, depth)) return false;
