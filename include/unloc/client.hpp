@@ -85,7 +85,7 @@ class client {
 
   /// `unloc-cpp/<version> libcurl/<version>`, sent with every request.
   [[nodiscard]] static std::string user_agent() {
-    return std::string("unloc-cpp/") + UNLOC_VERSION_STRING + " " + detail::curl_version_token();
+    return "unloc-cpp/" UNLOC_VERSION_STRING " " + detail::curl_version_token();
   }
 
   /// Registers a webhook. If the same URL and Lock are registered already

@@ -83,14 +83,13 @@ struct error {
 /// status, API code and message, request id and attempts are set.
 [[nodiscard]] UNLOC_DETAIL_COLD inline std::string to_string(const error& e) {
   std::string out = to_string(e.category);
-  out += ": ";
-  out += e.message;
-  if (!e.field.empty()) out += " (field '" + e.field + "')";
-  if (e.http_status != 0) out += "; HTTP " + std::to_string(e.http_status);
-  if (!e.api_code.empty()) out += "; error '" + e.api_code + "'";
-  if (!e.api_message.empty()) out += ": " + e.api_message;
-  if (!e.request_id.empty()) out += "; request id " + e.request_id;
-  if (e.attempts > 1) out += "; after " + std::to_string(e.attempts) + " attempts";
+  out.append(": ").append(e.message);
+  if (!e.field.empty()) out.append(" (field '").append(e.field).append("')");
+  if (e.http_status != 0) out.append("; HTTP ").append(std::to_string(e.http_status));
+  if (!e.api_code.empty()) out.append("; error '").append(e.api_code).append("'");
+  if (!e.api_message.empty()) out.append(": ").append(e.api_message);
+  if (!e.request_id.empty()) out.append("; request id ").append(e.request_id);
+  if (e.attempts > 1) out.append("; after ").append(std::to_string(e.attempts)).append(" attempts");
   return out;
 }
 

@@ -54,7 +54,7 @@ inline constexpr std::size_t max_response_depth = 32;
                                                             const parse_limits& limits,
                                                             read_status& status) {
   access_event event;
-  read_error e = json_reader(text, limits.max_depth).read_document(event_object, &event);
+  read_error e = read_json(text, event_object, &event, limits.max_depth);
   status = e.status;
   if (e.failed()) return input_error(std::move(e));
   return event;
@@ -114,7 +114,7 @@ template <typename OnEvent>
                      }},
                     {},
                     {}};
-  read_error e = json_reader(text, limits.max_depth).read_document(page_object, &page);
+  read_error e = read_json(text, page_object, &page, limits.max_depth);
   if (!e.failed()) cursor = std::move(page.next_cursor);
   return e;
 }
@@ -145,7 +145,7 @@ inline constexpr json_object api_error_object{"an API error", api_error_fields,
 /// is an API error; leaves them empty otherwise.
 inline void read_api_error(std::string_view body, error& e) {
   api_error_body read;
-  if (json_reader(body, max_response_depth).read_document(api_error_object, &read).failed()) return;
+  if (read_json(body, api_error_object, &read, max_response_depth).failed()) return;
   e.api_code = std::move(read.code);
   e.api_message = std::move(read.message);
 }

@@ -288,12 +288,11 @@ class reconciler {
     return holder;
   }
 
-  // The lock of one log scope, made on first use and kept (a project has few scopes).
+  // The lock of one log scope, made on first use and kept (a project has few
+  // scopes); a map's elements never move.
   std::mutex& scope_mutex(const std::string& scope) {
     const std::lock_guard<std::mutex> lock(scopes_mutex_);
-    auto& slot = scopes_[scope];
-    if (!slot) slot = std::make_unique<std::mutex>();
-    return *slot;
+    return scopes_[scope];
   }
 
   struct atomic_counts {
@@ -312,7 +311,7 @@ class reconciler {
   reconciler_options options_;
   atomic_counts counts_;
   std::mutex scopes_mutex_;  // only around scopes_
-  std::map<std::string, std::unique_ptr<std::mutex>> scopes_;
+  std::map<std::string, std::mutex> scopes_;
 };
 
 UNLOC_END_NAMESPACE

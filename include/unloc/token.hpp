@@ -39,15 +39,13 @@ struct access_token {
 
 namespace detail {
 
-/// The scopes of an RFC 6749 space-separated scope string.
-[[nodiscard]] inline std::vector<std::string> split_scope(const std::string& all) {
-  std::vector<std::string> out;
+/// Appends to `out` the scopes of an RFC 6749 space-separated scope string.
+inline void append_scopes(std::string_view all, std::vector<std::string>& out) {
   for (std::size_t start = 0; start < all.size();) {
     const auto end = (std::min)(all.find(' ', start), all.size());
-    if (end > start) out.push_back(all.substr(start, end - start));
+    if (end > start) out.emplace_back(all.substr(start, end - start));
     start = end + 1;
   }
-  return out;
 }
 
 }  // namespace detail
@@ -89,7 +87,7 @@ void from_json(const BasicJsonType& j, access_token& t) {
   if (const auto it = j.find("scope"); it != j.end() && it->is_array()) {
     out.scope = it->template get<std::vector<std::string>>();
   } else if (it != j.end() && it->is_string()) {
-    out.scope = detail::split_scope(it->template get<std::string>());
+    detail::append_scopes(it->template get<std::string>(), out.scope);
   }
   if (const auto it = j.find("project_id"); it != j.end() && it->is_string()) {
     out.project_id = it->template get<std::string>();
@@ -154,9 +152,7 @@ inline constexpr json_field token_fields[] = {
     // A list, or one space-separated string (RFC 6749): each string split.
     {"scope", json_kind::strings, false, false,
      [](void* t, json_scalar v) -> std::string {
-       for (auto& scope : split_scope(std::string(v.text))) {
-         token_at(t).scope.push_back(std::move(scope));
-       }
+       append_scopes(v.text, token_at(t).scope);
        return {};
      }},
     {"project_id", json_kind::string, false, false,
@@ -176,8 +172,8 @@ inline constexpr json_object token_object{"a token response", token_fields,
     std::string_view json_text,
     std::chrono::system_clock::time_point now = std::chrono::system_clock::now()) {
   detail::token_reading reading{{}, now};
-  detail::read_error e = detail::json_reader(json_text, detail::max_response_depth)
-                             .read_document(detail::token_object, &reading);
+  detail::read_error e =
+      detail::read_json(json_text, detail::token_object, &reading, detail::max_response_depth);
   if (e.failed()) return detail::response_error(std::move(e));
   return std::move(reading.token);
 }

@@ -144,7 +144,7 @@ inline constexpr json_object webhook_list_object{"a webhook list", webhook_list_
                                                   const json_object& object) {
   webhook out;
   out.trigger = std::string(access_event_trigger);  // when the API leaves it out
-  read_error e = json_reader(text, max_response_depth).read_document(object, &out);
+  read_error e = read_json(text, object, &out, max_response_depth);
   if (e.failed()) return response_error(std::move(e));
   return out;
 }
@@ -226,8 +226,8 @@ void from_json(const BasicJsonType& j, webhook& w) {
 /// too). Never throws.
 [[nodiscard]] inline result<std::vector<webhook>> parse_webhook_list(std::string_view json_text) {
   std::vector<webhook> out;
-  detail::read_error e = detail::json_reader(json_text, detail::max_response_depth)
-                             .read_document(detail::webhook_list_object, &out);
+  detail::read_error e =
+      detail::read_json(json_text, detail::webhook_list_object, &out, detail::max_response_depth);
   if (e.failed()) return detail::response_error(std::move(e));
   return out;
 }

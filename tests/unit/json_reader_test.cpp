@@ -945,7 +945,7 @@ TEST_CASE("runs out of memory at any allocation and says so, without terminating
     unloc::access_event event;
     unloc_test::allocations_left = succeeding;
     unloc::detail::read_error e =
-        unloc::detail::json_reader(body, 32).read_document(unloc::detail::event_object, &event);
+        unloc::detail::read_json(body, unloc::detail::event_object, &event, 32);
     unloc_test::allocations_left = -1;
     if (!e.failed()) break;
     ++failures;

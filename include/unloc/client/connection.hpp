@@ -18,6 +18,7 @@
 #include <unloc/version.hpp>
 
 #include <algorithm>
+#include <array>
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
@@ -28,7 +29,6 @@
 #include <string_view>
 #include <thread>
 #include <utility>
-#include <vector>
 
 UNLOC_BEGIN_NAMESPACE
 namespace detail {
@@ -91,20 +91,23 @@ UNLOC_DETAIL_COLD inline void append_headers(std::string& out, const http_header
   if (!headers.empty()) out += ']';
 }
 
-/// Replaces every occurrence of each secret in `text` with REDACTED, and the
-/// credentials after every `Bearer` and spaces or tabs (a token this process
-/// never saw, too). Secrets shorter than 4 characters are left: they cannot be
-/// told from ordinary text (a real client secret or token is far longer).
-inline void scrub(std::string& text, const std::vector<std::string_view>& secrets) {
+/// Replaces every occurrence of `secret` in `text` with REDACTED. A secret
+/// shorter than 4 characters is left: it cannot be told from ordinary text (a
+/// real client secret or token is far longer).
+inline void scrub_secret(std::string& text, std::string_view secret) {
   constexpr std::string_view redacted = "REDACTED";
-  for (const auto secret : secrets) {
-    if (secret.size() < 4) continue;
-    // On after the REDACTED just written: a secret inside "REDACTED" would be found there again.
-    for (auto at = text.find(secret); at != std::string::npos;
-         at = text.find(secret, at + redacted.size())) {
-      text.replace(at, secret.size(), redacted);
-    }
+  if (secret.size() < 4) return;
+  // On after the REDACTED just written: a secret inside "REDACTED" would be found there again.
+  for (auto at = text.find(secret); at != std::string::npos;
+       at = text.find(secret, at + redacted.size())) {
+    text.replace(at, secret.size(), redacted);
   }
+}
+
+/// Replaces the credentials after every `Bearer` and spaces or tabs with
+/// REDACTED: a token this process never saw, too.
+inline void scrub_bearer_tokens(std::string& text) {
+  constexpr std::string_view redacted = "REDACTED";
   constexpr std::string_view bearer = "bearer";  // an auth scheme: any case
   for (std::size_t at = 0; at + bearer.size() < text.size(); ++at) {
     if (!ascii_iequals(std::string_view(text).substr(at, bearer.size()), bearer)) continue;
@@ -154,7 +157,7 @@ class connection {
           out.attempts = attempt - 1;  // a refresh after a 401 failed: count what this call sent
           return finish(std::move(fetched).error(), &out);
         }
-        token = std::move(*fetched);
+        token.emplace(std::move(*fetched));
         authorize(request, token->value);
       }
       if (options_.logger) log_line(call, request, attempt, nullptr, nullptr, {});
@@ -250,9 +253,9 @@ class connection {
       // OAuth refuses bad client credentials with 400 or 401; anything else
       // (an outage, a rate limit) is not the credentials' fault.
       if (status == 400) e.category = error_category::authentication;
-      e.message = (e.category == error_category::authentication ? "the token request was refused: "
-                                                                 : "the token request failed: ") +
-                  e.message;
+      e.message.insert(0, e.category == error_category::authentication
+                              ? "the token request was refused: "
+                              : "the token request failed: ");
       return e;
     }
     auto token = parse_access_token(outcome->response.body);
@@ -328,15 +331,15 @@ class connection {
   void remember_token(const std::string& value) {
     const std::lock_guard<std::mutex> lock(tokens_used_mutex_);
     if (std::find(tokens_used_.begin(), tokens_used_.end(), value) != tokens_used_.end()) return;
-    if (tokens_used_.size() == 8) tokens_used_.erase(tokens_used_.begin());
-    tokens_used_.push_back(value);
+    tokens_used_[next_token_used_] = value;  // over the oldest
+    next_token_used_ = (next_token_used_ + 1) % tokens_used_.size();
   }
 
   void scrub_secrets(std::string& text) const {
     const std::lock_guard<std::mutex> lock(tokens_used_mutex_);
-    std::vector<std::string_view> secrets{options_.client_secret};
-    secrets.insert(secrets.end(), tokens_used_.begin(), tokens_used_.end());
-    scrub(text, secrets);
+    scrub_secret(text, options_.client_secret);
+    for (const auto& token : tokens_used_) scrub_secret(text, token);
+    scrub_bearer_tokens(text);
   }
 
   void scrub_secrets(error& e) const {
@@ -363,7 +366,8 @@ class connection {
   std::shared_ptr<unloc::transport> transport_;
   std::shared_ptr<token_source> tokens_;
   mutable std::mutex tokens_used_mutex_;
-  std::vector<std::string> tokens_used_;
+  std::array<std::string, 8> tokens_used_;  // empty until used: too short to scrub
+  std::size_t next_token_used_ = 0;
 };
 
 /// Tokens by the OAuth2 client-credentials grant, cached and refreshed
@@ -426,12 +430,12 @@ class credentials_token_source final : public token_source {
       ++fetches_done_;
       if (fetched) {
         last_failure_.reset();
-        cached_ = *fetched;
+        cached_.emplace(*fetched);
         // Refresh `margin` before expiry, or half-way through a lifetime shorter than two margins.
         const auto lifetime = cached_->expires_at - began;
         refresh_at_ = began + (lifetime > 2 * margin_ ? lifetime - margin_ : lifetime / 2);
       } else {
-        last_failure_ = fetched.error();
+        last_failure_.emplace(fetched.error());
         last_failure_out_of_time_ = owner_.ran_out_of_time(*last_failure_);
       }
     }

@@ -106,21 +106,13 @@ class curl_transport final : public transport {
     if (remaining.count() <= 0) {
       return make_error(error_category::timeout, "the call's deadline passed before sending");
     }
+    const curl_slist_ptr headers = header_list(request.headers);
+    if (!headers) return make_error(error_category::internal, "out of memory building headers");
     curl_easy_ptr handle = acquire();
     if (!handle) return make_error(error_category::internal, "curl_easy_init failed");
 
     exchange ex;
     ex.max_bytes = options_.max_response_bytes;
-    curl_slist_ptr headers;
-    for (const auto& h : request.headers) {
-      if (!append(headers, h.name + ": " + h.value)) {
-        return make_error(error_category::internal, "out of memory building headers");
-      }
-    }
-    // No "Expect: 100-continue" round trip before a POST body.
-    if (!append(headers, "Expect:")) {
-      return make_error(error_category::internal, "out of memory building headers");
-    }
 
     // The handle keeps its constant options (acquire) and its connections; what
     // a request sets, each request sets again, so nothing leaks from the last one.
@@ -195,8 +187,21 @@ class curl_transport final : public transport {
     return out;
   }
 
-  static bool append(curl_slist_ptr& list, const std::string& line) {
-    curl_slist* grown = curl_slist_append(list.get(), line.c_str());
+  // The request's headers as curl takes them, and no "Expect: 100-continue"
+  // round trip before a POST body; null when out of memory.
+  static curl_slist_ptr header_list(const http_headers& headers) {
+    curl_slist_ptr list;
+    std::string line;
+    for (const auto& h : headers) {
+      line.assign(h.name).append(": ").append(h.value);
+      if (!append(list, line.c_str())) return nullptr;
+    }
+    if (!append(list, "Expect:")) return nullptr;
+    return list;
+  }
+
+  static bool append(curl_slist_ptr& list, const char* line) {
+    curl_slist* grown = curl_slist_append(list.get(), line);
     if (grown == nullptr) return false;
     (void)list.release();  // curl_slist_append returns the same head, now owning the new node
     list.reset(grown);

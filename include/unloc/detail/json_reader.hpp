@@ -175,7 +175,7 @@ class json_reader {
   // object (or the bare array of object.or_bare_array), then nothing but
   // whitespace. Any other value is a schema error, and is still checked, so
   // that text that is not JSON says so. Never throws.
-  UNLOC_DETAIL_NOINLINE read_error read_document(const json_object& object, void* target) noexcept {
+  read_error read_document(const json_object& object, void* target) noexcept {
     try {
       // A UTF-8 byte order mark is skipped, as nlohmann does.
       if (end_ - p_ >= 3 && std::string_view(p_, 3) == "\xEF\xBB\xBF") p_ += 3;
@@ -306,8 +306,10 @@ class json_reader {
   // dropped (read as text all the same, so that its own keys are checked).
   bool read_unknown(const json_object& object, void* target, std::string_view key,
                     std::size_t depth, std::unordered_set<std::string>& names) {
+    if (!names.insert(std::string(key)).second) {
+      return fail_duplicate(key) && read_value(nullptr, depth);
+    }
     std::string name(key);  // a copy: reading the value may reuse the key's buffer
-    if (!names.insert(name).second) return fail_duplicate(name) && read_value(nullptr, depth);
     std::string value;
     if (!read_value(&value, depth)) return false;
     if (object.keep != nullptr && !failed()) object.keep(target, std::move(name), std::move(value));
@@ -739,6 +741,14 @@ class json_reader {
   std::string key_scratch_;  // a key that held escapes, decoded
   read_error error_;
 };
+
+// Reads the whole of `text` into `target` as `object` describes it, nested at
+// most `max_depth` deep (json_reader::read_document). Out of line: each body's
+// reader calls it, and would otherwise compile the reader's set-up and clean-up again.
+UNLOC_DETAIL_NOINLINE inline read_error read_json(std::string_view text, const json_object& object,
+                                                  void* target, std::size_t max_depth) noexcept {
+  return json_reader(text, max_depth).read_document(object, target);
+}
 
 /// The whole part of a JSON number's text (as read_number checked it) when
 /// the number is from 0 to `max`; a fraction is dropped. None otherwise.
