@@ -1,135 +1,147 @@
-// unloc_bench_pg_bare_client: the baseline of store_postgresql, PostgreSQL's own limit
-// for the work the receiver's store does per new event, with no receiver and no SDK
-// in the loop: CONNECTIONS threads, each on its own libpq connection, each event two
-// INSERT ... ON CONFLICT transactions, as postgresql_event_store sends them:
-//   - the claim (synchronous_commit off, as the store's claim);
-//   - the mark and the event row, in one statement (the server's synchronous_commit,
-//     on by default: durable when acknowledged, as the store's mark).
-// The schema is made first by the store itself (not timed).
+// unloc_bench_pg_bare_client: the baseline of store_postgresql, the engine's own
+// limit. CONNECTIONS threads, each on its own libpq connection, for SECONDS: for each
+// new event, the two transactions postgresql_event_store runs when the receiver takes
+// one (its claim, committed with synchronous_commit off; its mark with the events row,
+// committed as the server's synchronous_commit says), their SQL written out here and
+// sent as the store sends it (the claim as a simple query, the mark with parameters).
+// No HTTP, no TLS, no validation: what is left is the database's work.
 //
-//   unloc_bench_pg_bare_client CONNINFO CONNECTIONS SECONDS
+//   unloc_bench_pg_bare_client CONNINFO CONNECTIONS SECONDS ROUND
 //
-// Prints `rate EVENTS_PER_SECOND` on stdout. The password comes from PGPASSWORD or
-// .pgpass (PGPASSFILE), as for the receiver.
+// The unloc_* tables must exist (bench/run.sh starts the receiver, which creates them,
+// first). The password comes from PGPASSFILE or PGPASSWORD, as libpq reads them.
+// ROUND and the thread's number in the ids keep every run's events new.
 
-#include <unloc/stores/postgresql.hpp>
+#include "common.hpp"
 
 #include <libpq-fe.h>
 
-#include <atomic>
 #include <chrono>
+#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
-#include <random>
+#include <memory>
 #include <string>
 #include <thread>
 #include <vector>
 
 namespace {
 
-std::string random_uuid(std::mt19937_64& random) {
-  static constexpr char hex[] = "0123456789abcdef";
-  std::string text;
-  for (int i = 0; i < 32; ++i) {
-    if (i == 8 || i == 12 || i == 16 || i == 20) text += '-';
-    text += hex[random() % 16];
+// As postgresql_event_store: the database's clock, a claim lease of 5 minutes.
+constexpr const char* now_ms = "(extract(epoch from clock_timestamp()) * 1000)::bigint";
+
+std::string claim_sql(const std::string& id, std::int64_t created_ms) {
+  return std::string("SET LOCAL synchronous_commit = off;") +
+         "WITH c AS (INSERT INTO unloc_claims AS c (id, created, owner, lease_until, handled, "
+         "in_doubt) VALUES ('" + id + "', " + std::to_string(created_ms) +
+         ", nextval('unloc_claim_tokens'), " + now_ms + " + 300000, false, false)"
+         " ON CONFLICT (id) DO UPDATE SET owner = EXCLUDED.owner, lease_until = "
+         "EXCLUDED.lease_until, in_doubt = true WHERE NOT c.handled AND (c.owner = 0 OR "
+         "c.lease_until <= " + now_ms + ") RETURNING c.owner, c.in_doubt)"
+         " SELECT 'm', owner, in_doubt FROM c"
+         " UNION ALL SELECT CASE WHEN handled THEN 'h' ELSE 'e' END, 0, false FROM unloc_claims"
+         " WHERE id = '" + id + "' AND NOT EXISTS (SELECT 1 FROM c)";
+}
+
+const std::string mark_sql =
+    std::string("WITH m AS (INSERT INTO unloc_claims AS c (id, owner, lease_until, handled, "
+                "in_doubt) VALUES ($1, 0, 0, true, false) ON CONFLICT (id) DO UPDATE SET "
+                "handled = true, owner = 0 WHERE c.handled OR (c.owner = $2 AND $2 <> 0) "
+                "RETURNING 1),"
+                " e AS (INSERT INTO unloc_events (id, action, created, key_id, lock_id, "
+                "lock_name, app_user_id, user_name, extra, source, received_at, lag_ms)"
+                " SELECT $1::text, $3::text, $4::bigint, $5::text, $6::text, $7::text, $8::text,"
+                " $9::text, $10::text, $11::text, r, r - $4::bigint FROM (SELECT ") +
+    now_ms +
+    " AS r) t WHERE EXISTS (SELECT 1 FROM m) ON CONFLICT (id) DO NOTHING)"
+    " SELECT count(*) FROM m";
+
+struct result_deleter {
+  void operator()(PGresult* r) const { PQclear(r); }
+};
+using result_ptr = std::unique_ptr<PGresult, result_deleter>;
+
+struct connection_deleter {
+  void operator()(PGconn* c) const { PQfinish(c); }
+};
+using connection_ptr = std::unique_ptr<PGconn, connection_deleter>;
+
+// The first field of the single row `r` holds, checked: the figure means nothing otherwise.
+std::string single_value(PGconn* conn, const result_ptr& r, const char* what) {
+  if (!r || PQresultStatus(r.get()) != PGRES_TUPLES_OK || PQntuples(r.get()) != 1) {
+    bench::fail(std::string(what) + " failed: " + PQerrorMessage(conn));
   }
-  text[14] = '4';
-  return text;
+  return PQgetvalue(r.get(), 0, 0);
 }
 
-bool ok(PGresult* r) {
-  const auto status = PQresultStatus(r);
-  const bool good = status == PGRES_TUPLES_OK || status == PGRES_COMMAND_OK;
-  if (!good) std::fprintf(stderr, "pg_bare_client: %s", PQresultErrorMessage(r));
-  PQclear(r);
-  return good;
-}
-
-// One event: the claim, then the mark with the event row. False on an error.
-bool one_event(PGconn* conn, std::mt19937_64& random) {
-  const std::string id = random_uuid(random);
-  const std::string claim =
-      "SET LOCAL synchronous_commit = off;"
-      "INSERT INTO unloc_claims AS c (id, created_ms, owner, lease_until_ms, handled, in_doubt)"
-      " VALUES ('" +
-      id +
-      "', 1764585324083, nextval('unloc_claim_tokens'),"
-      " (extract(epoch from clock_timestamp()) * 1000)::bigint + 300000, 0, 0)"
-      " ON CONFLICT (id) DO UPDATE SET owner = EXCLUDED.owner, in_doubt = 1"
-      " WHERE c.handled = 0 RETURNING owner";
-  PGresult* claimed = PQexec(conn, claim.c_str());
-  if (PQresultStatus(claimed) != PGRES_TUPLES_OK || PQntuples(claimed) != 1) return ok(claimed);
-  const std::string owner = PQgetvalue(claimed, 0, 0);
-  PQclear(claimed);
-  const std::string key = random_uuid(random);
-  const std::string lock = random_uuid(random);
-  const char* values[] = {id.c_str(), owner.c_str(), key.c_str(), lock.c_str()};
-  return ok(PQexecParams(
-      conn,
-      "WITH m AS (INSERT INTO unloc_claims AS c (id, created_ms, owner, lease_until_ms, handled,"
-      " in_doubt) VALUES ($1, 0, 0, 0, 1, 0) ON CONFLICT (id) DO UPDATE SET handled = 1,"
-      " owner = 0 WHERE c.handled <> 0 OR c.owner = $2::bigint RETURNING 1),"
-      " e AS (INSERT INTO unloc_events (id, action, created, key_id, lock_id, lock_name,"
-      " app_user_id, user_name, extra, source, received_at, lag_ms) SELECT $1, 'unlocked',"
-      " '2025-12-01T10:35:24.083Z', $3, $4, 'Front door', '+4791234567', 'Ola', '{}',"
-      " 'webhook', '2025-12-01T10:35:24.583Z', 500 WHERE EXISTS (SELECT 1 FROM m)"
-      " ON CONFLICT (id) DO NOTHING) SELECT count(*) FROM m",
-      4, nullptr, values, nullptr, nullptr, 0));
+// One connection's deliveries until `until`; their number.
+std::uint64_t deliver(PGconn* conn, unsigned thread, unsigned round, bench::clock::time_point until) {
+  // The event of bench/deliveries.lua, created now.
+  const std::int64_t created_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                                     std::chrono::system_clock::now().time_since_epoch())
+                                     .count();
+  const std::string created = std::to_string(created_ms);
+  const char* fixed[] = {"unlocked", created.c_str(), "3f97fafb-1b6a-42d0-85fa-ae2ef338cc45",
+                         "c0f3aed0-2a7e-4de5-a0ff-3bfc22bfb6ef", "Reference lock",
+                         "+12125552390", "", "{}", "webhook"};
+  std::uint64_t done = 0;
+  char id[40];
+  while (bench::clock::now() < until) {
+    // Variant 9, not deliveries.lua's 8: never one of the receiver's ids.
+    std::snprintf(id, sizeof id, "%08x-%04x-4000-9000-%012llx", thread, round,
+                  static_cast<unsigned long long>(done));
+    const result_ptr claimed(PQexec(conn, claim_sql(id, created_ms).c_str()));
+    if (single_value(conn, claimed, "the claim") != "m") bench::fail("a new event was not claimed");
+    const std::string token = PQgetvalue(claimed.get(), 0, 1);
+    const char* values[11] = {id, token.c_str()};
+    for (int i = 0; i < 9; ++i) values[2 + i] = fixed[i];
+    const result_ptr marked(
+        PQexecParams(conn, mark_sql.c_str(), 11, nullptr, values, nullptr, nullptr, 0));
+    if (single_value(conn, marked, "the mark") != "1") bench::fail("a claimed event was not marked");
+    ++done;
+  }
+  return done;
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
-  if (argc != 4) {
-    std::fprintf(stderr, "usage: %s CONNINFO CONNECTIONS SECONDS\n", argv[0]);
+  if (argc != 5) {
+    std::fprintf(stderr, "usage: %s CONNINFO CONNECTIONS SECONDS ROUND\n", argv[0]);
     return 2;
   }
-  const std::string conninfo = argv[1];
   const int connections = std::atoi(argv[2]);
-  const auto seconds = std::chrono::duration<double>(std::atof(argv[3]));
-  if (connections < 1 || seconds.count() <= 0) {
-    std::fprintf(stderr, "pg_bare_client: CONNECTIONS and SECONDS must be positive\n");
+  const double seconds = std::atof(argv[3]);
+  const int round = std::atoi(argv[4]);
+  if (connections < 1 || connections > 64 || seconds <= 0 || round < 0 || round > 0xffff) {
+    std::fprintf(stderr, "usage: %s CONNINFO CONNECTIONS(1-64) SECONDS ROUND(0-65535)\n", argv[0]);
     return 2;
   }
-  unloc::postgresql_store_options options;
-  options.conninfo = conninfo;
-  options.connections = 1;
-  if (auto store = unloc::postgresql_event_store::open(options); !store) {
-    std::fprintf(stderr, "pg_bare_client: %s\n", unloc::to_string(store.error()).c_str());
-    return 1;
-  }
-
-  std::atomic<long> events{0};
-  std::atomic<bool> failed{false};
-  std::atomic<bool> stop{false};
-  std::vector<std::thread> workers;
-  const auto start = std::chrono::steady_clock::now();
+  std::vector<connection_ptr> pool;
   for (int i = 0; i < connections; ++i) {
-    workers.emplace_back([&, i] {
-      PGconn* conn = PQconnectdb(conninfo.c_str());
-      if (PQstatus(conn) != CONNECTION_OK) {
-        std::fprintf(stderr, "pg_bare_client: %s", PQerrorMessage(conn));
-        failed = true;
-      }
-      std::mt19937_64 random(std::random_device{}() + static_cast<unsigned>(i));
-      while (!failed && !stop) {
-        if (!one_event(conn, random)) {
-          failed = true;
-          break;
-        }
-        ++events;
-      }
-      PQfinish(conn);
+    pool.emplace_back(PQconnectdb(argv[1]));
+    if (PQstatus(pool.back().get()) != CONNECTION_OK) {
+      bench::fail(std::string("cannot connect: ") + PQerrorMessage(pool.back().get()));
+    }
+  }
+  // Connected first, then every thread starts on the same clock.
+  const auto start = bench::clock::now();
+  const auto until = start + std::chrono::duration_cast<bench::clock::duration>(
+                                 std::chrono::duration<double>(seconds));
+  std::vector<std::uint64_t> counts(pool.size());
+  std::vector<std::thread> threads;
+  for (std::size_t i = 0; i < pool.size(); ++i) {
+    threads.emplace_back([&, i] {
+      counts[i] = deliver(pool[i].get(), static_cast<unsigned>(i + 1),
+                          static_cast<unsigned>(round), until);
     });
   }
-  while (!failed && std::chrono::steady_clock::now() - start < seconds) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  }
-  stop = true;
-  for (auto& w : workers) w.join();
-  const std::chrono::duration<double> elapsed = std::chrono::steady_clock::now() - start;
-  if (failed) return 1;
-  std::printf("rate %.1f\n", static_cast<double>(events) / elapsed.count());
+  for (auto& t : threads) t.join();
+  const double elapsed = bench::seconds_since(start);
+  std::uint64_t total = 0;
+  for (const auto n : counts) total += n;
+  std::printf("info bare libpq: %llu events in %.2f s on %d connections\n",
+              static_cast<unsigned long long>(total), elapsed, connections);
+  bench::sample("store_postgresql", "baseline", static_cast<double>(total) / elapsed);
   return 0;
 }

@@ -13,7 +13,8 @@
 #                  -DUNLOC_BUILD_BENCHMARKS=ON instead of building build/bench
 # Environment: UNLOC_BENCH_ROUNDS (rounds of the process-per-sample figures,
 # default 5), UNLOC_JOBS (build jobs, default 2).
-# Needs openssl, curl and wrk (scripts/install-deps.sh installs them).
+# Needs openssl, curl, wrk, python3 and the PostgreSQL server and psql
+# (scripts/install-deps.sh installs them; --smoke skips store_postgresql without them).
 # Exit status: 0 every target holds, 3 a target is missed, 1 a measurement
 # failed, 2 bad usage.
 set -euo pipefail
@@ -30,7 +31,7 @@ while [[ $# -gt 0 ]]; do
   shift
 done
 [[ -n $output ]] || usage
-for tool in openssl curl wrk cmake; do
+for tool in openssl curl wrk cmake python3; do
   command -v "$tool" >/dev/null || { echo "run.sh: $tool is not installed" >&2; exit 1; }
 done
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -73,9 +74,14 @@ built=$((SECONDS - started))
 
 work=$(mktemp -d)
 pids=()
+pg_parent=''  # a PostgreSQL cluster's directory while store_postgresql runs
 cleanup() {
   for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
   for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
+  if [[ -n $pg_parent ]]; then
+    "$root/tests/support/pg_cluster.sh" destroy "$pg_parent/cluster" >/dev/null 2>&1 || true
+    rm -rf "$pg_parent"
+  fi
   rm -rf "$work"
 }
 trap cleanup EXIT
@@ -161,11 +167,20 @@ kill -TERM "${pids[-1]}"; wait "${pids[-1]}" || true; unset 'pids[-1]'
 # --- receiver_load and receiver_vs_httplib: unloc-webhook-receiver, the bare Beast
 # server (its baseline) and the bare cpp-httplib server (the former one), wrk in turns.
 user=bench-user password=bench-passw0rd-5678
-UNLOC_WEBHOOK_USER=$user UNLOC_WEBHOOK_PASSWORD=$password "$receiver" --listen 127.0.0.1:0 \
-  --port-file "$work/receiver.port" --cert "$work/server.pem" --key "$work/server.key" \
-  >/dev/null 2>"$work/receiver.log" &
-pids+=($!)
-receiver_port=$(wait_port "$work/receiver.port" "${pids[-1]}") || fail "the receiver did not start"
+# start_receiver NAME [OPTION...]: an unloc-webhook-receiver (its JSON lines to /dev/null);
+# its port in $port.
+start_receiver() {
+  local name=$1
+  shift
+  UNLOC_WEBHOOK_USER=$user UNLOC_WEBHOOK_PASSWORD=$password "$receiver" --listen 127.0.0.1:0 \
+    --port-file "$work/$name.port" --cert "$work/server.pem" --key "$work/server.key" "$@" \
+    >/dev/null 2>"$work/$name.log" &
+  pids+=($!)
+  port=$(wait_port "$work/$name.port" "${pids[-1]}") ||
+    fail "the $name receiver did not start: $(tail -n 5 "$work/$name.log")"
+}
+start_receiver receiver
+receiver_port=$port
 "$bench_bare_beast_server" "$work/server.pem" "$work/server.key" "$work/beast.port" \
   >/dev/null 2>"$work/beast.log" &
 pids+=($!)
@@ -174,16 +189,17 @@ beast_port=$(wait_port "$work/beast.port" "${pids[-1]}") || fail "the bare Beast
 pids+=($!)
 bare_port=$(wait_port "$work/bare.port" "${pids[-1]}") || fail "the bare httplib server did not start"
 auth="Basic $(printf '%s:%s' "$user" "$password" | base64 -w0)"
+wrk_connections=4  # deliveries in flight; store_postgresql's bare client runs as many transactions
 # wrk_run PORT ROUND [SECONDS]: wrk's summary line in $line, requests/s in $rate, p99 latency
-# in $p99_us. ROUND keeps the event ids of each run against one server apart (deliveries.lua).
+# in $p99_us, responses in $requests. ROUND keeps the event ids of each run against one server apart (deliveries.lua).
 wrk_run() {
   local seconds=${3:-$load_seconds}
-  timeout -k 5 $((seconds + 30)) wrk -t 2 -c 4 -d "${seconds}s" --timeout 5s \
+  timeout -k 5 $((seconds + 30)) wrk -t 2 -c "$wrk_connections" -d "${seconds}s" --timeout 5s \
     -s "$here/deliveries.lua" "https://127.0.0.1:$1/accessEvents" -- "$auth" "$2" \
     >"$work/wrk.txt" 2>&1 || fail "wrk: $(tail -n 5 "$work/wrk.txt")"
   line=$(grep '^deliveries: ' "$work/wrk.txt") || fail "wrk printed no summary: $(cat "$work/wrk.txt")"
-  read -r rate p99_us < <(awk '{for (i = 2; i <= NF; i++) {split($i, kv, "="); v[kv[1]] = kv[2]}
-                                print v["requests"] / v["seconds"], v["p99_us"]}' <<<"$line")
+  read -r rate p99_us requests < <(awk '{for (i = 2; i <= NF; i++) {split($i, kv, "="); v[kv[1]] = kv[2]}
+                                print v["requests"] / v["seconds"], v["p99_us"], v["requests"]}' <<<"$line")
 }
 load() {  # SIDE PORT ROUND: sets $rate; every delivery must be accepted
   wrk_run "$2" "$3"
@@ -236,6 +252,88 @@ for ((r = 1; r <= attack_rounds; r++)); do
   done
 done
 kill -TERM "${pids[-1]}"; wait "${pids[-1]}" || true; unset 'pids[-1]'
+
+# --- store_sqlite: the receiver writing each new event to SQLite (--store sqlite:, the
+# store's default durability: WAL mode, synchronous=NORMAL) over the same receiver with the
+# memory store, wrk in turns. Both print their JSON lines (to /dev/null): only the store differs.
+echo "== store_sqlite: $load_rounds rounds of ${load_seconds} s per receiver"
+start_receiver memory
+memory_port=$port
+start_receiver sqlite --store "sqlite:$work/store.db"
+sqlite_port=$port
+load warm-up "$memory_port" 0
+load warm-up "$sqlite_port" 0
+stored=$requests
+[[ -e $work/store.db-wal ]] || fail "the SQLite store is not in WAL mode (no store.db-wal)"
+for ((r = 1; r <= load_rounds; r++)); do
+  for side in $([[ $((r % 2)) -eq 1 ]] && echo "memory sqlite" || echo "sqlite memory"); do
+    if [[ $side == memory ]]; then
+      load "$side" "$memory_port" "$r"
+      echo "sample store_sqlite baseline $rate" >>"$samples"
+    else
+      load "$side" "$sqlite_port" "$r"
+      echo "sample store_sqlite sdk $rate" >>"$samples"
+      stored=$((stored + requests))
+    fi
+  done
+done
+for ((i = 0; i < 2; i++)); do kill -TERM "${pids[-1]}"; wait "${pids[-1]}" || true; unset 'pids[-1]'; done
+# Every delivery answered 2xx has its row (wrk may leave a few more unanswered at its deadline).
+rows=$(python3 -c 'import sqlite3, sys; print(sqlite3.connect(sys.argv[1]).execute(
+  "SELECT count(*) FROM unloc_events").fetchone()[0])' "$work/store.db") || fail "cannot count the events"
+((rows >= stored)) || fail "store_sqlite: $stored deliveries answered 2xx, $rows rows in events"
+echo "   $rows rows in the SQLite events table for $stored deliveries answered 2xx"
+
+# --- store_postgresql: the receiver writing each new event to a PostgreSQL cluster started
+# here (tests/support/pg_cluster.sh; fsync and synchronous_commit on, its defaults) over a
+# bare libpq client (bench/pg_bare_client.cpp) doing the store's INSERT ... ON CONFLICT
+# transactions on as many connections as wrk has deliveries in flight, in turns.
+pg_cluster=$root/tests/support/pg_cluster.sh
+pg_skip='' pg_status=0
+pg_parent=$(mktemp -d)
+chmod 711 "$pg_parent"  # as root, the cluster runs as the user postgres, who must reach it
+pg_dir=$pg_parent/cluster
+if [[ -z ${bench_pg_bare_client:-} ]]; then
+  pg_skip="built without the PostgreSQL store (Debian libpq-dev)"
+else
+  pg_url=$("$pg_cluster" start "$pg_dir" 2>"$work/pg.err") || pg_status=$?
+  [[ $pg_status -ne 77 ]] || pg_skip="no PostgreSQL server here (Debian postgresql: initdb, pg_ctl)"
+fi
+if [[ -n $pg_skip ]]; then
+  [[ $smoke -eq 1 ]] || fail "store_postgresql: $pg_skip"
+  echo "   store_postgresql skipped: $pg_skip"
+  echo "skipped store_postgresql $pg_skip" >>"$samples"
+else
+  [[ $pg_status -eq 0 ]] || fail "the PostgreSQL cluster did not start: $(tail -n 5 "$work/pg.err")"
+  export PGPASSFILE=$pg_dir/pgpass  # the password never in a URL or a command line
+  echo "   PostgreSQL $(psql "$pg_url" -Atc 'SHOW server_version'):" \
+    "fsync=$(psql "$pg_url" -Atc 'SHOW fsync')" \
+    "synchronous_commit=$(psql "$pg_url" -Atc 'SHOW synchronous_commit')"
+  echo "== store_postgresql: $load_rounds rounds of ${load_seconds} s per side"
+  start_receiver postgresql --store "$pg_url"
+  pg_port=$port
+  load warm-up "$pg_port" 0
+  stored=$requests
+  for ((r = 1; r <= load_rounds; r++)); do
+    for side in $([[ $((r % 2)) -eq 1 ]] && echo "bare receiver" || echo "receiver bare"); do
+      if [[ $side == bare ]]; then
+        run_sample "$bench_pg_bare_client" "$pg_url" "$wrk_connections" "$load_seconds" "$r"
+      else
+        load "$side" "$pg_port" "$r"
+        echo "sample store_postgresql sdk $rate" >>"$samples"
+        stored=$((stored + requests))
+      fi
+    done
+  done
+  kill -TERM "${pids[-1]}"; wait "${pids[-1]}" || true; unset 'pids[-1]'
+  rows=$(psql "$pg_url" -Atc "SELECT count(*) FROM unloc_events WHERE source = 'webhook' AND id NOT LIKE '%-9000-%'") ||
+    fail "cannot count the events"
+  ((rows >= stored)) || fail "store_postgresql: $stored deliveries answered 2xx, $rows rows in events"
+  echo "   $rows rows in the PostgreSQL events table for $stored deliveries answered 2xx"
+fi
+"$pg_cluster" destroy "$pg_dir" >/dev/null 2>&1 || true
+rm -rf "$pg_parent"
+pg_parent=''
 
 # --- Compile time: CPU seconds (user + system) of the compiler, less sensitive
 # than wall time to the other work on a shared machine.
