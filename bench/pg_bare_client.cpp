@@ -32,28 +32,26 @@ constexpr const char* now_ms = "(extract(epoch from clock_timestamp()) * 1000)::
 
 std::string claim_sql(const std::string& id, std::int64_t created_ms) {
   return std::string("SET LOCAL synchronous_commit = off;") +
-         "WITH c AS (INSERT INTO unloc_claims AS c (id, created, owner, lease_until, handled, "
-         "in_doubt) VALUES ('" + id + "', " + std::to_string(created_ms) +
-         ", nextval('unloc_claim_tokens'), " + now_ms + " + 300000, false, false)"
-         " ON CONFLICT (id) DO UPDATE SET owner = EXCLUDED.owner, lease_until = "
-         "EXCLUDED.lease_until, in_doubt = true WHERE NOT c.handled AND (c.owner = 0 OR "
-         "c.lease_until <= " + now_ms + ") RETURNING c.owner, c.in_doubt)"
+         "WITH c AS (INSERT INTO unloc_claims AS c (id, created_ms, owner, lease_until_ms, "
+         "handled, in_doubt) VALUES ('" + id + "', " + std::to_string(created_ms) +
+         ", nextval('unloc_claim_tokens'), " + now_ms + " + 300000, 0, 0)"
+         " ON CONFLICT (id) DO UPDATE SET owner = EXCLUDED.owner, lease_until_ms = "
+         "EXCLUDED.lease_until_ms, in_doubt = 1 WHERE c.handled = 0 AND (c.owner = 0 OR "
+         "c.lease_until_ms <= " + now_ms + ") RETURNING c.owner, c.in_doubt)"
          " SELECT 'm', owner, in_doubt FROM c"
-         " UNION ALL SELECT CASE WHEN handled THEN 'h' ELSE 'e' END, 0, false FROM unloc_claims"
+         " UNION ALL SELECT CASE WHEN handled <> 0 THEN 'h' ELSE 'e' END, 0, 0 FROM unloc_claims"
          " WHERE id = '" + id + "' AND NOT EXISTS (SELECT 1 FROM c)";
 }
 
+// The mark and the event's row: $1 id, $2 token, $3..$12 the row's text columns, $13 lag_ms.
 const std::string mark_sql =
-    std::string("WITH m AS (INSERT INTO unloc_claims AS c (id, owner, lease_until, handled, "
-                "in_doubt) VALUES ($1, 0, 0, true, false) ON CONFLICT (id) DO UPDATE SET "
-                "handled = true, owner = 0 WHERE c.handled OR (c.owner = $2 AND $2 <> 0) "
-                "RETURNING 1),"
-                " e AS (INSERT INTO unloc_events (id, action, created, key_id, lock_id, "
-                "lock_name, app_user_id, user_name, extra, source, received_at, lag_ms)"
-                " SELECT $1::text, $3::text, $4::bigint, $5::text, $6::text, $7::text, $8::text,"
-                " $9::text, $10::text, $11::text, r, r - $4::bigint FROM (SELECT ") +
-    now_ms +
-    " AS r) t WHERE EXISTS (SELECT 1 FROM m) ON CONFLICT (id) DO NOTHING)"
+    "WITH m AS (INSERT INTO unloc_claims AS c (id, created_ms, owner, lease_until_ms, handled,"
+    " in_doubt) VALUES ($1, 0, 0, 0, 1, 0) ON CONFLICT (id) DO UPDATE SET handled = 1, owner = 0"
+    " WHERE c.handled <> 0 OR (c.owner = $2 AND $2 <> 0) RETURNING 1),"
+    " e AS (INSERT INTO unloc_events (id, action, created, key_id, lock_id, lock_name,"
+    " app_user_id, user_name, extra, source, received_at, lag_ms) SELECT $1::text, $3::text,"
+    " $4::text, $5::text, $6::text, $7::text, $8::text, $9::text, $10::text, $11::text,"
+    " $12::text, $13::bigint WHERE EXISTS (SELECT 1 FROM m) ON CONFLICT (id) DO NOTHING)"
     " SELECT count(*) FROM m";
 
 struct result_deleter {
@@ -80,10 +78,11 @@ std::uint64_t deliver(PGconn* conn, unsigned thread, unsigned round, bench::cloc
   const std::int64_t created_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
                                      std::chrono::system_clock::now().time_since_epoch())
                                      .count();
-  const std::string created = std::to_string(created_ms);
-  const char* fixed[] = {"unlocked", created.c_str(), "3f97fafb-1b6a-42d0-85fa-ae2ef338cc45",
+  // The row's text columns as the store writes them (timestamps in the API's form).
+  const char* fixed[] = {"unlocked", "2026-12-06T12:00:00.000Z",
+                         "3f97fafb-1b6a-42d0-85fa-ae2ef338cc45",
                          "c0f3aed0-2a7e-4de5-a0ff-3bfc22bfb6ef", "Reference lock",
-                         "+12125552390", "", "{}", "webhook"};
+                         "+12125552390", "", "{}", "webhook", "2026-12-06T12:00:00.010Z", "10"};
   std::uint64_t done = 0;
   char id[40];
   while (bench::clock::now() < until) {
@@ -93,10 +92,10 @@ std::uint64_t deliver(PGconn* conn, unsigned thread, unsigned round, bench::cloc
     const result_ptr claimed(PQexec(conn, claim_sql(id, created_ms).c_str()));
     if (single_value(conn, claimed, "the claim") != "m") bench::fail("a new event was not claimed");
     const std::string token = PQgetvalue(claimed.get(), 0, 1);
-    const char* values[11] = {id, token.c_str()};
-    for (int i = 0; i < 9; ++i) values[2 + i] = fixed[i];
+    const char* values[13] = {id, token.c_str()};
+    for (int i = 0; i < 11; ++i) values[2 + i] = fixed[i];
     const result_ptr marked(
-        PQexecParams(conn, mark_sql.c_str(), 11, nullptr, values, nullptr, nullptr, 0));
+        PQexecParams(conn, mark_sql.c_str(), 13, nullptr, values, nullptr, nullptr, 0));
     if (single_value(conn, marked, "the mark") != "1") bench::fail("a claimed event was not marked");
     ++done;
   }
