@@ -3,6 +3,8 @@
 
 #include "listen.hpp"
 
+#include "exit_status.hpp"
+
 #include <unloc/unloc.hpp>
 
 #include <curl/curl.h>
@@ -25,8 +27,6 @@ namespace {
 
 using std::chrono::milliseconds;
 using steady = std::chrono::steady_clock;
-
-enum exit_status { ok = 0, api_failure = 1, bad_usage = 2, network_failure = 3 };
 
 // The platform's delivery, as the reference server does it: 8 attempts, the
 // first retry after 200 ms, doubled each time, capped at 30 s.
@@ -270,16 +270,6 @@ std::optional<std::string> ca_pem_with(const std::string& extra_file) {
     if (auto system = read_file(info->cainfo)) pem = std::move(*system) + "\n";
   }
   return pem + *extra;
-}
-
-int status_for(const unloc::error& e) {
-  switch (e.category) {
-    case unloc::error_category::invalid_input: return bad_usage;
-    case unloc::error_category::network:
-    case unloc::error_category::tls:
-    case unloc::error_category::timeout: return network_failure;
-    default: return api_failure;
-  }
 }
 
 // Worth polling again: the network, a timeout, 408, 429 or a server error.

@@ -5,6 +5,7 @@
 #include <unloc/unloc.hpp>
 
 #include "args.hpp"
+#include "exit_status.hpp"
 #include "listen.hpp"
 #include "output.hpp"
 #include <sys/time.h>
@@ -25,17 +26,12 @@ namespace {
 using unloc_cli::command;
 using unloc_cli::invocation;
 
-enum exit_status { ok = 0, api_failure = 1, bad_usage = 2, network_failure = 3 };
-
-exit_status status_for(const unloc::error& e) {
-  switch (e.category) {
-    case unloc::error_category::invalid_input: return bad_usage;
-    case unloc::error_category::network:
-    case unloc::error_category::tls:
-    case unloc::error_category::timeout: return network_failure;
-    default: return api_failure;
-  }
-}
+using unloc_cli::api_failure;
+using unloc_cli::bad_usage;
+using unloc_cli::exit_status;
+using unloc_cli::network_failure;
+using unloc_cli::ok;
+using unloc_cli::status_for;
 
 exit_status fail(const unloc::error& e) {
   std::cerr << "unloc: " << unloc::to_string(e) << "\n";
