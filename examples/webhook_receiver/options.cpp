@@ -10,6 +10,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <thread>
 #include <utility>
 
 namespace receiver {
@@ -239,6 +240,13 @@ std::optional<std::string> read_credentials(options& o) {
 }
 
 }  // namespace
+
+int io_threads(const options& o) {
+  if (o.threads > 0) return o.threads;
+  return static_cast<int>(std::max(1U, std::thread::hardware_concurrency()));
+}
+
+int hand_over_pool_threads(const options& o) { return 2 * io_threads(o); }
 
 parsed_options parse_options(int argc, const char* const* argv) {
   parsed_options result;

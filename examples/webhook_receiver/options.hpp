@@ -60,6 +60,15 @@ struct parsed_options {
   int exit_status = -1;  ///< -1: run.
 };
 
+/// The I/O threads the server runs: --threads, or one a core.
+int io_threads(const options& o);
+
+/// The hand-over pool's threads. An event is handed over (printed, stored) on
+/// an I/O thread while another stays free, else on this pool: twice the I/O
+/// threads, because a database store commits the deliveries in flight
+/// together, so its throughput follows how many are in flight.
+int hand_over_pool_threads(const options& o);
+
 /// Parses the arguments and the environment. Prints --help and --version on
 /// stdout and usage errors on stderr (never a password).
 parsed_options parse_options(int argc, const char* const* argv);

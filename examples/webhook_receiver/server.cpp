@@ -125,10 +125,8 @@ struct server::impl {
         store(std::move(s)),
         validator(policy()),
         caps(opts.max_connections, opts.max_connections_per_client),
-        threads(opts.threads > 0
-                    ? opts.threads
-                    : static_cast<int>(std::max(1U, std::thread::hardware_concurrency()))),
-        handlers(static_cast<std::size_t>(threads)),
+        threads(io_threads(opts)),
+        handlers(static_cast<std::size_t>(hand_over_pool_threads(opts))),
         keep_alive_value(
             "timeout=" +
             std::to_string(

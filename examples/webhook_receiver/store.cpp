@@ -19,7 +19,6 @@
 #include <set>
 #include <sstream>
 #include <string_view>
-#include <thread>
 #include <utility>
 
 namespace receiver {
@@ -125,10 +124,9 @@ unloc::result<std::shared_ptr<unloc::event_store>> open_store(const options& opt
   settings.conninfo = url;
   settings.claim_lease = opts.claim_lease;
   // One connection for each thread that may call at once: the I/O threads, the
-  // hand-over pool (as many), the log reader and the health check.
-  const auto threads = opts.threads > 0 ? static_cast<std::size_t>(opts.threads)
-                                        : std::max(1U, std::thread::hardware_concurrency());
-  settings.connections = 2 * threads + 2;
+  // hand-over pool, the log reader and the health check.
+  settings.connections =
+      static_cast<std::size_t>(io_threads(opts) + hand_over_pool_threads(opts) + 2);
   auto store = unloc::postgresql_event_store::open(std::move(settings));
   if (!store) return store.error();
   return std::shared_ptr<unloc::event_store>(std::move(*store));
