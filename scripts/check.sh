@@ -2,7 +2,7 @@
 # The test command (README; CI runs it through .ci/run). Builds out of tree under
 # build/check-* and runs, stopping at the first failure:
 #   a. g++ and libstdc++, C++17, Debug, warnings as errors, AddressSanitizer and
-#      UndefinedBehaviorSanitizer: build and ctest, every test (every header
+#      UndefinedBehaviorSanitizer, a unity build: build and ctest, every test (every header
 #      compiled alone, the receiver, reliability and consumer tests, the
 #      benchmarks' smoke run), then the Doxygen reference with zero warnings
 #   b. clang++ and libc++, C++20, Debug, warnings as errors, ASan and UBSan: every
@@ -11,7 +11,7 @@
 #      reference server
 #   c. clang++ libFuzzer targets, each run for UNLOC_FUZZ_SECONDS (default 30)
 #      from a copy of its seed corpus
-#   d. MinGW-w64 cross build (g++, posix threads), C++17, warnings as errors,
+#   d. MinGW-w64 cross build (g++, posix threads), C++17, warnings as errors, unity,
 #      unloc::core only (no libcurl for Windows here): every header that needs no
 #      libcurl compiled alone, and the unit tests, run under wine
 # Environment: UNLOC_FUZZ_SECONDS (fuzzing time per target), UNLOC_JOBS (default 2),
@@ -86,9 +86,11 @@ gcc_stage() {
   # cpp-httplib (the reference server, the receiver) build with libstdc++ only.
   # Debug -O0, the tests are short: -O1 took clang three times longer to build.
   # UNLOC_INSTALL_TOOLS: consumer_install checks that the programs install and run.
+  # A unity build (a target's sources compiled eight at a time), as in stage d: a fifth
+  # less compile time; stage b builds each source alone, so each keeps its own includes.
   configure_build_test build/check-gcc -- \
     -DCMAKE_CXX_COMPILER=g++ -DCMAKE_CXX_STANDARD=17 "${debug[@]}" -DUNLOC_BUILD_BENCHMARKS=ON \
-    -DUNLOC_INSTALL_TOOLS=ON \
+    -DUNLOC_INSTALL_TOOLS=ON -DCMAKE_UNITY_BUILD=ON \
     -DCMAKE_CXX_FLAGS="$sanitize" -DCMAKE_EXE_LINKER_FLAGS="$sanitize" \
     -DCMAKE_SHARED_LINKER_FLAGS="$sanitize"
   # The API reference: Doxygen with every warning an error (docs/Doxyfile.in).
@@ -142,7 +144,7 @@ mingw_stage() {
   # -static: the programs need no MinGW runtime DLLs beside them under wine.
   cmake -S . -B "$dir" -G Ninja -DUNLOC_BUILD_TESTS=ON -DCMAKE_CXX_EXTENSIONS=OFF \
     -DCMAKE_SYSTEM_NAME=Windows -DCMAKE_CXX_COMPILER=x86_64-w64-mingw32-g++-posix \
-    -DCMAKE_CXX_STANDARD=17 "${debug[@]}" -DCMAKE_EXE_LINKER_FLAGS=-static \
+    -DCMAKE_CXX_STANDARD=17 "${debug[@]}" -DCMAKE_EXE_LINKER_FLAGS=-static -DCMAKE_UNITY_BUILD=ON \
     -DCMAKE_FIND_ROOT_PATH="$deps" -DCMAKE_FIND_ROOT_PATH_MODE_PACKAGE=ONLY \
     -DCMAKE_FIND_ROOT_PATH_MODE_INCLUDE=ONLY -DCMAKE_FIND_ROOT_PATH_MODE_LIBRARY=ONLY \
     -DCMAKE_FIND_ROOT_PATH_MODE_PROGRAM=NEVER -DCMAKE_CROSSCOMPILING_EMULATOR="$wine" \

@@ -16,15 +16,12 @@
 using nlohmann::json;
 using server_test::api_client;
 using server_test::https_client;
+using unloc_test::lock_a;
+using unloc_test::lock_b;
 using unloc_test::reference_server;
 using unloc_test::reference_server_options;
 
 namespace {
-
-// NOLINTNEXTLINE(cert-err58-cpp): a test fixture; a throw here fails the test at once.
-const std::string lock_a = "df50a61f-9e1f-4e1c-9e89-8395c908065a";
-// NOLINTNEXTLINE(cert-err58-cpp): as above.
-const std::string lock_b = "c0f3aed0-2a7e-4de5-a0ff-3bfc22bfb6ef";
 
 json token_request(const reference_server& server) {
   return {{"grant_type", "client_credentials"},

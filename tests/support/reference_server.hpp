@@ -23,6 +23,12 @@
 
 namespace unloc_test {
 
+/// Two Lock ids for the tests that register webhooks on a Lock.
+// NOLINTNEXTLINE(cert-err58-cpp): a test fixture; a throw here fails the test at once.
+inline const std::string lock_a = "df50a61f-9e1f-4e1c-9e89-8395c908065a";
+// NOLINTNEXTLINE(cert-err58-cpp): as above.
+inline const std::string lock_b = "c0f3aed0-2a7e-4de5-a0ff-3bfc22bfb6ef";
+
 /// TLS files made once per process in a fresh temporary directory (removed at
 /// exit). EC P-256 keys; certificates valid for 30 days from now.
 struct test_tls {

@@ -1,4 +1,5 @@
 #include "catch.hpp"
+#include "fixtures.hpp"
 
 #include <unloc/access_event.hpp>
 #include <unloc/json_member.hpp>
@@ -34,9 +35,7 @@ const std::string guide_event_text =
 const std::vector<std::string> api_field_order = {
     "id", "action", "created", "keyId", "lockId", "lockName", "appUserId", "userName"};
 
-bool has_text(std::string_view haystack, std::string_view needle) {
-  return haystack.find(needle) != std::string_view::npos;
-}
+using unit::has_text;
 
 nlohmann::json guide_event() { return nlohmann::json::parse(guide_event_text); }
 

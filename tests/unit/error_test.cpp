@@ -1,4 +1,5 @@
 #include "catch.hpp"
+#include "fixtures.hpp"
 
 #include <unloc/error.hpp>
 
@@ -17,9 +18,7 @@ using unloc::error;
 using unloc::error_category;
 using unloc::result;
 
-bool has_text(std::string_view haystack, std::string_view needle) {
-  return haystack.find(needle) != std::string_view::npos;
-}
+using unit::has_text;
 
 error bad_input() { return unloc::make_error(error_category::invalid_input, "the id is empty", "id"); }
 

@@ -11,9 +11,15 @@
 #include <filesystem>
 #include <random>
 #include <string>
+#include <string_view>
 #include <system_error>
 
 namespace unit {
+
+/// Whether `needle` occurs in `haystack` (an error's message, a printed form).
+inline bool has_text(std::string_view haystack, std::string_view needle) {
+  return haystack.find(needle) != std::string_view::npos;
+}
 
 /// A distinct id for each n.
 inline unloc::uuid numbered_id(std::uint32_t n) {

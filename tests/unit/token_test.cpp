@@ -1,4 +1,5 @@
 #include "catch.hpp"
+#include "fixtures.hpp"
 
 #include <unloc/token.hpp>
 
@@ -29,9 +30,7 @@ nlohmann::json token_response() {
           {"project_id", "project-42"}};
 }
 
-bool has_text(std::string_view haystack, std::string_view needle) {
-  return haystack.find(needle) != std::string_view::npos;
-}
+using unit::has_text;
 
 }  // namespace
 

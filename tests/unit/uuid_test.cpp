@@ -28,7 +28,7 @@ unloc::uuid parse_ok(std::string_view text) {
 }
 
 // The error message of a parse that must fail.
-std::string parse_error(std::string_view text) {
+std::string uuid_error(std::string_view text) {
   auto parsed = unloc::uuid::parse(text);
   REQUIRE_FALSE(parsed.has_value());
   CHECK(parsed.error().category == unloc::error_category::invalid_input);
@@ -100,21 +100,21 @@ TEST_CASE("the free to_string matches the member", "[uuid]") {
 }
 
 TEST_CASE("rejects an empty UUID", "[uuid]") {
-  CHECK(parse_error("") == "invalid UUID '': expected 36 characters, got 0");
+  CHECK(uuid_error("") == "invalid UUID '': expected 36 characters, got 0");
 }
 
 TEST_CASE("rejects text that is not exactly 36 characters", "[uuid]") {
-  CHECK(parse_error("ae832e61-c8fa-4ed9-8196-61210cb4207") ==
+  CHECK(uuid_error("ae832e61-c8fa-4ed9-8196-61210cb4207") ==
         "invalid UUID 'ae832e61-c8fa-4ed9-8196-61210cb4207': expected 36 characters, got 35");
-  CHECK(parse_error("ae832e61-c8fa-4ed9-8196-61210cb4207b0") ==
+  CHECK(uuid_error("ae832e61-c8fa-4ed9-8196-61210cb4207b0") ==
         "invalid UUID 'ae832e61-c8fa-4ed9-8196-61210cb4207b0': expected 36 characters, got 37");
-  CHECK(parse_error("ae832e61c8fa4ed9819661210cb4207b") ==
+  CHECK(uuid_error("ae832e61c8fa4ed9819661210cb4207b") ==
         "invalid UUID 'ae832e61c8fa4ed9819661210cb4207b': expected 36 characters, got 32");
-  CHECK(parse_error("ae832e61-c8f") ==
+  CHECK(uuid_error("ae832e61-c8f") ==
         "invalid UUID 'ae832e61-c8f': expected 36 characters, got 12");
-  CHECK(parse_error("{ae832e61-c8fa-4ed9-8196-61210cb4207b}").find("got 38") != std::string::npos);
-  CHECK(parse_error(" ae832e61-c8fa-4ed9-8196-61210cb4207b").find("got 37") != std::string::npos);
-  CHECK(parse_error("urn:uuid:ae832e61-c8fa-4ed9-8196-61210cb4207b").find("got 45") !=
+  CHECK(uuid_error("{ae832e61-c8fa-4ed9-8196-61210cb4207b}").find("got 38") != std::string::npos);
+  CHECK(uuid_error(" ae832e61-c8fa-4ed9-8196-61210cb4207b").find("got 37") != std::string::npos);
+  CHECK(uuid_error("urn:uuid:ae832e61-c8fa-4ed9-8196-61210cb4207b").find("got 45") !=
         std::string::npos);
 }
 
@@ -123,17 +123,17 @@ TEST_CASE("rejects a missing hyphen at each of the four hyphen positions", "[uui
     std::string text(access_event_id);
     text[pos] = '0';
     INFO(text);
-    CHECK(parse_error(text) == "invalid UUID '" + text + "': character " + std::to_string(pos + 1) +
+    CHECK(uuid_error(text) == "invalid UUID '" + text + "': character " + std::to_string(pos + 1) +
                                    " must be a hyphen");
   }
 }
 
 TEST_CASE("rejects hyphens in the wrong places", "[uuid]") {
   // The first group one digit short: the hyphen lands where a hex digit belongs.
-  CHECK(parse_error("ae832e6-1c8fa-4ed9-8196-61210cb4207b") ==
+  CHECK(uuid_error("ae832e6-1c8fa-4ed9-8196-61210cb4207b") ==
         "invalid UUID 'ae832e6-1c8fa-4ed9-8196-61210cb4207b': character 8 is not a hex digit");
   // Same characters, grouped 8-4-4-4-12 in the wrong order (12 at the front).
-  CHECK(parse_error("61210cb4207b-c8fa-4ed9-8196-ae832e61").find("character 9 must be a hyphen") !=
+  CHECK(uuid_error("61210cb4207b-c8fa-4ed9-8196-ae832e61").find("character 9 must be a hyphen") !=
         std::string::npos);
 }
 
@@ -144,7 +144,7 @@ TEST_CASE("rejects a non-hex character at every hex position", "[uuid]") {
       std::string text(access_event_id);
       text[pos] = bad;
       INFO(text);
-      CHECK(parse_error(text) == "invalid UUID '" + text + "': character " +
+      CHECK(uuid_error(text) == "invalid UUID '" + text + "': character " +
                                      std::to_string(pos + 1) + " is not a hex digit");
     }
   }
@@ -154,7 +154,7 @@ TEST_CASE("rejects a UUID with an embedded NUL and writes the NUL escaped in the
           "[uuid]") {
   std::string text(access_event_id);
   text[2] = '\0';
-  const std::string message = parse_error(text);
+  const std::string message = uuid_error(text);
   CHECK(message ==
         "invalid UUID 'ae\\x0032e61-c8fa-4ed9-8196-61210cb4207b': character 3 is not a hex "
         "digit");
@@ -174,7 +174,7 @@ TEST_CASE("accepts exactly the 22 hex digit characters out of all 256 byte value
 
 TEST_CASE("cuts an overlong input short in the error message", "[uuid]") {
   const std::string text(10000, 'a');
-  const std::string message = parse_error(text);
+  const std::string message = uuid_error(text);
   CHECK(message.find("got 10000") != std::string::npos);
   CHECK(message.size() < 200);
 }

@@ -1,4 +1,5 @@
 #include "catch.hpp"
+#include "fixtures.hpp"
 
 #include <unloc/json_member.hpp>
 #include <unloc/webhook.hpp>
@@ -36,9 +37,7 @@ const std::string api_webhook =
     R"("url":"https://vandelay.ind/accessEvents",)"
     R"("lockId":"df50a61f-9e1f-4e1c-9e89-8395c908065a","created":"2024-03-05T08:15:30.250Z"})";
 
-bool has_text(std::string_view haystack, std::string_view needle) {
-  return haystack.find(needle) != std::string_view::npos;
-}
+using unit::has_text;
 
 unloc::uuid uuid_of(std::string_view text) { return unloc::uuid::parse(text).value(); }
 
