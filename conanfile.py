@@ -11,6 +11,7 @@ import os
 import re
 
 from conan import ConanFile
+from conan.errors import ConanInvalidConfiguration
 from conan.tools.build import check_min_cppstd
 from conan.tools.cmake import CMake, CMakeDeps, CMakeToolchain, cmake_layout
 from conan.tools.files import copy, load, rmdir
@@ -30,8 +31,12 @@ class UnlocConan(ConanFile):
     settings = "os", "arch", "compiler", "build_type"
     # with_client: the component client (unloc::unloc, the API client) and libcurl.
     # with_beast: the component beast (unloc::beast, <unloc/beast.hpp>) and Boost.
-    options = {"with_client": [True, False], "with_beast": [True, False]}
-    default_options = {"with_client": True, "with_beast": False, "boost/*:header_only": True}
+    # with_sqlite, with_postgresql: the event stores (unloc::sqlite, unloc::postgresql,
+    # <unloc/stores/*.hpp>) and SQLite or libpq; PostgreSQL's is POSIX only.
+    options = {"with_client": [True, False], "with_beast": [True, False],
+               "with_sqlite": [True, False], "with_postgresql": [True, False]}
+    default_options = {"with_client": True, "with_beast": False, "with_sqlite": False,
+                       "with_postgresql": False, "boost/*:header_only": True}
     # What configuring with the options of generate() reads: no docs/, tests/ or tools/.
     exports_sources = "CMakeLists.txt", "cmake/*", "include/*", "LICENSE"
     no_copy_source = True
@@ -49,10 +54,17 @@ class UnlocConan(ConanFile):
             self.requires("libcurl/[>=7.77 <9]")
         if self.options.with_beast:
             self.requires("boost/[>=1.74 <2]")
+        if self.options.with_sqlite:
+            self.requires("sqlite3/[>=3.35 <4]")
+        if self.options.with_postgresql:
+            self.requires("libpq/[>=10]")
 
     def validate(self):
         # A clear message instead of compile errors on a compiler defaulting to C++14 (MSVC).
         check_min_cppstd(self, 17)
+        if self.options.with_postgresql and self.settings.os == "Windows":
+            # The store waits on its socket with poll(): POSIX only.
+            raise ConanInvalidConfiguration("unloc: with_postgresql is not available on Windows")
 
     def layout(self):
         cmake_layout(self, src_folder=".")
@@ -71,11 +83,11 @@ class UnlocConan(ConanFile):
         toolchain.cache_variables["UNLOC_BUILD_DOCS"] = False
         toolchain.cache_variables["UNLOC_INSTALL"] = True
         toolchain.cache_variables["UNLOC_WITH_CLIENT"] = bool(self.options.with_client)
-        toolchain.cache_variables["CMAKE_DISABLE_FIND_PACKAGE_Boost"] = not self.options.with_beast
-        # unloc::sqlite: no recipe option for it yet, so SQLite is never looked for.
-        toolchain.cache_variables["CMAKE_DISABLE_FIND_PACKAGE_SQLite3"] = True
-        # unloc::postgresql likewise: libpq is never looked for.
-        toolchain.cache_variables["CMAKE_DISABLE_FIND_PACKAGE_PostgreSQL"] = True
+        disabled = {"Boost": not self.options.with_beast,
+                    "SQLite3": not self.options.with_sqlite,
+                    "PostgreSQL": not self.options.with_postgresql}
+        for package, off in disabled.items():
+            toolchain.cache_variables["CMAKE_DISABLE_FIND_PACKAGE_" + package] = off
         toolchain.generate()
         CMakeDeps(self).generate()
 
@@ -129,3 +141,17 @@ class UnlocConan(ConanFile):
             beast.requires = ["core", "boost::headers"]
             beast.bindirs = []
             beast.libdirs = []
+
+        # The event stores, on top of core.
+        if self.options.with_sqlite:
+            sqlite = self.cpp_info.components["sqlite"]
+            sqlite.set_property("cmake_target_name", "unloc::sqlite")
+            sqlite.requires = ["core", "sqlite3::sqlite3"]
+            sqlite.bindirs = []
+            sqlite.libdirs = []
+        if self.options.with_postgresql:
+            postgresql = self.cpp_info.components["postgresql"]
+            postgresql.set_property("cmake_target_name", "unloc::postgresql")
+            postgresql.requires = ["core", "libpq::libpq"]
+            postgresql.bindirs = []
+            postgresql.libdirs = []

@@ -19,9 +19,9 @@ endif()
 # Header-only, and the tools are programs: one configuration is enough.
 set(VCPKG_BUILD_TYPE release)
 
-# client: unloc::unloc and libcurl. beast: unloc::beast; without it Boost is not
-# looked for. tools: builds the example programs and installs unloc and
-# unloc-webhook-receiver.
+# client: unloc::unloc and libcurl. beast, sqlite, postgresql: unloc::beast,
+# unloc::sqlite, unloc::postgresql; without one, its library is not looked for.
+# tools: builds the example programs and installs unloc and unloc-webhook-receiver.
 vcpkg_check_features(OUT_FEATURE_OPTIONS FEATURE_OPTIONS
   FEATURES
     client UNLOC_WITH_CLIENT
@@ -29,6 +29,8 @@ vcpkg_check_features(OUT_FEATURE_OPTIONS FEATURE_OPTIONS
     tools UNLOC_INSTALL_TOOLS
   INVERTED_FEATURES
     beast CMAKE_DISABLE_FIND_PACKAGE_Boost
+    sqlite CMAKE_DISABLE_FIND_PACKAGE_SQLite3
+    postgresql CMAKE_DISABLE_FIND_PACKAGE_PostgreSQL
 )
 
 # tests/consumers/check_recipes.cmake runs these same steps without vcpkg:
@@ -41,8 +43,6 @@ vcpkg_cmake_configure(
     -DUNLOC_BUILD_TOOLS=OFF
     -DUNLOC_BUILD_FUZZERS=OFF
     -DUNLOC_BUILD_DOCS=OFF
-    -DCMAKE_DISABLE_FIND_PACKAGE_SQLite3=ON  # unloc::sqlite: no port feature for it yet
-    -DCMAKE_DISABLE_FIND_PACKAGE_PostgreSQL=ON  # unloc::postgresql: likewise
     -DUNLOC_INSTALL=ON
     -DUNLOC_INSTALL_CMAKEDIR=share/unloc
 )

@@ -7,8 +7,10 @@ recipe and runs its methods the way `conan create` does, with real files and a
 real CMake:
   1. export: only what exports_sources lists is copied into a fresh directory;
   2. validate(): C++17 is required, so a profile at C++14 (MSVC's default) is
-     refused with ConanInvalidConfiguration, before anything compiles;
-  3. for each option set: requirements() (libcurl only with with_client),
+     refused with ConanInvalidConfiguration, before anything compiles, and so is
+     with_postgresql on Windows;
+  3. for each option set: requirements() (libcurl only with with_client, Boost,
+     SQLite and libpq only with with_beast, with_sqlite, with_postgresql),
      generate() and build() (CMake configures the exported sources with the
      recipe's cache variables; without the client, libcurl hidden), package()
      (headers and license, no lib/ or share/), and package_info(), whose
@@ -281,9 +283,11 @@ def replay(recipe_class, exported, work, options, hide_curl):
     with_client = bool(conanfile.options.with_client)
     if bool(curl) != with_client or linked != with_client:
         fail(f"{options}: libcurl required {curl}, linked {linked}")
-    boost = any(r.startswith("boost/") for r in conanfile.requirements_seen)
-    if boost != bool(conanfile.options.with_beast):
-        fail(f"{options}: Boost required: {boost}")
+    for prefix, option in (("boost/", "with_beast"), ("sqlite3/", "with_sqlite"),
+                           ("libpq/", "with_postgresql")):
+        required = any(r.startswith(prefix) for r in conanfile.requirements_seen)
+        if required != bool(conanfile.options[option]):
+            fail(f"{options}: {prefix[:-1]} required: {required}")
     if any(r.startswith("nlohmann_json/") for r in conanfile.requirements_seen):
         fail(f"{options}: nlohmann_json is required, though no header includes it")
     print(f"{options}: version {conanfile.version}, requires {conanfile.requirements_seen}, "
@@ -321,12 +325,28 @@ def main():
             if not refused:
                 fail(f"validate() refuses {compiler} with cppstd {cppstd}: {error}")
             print(f"validate() refuses {compiler}, cppstd {cppstd or 'unset'}: {error}")
+    # The PostgreSQL store is POSIX only.
+    for system, refused in (("Windows", True), ("Linux", False), ("Macos", False)):
+        settings = Settings(os=system, arch="x86_64", build_type="Release",
+                            compiler=Settings(name="gcc", version="12", cppstd="17"))
+        conanfile = recipe_class(exported, settings, {"with_postgresql": True},
+                                 os.path.join(work, "validate"))
+        try:
+            conanfile.validate()
+            if refused:
+                fail(f"validate() accepts with_postgresql on {system}")
+        except ConanInvalidConfiguration as error:
+            if not refused:
+                fail(f"validate() refuses with_postgresql on {system}: {error}")
+            print(f"validate() refuses with_postgresql on {system}: {error}")
 
     replay(recipe_class, exported, os.path.join(work, "default"), {}, hide_curl=False)
     replay(recipe_class, exported, os.path.join(work, "no-client"), {"with_client": False},
            hide_curl=True)
     replay(recipe_class, exported, os.path.join(work, "beast"), {"with_beast": True},
            hide_curl=False)
+    replay(recipe_class, exported, os.path.join(work, "stores"),
+           {"with_sqlite": True, "with_postgresql": True}, hide_curl=False)
     print("conanfile.py: exported sources configure and package; components as the CMake package")
 
 

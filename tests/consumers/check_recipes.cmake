@@ -153,13 +153,32 @@ expect("vcpkg.json: feature client" "${deps}" "curl-nodefaults[ssl](>=${cmake_cu
 string(REGEX MATCH "find_package\\(Boost ([0-9.]+) CONFIG QUIET\\)" found "${cmakelists}")
 vcpkg_dependencies(deps features beast dependencies)
 expect("vcpkg.json: feature beast" "${deps}" "boost-beast(>=${CMAKE_MATCH_1}.0)")
-# tools: the CLI (CLI11, nlohmann/json) and the receiver (Beast, OpenSSL), on the client.
+# sqlite and postgresql: the stores' libraries, at CMake's minimums.
+string(REGEX MATCH "find_package\\(SQLite3 ([0-9.]+) QUIET\\)" found "${cmakelists}")
+set(cmake_sqlite_min "${CMAKE_MATCH_1}")
+vcpkg_dependencies(deps features sqlite dependencies)
+expect("vcpkg.json: feature sqlite" "${deps}" "sqlite3(>=${cmake_sqlite_min}.0)")
+string(REGEX MATCH "find_package\\(PostgreSQL ([0-9.]+) QUIET\\)" found "${cmakelists}")
+set(cmake_libpq_min "${CMAKE_MATCH_1}")
+vcpkg_dependencies(deps features postgresql dependencies)
+expect("vcpkg.json: feature postgresql" "${deps}" "libpq(>=${cmake_libpq_min}.0)")
+foreach(dependency SQLite3 PostgreSQL)
+  if(NOT cmakelists MATCHES "find_package\\(${dependency} [0-9.]+ QUIET\\)"
+     OR NOT config_in MATCHES "find_package\\(${dependency} [0-9.]+ QUIET\\)")
+    message(FATAL_ERROR "CMakeLists.txt or unlocConfig.cmake.in: "
+                        "no find_package(${dependency} <version> QUIET)")
+  endif()
+endforeach()
+# tools: the CLI (CLI11, nlohmann/json) and the receiver (Beast, OpenSSL, its stores), on
+# the client.
 vcpkg_dependencies(deps features tools dependencies)
 expect("vcpkg.json: feature tools" "${deps}"
-       "cli11;nlohmann-json;openssl;unloc-nodefaults[beast,client]")
-# The programs are POSIX-only (signals, sockets).
-string(JSON supports ERROR_VARIABLE error GET "${manifest}" features tools supports)
-expect("vcpkg.json: feature tools supports" "${supports}" "!windows")
+       "cli11;nlohmann-json;openssl;unloc-nodefaults[beast,client,postgresql,sqlite]")
+# The programs and the PostgreSQL store are POSIX-only (signals, sockets, poll()).
+foreach(feature tools postgresql)
+  string(JSON supports ERROR_VARIABLE error GET "${manifest}" features ${feature} supports)
+  expect("vcpkg.json: feature ${feature} supports" "${supports}" "!windows")
+endforeach()
 
 # conanfile.py: the version comes from version.hpp (set_version) or is that literal.
 file(READ "${src}/conanfile.py" recipe)
@@ -187,13 +206,17 @@ endforeach()
 list(SORT conan_deps)
 # Each under its option, as CMake looks for it only for its component
 # (tests/consumers/check_conan_recipe.py runs requirements() with each option).
-expect("conanfile.py: requirements" "${conan_deps}" "boost;libcurl")
+expect("conanfile.py: requirements" "${conan_deps}" "boost;libcurl;libpq;sqlite3")
 string(REGEX MATCH "find_package\\(Boost ([0-9.]+) CONFIG QUIET\\)" found "${cmakelists}")
 set(cmake_boost_min "${CMAKE_MATCH_1}")
 string(REGEX MATCH "^\\[>=([0-9.]+)" found "${conan_range_boost}")
 expect("conanfile.py: boost minimum" "${CMAKE_MATCH_1}" "${cmake_boost_min}")
 string(REGEX MATCH "^\\[>=([0-9.]+)" found "${conan_range_libcurl}")
 expect("conanfile.py: libcurl minimum" "${CMAKE_MATCH_1}" "${cmake_curl_min}")
+string(REGEX MATCH "^\\[>=([0-9.]+)" found "${conan_range_sqlite3}")
+expect("conanfile.py: sqlite3 minimum" "${CMAKE_MATCH_1}" "${cmake_sqlite_min}")
+string(REGEX MATCH "^\\[>=([0-9.]+)" found "${conan_range_libpq}")
+expect("conanfile.py: libpq minimum" "${CMAKE_MATCH_1}" "${cmake_libpq_min}")
 
 # --- 2. The portfile's steps ------------------------------------------------------
 
@@ -300,6 +323,17 @@ function(port_install name)
   else()
     list(APPEND unwanted ${config_path}/unlocClientTargets.cmake lib/pkgconfig/unloc.pc)
   endif()
+  # Each store's component with its feature only, never because its library is here.
+  foreach(feature sqlite postgresql)
+    string(SUBSTRING "${feature}" 0 1 first)
+    string(TOUPPER "${first}" first)
+    string(SUBSTRING "${feature}" 1 -1 rest)
+    if("${feature}" IN_LIST ARGN)
+      list(APPEND wanted ${config_path}/unloc${first}${rest}Targets.cmake)
+    else()
+      list(APPEND unwanted ${config_path}/unloc${first}${rest}Targets.cmake)
+    endif()
+  endforeach()
   foreach(file IN LISTS wanted)
     if(NOT EXISTS "${prefix}/${file}")
       message(FATAL_ERROR "${name}: the portfile's install did not install ${file}")
@@ -330,8 +364,8 @@ endfunction()
 
 port_install(core-only)
 set(core_prefix "${prefix}")
-# The default features and beast: the usage text shows all three components.
-port_install(client-beast client beast)
+# Every feature but tools: the usage text shows every component.
+port_install(all client beast sqlite postgresql)
 
 # --- 3. test_package and the usage snippet against that prefix ----------------------
 
