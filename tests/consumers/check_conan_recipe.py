@@ -311,34 +311,29 @@ def main():
     export(source, load_recipe(os.path.join(source, "conanfile.py")), exported)
     recipe_class = load_recipe(os.path.join(exported, "conanfile.py"))
 
+    def check_validate(case, settings, options, refused):
+        conanfile = recipe_class(exported, settings, options, os.path.join(work, "validate"))
+        try:
+            conanfile.validate()
+            if refused:
+                fail(f"validate() accepts {case}")
+        except ConanInvalidConfiguration as error:
+            if not refused:
+                fail(f"validate() refuses {case}: {error}")
+            print(f"validate() refuses {case}: {error}")
+
     # validate(): C++17 at least, said before any compiler runs.
     for compiler, cppstd, refused in (("msvc", None, True), ("gcc", "14", True),
                                       ("gcc", "gnu17", False), ("msvc", "20", False)):
         settings = Settings(os="Windows", arch="x86_64", build_type="Release",
                             compiler=Settings(name=compiler, version="193", cppstd=cppstd))
-        conanfile = recipe_class(exported, settings, {}, os.path.join(work, "validate"))
-        try:
-            conanfile.validate()
-            if refused:
-                fail(f"validate() accepts {compiler} with cppstd {cppstd or 'unset'}")
-        except ConanInvalidConfiguration as error:
-            if not refused:
-                fail(f"validate() refuses {compiler} with cppstd {cppstd}: {error}")
-            print(f"validate() refuses {compiler}, cppstd {cppstd or 'unset'}: {error}")
+        check_validate(f"{compiler} with cppstd {cppstd or 'unset'}", settings, {}, refused)
     # The PostgreSQL store is POSIX only.
     for system, refused in (("Windows", True), ("Linux", False), ("Macos", False)):
         settings = Settings(os=system, arch="x86_64", build_type="Release",
                             compiler=Settings(name="gcc", version="12", cppstd="17"))
-        conanfile = recipe_class(exported, settings, {"with_postgresql": True},
-                                 os.path.join(work, "validate"))
-        try:
-            conanfile.validate()
-            if refused:
-                fail(f"validate() accepts with_postgresql on {system}")
-        except ConanInvalidConfiguration as error:
-            if not refused:
-                fail(f"validate() refuses with_postgresql on {system}: {error}")
-            print(f"validate() refuses with_postgresql on {system}: {error}")
+        check_validate(f"with_postgresql on {system}", settings, {"with_postgresql": True},
+                       refused)
 
     replay(recipe_class, exported, os.path.join(work, "default"), {}, hide_curl=False)
     replay(recipe_class, exported, os.path.join(work, "no-client"), {"with_client": False},
