@@ -9,8 +9,10 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <cstddef>
 #include <cstdint>
 #include <cstdlib>
 #include <memory>
@@ -358,33 +360,38 @@ TEST_CASE("postgresql: the log lease goes to one holder; a stale token moves no 
 
 TEST_CASE("postgresql: when the lease holder is killed, another takes over within the lease") {
   const std::string scope = "lock-" + fresh_id().to_string();
-  constexpr auto lease = 2s;
+  // Long enough that the check below (the lease still held) holds on a loaded machine.
+  constexpr auto lease = 5s;
+  auto store = open_store();  // before the child's lease starts: opening may be slow
   int ready[2];
   REQUIRE(::pipe(ready) == 0);
   const pid_t holder = ::fork();
   REQUIRE(holder >= 0);
   if (holder == 0) {
-    // The child: takes the lease, says so, and waits to be killed.
-    auto store = postgresql_event_store::open(options());
-    char granted = 'n';
-    if (store) {
-      auto taken = (*store)->acquire_log_lease(scope, "child", lease);
-      if (taken && *taken) granted = 'y';
+    // The child: takes the lease, says so (or why not), and waits to be killed.
+    auto child_store = postgresql_event_store::open(options());
+    std::string reply = "y";
+    if (!child_store) {
+      reply = "open: " + unloc::to_string(child_store.error());
+    } else if (auto taken = (*child_store)->acquire_log_lease(scope, "child", lease); !taken) {
+      reply = "acquire: " + unloc::to_string(taken.error());
+    } else if (!*taken) {
+      reply = "acquire: held by another";
     }
-    (void)!::write(ready[1], &granted, 1);
+    (void)!::write(ready[1], reply.data(), (std::min)(reply.size(), std::size_t{500}));
     for (;;) ::pause();
   }
   ::close(ready[1]);
-  char granted = 0;
-  const bool told = ::read(ready[0], &granted, 1) == 1;
+  char buffer[512];
+  const auto got = ::read(ready[0], buffer, sizeof buffer);
   ::close(ready[0]);
   ::kill(holder, SIGKILL);
   ::waitpid(holder, nullptr, 0);
-  REQUIRE(told);
-  REQUIRE(granted == 'y');
+  const std::string reply(buffer, got > 0 ? static_cast<std::size_t>(got) : 0);
+  INFO("the child: " << reply);
+  REQUIRE(reply == "y");
   const auto killed_at = std::chrono::steady_clock::now();
 
-  auto store = open_store();
   CHECK_FALSE(store->acquire_log_lease(scope, "successor", lease).value());
   std::optional<std::uint64_t> taken;
   while (!taken && std::chrono::steady_clock::now() - killed_at < lease + 10s) {
