@@ -16,6 +16,7 @@
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
+#include <boost/asio/strand.hpp>
 #include <boost/asio/ssl.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
@@ -43,6 +44,12 @@ namespace http = beast::http;
 namespace ssl = asio::ssl;
 using tcp = asio::ip::tcp;
 using response = http::response<http::string_body>;
+// A connection's executor as its concrete type: behind asio's type-erased
+// any_io_executor (beast::tcp_stream's), each async step copied and re-wrapped
+// the strand, a heap allocation each, some 15 a request.
+using strand = asio::strand<asio::io_context::executor_type>;
+using socket = asio::basic_stream_socket<tcp, strand>;
+using plain_stream = beast::basic_stream<tcp, strand>;
 
 // Fixed bounds that need no option.
 inline constexpr std::size_t read_size = 4096;            // bytes asked of the socket at a time
@@ -144,7 +151,7 @@ template <class Stream, class Front>
 class session final : public connection,
                       public std::enable_shared_from_this<session<Stream, Front>> {
  public:
-  static constexpr bool tls = !std::is_same_v<Stream, beast::tcp_stream>;
+  static constexpr bool tls = !std::is_same_v<Stream, plain_stream>;
 
   template <class... StreamArgs>
   session(Front& srv, connection_caps::ticket ticket, std::string peer, bool metrics_role,
@@ -191,7 +198,7 @@ class session final : public connection,
   }
 
  private:
-  beast::tcp_stream& lowest() { return beast::get_lowest_layer(stream_); }
+  plain_stream& lowest() { return beast::get_lowest_layer(stream_); }
   std::shared_ptr<session> self() { return this->shared_from_this(); }
 
   void begin() {
