@@ -434,7 +434,14 @@ class session final : public connection,
                             ? std::string_view("duplicate")
                             : std::string_view(unloc::to_string(d.outcome)));
     rejections_in_row_ = d.ok() ? 0 : rejections_in_row_ + 1;
-    send(to_response(d), keep);
+    // Every 204 a kept connection answers is the same (status, version, Keep-Alive):
+    // the last one is written again, not built anew (a field is a heap allocation in Beast).
+    const bool plain_204 = d.status == 204 && d.headers.empty();
+    if (plain_204 && kept_204_ && keeps(keep) && res_.version() == parser_->get().version()) {
+      return write(true);
+    }
+    const bool kept = send(to_response(d), keep);
+    kept_204_ = plain_204 && kept;
   }
 
   // A request refused for its framing or timing: answered, then the connection closed.
@@ -451,17 +458,29 @@ class session final : public connection,
     return unloc::beast::to_response(d, http::request_header<>());  // no head: HTTP/1.1
   }
 
-  // Writes `res` (its payload prepared); then the next request when `keep`,
-  // else a graceful close.
-  void send(response res, bool keep) {
-    keep = keep && parser_ && parser_->is_header_done() && parser_->keep_alive() && !closing_ &&
+  // Whether the connection stays open after this answer (`keep`: the decision lets it).
+  bool keeps(bool keep) const {
+    return keep && parser_ && parser_->is_header_done() && parser_->keep_alive() && !closing_ &&
            !srv_.stopping && requests_ < srv_.opts.max_requests_per_connection &&
            rejections_in_row_ < max_rejections_in_row;
+  }
+
+  // Writes `res` (its payload prepared); then the next request when `keep`,
+  // else a graceful close. Returns whether the connection is kept.
+  bool send(response res, bool keep) {
+    keep = keeps(keep);
     res_ = std::move(res);
     res_.keep_alive(keep);
     // Tells the client when an idle connection will be closed, so that it does
     // not send on one being closed (and gives a 204 a header: wrk needs one).
     if (keep) res_.set(http::field::keep_alive, srv_.keep_alive_value);
+    kept_204_ = false;  // answer() says when res_ may be written again
+    write(keep);
+    return keep;
+  }
+
+  // Writes res_ as it is.
+  void write(bool keep) {
     arm(srv_.opts.body_timeout);
     http::async_write(stream_, res_, [self = self(), keep](beast::error_code ec, std::size_t) {
       if (ec) return self->close_now();
@@ -523,6 +542,7 @@ class session final : public connection,
   std::optional<unloc::delivery_decision> early_;  // decided from the head; the body is dropped
   http::response<http::empty_body> continue_;
   response res_;
+  bool kept_204_ = false;  // res_ is a 204 sent on a kept connection (answer() may resend it)
   std::chrono::steady_clock::time_point started_;
   std::size_t requests_ = 0;
   std::size_t rejections_in_row_ = 0;
