@@ -328,6 +328,20 @@ class session final : public connection,
   void read_body() {
     if (parser_->is_done()) return on_body({});
     parser_->body_limit(srv_.opts.max_body);
+    // A body read with its head (most deliveries) is parsed here: async_read would
+    // complete without I/O through a post, another trip through the scheduler that
+    // often woke the other I/O thread (an epoll_wait and a context switch more).
+    beast::error_code ec;
+    while (!parser_->is_done() && buffer_.size() > 0) {
+      const std::size_t used = parser_->put(buffer_.data(), ec);
+      buffer_.consume(used);
+      if (ec || used == 0) break;
+    }
+    if (ec == http::error::need_more) ec = {};
+    if (parser_->is_done() || ec) {
+      disarm();
+      return on_body(ec);
+    }
     arm(srv_.opts.body_timeout);
     http::async_read(stream_, buffer_, *parser_,
                      [self = self()](beast::error_code ec, std::size_t) {
