@@ -222,7 +222,7 @@ struct server::impl {
   }
 
   void accept(tcp::acceptor& on, bool metrics_role);
-  void admit(tcp::socket socket, bool metrics_role);
+  void admit(front::socket socket, bool metrics_role);
   bool listen(tcp::acceptor& on, const std::string& host, int port, const char* what);
   void close_everything();
   void sweep();
@@ -232,7 +232,7 @@ struct server::impl {
 
 void server::impl::accept(tcp::acceptor& on, bool metrics_role) {
   on.async_accept(asio::make_strand(io),
-                  [this, &on, metrics_role](beast::error_code ec, tcp::socket socket) {
+                  [this, &on, metrics_role](beast::error_code ec, front::socket socket) {
                     if (!on.is_open() || ec == asio::error::operation_aborted) return;  // stopped
                     if (ec == asio::error::no_descriptors || ec == asio::error::no_buffer_space ||
                         ec == asio::error::no_memory) {
@@ -250,7 +250,7 @@ void server::impl::accept(tcp::acceptor& on, bool metrics_role) {
                   });
 }
 
-void server::impl::admit(tcp::socket socket, bool metrics_role) {
+void server::impl::admit(front::socket socket, bool metrics_role) {
   beast::error_code ec;
   const auto peer = socket.remote_endpoint(ec);
   if (ec) return;
@@ -269,12 +269,12 @@ void server::impl::admit(tcp::socket socket, bool metrics_role) {
   socket.set_option(tcp::no_delay(true), ec);
   auto ticket = std::move(std::get<connection_caps::ticket>(admitted));
   if (metrics_role || opts.plain_http) {
-    std::make_shared<front::session<beast::tcp_stream, impl>>(
+    std::make_shared<front::session<front::plain_stream, impl>>(
         *this, std::move(ticket), std::move(address), metrics_role, nullptr, std::move(socket))
         ->start();
   } else {
     auto ctx = current_tls();
-    std::make_shared<front::session<beast::ssl_stream<beast::tcp_stream>, impl>>(
+    std::make_shared<front::session<beast::ssl_stream<front::plain_stream>, impl>>(
         *this, std::move(ticket), std::move(address), false, ctx, std::move(socket), *ctx)
         ->start();
   }

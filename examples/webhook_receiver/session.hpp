@@ -16,6 +16,7 @@
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
+#include <boost/asio/strand.hpp>
 #include <boost/asio/ssl.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
@@ -43,6 +44,12 @@ namespace http = beast::http;
 namespace ssl = asio::ssl;
 using tcp = asio::ip::tcp;
 using response = http::response<http::string_body>;
+// A connection's executor as its concrete type: behind asio's type-erased
+// any_io_executor (beast::tcp_stream's), each async step copied and re-wrapped
+// the strand, a heap allocation each, some 15 a request.
+using strand = asio::strand<asio::io_context::executor_type>;
+using socket = asio::basic_stream_socket<tcp, strand>;
+using plain_stream = beast::basic_stream<tcp, strand>;
 
 // Fixed bounds that need no option.
 inline constexpr std::size_t read_size = 4096;            // bytes asked of the socket at a time
@@ -144,7 +151,7 @@ template <class Stream, class Front>
 class session final : public connection,
                       public std::enable_shared_from_this<session<Stream, Front>> {
  public:
-  static constexpr bool tls = !std::is_same_v<Stream, beast::tcp_stream>;
+  static constexpr bool tls = !std::is_same_v<Stream, plain_stream>;
 
   template <class... StreamArgs>
   session(Front& srv, connection_caps::ticket ticket, std::string peer, bool metrics_role,
@@ -191,7 +198,7 @@ class session final : public connection,
   }
 
  private:
-  beast::tcp_stream& lowest() { return beast::get_lowest_layer(stream_); }
+  plain_stream& lowest() { return beast::get_lowest_layer(stream_); }
   std::shared_ptr<session> self() { return this->shared_from_this(); }
 
   void begin() {
@@ -321,6 +328,20 @@ class session final : public connection,
   void read_body() {
     if (parser_->is_done()) return on_body({});
     parser_->body_limit(srv_.opts.max_body);
+    // A body read with its head (most deliveries) is parsed here: async_read would
+    // complete without I/O through a post, another trip through the scheduler that
+    // often woke the other I/O thread (an epoll_wait and a context switch more).
+    beast::error_code ec;
+    while (!parser_->is_done() && buffer_.size() > 0) {
+      const std::size_t used = parser_->put(buffer_.data(), ec);
+      buffer_.consume(used);
+      if (ec || used == 0) break;
+    }
+    if (ec == http::error::need_more) ec = {};
+    if (parser_->is_done() || ec) {
+      disarm();
+      return on_body(ec);
+    }
     arm(srv_.opts.body_timeout);
     http::async_read(stream_, buffer_, *parser_,
                      [self = self()](beast::error_code ec, std::size_t) {
@@ -427,7 +448,14 @@ class session final : public connection,
                             ? std::string_view("duplicate")
                             : std::string_view(unloc::to_string(d.outcome)));
     rejections_in_row_ = d.ok() ? 0 : rejections_in_row_ + 1;
-    send(to_response(d), keep);
+    // Every 204 a kept connection answers is the same (status, version, Keep-Alive):
+    // the last one is written again, not built anew (a field is a heap allocation in Beast).
+    const bool plain_204 = d.status == 204 && d.headers.empty();
+    if (plain_204 && kept_204_ && keeps(keep) && res_.version() == parser_->get().version()) {
+      return write(true);
+    }
+    const bool kept = send(to_response(d), keep);
+    kept_204_ = plain_204 && kept;
   }
 
   // A request refused for its framing or timing: answered, then the connection closed.
@@ -444,17 +472,29 @@ class session final : public connection,
     return unloc::beast::to_response(d, http::request_header<>());  // no head: HTTP/1.1
   }
 
-  // Writes `res` (its payload prepared); then the next request when `keep`,
-  // else a graceful close.
-  void send(response res, bool keep) {
-    keep = keep && parser_ && parser_->is_header_done() && parser_->keep_alive() && !closing_ &&
+  // Whether the connection stays open after this answer (`keep`: the decision lets it).
+  bool keeps(bool keep) const {
+    return keep && parser_ && parser_->is_header_done() && parser_->keep_alive() && !closing_ &&
            !srv_.stopping && requests_ < srv_.opts.max_requests_per_connection &&
            rejections_in_row_ < max_rejections_in_row;
+  }
+
+  // Writes `res` (its payload prepared); then the next request when `keep`,
+  // else a graceful close. Returns whether the connection is kept.
+  bool send(response res, bool keep) {
+    keep = keeps(keep);
     res_ = std::move(res);
     res_.keep_alive(keep);
     // Tells the client when an idle connection will be closed, so that it does
     // not send on one being closed (and gives a 204 a header: wrk needs one).
     if (keep) res_.set(http::field::keep_alive, srv_.keep_alive_value);
+    kept_204_ = false;  // answer() says when res_ may be written again
+    write(keep);
+    return keep;
+  }
+
+  // Writes res_ as it is.
+  void write(bool keep) {
     arm(srv_.opts.body_timeout);
     http::async_write(stream_, res_, [self = self(), keep](beast::error_code ec, std::size_t) {
       if (ec) return self->close_now();
@@ -516,6 +556,7 @@ class session final : public connection,
   std::optional<unloc::delivery_decision> early_;  // decided from the head; the body is dropped
   http::response<http::empty_body> continue_;
   response res_;
+  bool kept_204_ = false;  // res_ is a 204 sent on a kept connection (answer() may resend it)
   std::chrono::steady_clock::time_point started_;
   std::size_t requests_ = 0;
   std::size_t rejections_in_row_ = 0;

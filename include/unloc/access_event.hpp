@@ -127,19 +127,25 @@ namespace detail {
 // The 36-character form (either case), a table lookup a digit: an event holds
 // three. False for anything else, which uuid::parse then reads or names.
 [[nodiscard]] inline bool read_canonical_uuid(std::string_view text, uuid& out) noexcept {
-  if (text.size() != 36) return false;
-  std::array<std::uint8_t, 16> bytes{};
-  std::size_t at = 0;
-  for (auto& byte : bytes) {
-    if (at == 8 || at == 13 || at == 18 || at == 23) {
-      if (text[at++] != '-') return false;
-    }
-    const int high = hex_digit_value(text[at]);
-    const int low = hex_digit_value(text[at + 1]);
-    if (high < 0 || low < 0) return false;
-    byte = static_cast<std::uint8_t>((high << 4) | low);
-    at += 2;
+  if (text.size() != 36 || text[8] != '-' || text[13] != '-' || text[18] != '-' ||
+      text[23] != '-') {
+    return false;
   }
+  // Where each byte's two digits start; a bad digit is negative, and is looked
+  // for once at the end rather than at every digit.
+  static constexpr std::uint8_t starts[16] = {0,  2,  4,  6,  9,  11, 14, 16,
+                                              19, 21, 24, 26, 28, 30, 32, 34};
+  std::array<std::uint8_t, 16> bytes{};
+  int bad = 0;
+  for (std::size_t i = 0; i < bytes.size(); ++i) {
+    const int high = hex_digit_value(text[starts[i]]);
+    const int low = hex_digit_value(text[starts[i] + 1U]);
+    bad |= high | low;
+    // Unsigned: a bad digit's -1 is shifted too (then dropped), which a signed shift may not be.
+    bytes[i] =
+        static_cast<std::uint8_t>((static_cast<unsigned>(high) << 4) | static_cast<unsigned>(low));
+  }
+  if (bad < 0) return false;
   out = uuid(bytes);
   return true;
 }

@@ -75,6 +75,30 @@ template <class Fields>
   return nullptr;
 }
 
+// The three fields a decision reads, as views into the head (not copied).
+template <class Fields>
+[[nodiscard]] delivery_fields beast_delivery_fields(
+    const boost::beast::http::request_header<Fields>& head) {
+  namespace http = boost::beast::http;
+  delivery_fields fields;
+  for (const auto& field : head) {
+    // Beast has named each field already (its names compared ignoring case, as take does).
+    switch (field.name()) {
+      case http::field::authorization:
+        fields.add(fields.authorization, to_string_view(field.value()));
+        break;
+      case http::field::content_type:
+        fields.add(fields.content_type, to_string_view(field.value()));
+        break;
+      case http::field::content_length:
+        fields.add(fields.content_length, to_string_view(field.value()));
+        break;
+      default: break;
+    }
+  }
+  return fields;
+}
+
 }  // namespace detail
 
 /// The adapter between Boost.Beast's messages and the delivery validator.
@@ -97,8 +121,9 @@ template <class Fields>
       refusal.headers.add("Connection", "close");
       return refusal;
     }
-    return validator.check_headers(to_string_view(head.method_string()),
-                                   to_string_view(head.target()), http_headers::from(head));
+    return detail::validator_access::check_headers(validator, to_string_view(head.method_string()),
+                                                   to_string_view(head.target()),
+                                                   detail::beast_delivery_fields(head));
   } catch (...) {
     return detail::beast_unavailable();
   }
@@ -112,10 +137,9 @@ template <class Body, class Fields>
     const delivery_validator& validator,
     const boost::beast::http::request<Body, Fields>& request) noexcept {
   try {
-    const auto headers = http_headers::from(request.base());
-    return validator.validate({to_string_view(request.method_string()),
-                               to_string_view(request.target()), headers,
-                               detail::beast_body_view(request.body())});
+    return detail::validator_access::validate(
+        validator, to_string_view(request.method_string()), to_string_view(request.target()),
+        detail::beast_delivery_fields(request.base()), detail::beast_body_view(request.body()));
   } catch (...) {
     return detail::beast_unavailable();
   }

@@ -88,12 +88,14 @@ class http_headers {
       out.fields_.reserve(static_cast<std::size_t>(std::distance(begin(range), end(range))));
     }
     for (const auto& field : range) {
+      auto& copy = out.fields_.emplace_back();  // filled in place: no string is moved
       if constexpr (detail::has_name_string<std::decay_t<decltype(field)>>::value) {
-        out.add(std::string(to_string_view(field.name_string())),
-                std::string(to_string_view(field.value())));
+        copy.name.assign(to_string_view(field.name_string()));
+        copy.value.assign(to_string_view(field.value()));
       } else {
         const auto& [name, value] = field;
-        out.add(std::string(to_string_view(name)), std::string(to_string_view(value)));
+        copy.name.assign(to_string_view(name));
+        copy.value.assign(to_string_view(value));
       }
     }
     return out;

@@ -138,20 +138,18 @@ inline result<uuid> uuid::parse(std::string_view text) {
 
 namespace detail {
 
-// Appends the canonical lowercase form of `u` (36 characters) to `out`.
+// Appends the canonical lowercase form of `u` (36 characters) to `out`: two
+// digits a byte from a table, the hyphens at their fixed places.
 inline void append_uuid(std::string& out, const uuid& u) {
   static constexpr char hex[] = "0123456789abcdef";
-  static constexpr std::size_t group_ends[] = {4, 6, 8, 10, 16};  // in bytes: 8-4-4-4-12 digits
   const auto& bytes = u.bytes();
   char text[uuid_text_size];
   char* p = text;
-  std::size_t i = 0;
-  for (const std::size_t end : group_ends) {
-    if (i != 0) *p++ = '-';
-    for (; i < end; ++i) {
-      *p++ = hex[bytes[i] >> 4];
-      *p++ = hex[bytes[i] & 0xf];
-    }
+  for (std::size_t i = 0; i < bytes.size(); ++i) {
+    if (i == 4 || i == 6 || i == 8 || i == 10) *p++ = '-';  // 8-4-4-4-12 digits
+    p[0] = hex[bytes[i] >> 4];
+    p[1] = hex[bytes[i] & 0xf];
+    p += 2;
   }
   out.append(text, uuid_text_size);
 }

@@ -366,3 +366,47 @@ TEST_CASE("to_response closes for a decision that carries Connection: close", "[
   CHECK(response.count(http::field::connection) == 1);
   CHECK(response.result_int() == 503);
 }
+
+TEST_CASE(
+    "the adapter reads the fields a decision needs by name in any case, repeats counted, "
+    "as the validator reads http_headers",
+    "[beast]") {
+  const auto validator = make_validator();
+  const auto swap_field = [](std::string raw, const std::string& from, const std::string& to) {
+    const auto at = raw.find(from);
+    REQUIRE(at != std::string::npos);
+    return raw.replace(at, from.size(), to);
+  };
+  const std::string raw = raw_delivery(good);
+  const auto authorization = raw.substr(raw.find("Authorization: "));
+  const auto authorization_line = authorization.substr(0, authorization.find("\r\n") + 2);
+  struct variant {
+    std::string raw;
+    int status;
+  };
+  const variant variants[] = {
+      {raw, 204},
+      {swap_field(raw, "Authorization:", "aUTHORIZATION:"), 204},
+      {swap_field(raw, "Content-Type:", "content-type:"), 204},
+      {swap_field(raw, "Authorization:", "X-Authorization:"), 401},                      // missing
+      {swap_field(raw, "\r\n\r\n", "\r\n" + authorization_line + "\r\n"), 401},          // twice
+      {swap_field(raw, "\r\n\r\n", "\r\nCONTENT-TYPE: application/json\r\n\r\n"), 415},  // twice
+      {swap_field(raw, "Content-Type:", "Content-Typo:"), 415},
+  };
+  for (const auto& v : variants) {
+    INFO(v.raw.substr(0, v.raw.find("\r\n\r\n")));
+    const auto request = parse_request(v.raw);
+    const auto decision = unloc::beast::validate(validator, request);
+    CHECK(decision.status == v.status);
+    const auto early = unloc::beast::check_headers(validator, request.base());
+    CHECK(early.has_value() == (v.status != 204));
+    if (early) CHECK(early->status == v.status);
+    // The generic path, every field copied, decides the same.
+    const auto headers = unloc::http_headers::from(request.base());
+    const auto generic = validator.validate({unloc::to_string_view(request.method_string()),
+                                             unloc::to_string_view(request.target()), headers,
+                                             unloc::to_string_view(request.body())});
+    CHECK(generic.status == decision.status);
+    CHECK(generic.message == decision.message);
+  }
+}

@@ -172,6 +172,56 @@ TEST_CASE("rejects malformed UUIDs, timestamps and an empty action, naming the f
   }
 }
 
+TEST_CASE("reads each UUID digit where it stands, and rejects a bad character at any place",
+          "[parse]") {
+  const std::string id = "ae832e61-c8fa-4ed9-8196-61210cb4207b";
+  for (std::size_t at = 0; at < id.size(); ++at) {
+    const bool hyphen = at == 8 || at == 13 || at == 18 || at == 23;
+    INFO("character " << at);
+    // A digit changed at this place is read there (and only there).
+    if (!hyphen) {
+      std::string changed = id;
+      changed[at] = changed[at] == 'f' ? '0' : 'f';
+      auto event = unloc::parse_access_event(replace(guide_event, id, changed));
+      REQUIRE(event.has_value());
+      CHECK(event->id.to_string() == changed);
+    }
+    // Anything else at this place is refused: a non-digit, a hyphen out of place, a digit for a
+    // hyphen.
+    for (const char bad : hyphen ? std::string("0a_ ") : std::string("g-G/:@`~ ")) {
+      std::string broken = id;
+      broken[at] = bad;
+      auto event = unloc::parse_access_event(replace(guide_event, id, broken));
+      INFO(broken);
+      REQUIRE_FALSE(event.has_value());
+      CHECK(event.error().field == "id");
+      CHECK(event.error().message.find("is not a UUID") != std::string::npos);
+    }
+  }
+}
+
+TEST_CASE("reads the event's fields in any order, and still refuses one given twice", "[parse]") {
+  const std::string reversed =
+      R"({"userName":"","appUserId":"+12125552390","lockName":"North gate",)"
+      R"("lockId":"c0f3aed0-2a7e-4de5-a0ff-3bfc22bfb6ef","keyId":"3f97fafb-1b6a-42d0-85fa-ae2ef338cc45",)"
+      R"("created":"2022-01-01T10:35:24.083Z","action":"unlocked",)"
+      R"("id":"ae832e61-c8fa-4ed9-8196-61210cb4207b"})";
+  auto event = unloc::parse_access_event(reversed);
+  REQUIRE(event.has_value());
+  auto expected = unloc::parse_access_event(guide_event);
+  REQUIRE(expected.has_value());
+  CHECK(unloc::to_json_text(*event) == unloc::to_json_text(*expected));
+  // The first field again after the last, and the last again after the first.
+  for (const std::string& twice :
+       {replace(guide_event, "\"userName\": \"\"", "\"userName\": \"\",\"id\":\"x\""),
+        replace(reversed, "\"userName\":\"\",", "\"userName\":\"\",\"userName\":null,")}) {
+    auto again = unloc::parse_access_event(twice);
+    INFO(twice);
+    REQUIRE_FALSE(again.has_value());
+    CHECK(again.error().message.find("duplicate key") != std::string::npos);
+  }
+}
+
 TEST_CASE("accepts uppercase UUIDs and writes them canonical", "[parse]") {
   auto event = unloc::parse_access_event(replace(guide_event, "ae832e61-c8fa-4ed9-8196-61210cb4207b",
                                                  "AE832E61-C8FA-4ED9-8196-61210CB4207B"));

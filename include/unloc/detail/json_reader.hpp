@@ -107,9 +107,15 @@ struct json_object {
   const json_field* or_bare_array = nullptr;
 };
 
-[[nodiscard]] inline const json_field* find_field(const json_object& object,
-                                                  std::string_view name) noexcept {
-  for (std::size_t i = 0; i < object.field_count; ++i) {
+// The field named `name`, looked for from field `from` on, then from the first:
+// members mostly come in the order of the fields, so `from` (the one after the
+// last found) is most often the one.
+[[nodiscard]] inline const json_field* find_field(const json_object& object, std::string_view name,
+                                                  std::size_t from = 0) noexcept {
+  for (std::size_t i = from; i < object.field_count; ++i) {
+    if (object.fields[i].name == name) return &object.fields[i];
+  }
+  for (std::size_t i = 0; i < from && i < object.field_count; ++i) {
     if (object.fields[i].name == name) return &object.fields[i];
   }
   return nullptr;
@@ -216,10 +222,12 @@ class json_reader {
     const json_field* wrapped = nullptr;      // the wrapper, once read
     bool members = false;                     // a member other than a wrapper was read
     std::unordered_set<std::string> unknown;  // a set: an object may hold many
+    std::size_t next = 0;                     // the field after the last one found
     const bool read = read_members(depth, [&](std::string_view key) {
       if (failed()) return read_value(nullptr, depth);  // after a schema error: only checked
-      const json_field* field = find_field(object, key);
+      const json_field* field = find_field(object, key, next);
       if (field != nullptr) {
+        next = static_cast<std::size_t>(field - object.fields) + 1;
         const std::uint32_t bit = std::uint32_t{1} << (field - object.fields);
         if ((seen & bit) != 0) return fail_duplicate(key) && read_value(nullptr, depth);
         seen |= bit;
