@@ -27,6 +27,7 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -52,6 +53,14 @@ struct sqlite_store_options {
   /// How long a call waits for another connection's write to end before it
   /// fails (`PRAGMA busy_timeout`; only where the store opens the database).
   std::chrono::milliseconds busy_timeout = std::chrono::seconds(5);
+  /// The size of the WAL, in pages, past which a thread of the store copies it
+  /// into the database (a PASSIVE checkpoint on its own connection, with its
+  /// flushes), off the path of the calls; past 10 times as many, the commit
+  /// that finds it so large checkpoints itself, so that the WAL stays bounded
+  /// when the thread cannot keep up. 0: SQLite's own automatic checkpoint, on
+  /// the committing call, every 1000 pages. Only where the store opens the
+  /// database itself.
+  int checkpoint_pages = 1000;
   /// How long a claim holds before the next claim of its event takes it over.
   std::chrono::milliseconds claim_lease = std::chrono::minutes(5);
   /// How long the claim of an event is kept after the event was created: a
@@ -123,6 +132,9 @@ class sqlite_event_store final : public event_store {
       return sync.error();
     }
     if (auto migrated = store->migrate(); !migrated) return migrated.error();
+    if (store->options_.checkpoint_pages > 0) {
+      if (auto started = store->start_checkpointer(path); !started) return started.error();
+    }
     return store;
   }
 
@@ -147,6 +159,15 @@ class sqlite_event_store final : public event_store {
 
   /// Closes the connection when the store opened it.
   ~sqlite_event_store() override {
+    if (checkpointer_.joinable()) {
+      {
+        const std::lock_guard<std::mutex> lock(checkpoint_mutex_);
+        checkpoint_stop_ = true;
+      }
+      checkpoint_wanted_.notify_all();
+      checkpointer_.join();
+    }
+    sqlite3_close(checkpoint_db_);  // before db_: the last connection to close checkpoints the rest
     for (auto& s : statements_) sqlite3_finalize(s);
     if (owned_) sqlite3_close(db_);
   }
@@ -784,7 +805,8 @@ class sqlite_event_store final : public event_store {
                             "store");
         }
         for (auto v = static_cast<std::size_t>(*version); v < detail::schema_version; ++v) {
-          if (sqlite3_exec(db_, detail::schema_migrations[v], nullptr, nullptr, nullptr) !=
+          const std::string migration = detail::schema_sql(detail::schema_migrations[v], true);
+          if (sqlite3_exec(db_, migration.c_str(), nullptr, nullptr, nullptr) !=
               SQLITE_OK) {
             return failure("schema migration " + std::to_string(v + 1));
           }
@@ -801,6 +823,67 @@ class sqlite_event_store final : public event_store {
     });
     if (!done) return done.error();
     return {};
+  }
+
+  // Moves checkpoints off the calls' path: a commit (the WAL hook, which
+  // replaces SQLite's automatic checkpoint) wakes a thread of the store that
+  // checkpoints on its own connection, PASSIVE (it never waits for, nor
+  // blocks, a writer or a reader). Its connection opens the same file, so its
+  // flushes hold no lock a delivery needs.
+  result<void> start_checkpointer(const std::string& path) {
+    const int opened =
+        sqlite3_open_v2(path.c_str(), &checkpoint_db_, SQLITE_OPEN_READWRITE, nullptr);
+    if (opened != SQLITE_OK) {
+      const std::string why =
+          checkpoint_db_ == nullptr ? "out of memory" : sqlite3_errmsg(checkpoint_db_);
+      return make_error(error_category::internal,
+                        "sqlite store: cannot open the checkpointer's connection: " + why, "store");
+    }
+    sqlite3_busy_timeout(checkpoint_db_, static_cast<int>(options_.busy_timeout.count()));
+    try {
+      checkpointer_ = std::thread([this] { run_checkpoints(); });
+    } catch (const std::exception& e) {
+      return make_error(error_category::internal,
+                        std::string("sqlite store: cannot start the checkpointer: ") + e.what(),
+                        "store");
+    }
+    sqlite3_wal_hook(db_, &on_commit, this);
+    return {};
+  }
+
+  // Called by SQLite after each commit on db_, with the WAL's size in pages.
+  static int on_commit(void* self, sqlite3* db, const char*, int pages) {
+    auto* store = static_cast<sqlite_event_store*>(self);
+    const int due = store->options_.checkpoint_pages;
+    if (pages / 10 >= due) {  // the thread fell behind: bound the WAL here
+      (void)sqlite3_wal_checkpoint_v2(db, nullptr, SQLITE_CHECKPOINT_PASSIVE, nullptr, nullptr);
+    } else if (pages >= due) {
+      try {
+        const std::lock_guard<std::mutex> lock(store->checkpoint_mutex_);
+        store->checkpoint_due_ = true;
+      } catch (...) {  // the lock failed: the next commit wakes it
+        return SQLITE_OK;
+      }
+      store->checkpoint_wanted_.notify_one();
+    }
+    return SQLITE_OK;  // an error here would fail a statement whose commit happened
+  }
+
+  void run_checkpoints() noexcept {
+    try {
+      std::unique_lock<std::mutex> lock(checkpoint_mutex_);
+      for (;;) {
+        checkpoint_wanted_.wait(lock, [&] { return checkpoint_due_ || checkpoint_stop_; });
+        if (checkpoint_stop_) return;
+        checkpoint_due_ = false;
+        lock.unlock();
+        // A failure (busy, a full disk) leaves the frames in the WAL for the next one.
+        (void)sqlite3_wal_checkpoint_v2(checkpoint_db_, nullptr, SQLITE_CHECKPOINT_PASSIVE,
+                                        nullptr, nullptr);
+        lock.lock();
+      }
+    } catch (...) {  // the lock failed: the commits' own checkpoints bound the WAL
+    }
   }
 
   // A PRAGMA's answer, as text.
@@ -832,6 +915,12 @@ class sqlite_event_store final : public event_store {
   std::array<sqlite3_stmt*, q_count> statements_{};
   claim_token next_token_ = 0;
   unsigned claims_since_prune_ = 0;
+  sqlite3* checkpoint_db_ = nullptr;  // the checkpointer's connection
+  std::mutex checkpoint_mutex_;
+  std::condition_variable checkpoint_wanted_;
+  bool checkpoint_due_ = false;
+  bool checkpoint_stop_ = false;
+  std::thread checkpointer_;
 };
 
 UNLOC_END_NAMESPACE
