@@ -164,7 +164,7 @@ class sqlite_event_store final : public event_store {
         const std::lock_guard<std::mutex> lock(checkpoint_mutex_);
         checkpoint_stop_ = true;
       }
-      checkpoint_wanted_.notify_all();
+      checkpoint_changed_.notify_all();
       checkpointer_.join();
     }
     sqlite3_close(checkpoint_db_);  // before db_: the last connection to close checkpoints the rest
@@ -840,6 +840,13 @@ class sqlite_event_store final : public event_store {
                         "sqlite store: cannot open the checkpointer's connection: " + why, "store");
     }
     sqlite3_busy_timeout(checkpoint_db_, static_cast<int>(options_.busy_timeout.count()));
+    // A connection sees the WAL only once it has read the database: until then a checkpoint does nothing.
+    if (sqlite3_exec(checkpoint_db_, "PRAGMA journal_mode", nullptr, nullptr, nullptr) != SQLITE_OK) {
+      return make_error(error_category::internal,
+                        std::string("sqlite store: the checkpointer's connection: ") +
+                            sqlite3_errmsg(checkpoint_db_),
+                        "store");
+    }
     try {
       checkpointer_ = std::thread([this] { run_checkpoints(); });
     } catch (const std::exception& e) {
@@ -855,16 +862,29 @@ class sqlite_event_store final : public event_store {
   static int on_commit(void* self, sqlite3* db, const char*, int pages) {
     auto* store = static_cast<sqlite_event_store*>(self);
     const int due = store->options_.checkpoint_pages;
-    if (pages / 10 >= due) {  // the thread fell behind: bound the WAL here
-      (void)sqlite3_wal_checkpoint_v2(db, nullptr, SQLITE_CHECKPOINT_PASSIVE, nullptr, nullptr);
-    } else if (pages >= due) {
-      try {
-        const std::lock_guard<std::mutex> lock(store->checkpoint_mutex_);
+    if (pages < due) return SQLITE_OK;
+    try {
+      std::unique_lock<std::mutex> lock(store->checkpoint_mutex_);
+      if (pages / 10 < due) {
         store->checkpoint_due_ = true;
-      } catch (...) {  // the lock failed: the next commit wakes it
+        lock.unlock();
+        store->checkpoint_changed_.notify_all();
         return SQLITE_OK;
       }
-      store->checkpoint_wanted_.notify_one();
+      // A WAL is written from its start again only by a commit that began with
+      // every frame copied. Under a steady load, commits land while each of the
+      // thread's checkpoints runs, and the WAL would grow without end: past 10
+      // times the size, this commit (which holds back the store's others) waits
+      // for the thread's checkpoint, then copies the few frames left itself.
+      store->checkpoint_changed_.wait(lock, [&] { return !store->checkpoint_running_; });
+      store->checkpoint_running_ = true;
+      lock.unlock();
+      (void)sqlite3_wal_checkpoint_v2(db, nullptr, SQLITE_CHECKPOINT_PASSIVE, nullptr, nullptr);
+      lock.lock();
+      store->checkpoint_running_ = false;
+      lock.unlock();
+      store->checkpoint_changed_.notify_all();
+    } catch (...) {  // a lock failed: a later commit checkpoints
     }
     return SQLITE_OK;  // an error here would fail a statement whose commit happened
   }
@@ -873,16 +893,21 @@ class sqlite_event_store final : public event_store {
     try {
       std::unique_lock<std::mutex> lock(checkpoint_mutex_);
       for (;;) {
-        checkpoint_wanted_.wait(lock, [&] { return checkpoint_due_ || checkpoint_stop_; });
+        checkpoint_changed_.wait(lock, [&] {
+          return (checkpoint_due_ && !checkpoint_running_) || checkpoint_stop_;
+        });
         if (checkpoint_stop_) return;
         checkpoint_due_ = false;
+        checkpoint_running_ = true;
         lock.unlock();
         // A failure (busy, a full disk) leaves the frames in the WAL for the next one.
         (void)sqlite3_wal_checkpoint_v2(checkpoint_db_, nullptr, SQLITE_CHECKPOINT_PASSIVE,
                                         nullptr, nullptr);
         lock.lock();
+        checkpoint_running_ = false;
+        checkpoint_changed_.notify_all();
       }
-    } catch (...) {  // the lock failed: the commits' own checkpoints bound the WAL
+    } catch (...) {  // a lock failed: the commits past 10 times the size checkpoint
     }
   }
 
@@ -917,8 +942,9 @@ class sqlite_event_store final : public event_store {
   unsigned claims_since_prune_ = 0;
   sqlite3* checkpoint_db_ = nullptr;  // the checkpointer's connection
   std::mutex checkpoint_mutex_;
-  std::condition_variable checkpoint_wanted_;
-  bool checkpoint_due_ = false;
+  std::condition_variable checkpoint_changed_;
+  bool checkpoint_due_ = false;      // a commit found the WAL past checkpoint_pages
+  bool checkpoint_running_ = false;  // the thread's checkpoint, or a commit's, runs
   bool checkpoint_stop_ = false;
   std::thread checkpointer_;
 };
