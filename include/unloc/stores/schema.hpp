@@ -50,7 +50,6 @@ inline constexpr std::array<const char*, 1> schema_migrations = {
     " received_at TEXT NOT NULL,"
     " lag_ms BIGINT NOT NULL) /*WITHOUT ROWID*/;"
     "CREATE INDEX unloc_events_by_lock ON unloc_events (lock_id, created);"
-    "CREATE INDEX unloc_events_by_created ON unloc_events (created);"
     "CREATE TABLE unloc_claims ("
     " id TEXT PRIMARY KEY,"
     " created_ms BIGINT NOT NULL,"
