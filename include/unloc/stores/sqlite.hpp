@@ -56,10 +56,10 @@ struct sqlite_store_options {
   /// The size of the WAL, in pages, past which a thread of the store copies it
   /// into the database (a PASSIVE checkpoint on its own connection, with its
   /// flushes), off the path of the calls; past 10 times as many, the commit
-  /// that finds it so large checkpoints itself, so that the WAL stays bounded
-  /// when the thread cannot keep up. 0: SQLite's own automatic checkpoint, on
-  /// the committing call, every 1000 pages. Only where the store opens the
-  /// database itself.
+  /// that finds it so large waits for the thread and copies the frames left
+  /// itself, so that the WAL starts over and stays bounded. 0 or less:
+  /// SQLite's own automatic checkpoint, on the committing call, every 1000
+  /// pages. Only where the store opens the database itself.
   int checkpoint_pages = 1000;
   /// How long a claim holds before the next claim of its event takes it over.
   std::chrono::milliseconds claim_lease = std::chrono::minutes(5);
@@ -806,8 +806,7 @@ class sqlite_event_store final : public event_store {
         }
         for (auto v = static_cast<std::size_t>(*version); v < detail::schema_version; ++v) {
           const std::string migration = detail::schema_sql(detail::schema_migrations[v], true);
-          if (sqlite3_exec(db_, migration.c_str(), nullptr, nullptr, nullptr) !=
-              SQLITE_OK) {
+          if (sqlite3_exec(db_, migration.c_str(), nullptr, nullptr, nullptr) != SQLITE_OK) {
             return failure("schema migration " + std::to_string(v + 1));
           }
         }
@@ -840,8 +839,9 @@ class sqlite_event_store final : public event_store {
                         "sqlite store: cannot open the checkpointer's connection: " + why, "store");
     }
     sqlite3_busy_timeout(checkpoint_db_, static_cast<int>(options_.busy_timeout.count()));
-    // A connection sees the WAL only once it has read the database: until then a checkpoint does nothing.
-    if (sqlite3_exec(checkpoint_db_, "PRAGMA journal_mode", nullptr, nullptr, nullptr) != SQLITE_OK) {
+    // A connection sees the WAL once it has read the database; before, a checkpoint does nothing.
+    if (sqlite3_exec(checkpoint_db_, "PRAGMA journal_mode", nullptr, nullptr, nullptr) !=
+        SQLITE_OK) {
       return make_error(error_category::internal,
                         std::string("sqlite store: the checkpointer's connection: ") +
                             sqlite3_errmsg(checkpoint_db_),
@@ -893,16 +893,15 @@ class sqlite_event_store final : public event_store {
     try {
       std::unique_lock<std::mutex> lock(checkpoint_mutex_);
       for (;;) {
-        checkpoint_changed_.wait(lock, [&] {
-          return (checkpoint_due_ && !checkpoint_running_) || checkpoint_stop_;
-        });
+        checkpoint_changed_.wait(
+            lock, [&] { return (checkpoint_due_ && !checkpoint_running_) || checkpoint_stop_; });
         if (checkpoint_stop_) return;
         checkpoint_due_ = false;
         checkpoint_running_ = true;
         lock.unlock();
         // A failure (busy, a full disk) leaves the frames in the WAL for the next one.
-        (void)sqlite3_wal_checkpoint_v2(checkpoint_db_, nullptr, SQLITE_CHECKPOINT_PASSIVE,
-                                        nullptr, nullptr);
+        (void)sqlite3_wal_checkpoint_v2(checkpoint_db_, nullptr, SQLITE_CHECKPOINT_PASSIVE, nullptr,
+                                        nullptr);
         lock.lock();
         checkpoint_running_ = false;
         checkpoint_changed_.notify_all();
