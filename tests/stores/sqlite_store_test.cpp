@@ -414,6 +414,39 @@ TEST_CASE("a lock held by another writer past the busy timeout is an error, not 
   CHECK(store->check());
 }
 
+TEST_CASE("the store's thread checkpoints the WAL off the calls' path, and the WAL stays bounded",
+          "[sqlite]") {
+  temp_dir dir;
+  const auto path = dir.file("c.db");
+  unloc::sqlite_store_options options;
+  options.checkpoint_pages = 16;  // the committing call checkpoints itself only past 160 pages
+  auto store = sqlite_event_store::open(path, options).value();
+  const auto created = unloc::timestamp(std::chrono::milliseconds(1'700'000'000'000));
+  // Pages reach the database file only by a checkpoint: SQLite's automatic one is off.
+  const auto empty = std::filesystem::file_size(path);
+  std::uint32_t n = 0;
+  auto handle = [&](std::uint32_t count) {
+    for (const auto end = n + count; n < end; ++n) {
+      const auto event = store_contract::numbered_event(n, created);
+      const auto token = store_contract::mine(*store, event.id, created);
+      REQUIRE(store->mark_handled(event, unloc::event_source::webhook, token).value() ==
+              unloc::settle_status::done);
+    }
+  };
+  handle(8);  // a few frames a call: past 16 pages, well short of 160
+  const auto deadline = std::chrono::steady_clock::now() + 30s;
+  while (std::filesystem::file_size(path) == empty && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(10ms);
+  }
+  CHECK(std::filesystem::file_size(path) > empty);
+
+  handle(3000);  // unbounded, some 20,000 frames: 80 MB of WAL
+  const auto frame = 24 + std::stoll(connection(path).text("PRAGMA page_size"));
+  CHECK(static_cast<long long>(std::filesystem::file_size(path + "-wal")) < 1000 * frame);
+  connection c(path);
+  CHECK(c.number("SELECT count(*) FROM unloc_events") == 3008);
+}
+
 TEST_CASE("a database that cannot be opened is an error naming it", "[sqlite]") {
   temp_dir dir;
   auto missing = sqlite_event_store::open(dir.file("no-such-dir") + "/events.db");

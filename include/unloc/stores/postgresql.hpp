@@ -713,8 +713,8 @@ class postgresql_event_store final : public event_store {
                                  std::to_string(detail::schema_version) + ": upgrade the SDK"));
     }
     for (std::size_t n = version; n < detail::schema_version; ++n) {
-      if (auto migrated = exec(conn, "migrate the schema", detail::schema_migrations[n], {});
-          !migrated) {
+      const std::string migration = detail::schema_sql(detail::schema_migrations[n], false);
+      if (auto migrated = exec(conn, "migrate the schema", migration.c_str(), {}); !migrated) {
         return fail(migrated.error());
       }
     }

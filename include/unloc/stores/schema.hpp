@@ -9,6 +9,7 @@
 
 #include <array>
 #include <cstddef>
+#include <string>
 
 UNLOC_BEGIN_NAMESPACE
 namespace detail {
@@ -24,6 +25,12 @@ namespace detail {
 // The version table, created before anything else; it holds one row.
 inline constexpr const char* schema_version_table =
     "CREATE TABLE IF NOT EXISTS unloc_schema_version (version INTEGER NOT NULL)";
+
+// The one difference between the engines: a table keyed by a text id is one
+// B-tree in SQLite only WITHOUT ROWID (else a rowid table plus an index of the
+// key, a page more to write a row); PostgreSQL has no such clause. The marker
+// is an SQL comment, which schema_sql makes the clause for SQLite.
+inline constexpr const char* without_rowid = "/*WITHOUT ROWID*/";
 
 // migrations[n] takes the schema from version n to n + 1, in the transaction
 // that also writes the version. Never edit one that shipped: add the next.
@@ -41,16 +48,15 @@ inline constexpr std::array<const char*, 1> schema_migrations = {
     " extra TEXT NOT NULL,"
     " source TEXT NOT NULL,"
     " received_at TEXT NOT NULL,"
-    " lag_ms BIGINT NOT NULL);"
+    " lag_ms BIGINT NOT NULL) /*WITHOUT ROWID*/;"
     "CREATE INDEX unloc_events_by_lock ON unloc_events (lock_id, created);"
-    "CREATE INDEX unloc_events_by_created ON unloc_events (created);"
     "CREATE TABLE unloc_claims ("
     " id TEXT PRIMARY KEY,"
     " created_ms BIGINT NOT NULL,"
     " owner BIGINT NOT NULL,"
     " lease_until_ms BIGINT NOT NULL,"
     " handled INTEGER NOT NULL,"
-    " in_doubt INTEGER NOT NULL);"
+    " in_doubt INTEGER NOT NULL) /*WITHOUT ROWID*/;"
     "CREATE INDEX unloc_claims_by_created ON unloc_claims (created_ms);"
     "CREATE TABLE unloc_checkpoints ("
     " scope TEXT PRIMARY KEY,"
@@ -61,6 +67,17 @@ inline constexpr std::array<const char*, 1> schema_migrations = {
     " token BIGINT NOT NULL,"
     " expires_ms BIGINT NOT NULL)",
 };
+
+// Migration `sql` as `sqlite` (true) or PostgreSQL (false) runs it.
+inline std::string schema_sql(const char* sql, bool sqlite) {
+  std::string text(sql);
+  if (!sqlite) return text;
+  const std::string marker(without_rowid);
+  for (auto at = text.find(marker); at != std::string::npos; at = text.find(marker, at)) {
+    text.replace(at, marker.size(), "WITHOUT ROWID");
+  }
+  return text;
+}
 
 // The version this SDK writes and reads: a database of a later version was
 // written by a newer SDK, and is refused rather than misread.

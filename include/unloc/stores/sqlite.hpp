@@ -27,6 +27,7 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -52,6 +53,14 @@ struct sqlite_store_options {
   /// How long a call waits for another connection's write to end before it
   /// fails (`PRAGMA busy_timeout`; only where the store opens the database).
   std::chrono::milliseconds busy_timeout = std::chrono::seconds(5);
+  /// The size of the WAL, in pages, past which a thread of the store copies it
+  /// into the database (a PASSIVE checkpoint on its own connection, with its
+  /// flushes), off the path of the calls; past 10 times as many, the commit
+  /// that finds it so large waits for the thread and copies the frames left
+  /// itself, so that the WAL starts over and stays bounded. 0 or less:
+  /// SQLite's own automatic checkpoint, on the committing call, every 1000
+  /// pages. Only where the store opens the database itself.
+  int checkpoint_pages = 1000;
   /// How long a claim holds before the next claim of its event takes it over.
   std::chrono::milliseconds claim_lease = std::chrono::minutes(5);
   /// How long the claim of an event is kept after the event was created: a
@@ -123,6 +132,9 @@ class sqlite_event_store final : public event_store {
       return sync.error();
     }
     if (auto migrated = store->migrate(); !migrated) return migrated.error();
+    if (store->options_.checkpoint_pages > 0) {
+      if (auto started = store->start_checkpointer(path); !started) return started.error();
+    }
     return store;
   }
 
@@ -147,6 +159,15 @@ class sqlite_event_store final : public event_store {
 
   /// Closes the connection when the store opened it.
   ~sqlite_event_store() override {
+    if (checkpointer_.joinable()) {
+      {
+        const std::lock_guard<std::mutex> lock(checkpoint_mutex_);
+        checkpoint_stop_ = true;
+      }
+      checkpoint_changed_.notify_all();
+      checkpointer_.join();
+    }
+    sqlite3_close(checkpoint_db_);  // before db_: the last connection to close checkpoints the rest
     for (auto& s : statements_) sqlite3_finalize(s);
     if (owned_) sqlite3_close(db_);
   }
@@ -784,8 +805,8 @@ class sqlite_event_store final : public event_store {
                             "store");
         }
         for (auto v = static_cast<std::size_t>(*version); v < detail::schema_version; ++v) {
-          if (sqlite3_exec(db_, detail::schema_migrations[v], nullptr, nullptr, nullptr) !=
-              SQLITE_OK) {
+          const std::string migration = detail::schema_sql(detail::schema_migrations[v], true);
+          if (sqlite3_exec(db_, migration.c_str(), nullptr, nullptr, nullptr) != SQLITE_OK) {
             return failure("schema migration " + std::to_string(v + 1));
           }
         }
@@ -801,6 +822,92 @@ class sqlite_event_store final : public event_store {
     });
     if (!done) return done.error();
     return {};
+  }
+
+  // Moves checkpoints off the calls' path: a commit (the WAL hook, which
+  // replaces SQLite's automatic checkpoint) wakes a thread of the store that
+  // checkpoints on its own connection, PASSIVE (it never waits for, nor
+  // blocks, a writer or a reader). Its connection opens the same file, so its
+  // flushes hold no lock a delivery needs.
+  result<void> start_checkpointer(const std::string& path) {
+    const int opened =
+        sqlite3_open_v2(path.c_str(), &checkpoint_db_, SQLITE_OPEN_READWRITE, nullptr);
+    if (opened != SQLITE_OK) {
+      const std::string why =
+          checkpoint_db_ == nullptr ? "out of memory" : sqlite3_errmsg(checkpoint_db_);
+      return make_error(error_category::internal,
+                        "sqlite store: cannot open the checkpointer's connection: " + why, "store");
+    }
+    sqlite3_busy_timeout(checkpoint_db_, static_cast<int>(options_.busy_timeout.count()));
+    // A connection sees the WAL once it has read the database; before, a checkpoint does nothing.
+    if (sqlite3_exec(checkpoint_db_, "PRAGMA journal_mode", nullptr, nullptr, nullptr) !=
+        SQLITE_OK) {
+      return make_error(error_category::internal,
+                        std::string("sqlite store: the checkpointer's connection: ") +
+                            sqlite3_errmsg(checkpoint_db_),
+                        "store");
+    }
+    try {
+      checkpointer_ = std::thread([this] { run_checkpoints(); });
+    } catch (const std::exception& e) {
+      return make_error(error_category::internal,
+                        std::string("sqlite store: cannot start the checkpointer: ") + e.what(),
+                        "store");
+    }
+    sqlite3_wal_hook(db_, &on_commit, this);
+    return {};
+  }
+
+  // Called by SQLite after each commit on db_, with the WAL's size in pages.
+  static int on_commit(void* self, sqlite3* db, const char*, int pages) {
+    auto* store = static_cast<sqlite_event_store*>(self);
+    const int due = store->options_.checkpoint_pages;
+    if (pages < due) return SQLITE_OK;
+    try {
+      std::unique_lock<std::mutex> lock(store->checkpoint_mutex_);
+      if (pages / 10 < due) {
+        store->checkpoint_due_ = true;
+        lock.unlock();
+        store->checkpoint_changed_.notify_all();
+        return SQLITE_OK;
+      }
+      // A WAL is written from its start again only by a commit that began with
+      // every frame copied. Under a steady load, commits land while each of the
+      // thread's checkpoints runs, and the WAL would grow without end: past 10
+      // times the size, this commit (which holds back the store's others) waits
+      // for the thread's checkpoint, then copies the few frames left itself.
+      store->checkpoint_changed_.wait(lock, [&] { return !store->checkpoint_running_; });
+      store->checkpoint_running_ = true;
+      lock.unlock();
+      (void)sqlite3_wal_checkpoint_v2(db, nullptr, SQLITE_CHECKPOINT_PASSIVE, nullptr, nullptr);
+      lock.lock();
+      store->checkpoint_running_ = false;
+      lock.unlock();
+      store->checkpoint_changed_.notify_all();
+    } catch (...) {  // a lock failed: a later commit checkpoints
+    }
+    return SQLITE_OK;  // an error here would fail a statement whose commit happened
+  }
+
+  void run_checkpoints() noexcept {
+    try {
+      std::unique_lock<std::mutex> lock(checkpoint_mutex_);
+      for (;;) {
+        checkpoint_changed_.wait(
+            lock, [&] { return (checkpoint_due_ && !checkpoint_running_) || checkpoint_stop_; });
+        if (checkpoint_stop_) return;
+        checkpoint_due_ = false;
+        checkpoint_running_ = true;
+        lock.unlock();
+        // A failure (busy, a full disk) leaves the frames in the WAL for the next one.
+        (void)sqlite3_wal_checkpoint_v2(checkpoint_db_, nullptr, SQLITE_CHECKPOINT_PASSIVE, nullptr,
+                                        nullptr);
+        lock.lock();
+        checkpoint_running_ = false;
+        checkpoint_changed_.notify_all();
+      }
+    } catch (...) {  // a lock failed: the commits past 10 times the size checkpoint
+    }
   }
 
   // A PRAGMA's answer, as text.
@@ -832,6 +939,13 @@ class sqlite_event_store final : public event_store {
   std::array<sqlite3_stmt*, q_count> statements_{};
   claim_token next_token_ = 0;
   unsigned claims_since_prune_ = 0;
+  sqlite3* checkpoint_db_ = nullptr;  // the checkpointer's connection
+  std::mutex checkpoint_mutex_;
+  std::condition_variable checkpoint_changed_;
+  bool checkpoint_due_ = false;      // a commit found the WAL past checkpoint_pages
+  bool checkpoint_running_ = false;  // the thread's checkpoint, or a commit's, runs
+  bool checkpoint_stop_ = false;
+  std::thread checkpointer_;
 };
 
 UNLOC_END_NAMESPACE
