@@ -107,7 +107,8 @@ constexpr std::string_view state_header = "unloc-reconciliation-state 1\n";
 
 unloc::result<std::shared_ptr<unloc::event_store>> open_store(const options& opts) {
   const std::string& url = opts.store;
-  if (url.empty()) return std::shared_ptr<unloc::event_store>(std::make_shared<unloc::memory_event_store>());
+  if (url.empty())
+    return std::shared_ptr<unloc::event_store>(std::make_shared<unloc::memory_event_store>());
   if (url.rfind("sqlite:", 0) == 0) {
 #if defined(UNLOC_RECEIVER_WITH_SQLITE)
     unloc::sqlite_store_options settings;
@@ -124,14 +125,16 @@ unloc::result<std::shared_ptr<unloc::event_store>> open_store(const options& opt
   settings.conninfo = url;
   settings.claim_lease = opts.claim_lease;
   // One connection for each thread that may call at once: the I/O threads, the
-  // hand-over pool, the log reader and the health check.
+  // hand-over pool, the log reader and the health check; at most 32, since
+  // several receivers share one server (max_connections is 100 by default).
   settings.connections =
-      static_cast<std::size_t>(io_threads(opts) + hand_over_pool_threads(opts) + 2);
+      static_cast<std::size_t>((std::min)(io_threads(opts) + hand_over_pool_threads(opts) + 2, 32));
   auto store = unloc::postgresql_event_store::open(std::move(settings));
   if (!store) return store.error();
   return std::shared_ptr<unloc::event_store>(std::move(*store));
 #else
-  return store_error("--store postgresql: this build has no PostgreSQL store (built without libpq)");
+  return store_error(
+      "--store postgresql: this build has no PostgreSQL store (built without libpq)");
 #endif
 }
 

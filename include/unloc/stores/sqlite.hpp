@@ -57,7 +57,8 @@ struct sqlite_store_options {
   /// into the database (a PASSIVE checkpoint on its own connection, with its
   /// flushes), off the path of the calls; past 10 times as many, the commit
   /// that finds it so large waits for the thread and copies the frames left
-  /// itself, so that the WAL starts over and stays bounded. 0 or less:
+  /// itself, so that the WAL starts over and stays bounded (for this store:
+  /// others writing to the same file meanwhile can push it further). 0 or less:
   /// SQLite's own automatic checkpoint, on the committing call, every 1000
   /// pages. Only where the store opens the database itself.
   int checkpoint_pages = 1000;
