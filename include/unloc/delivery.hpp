@@ -282,17 +282,12 @@ class delivery_validator {
                                                                std::string_view path,
                                                                const http_headers& headers) const
       noexcept {
-    try {
-      return check_headers_or_throw(method, path, headers);
-    } catch (...) {
-      return internal_failure();
-    }
+    return check_fields(method, path, detail::delivery_fields(headers));
   }
 
   /// Decides about a whole request, received now.
   [[nodiscard]] delivery_decision validate(const delivery_request& request) const noexcept {
-    return validate(request, std::chrono::time_point_cast<std::chrono::milliseconds>(
-                                 std::chrono::system_clock::now()));
+    return validate(request, now());
   }
 
   /// Decides about a whole request received at `received_at` (which sets the lag).
@@ -339,10 +334,20 @@ class delivery_validator {
     }
   }
 
-  std::optional<delivery_decision> check_headers_or_throw(std::string_view method,
-                                                          std::string_view path,
-                                                          const http_headers& headers) const {
-    return check_headers_or_throw(method, path, detail::delivery_fields(headers));
+  // check_headers, from the fields gathered.
+  std::optional<delivery_decision> check_fields(
+      std::string_view method, std::string_view path,
+      const detail::delivery_fields& fields) const noexcept {
+    try {
+      return check_headers_or_throw(method, path, fields);
+    } catch (...) {
+      return internal_failure();
+    }
+  }
+
+  static timestamp now() {
+    return std::chrono::time_point_cast<std::chrono::milliseconds>(
+        std::chrono::system_clock::now());
   }
 
   std::optional<delivery_decision> check_headers_or_throw(
@@ -437,11 +442,7 @@ struct validator_access {
   [[nodiscard]] static std::optional<delivery_decision> check_headers(
       const delivery_validator& validator, std::string_view method, std::string_view path,
       const delivery_fields& fields) noexcept {
-    try {
-      return validator.check_headers_or_throw(method, path, fields);
-    } catch (...) {
-      return delivery_validator::internal_failure();
-    }
+    return validator.check_fields(method, path, fields);
   }
 
   // delivery_validator::validate, from the fields gathered, received now.
@@ -449,9 +450,7 @@ struct validator_access {
                                                   std::string_view method, std::string_view path,
                                                   const delivery_fields& fields,
                                                   std::string_view body) noexcept {
-    return validator.decide(
-        method, path, fields, body,
-        std::chrono::time_point_cast<std::chrono::milliseconds>(std::chrono::system_clock::now()));
+    return validator.decide(method, path, fields, body, delivery_validator::now());
   }
 };
 
