@@ -183,7 +183,11 @@ class session final : public connection,
     if (now.time_since_epoch().count() < due) return;
     asio::post(stream_.get_executor(), [self = this->shared_from_this(), due] {
       if (self->due_.load(std::memory_order_relaxed) != due) return;  // re-armed meanwhile
-      self->due_.store(no_deadline, std::memory_order_relaxed);
+      // Due again at the next sweep, until the phase's handler arms or disarms: a read
+      // that completed just before this cancel (its handler queued on the strand) lets
+      // a composed operation (a body, a handshake, a write) start another that the
+      // cancel missed, and that read would otherwise wait with no deadline at all.
+      self->due_.store(due + retry_ticks, std::memory_order_relaxed);
       self->timed_out_ = true;
       beast::error_code ignored;
       self->lowest().socket().cancel(ignored);
@@ -563,6 +567,9 @@ class session final : public connection,
   std::size_t drained_ = 0;
   std::size_t drain_limit_ = 0;
   static constexpr auto no_deadline = std::numeric_limits<std::chrono::steady_clock::rep>::max();
+  static constexpr auto retry_ticks =  // a missed cancel is tried again this much later
+      std::chrono::duration_cast<std::chrono::steady_clock::duration>(std::chrono::milliseconds(100))
+          .count();
   std::atomic<std::chrono::steady_clock::rep> due_{no_deadline};  // steady_clock ticks
   bool timed_out_ = false;
   std::atomic<bool> idle_{false};  // read by other threads through idle()
