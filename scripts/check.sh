@@ -2,18 +2,19 @@
 # The test command (README; CI runs it through .ci/run). Builds out of tree under
 # build/check-* and runs, stopping at the first failure:
 #   a. g++ and libstdc++, C++17, Debug, warnings as errors, AddressSanitizer and
-#      UndefinedBehaviorSanitizer, a unity build: build and ctest, every test (every header
-#      compiled alone, the receiver, reliability and consumer tests, the
-#      benchmarks' smoke run), then the Doxygen reference with zero warnings
-#   b. clang++ and libc++, C++20, Debug, warnings as errors, ASan and UBSan: every
-#      header compiled alone, and ctest over what links no cpp-httplib (Debian builds
-#      it for libstdc++): unit, client and fault-matrix tests, which start stage a's
-#      reference server
+#      UndefinedBehaviorSanitizer, a unity build: build and ctest, every test (the
+#      receiver, reliability and consumer tests, the benchmarks' smoke run), then the
+#      Doxygen reference with zero warnings
+#   b. clang++ and libc++, C++20, Debug, warnings as errors, ASan and UBSan, each source
+#      alone: every header compiled alone (this stage only: libc++ includes the least for
+#      a header that forgot its own), and ctest over what links no cpp-httplib (Debian
+#      builds it for libstdc++): unit, client and fault-matrix tests, which start stage
+#      a's reference server
 #   c. clang++ libFuzzer targets, each run for UNLOC_FUZZ_SECONDS (default 30)
 #      from a copy of its seed corpus
 #   d. MinGW-w64 cross build (g++, posix threads), C++17, warnings as errors, unity,
-#      unloc::core only (no libcurl for Windows here): every header that needs no
-#      libcurl compiled alone, and the unit tests, run under wine
+#      unloc::core only (no libcurl for Windows here): the SDK beside <windows.h>, and
+#      the unit tests, run under wine
 # Environment: UNLOC_FUZZ_SECONDS (fuzzing time per target), UNLOC_JOBS (default 2),
 # UNLOC_CHECK_STAGES (the letters of the stages to run; default abcd: all).
 set -euo pipefail
@@ -87,10 +88,11 @@ gcc_stage() {
   # Debug -O0, the tests are short: -O1 took clang three times longer to build.
   # UNLOC_INSTALL_TOOLS: consumer_install checks that the programs install and run.
   # A unity build (a target's sources compiled eight at a time), as in stage d: a fifth
-  # less compile time; stage b builds each source alone, so each keeps its own includes.
+  # less compile time; stage b builds each source alone, so each keeps its own includes,
+  # and compiles every header alone.
   configure_build_test build/check-gcc -- \
     -DCMAKE_CXX_COMPILER=g++ -DCMAKE_CXX_STANDARD=17 "${debug[@]}" -DUNLOC_BUILD_BENCHMARKS=ON \
-    -DUNLOC_INSTALL_TOOLS=ON -DCMAKE_UNITY_BUILD=ON \
+    -DUNLOC_INSTALL_TOOLS=ON -DCMAKE_UNITY_BUILD=ON -DUNLOC_CHECK_HEADERS_ALONE=OFF \
     -DCMAKE_CXX_FLAGS="$sanitize" -DCMAKE_EXE_LINKER_FLAGS="$sanitize" \
     -DCMAKE_SHARED_LINKER_FLAGS="$sanitize"
   # The API reference: Doxygen with every warning an error (docs/Doxyfile.in).
@@ -145,6 +147,7 @@ mingw_stage() {
   cmake -S . -B "$dir" -G Ninja -DUNLOC_BUILD_TESTS=ON -DCMAKE_CXX_EXTENSIONS=OFF \
     -DCMAKE_SYSTEM_NAME=Windows -DCMAKE_CXX_COMPILER=x86_64-w64-mingw32-g++-posix \
     -DCMAKE_CXX_STANDARD=17 "${debug[@]}" -DCMAKE_EXE_LINKER_FLAGS=-static -DCMAKE_UNITY_BUILD=ON \
+    -DUNLOC_CHECK_HEADERS_ALONE=OFF \
     -DCMAKE_FIND_ROOT_PATH="$deps" -DCMAKE_FIND_ROOT_PATH_MODE_PACKAGE=ONLY \
     -DCMAKE_FIND_ROOT_PATH_MODE_INCLUDE=ONLY -DCMAKE_FIND_ROOT_PATH_MODE_LIBRARY=ONLY \
     -DCMAKE_FIND_ROOT_PATH_MODE_PROGRAM=NEVER -DCMAKE_CROSSCOMPILING_EMULATOR="$wine" \
