@@ -1,9 +1,11 @@
 // unloc_bench_bare_beast_server: the baseline of receiver_load. A bare Boost.Beast
 // HTTPS server with the receiver's settings (one io_context run by one thread a
 // core, a strand a connection, TLS 1.2+ with ECDHE and AEAD suites only,
-// TCP_NODELAY, keep-alive) that answers 204 to any request after reading its
-// body, and writes one line a request to stdout, flushed, as the receiver writes
-// each event. No validation, no limits beyond Beast's own, no deadlines.
+// TCP_NODELAY, keep-alive, the strand's concrete executor type rather than
+// asio's type-erased any_io_executor) that answers 204 to any request after
+// reading its body, and writes one line a request to stdout, flushed, as the
+// receiver writes each event. No validation, no limits beyond Beast's own, no
+// deadlines.
 //
 //   unloc_bench_bare_beast_server CERT KEY PORT_FILE     (stops on SIGINT or SIGTERM)
 
@@ -32,6 +34,8 @@ namespace beast = boost::beast;
 namespace http = beast::http;
 namespace ssl = asio::ssl;
 using tcp = asio::ip::tcp;
+using strand = asio::strand<asio::io_context::executor_type>;
+using socket_type = asio::basic_stream_socket<tcp, strand>;
 
 namespace {
 
@@ -39,7 +43,7 @@ std::mutex out_mutex;
 
 class session : public std::enable_shared_from_this<session> {
  public:
-  session(tcp::socket socket, ssl::context& tls) : stream_(std::move(socket), tls) {}
+  session(socket_type socket, ssl::context& tls) : stream_(std::move(socket), tls) {}
 
   void start() {
     stream_.async_handshake(ssl::stream_base::server,
@@ -74,20 +78,20 @@ class session : public std::enable_shared_from_this<session> {
                       });
   }
 
-  beast::ssl_stream<beast::tcp_stream> stream_;
+  beast::ssl_stream<beast::basic_stream<tcp, strand>> stream_;
   beast::flat_buffer buffer_;
   std::optional<http::request_parser<http::string_body>> parser_;
   std::optional<http::response<http::empty_body>> response_;
 };
 
-void accept(tcp::acceptor& acceptor, ssl::context& tls) {
-  acceptor.async_accept(asio::make_strand(acceptor.get_executor()),
-                        [&acceptor, &tls](beast::error_code ec, tcp::socket socket) {
+void accept(asio::io_context& io, tcp::acceptor& acceptor, ssl::context& tls) {
+  acceptor.async_accept(asio::make_strand(io),
+                        [&io, &acceptor, &tls](beast::error_code ec, socket_type socket) {
                           if (!ec) {
                             socket.set_option(tcp::no_delay(true), ec);
                             std::make_shared<session>(std::move(socket), tls)->start();
                           }
-                          if (acceptor.is_open()) accept(acceptor, tls);
+                          if (acceptor.is_open()) accept(io, acceptor, tls);
                         });
 }
 
@@ -123,7 +127,7 @@ int main(int argc, char** argv) try {
   }
   asio::signal_set signals(io, SIGINT, SIGTERM);
   signals.async_wait([&io](beast::error_code, int) { io.stop(); });
-  accept(acceptor, tls);
+  accept(io, acceptor, tls);
   std::vector<std::thread> pool;
   for (unsigned i = 1; i < threads; ++i) pool.emplace_back([&io] { io.run(); });
   io.run();
