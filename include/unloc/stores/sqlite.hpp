@@ -18,6 +18,7 @@
 #include <sqlite3.h>
 
 #include <array>
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
@@ -863,10 +864,15 @@ class sqlite_event_store final : public event_store {
   static int on_commit(void* self, sqlite3* db, const char*, int pages) {
     auto* store = static_cast<sqlite_event_store*>(self);
     const int due = store->options_.checkpoint_pages;
-    if (pages < due) return SQLITE_OK;
+    // Due by the frames written since the last checkpoint, not by the WAL's size:
+    // the WAL starts over only now and then, and a checkpoint run at each commit
+    // past the size copied a few frames each, the same hot pages again and again.
+    const int copied = store->checkpointed_frames_.load(std::memory_order_relaxed);
+    if (pages - (pages < copied ? 0 : copied) < due) return SQLITE_OK;
     try {
       std::unique_lock<std::mutex> lock(store->checkpoint_mutex_);
       if (pages / 10 < due) {
+        if (store->checkpoint_running_) return SQLITE_OK;  // its end tells what is left
         store->checkpoint_due_ = true;
         lock.unlock();
         store->checkpoint_changed_.notify_all();
@@ -880,7 +886,7 @@ class sqlite_event_store final : public event_store {
       store->checkpoint_changed_.wait(lock, [&] { return !store->checkpoint_running_; });
       store->checkpoint_running_ = true;
       lock.unlock();
-      (void)sqlite3_wal_checkpoint_v2(db, nullptr, SQLITE_CHECKPOINT_PASSIVE, nullptr, nullptr);
+      store->checkpoint(db);
       lock.lock();
       store->checkpoint_running_ = false;
       lock.unlock();
@@ -900,14 +906,22 @@ class sqlite_event_store final : public event_store {
         checkpoint_due_ = false;
         checkpoint_running_ = true;
         lock.unlock();
-        // A failure (busy, a full disk) leaves the frames in the WAL for the next one.
-        (void)sqlite3_wal_checkpoint_v2(checkpoint_db_, nullptr, SQLITE_CHECKPOINT_PASSIVE, nullptr,
-                                        nullptr);
+        checkpoint(checkpoint_db_);
         lock.lock();
         checkpoint_running_ = false;
         checkpoint_changed_.notify_all();
       }
     } catch (...) {  // a lock failed: the commits past 10 times the size checkpoint
+    }
+  }
+
+  // A PASSIVE checkpoint on `db`, which remembers how far it copied. A failure
+  // (busy, a full disk) leaves the frames in the WAL for the next one.
+  void checkpoint(sqlite3* db) noexcept {
+    int copied = 0;
+    if (sqlite3_wal_checkpoint_v2(db, nullptr, SQLITE_CHECKPOINT_PASSIVE, nullptr, &copied) ==
+        SQLITE_OK) {
+      checkpointed_frames_.store(copied, std::memory_order_relaxed);
     }
   }
 
@@ -946,6 +960,7 @@ class sqlite_event_store final : public event_store {
   bool checkpoint_due_ = false;      // a commit found the WAL past checkpoint_pages
   bool checkpoint_running_ = false;  // the thread's checkpoint, or a commit's, runs
   bool checkpoint_stop_ = false;
+  std::atomic<int> checkpointed_frames_{0};  // the WAL's frames the last checkpoint copied
   std::thread checkpointer_;
 };
 
