@@ -7,6 +7,7 @@
 #include "../unit/allocation_failure.hpp"
 #include "catch.hpp"
 #include "store_contract.hpp"
+#include <signal.h>
 #include <sqlite3.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -333,6 +334,78 @@ TEST_CASE("two processes on one database file handle each event exactly once", "
   CHECK(c.number("SELECT count(DISTINCT event_id) FROM doors") == events);
   CHECK(c.number("SELECT count(*) FROM unloc_events") == events);
   CHECK(c.number("SELECT count(*) FROM unloc_claims WHERE handled = 1") == events);
+}
+
+// The store writes a commit's WAL frames together, at its last frame (see
+// detail::sqlite_wal_appender): what it returned committed must be in the file
+// for every other connection, and for the next process after a kill; also a
+// transaction larger than the page cache, whose pages SQLite writes to the WAL
+// before the commit and again, in place, when they change once more.
+TEST_CASE("a commit is in the WAL file when it returns: other connections read it, a kill keeps it",
+          "[sqlite]") {
+  temp_dir dir;
+  const std::string path = dir.file("wal.db");
+  constexpr int rows = 400;
+  constexpr std::uint32_t events = 50;
+  const pid_t child = ::fork();
+  REQUIRE(child >= 0);
+  if (child == 0) {
+    // A connection must not cross a fork: everything SQLite here is the child's own.
+    unloc::sqlite_store_options options;
+    options.checkpoint_pages = 1'000'000;  // everything stays in the WAL: a kill leaves only it
+    auto store = sqlite_event_store::open(path, options);
+    if (!store) ::_exit(2);
+    sqlite3* db = (*store)->connection();
+    if (sqlite3_exec(db,
+                     "PRAGMA cache_size = 8; CREATE TABLE big (n INTEGER PRIMARY KEY, pad TEXT)",
+                     nullptr, nullptr, nullptr) != SQLITE_OK) {
+      ::_exit(3);
+    }
+    sqlite3* reader = nullptr;
+    if (sqlite3_open(path.c_str(), &reader) != SQLITE_OK) ::_exit(4);
+    const auto count = [&](const char* sql) {
+      sqlite3_stmt* s = nullptr;
+      long long n = -1;
+      if (sqlite3_prepare_v2(reader, sql, -1, &s, nullptr) == SQLITE_OK &&
+          sqlite3_step(s) == SQLITE_ROW) {
+        n = sqlite3_column_int64(s, 0);
+      }
+      sqlite3_finalize(s);
+      return n;
+    };
+    const std::string fill =
+        "WITH RECURSIVE s(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM s WHERE n < " +
+        std::to_string(rows) +
+        ") INSERT INTO big (n, pad) SELECT n, replace(hex(zeroblob(500)), '0', 'x') FROM s";
+    auto big = (*store)->handle_once(sample, unloc::event_source::webhook, [&](sqlite3* c) {
+      return sqlite3_exec(c, fill.c_str(), nullptr, nullptr, nullptr) == SQLITE_OK &&
+             sqlite3_exec(c, "UPDATE big SET pad = upper(pad)", nullptr, nullptr, nullptr) ==
+                 SQLITE_OK;
+    });
+    if (!big || *big != unloc::handle_status::handled) ::_exit(5);
+    if (count("SELECT count(*) FROM big WHERE pad LIKE 'X%'") != rows) ::_exit(6);
+    for (std::uint32_t n = 0; n < events; ++n) {
+      const auto event = store_contract::numbered_event(n, sample.created);
+      auto claimed = (*store)->claim(event.id, event.created);
+      if (!claimed || !claimed->mine()) ::_exit(7);
+      auto marked = (*store)->mark_handled(event, unloc::event_source::webhook, claimed->token);
+      if (!marked || *marked != unloc::settle_status::done) ::_exit(7);
+      if (count("SELECT count(*) FROM unloc_events") != n + 2) ::_exit(8);
+    }
+    ::kill(::getpid(), SIGKILL);
+    ::_exit(9);
+  }
+  int wstatus = 0;
+  REQUIRE(::waitpid(child, &wstatus, 0) == child);
+  INFO("the child's exit status (0 when killed): " << (WIFEXITED(wstatus) ? WEXITSTATUS(wstatus)
+                                                                          : 0));
+  REQUIRE(WIFSIGNALED(wstatus));
+  CHECK(WTERMSIG(wstatus) == SIGKILL);
+  connection c(path);  // recovers the WAL: a frame with a wrong checksum would end it there
+  CHECK(c.text("PRAGMA integrity_check") == "ok");
+  CHECK(c.number("SELECT count(*) FROM big WHERE pad LIKE 'X%'") == rows);
+  CHECK(c.number("SELECT count(*) FROM unloc_events") == events + 1);
+  CHECK(c.number("SELECT count(*) FROM unloc_claims WHERE handled = 1") == events + 1);
 }
 
 TEST_CASE("a database of a newer schema is refused, with a message that says so", "[sqlite]") {
