@@ -477,20 +477,21 @@ class sqlite_event_store final : public event_store {
       const auto now = clock_ms();
       ++claims_since_prune_;
       const claim_token token = next_token();
-      sqlite3_stmt* s = statement(q_claim);
-      if (s == nullptr) return failure("claim");
-      bind_id(s, 1, id);
-      sqlite3_bind_int64(s, 2, ms(created));
-      sqlite3_bind_int64(s, 3, static_cast<std::int64_t>(token));
-      sqlite3_bind_int64(s, 4, now + options_.claim_lease.count());
-      sqlite3_bind_int64(s, 5, now);
-      const int rc = sqlite3_step(s);
-      if (rc == SQLITE_ROW) {
-        const bool in_doubt = sqlite3_column_int(s, 0) != 0;
+      // A new claim, else a takeover: two statements rather than one upsert with
+      // RETURNING, whose rows SQLite keeps in a temporary table built for each
+      // call (its allocation grew and trimmed the heap at every claim).
+      for (const int q : {q_claim_new, q_claim_take_over}) {
+        sqlite3_stmt* s = statement(q);
+        if (s == nullptr) return failure("claim");
+        bind_id(s, 1, id);
+        sqlite3_bind_int64(s, 2, static_cast<std::int64_t>(token));
+        sqlite3_bind_int64(s, 3, now + options_.claim_lease.count());
+        sqlite3_bind_int64(s, 4, q == q_claim_new ? ms(created) : now);
         if (!step_done(s)) return failure("claim");
-        return event_claim{claim_status::mine, in_doubt, token};
+        if (sqlite3_changes(db_) > 0) {
+          return event_claim{claim_status::mine, q == q_claim_take_over, token};
+        }
       }
-      if (rc != SQLITE_DONE) return failure("claim");
       auto state = read_claim(id);
       if (!state) return state.error();
       if (state->found && state->handled)
@@ -658,7 +659,8 @@ class sqlite_event_store final : public event_store {
     q_begin,
     q_commit,
     q_rollback,
-    q_claim,
+    q_claim_new,
+    q_claim_take_over,
     q_claim_read,
     q_prune,
     q_mark,
@@ -678,13 +680,11 @@ class sqlite_event_store final : public event_store {
       "BEGIN IMMEDIATE",
       "COMMIT",
       "ROLLBACK",
-      // Takes a new claim, or takes over one that is free or past its lease.
-      "INSERT INTO unloc_claims (id, created_ms, owner, lease_until_ms, handled, in_doubt)"
-      " VALUES (?1, ?2, ?3, ?4, 0, 0) ON CONFLICT (id) DO UPDATE SET owner = excluded.owner,"
-      " lease_until_ms = excluded.lease_until_ms, in_doubt = 1"
-      " WHERE unloc_claims.handled = 0"
-      " AND (unloc_claims.owner = 0 OR unloc_claims.lease_until_ms <= ?5)"
-      " RETURNING in_doubt",
+      // Takes a new claim; else takes over one that is free or past its lease (?4: now).
+      "INSERT INTO unloc_claims (id, owner, lease_until_ms, created_ms, handled, in_doubt)"
+      " VALUES (?1, ?2, ?3, ?4, 0, 0) ON CONFLICT (id) DO NOTHING",
+      "UPDATE unloc_claims SET owner = ?2, lease_until_ms = ?3, in_doubt = 1"
+      " WHERE id = ?1 AND handled = 0 AND (owner = 0 OR lease_until_ms <= ?4)",
       "SELECT handled, owner, lease_until_ms FROM unloc_claims WHERE id = ?1",
       "DELETE FROM unloc_claims WHERE created_ms < ?1 AND (handled = 1 OR lease_until_ms <= ?2)",
       "UPDATE unloc_claims SET handled = 1, owner = 0"
