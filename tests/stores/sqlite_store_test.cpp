@@ -143,6 +143,19 @@ class sqlite_engine final : public store_contract::engine {
 
 const auto sample = unloc::testing::sample_access_event();
 
+// The rows of `table`, read on `db`.
+long long connection_count(sqlite3* db, const std::string& table) {
+  sqlite3_stmt* s = nullptr;
+  const std::string sql = "SELECT count(*) FROM " + table;
+  long long n = -1;
+  if (sqlite3_prepare_v2(db, sql.c_str(), -1, &s, nullptr) == SQLITE_OK &&
+      sqlite3_step(s) == SQLITE_ROW) {
+    n = sqlite3_column_int64(s, 0);
+  }
+  sqlite3_finalize(s);
+  return n;
+}
+
 // The integrator's work: a row in their own table `doors`.
 bool open_door(sqlite3* db, const unloc::access_event& event) {
   const std::string sql = "INSERT INTO doors (event_id, pid) VALUES ('" + event.id.to_string() +
@@ -406,6 +419,69 @@ TEST_CASE("a commit is in the WAL file when it returns: other connections read i
   CHECK(c.number("SELECT count(*) FROM big WHERE pad LIKE 'X%'") == rows);
   CHECK(c.number("SELECT count(*) FROM unloc_events") == events + 1);
   CHECK(c.number("SELECT count(*) FROM unloc_claims WHERE handled = 1") == events + 1);
+}
+
+// Between calls the store holds a read transaction on its own connection, so
+// that a write transaction takes only the write lock (detail in
+// sqlite_event_store::acquire_hold): it must not hide other connections'
+// commits from the store's next call, nor keep another writer from waiting
+// its turn, nor hold back other connections' checkpoints once idle.
+TEST_CASE("the read transaction held between calls hides no commit and blocks no checkpoint",
+          "[sqlite]") {
+  temp_dir dir;
+  const std::string path = dir.file("hold.db");
+  auto store = sqlite_event_store::open(path).value();
+  connection other(path);
+  const auto first = store_contract::numbered_event(1, sample.created);
+  const auto token = store_contract::mine(*store, first.id, first.created);
+  REQUIRE(store->mark_handled(first, unloc::event_source::webhook, token).value() ==
+          unloc::settle_status::done);
+
+  // Another connection's commit since the store's last call: its next call sees it.
+  const auto second = store_contract::numbered_event(2, sample.created);
+  other.exec(
+      "INSERT INTO unloc_claims (id, created_ms, owner, lease_until_ms, handled, in_doubt)"
+      " VALUES ('" +
+      second.id.to_string() + "', 0, 0, 0, 1, 0)");
+  CHECK(store->claim(second.id, second.created).value().status ==
+        unloc::claim_status::already_handled);
+  other.exec("INSERT INTO unloc_checkpoints (scope, read_to_ms) VALUES ('project', 1234)");
+  CHECK(store->checkpoint("project").value() == unloc::timestamp(std::chrono::milliseconds(1234)));
+  CHECK(sqlite3_get_autocommit(store->connection()) != 0);
+  other.exec("INSERT INTO unloc_checkpoints (scope, read_to_ms) VALUES ('lock', 5)");
+  CHECK(connection_count(store->connection(), "unloc_checkpoints") == 2);
+
+  // Another writer's transaction: the store's call waits for it, as without the hold.
+  const auto third = store_contract::numbered_event(3, sample.created);
+  other.exec("BEGIN IMMEDIATE");
+  std::thread writer([&] {
+    std::this_thread::sleep_for(300ms);
+    other.exec("COMMIT");
+  });
+  auto claimed = store->claim(third.id, third.created);
+  writer.join();
+  REQUIRE(claimed);
+  CHECK(claimed->mine());
+
+  // Idle, the store holds back no checkpoint: another connection copies the
+  // whole WAL and empties it (TRUNCATE needs every reader gone).
+  const auto deadline = std::chrono::steady_clock::now() + 30s;
+  std::string result;
+  while (std::chrono::steady_clock::now() < deadline) {
+    sqlite3_stmt* s = nullptr;
+    REQUIRE(sqlite3_prepare_v2(other.db, "PRAGMA wal_checkpoint(TRUNCATE)", -1, &s, nullptr) ==
+            SQLITE_OK);
+    REQUIRE(sqlite3_step(s) == SQLITE_ROW);
+    result = std::to_string(sqlite3_column_int(s, 0)) + " " +
+             std::to_string(sqlite3_column_int(s, 1)) + " " +
+             std::to_string(sqlite3_column_int(s, 2));
+    sqlite3_finalize(s);
+    if (result == "0 0 0") break;
+    std::this_thread::sleep_for(20ms);
+  }
+  CHECK(result == "0 0 0");
+  CHECK(std::filesystem::file_size(path + "-wal") == 0);
+  CHECK(store->release(third.id, claimed->token).value() == unloc::settle_status::done);
 }
 
 TEST_CASE("a database of a newer schema is refused, with a message that says so", "[sqlite]") {

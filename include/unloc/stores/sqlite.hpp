@@ -431,6 +431,11 @@ class sqlite_event_store final : public event_store {
     if (auto migrated = store->migrate(); !migrated) return migrated.error();
     if (store->options_.checkpoint_pages > 0) {
       if (auto started = store->start_checkpointer(path); !started) return started.error();
+      // Not a failure without it: the calls then begin their reads anew each time.
+      if (sqlite3_prepare_v3(db, "SELECT version FROM unloc_schema_version", -1,
+                             SQLITE_PREPARE_PERSISTENT, &store->hold_, nullptr) != SQLITE_OK) {
+        store->hold_ = nullptr;
+      }
     }
     return store;
   }
@@ -465,6 +470,7 @@ class sqlite_event_store final : public event_store {
       checkpointer_.join();
     }
     sqlite3_close(checkpoint_db_);  // before db_: the last connection to close checkpoints the rest
+    sqlite3_finalize(hold_);
     for (auto& s : statements_) sqlite3_finalize(s);
     if (owned_) sqlite3_close(db_);
   }
@@ -530,6 +536,7 @@ class sqlite_event_store final : public event_store {
   [[nodiscard]] result<std::optional<timestamp>> checkpoint(const std::string& scope) override {
     return guarded<std::optional<timestamp>>(
         "checkpoint", [&]() -> result<std::optional<timestamp>> {
+          release_hold();  // read what other connections wrote since
           sqlite3_stmt* s = statement(q_checkpoint);
           if (s == nullptr) return failure("checkpoint");
           bind_text(s, 1, scope);
@@ -651,8 +658,18 @@ class sqlite_event_store final : public event_store {
   }
 
   /// The store's connection (its own, or the integrator's), for queries of the
-  /// events table between calls of the store.
-  [[nodiscard]] sqlite3* connection() const noexcept { return db_; }
+  /// events table between calls of the store. On its own connection the store
+  /// keeps a read transaction open between calls (ended by this call, and
+  /// within about 0.2 s without calls): call this again to see what other
+  /// connections committed since.
+  [[nodiscard]] sqlite3* connection() noexcept {
+    try {
+      const std::lock_guard<std::mutex> lock(mutex_);
+      release_hold();
+    } catch (...) {  // the lock failed: the view may be older
+    }
+    return db_;
+  }
 
  private:
   enum : int {
@@ -710,6 +727,7 @@ class sqlite_event_store final : public event_store {
   };
 
   static constexpr unsigned prune_every = 4096;
+  static constexpr std::chrono::milliseconds idle_after{100};
 
   struct claim_row {
     bool found = false;
@@ -788,7 +806,9 @@ class sqlite_event_store final : public event_store {
   result<T> guarded(const char* what, Body&& body) {
     try {
       const std::lock_guard<std::mutex> lock(mutex_);
-      return body();
+      result<T> out = body();
+      after_calls();
+      return out;
     } catch (const std::exception& e) {
       return make_error(error_category::internal,
                         std::string("sqlite store: ") + what + " failed: " + e.what(), "store");
@@ -870,6 +890,7 @@ class sqlite_event_store final : public event_store {
       } catch (...) {
         rollback();  // never leave the connection inside a transaction
       }
+      after_calls();
     } catch (...) {  // the lock failed: the jobs without an answer fail
     }
   }
@@ -877,8 +898,7 @@ class sqlite_event_store final : public event_store {
   void run_batch_locked(const std::vector<job*>& batch) {
     bool committed = false;
     if (batch.size() > 1) {
-      sqlite3_stmt* begin = statement(q_begin);
-      if (begin != nullptr && step_done(begin)) {
+      if (begin()) {
         bool ran = true;
         // A failed statement may have ended the transaction (SQLite rolls back on
         // a full disk): stop there, lest later jobs run outside it.
@@ -906,8 +926,7 @@ class sqlite_event_store final : public event_store {
   }
 
   void run_alone(job& j) {
-    sqlite3_stmt* begin = statement(q_begin);
-    if (begin == nullptr || !step_done(begin)) {
+    if (!begin()) {
       j.fail(failure(j.what));
       return;
     }
@@ -927,8 +946,7 @@ class sqlite_event_store final : public event_store {
   // and `commit` is set, else rolls back.
   template <typename T, typename Body>
   result<T> in_transaction(const char* what, Body&& body, bool commit = true) {
-    sqlite3_stmt* begin = statement(q_begin);
-    if (begin == nullptr || !step_done(begin)) return failure(what);
+    if (!begin()) return failure(what);
     result<T> out = make_error(error_category::internal, "unreachable");
     try {
       out = body();
@@ -950,8 +968,84 @@ class sqlite_event_store final : public event_store {
   }
 
   void rollback() {
-    if (sqlite3_get_autocommit(db_) != 0) return;  // SQLite ended it already (on a full disk)
-    if (sqlite3_stmt* s = statement(q_rollback)) (void)step_done(s);
+    if (sqlite3_get_autocommit(db_) == 0) {  // else SQLite ended it already (on a full disk)
+      if (sqlite3_stmt* s = statement(q_rollback)) (void)step_done(s);
+    }
+    release_hold();  // whether a rollback kept the read transaction is SQLite's affair
+  }
+
+  // BEGIN IMMEDIATE. In the read transaction held between calls, SQLite neither
+  // waits for another connection's write nor begins one on a snapshot older
+  // than another's commit: it fails at once; then the hold goes, and BEGIN
+  // waits (busy_timeout) and reads afresh as without it.
+  bool begin() {
+    sqlite3_stmt* s = statement(q_begin);
+    if (s == nullptr) return false;
+    if (step_done(s)) return true;
+    if (!holding_ || (sqlite3_errcode(db_) & 0xff) != SQLITE_BUSY) return false;
+    release_hold();
+    s = statement(q_begin);
+    return s != nullptr && step_done(s);
+  }
+
+  // The read transaction held between calls: a write transaction that begins
+  // inside one takes only the write lock, not the read locks too (4 of the 6
+  // file locks of a transaction, each a system call; measured ~12 -> ~4 a
+  // delivery). It must not hold back checkpoints: it moves to the WAL's end
+  // before each checkpoint, and ends while the store is idle.
+  void acquire_hold() noexcept {
+    if (hold_ == nullptr || holding_) return;
+    holding_ = sqlite3_step(hold_) == SQLITE_ROW;
+    if (!holding_) sqlite3_reset(hold_);
+  }
+  void release_hold() noexcept {
+    if (!holding_) return;
+    sqlite3_reset(hold_);
+    holding_ = false;
+  }
+
+  // After the calls' commits, under the store's lock: schedules a checkpoint,
+  // and holds a read transaction until the next call.
+  void after_calls() noexcept {
+    if (hold_ == nullptr) return;  // not the store's own file, or SQLite's own checkpoints
+    idle_ = false;
+    const int pages = std::exchange(wal_pages_, 0);
+    const int due = options_.checkpoint_pages;
+    // Due by the frames written since the last checkpoint, not by the WAL's size:
+    // the WAL starts over only now and then, and a checkpoint run at each commit
+    // past the size copied a few frames each, the same hot pages again and again.
+    const int copied = checkpointed_frames_.load(std::memory_order_relaxed);
+    if (pages == 0 || pages - (pages < copied ? 0 : copied) < due) return acquire_hold();
+    try {
+      std::unique_lock<std::mutex> lock(checkpoint_mutex_);
+      if (pages / 10 < due) {
+        if (!checkpoint_running_) {  // else its end tells what is left
+          release_hold();            // so that the checkpoint may copy every frame written
+          acquire_hold();
+          checkpoint_due_ = true;
+          lock.unlock();
+          checkpoint_changed_.notify_all();
+        }
+        return acquire_hold();
+      }
+      // A WAL is written from its start again only by a commit that began with
+      // every frame copied (and no read transaction in it). Under a steady load,
+      // commits land while each of the thread's checkpoints runs, and the WAL
+      // would grow without end: past 10 times the size, this call (which holds
+      // back the store's others) waits for the thread's checkpoint, then copies
+      // the few frames left itself.
+      release_hold();
+      checkpoint_changed_.wait(lock, [&] { return !checkpoint_running_; });
+      checkpoint_running_ = true;
+      lock.unlock();
+      checkpoint(db_);
+      lock.lock();
+      checkpoint_running_ = false;
+      lock.unlock();
+      checkpoint_changed_.notify_all();
+    } catch (...) {  // a lock failed: a later commit checkpoints
+    }
+    acquire_hold();
   }
 
   result<claim_row> read_claim(const uuid& id) {
@@ -1155,49 +1249,33 @@ class sqlite_event_store final : public event_store {
     return {};
   }
 
-  // Called by SQLite after each commit on db_, with the WAL's size in pages.
-  static int on_commit(void* self, sqlite3* db, const char*, int pages) {
-    auto* store = static_cast<sqlite_event_store*>(self);
-    const int due = store->options_.checkpoint_pages;
-    // Due by the frames written since the last checkpoint, not by the WAL's size:
-    // the WAL starts over only now and then, and a checkpoint run at each commit
-    // past the size copied a few frames each, the same hot pages again and again.
-    const int copied = store->checkpointed_frames_.load(std::memory_order_relaxed);
-    if (pages - (pages < copied ? 0 : copied) < due) return SQLITE_OK;
-    try {
-      std::unique_lock<std::mutex> lock(store->checkpoint_mutex_);
-      if (pages / 10 < due) {
-        if (store->checkpoint_running_) return SQLITE_OK;  // its end tells what is left
-        store->checkpoint_due_ = true;
-        lock.unlock();
-        store->checkpoint_changed_.notify_all();
-        return SQLITE_OK;
-      }
-      // A WAL is written from its start again only by a commit that began with
-      // every frame copied. Under a steady load, commits land while each of the
-      // thread's checkpoints runs, and the WAL would grow without end: past 10
-      // times the size, this commit (which holds back the store's others) waits
-      // for the thread's checkpoint, then copies the few frames left itself.
-      store->checkpoint_changed_.wait(lock, [&] { return !store->checkpoint_running_; });
-      store->checkpoint_running_ = true;
-      lock.unlock();
-      store->checkpoint(db);
-      lock.lock();
-      store->checkpoint_running_ = false;
-      lock.unlock();
-      store->checkpoint_changed_.notify_all();
-    } catch (...) {  // a lock failed: a later commit checkpoints
-    }
-    return SQLITE_OK;  // an error here would fail a statement whose commit happened
+  // Called by SQLite after each commit on db_ (under the store's lock), with
+  // the WAL's size in pages; after_calls acts on it.
+  static int on_commit(void* self, sqlite3*, const char*, int pages) {
+    static_cast<sqlite_event_store*>(self)->wal_pages_ = pages;
+    return SQLITE_OK;
   }
 
   void run_checkpoints() noexcept {
     try {
       std::unique_lock<std::mutex> lock(checkpoint_mutex_);
       for (;;) {
-        checkpoint_changed_.wait(
-            lock, [&] { return (checkpoint_due_ && !checkpoint_running_) || checkpoint_stop_; });
+        const bool woken = checkpoint_changed_.wait_for(lock, idle_after, [&] {
+          return (checkpoint_due_ && !checkpoint_running_) || checkpoint_stop_;
+        });
         if (checkpoint_stop_) return;
+        if (!woken) {
+          // No call for a while: the read transaction held between calls ends, lest
+          // it hold back other connections' checkpoints, or the view of
+          // connection(), indefinitely.
+          lock.unlock();
+          {
+            const std::lock_guard<std::mutex> store_lock(mutex_);
+            if (std::exchange(idle_, true)) release_hold();
+          }
+          lock.lock();
+          continue;
+        }
         checkpoint_due_ = false;
         checkpoint_running_ = true;
         lock.unlock();
@@ -1255,6 +1333,10 @@ class sqlite_event_store final : public event_store {
   bool checkpoint_due_ = false;      // a commit found the WAL past checkpoint_pages
   bool checkpoint_running_ = false;  // the thread's checkpoint, or a commit's, runs
   bool checkpoint_stop_ = false;
+  sqlite3_stmt* hold_ = nullptr;  // the read transaction held between calls; null: none
+  bool holding_ = false;
+  bool idle_ = false;  // no call since the checkpointer's last look
+  int wal_pages_ = 0;  // the WAL's size at the last commit, 0 when after_calls took it
   std::atomic<int> checkpointed_frames_{0};  // the WAL's frames the last checkpoint copied
   std::thread checkpointer_;
 };
