@@ -430,12 +430,12 @@ class sqlite_event_store final : public event_store {
     }
     if (auto migrated = store->migrate(); !migrated) return migrated.error();
     if (store->options_.checkpoint_pages > 0) {
-      if (auto started = store->start_checkpointer(path); !started) return started.error();
       // Not a failure without it: the calls then begin their reads anew each time.
       if (sqlite3_prepare_v3(db, "SELECT version FROM unloc_schema_version", -1,
                              SQLITE_PREPARE_PERSISTENT, &store->hold_, nullptr) != SQLITE_OK) {
         store->hold_ = nullptr;
       }
+      if (auto started = store->start_checkpointer(path); !started) return started.error();
     }
     return store;
   }
@@ -1007,7 +1007,6 @@ class sqlite_event_store final : public event_store {
   // After the calls' commits, under the store's lock: schedules a checkpoint,
   // and holds a read transaction until the next call.
   void after_calls() noexcept {
-    if (hold_ == nullptr) return;  // not the store's own file, or SQLite's own checkpoints
     idle_ = false;
     const int pages = std::exchange(wal_pages_, 0);
     const int due = options_.checkpoint_pages;
