@@ -596,6 +596,30 @@ TEST_CASE("the store's thread checkpoints the WAL off the calls' path, and the W
   CHECK(c.number("SELECT count(*) FROM unloc_events") == 3008);
 }
 
+// Two stores on one file, each holding a read transaction between calls,
+// would keep each other's WAL from starting over: a store lets go of its
+// while another writes.
+TEST_CASE("two stores writing to one file keep the WAL bounded", "[sqlite]") {
+  temp_dir dir;
+  const auto path = dir.file("two.db");
+  unloc::sqlite_store_options options;
+  options.checkpoint_pages = 16;
+  auto one = sqlite_event_store::open(path, options).value();
+  auto two = sqlite_event_store::open(path, options).value();
+  const auto created = unloc::timestamp(std::chrono::milliseconds(1'700'000'000'000));
+  const auto frame = 24 + std::stoll(connection(path).text("PRAGMA page_size"));
+  for (std::uint32_t n = 0; n < 3000; ++n) {
+    auto& store = n % 2 == 0 ? *one : *two;
+    const auto event = store_contract::numbered_event(n, created);
+    const auto token = store_contract::mine(store, event.id, created);
+    REQUIRE(store.mark_handled(event, unloc::event_source::webhook, token).value() ==
+            unloc::settle_status::done);
+  }
+  // Some 20,000 frames were written; without a restart the WAL would hold them all.
+  CHECK(static_cast<long long>(std::filesystem::file_size(path + "-wal")) < 2000 * frame);
+  CHECK(connection(path).number("SELECT count(*) FROM unloc_events") == 3000);
+}
+
 TEST_CASE("a database that cannot be opened is an error naming it", "[sqlite]") {
   temp_dir dir;
   auto missing = sqlite_event_store::open(dir.file("no-such-dir") + "/events.db");

@@ -727,7 +727,8 @@ class sqlite_event_store final : public event_store {
   };
 
   static constexpr unsigned prune_every = 4096;
-  static constexpr std::chrono::milliseconds idle_after{100};
+  static constexpr std::chrono::milliseconds hold_tick{100};
+  static constexpr std::chrono::seconds hold_pause{1};
 
   struct claim_row {
     bool found = false;
@@ -983,7 +984,10 @@ class sqlite_event_store final : public event_store {
     if (s == nullptr) return false;
     if (step_done(s)) return true;
     if (!holding_ || (sqlite3_errcode(db_) & 0xff) != SQLITE_BUSY) return false;
+    // Another connection writes to the file too: held read transactions there
+    // and here would keep each other's WAL from ever starting over.
     release_hold();
+    hold_paused_until_ = std::chrono::steady_clock::now() + hold_pause;
     s = statement(q_begin);
     return s != nullptr && step_done(s);
   }
@@ -992,9 +996,11 @@ class sqlite_event_store final : public event_store {
   // inside one takes only the write lock, not the read locks too (4 of the 6
   // file locks of a transaction, each a system call; measured ~12 -> ~4 a
   // delivery). It must not hold back checkpoints: it moves to the WAL's end
-  // before each checkpoint, and ends while the store is idle.
+  // before each checkpoint, ends every 0.1 s (the checkpointer's tick), and
+  // pauses while another connection writes to the file.
   void acquire_hold() noexcept {
     if (hold_ == nullptr || holding_) return;
+    if (std::chrono::steady_clock::now() < hold_paused_until_) return;
     holding_ = sqlite3_step(hold_) == SQLITE_ROW;
     if (!holding_) sqlite3_reset(hold_);
   }
@@ -1007,7 +1013,6 @@ class sqlite_event_store final : public event_store {
   // After the calls' commits, under the store's lock: schedules a checkpoint,
   // and holds a read transaction until the next call.
   void after_calls() noexcept {
-    idle_ = false;
     const int pages = std::exchange(wal_pages_, 0);
     const int due = options_.checkpoint_pages;
     // Due by the frames written since the last checkpoint, not by the WAL's size:
@@ -1257,24 +1262,25 @@ class sqlite_event_store final : public event_store {
 
   void run_checkpoints() noexcept {
     try {
+      auto next_tick = std::chrono::steady_clock::now() + hold_tick;
       std::unique_lock<std::mutex> lock(checkpoint_mutex_);
       for (;;) {
-        const bool woken = checkpoint_changed_.wait_for(lock, idle_after, [&] {
+        checkpoint_changed_.wait_until(lock, next_tick, [&] {
           return (checkpoint_due_ && !checkpoint_running_) || checkpoint_stop_;
         });
         if (checkpoint_stop_) return;
-        if (!woken) {
-          // No call for a while: the read transaction held between calls ends, lest
-          // it hold back other connections' checkpoints, or the view of
-          // connection(), indefinitely.
+        if (std::chrono::steady_clock::now() >= next_tick) {
+          // The read transaction held between calls ends at each tick, lest it hold
+          // back other connections' checkpoints, or the view of connection(), long.
+          next_tick = std::chrono::steady_clock::now() + hold_tick;
           lock.unlock();
           {
             const std::lock_guard<std::mutex> store_lock(mutex_);
-            if (std::exchange(idle_, true)) release_hold();
+            release_hold();
           }
           lock.lock();
-          continue;
         }
+        if (!checkpoint_due_ || checkpoint_running_) continue;
         checkpoint_due_ = false;
         checkpoint_running_ = true;
         lock.unlock();
@@ -1334,7 +1340,7 @@ class sqlite_event_store final : public event_store {
   bool checkpoint_stop_ = false;
   sqlite3_stmt* hold_ = nullptr;  // the read transaction held between calls; null: none
   bool holding_ = false;
-  bool idle_ = false;  // no call since the checkpointer's last look
+  std::chrono::steady_clock::time_point hold_paused_until_{};  // see begin()
   int wal_pages_ = 0;  // the WAL's size at the last commit, 0 when after_calls took it
   std::atomic<int> checkpointed_frames_{0};  // the WAL's frames the last checkpoint copied
   std::thread checkpointer_;
