@@ -348,14 +348,15 @@ struct sqlite_store_options {
   /// How long a call waits for another connection's write to end before it
   /// fails (`PRAGMA busy_timeout`; only where the store opens the database).
   std::chrono::milliseconds busy_timeout = std::chrono::seconds(5);
-  /// The size of the WAL, in pages, past which a thread of the store copies it
-  /// into the database (a PASSIVE checkpoint on its own connection, with its
-  /// flushes), off the path of the calls; past 10 times as many, the commit
-  /// that finds it so large waits for the thread and copies the frames left
-  /// itself, so that the WAL starts over and stays bounded (for this store:
-  /// others writing to the same file meanwhile can push it further). 0 or less:
-  /// SQLite's own automatic checkpoint, on the committing call, every 1000
-  /// pages. Only where the store opens the database itself.
+  /// The pages written to the WAL since the last checkpoint past which a thread
+  /// of the store copies them into the database (a PASSIVE checkpoint on its
+  /// own connection, with its flushes), off the path of the calls; past a WAL
+  /// of 10 times as many, the call that finds it so large waits for the thread
+  /// and copies the frames left itself, so that the WAL starts over and stays
+  /// bounded (for this store: others writing to the same file meanwhile can
+  /// push it further). 0 or less: SQLite's own automatic checkpoint, on the
+  /// committing call, every 1000 pages. Only where the store opens the
+  /// database itself.
   int checkpoint_pages = 1000;
   /// How long a claim holds before the next claim of its event takes it over.
   std::chrono::milliseconds claim_lease = std::chrono::minutes(5);
