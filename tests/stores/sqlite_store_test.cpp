@@ -7,6 +7,7 @@
 #include "../unit/allocation_failure.hpp"
 #include "catch.hpp"
 #include "store_contract.hpp"
+#include <signal.h>
 #include <sqlite3.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -141,6 +142,19 @@ class sqlite_engine final : public store_contract::engine {
 };
 
 const auto sample = unloc::testing::sample_access_event();
+
+// The rows of `table`, read on `db`.
+long long connection_count(sqlite3* db, const std::string& table) {
+  sqlite3_stmt* s = nullptr;
+  const std::string sql = "SELECT count(*) FROM " + table;
+  long long n = -1;
+  if (sqlite3_prepare_v2(db, sql.c_str(), -1, &s, nullptr) == SQLITE_OK &&
+      sqlite3_step(s) == SQLITE_ROW) {
+    n = sqlite3_column_int64(s, 0);
+  }
+  sqlite3_finalize(s);
+  return n;
+}
 
 // The integrator's work: a row in their own table `doors`.
 bool open_door(sqlite3* db, const unloc::access_event& event) {
@@ -335,6 +349,141 @@ TEST_CASE("two processes on one database file handle each event exactly once", "
   CHECK(c.number("SELECT count(*) FROM unloc_claims WHERE handled = 1") == events);
 }
 
+// The store writes a commit's WAL frames together, at its last frame (see
+// detail::sqlite_wal_appender): what it returned committed must be in the file
+// for every other connection, and for the next process after a kill; also a
+// transaction larger than the page cache, whose pages SQLite writes to the WAL
+// before the commit and again, in place, when they change once more.
+TEST_CASE("a commit is in the WAL file when it returns: other connections read it, a kill keeps it",
+          "[sqlite]") {
+  temp_dir dir;
+  const std::string path = dir.file("wal.db");
+  constexpr int rows = 400;
+  constexpr std::uint32_t events = 50;
+  const pid_t child = ::fork();
+  REQUIRE(child >= 0);
+  if (child == 0) {
+    // A connection must not cross a fork: everything SQLite here is the child's own.
+    unloc::sqlite_store_options options;
+    options.checkpoint_pages = 1'000'000;  // everything stays in the WAL: a kill leaves only it
+    auto store = sqlite_event_store::open(path, options);
+    if (!store) ::_exit(2);
+    sqlite3* db = (*store)->connection();
+    if (sqlite3_exec(db,
+                     "PRAGMA cache_size = 8; CREATE TABLE big (n INTEGER PRIMARY KEY, pad TEXT)",
+                     nullptr, nullptr, nullptr) != SQLITE_OK) {
+      ::_exit(3);
+    }
+    sqlite3* reader = nullptr;
+    if (sqlite3_open(path.c_str(), &reader) != SQLITE_OK) ::_exit(4);
+    const auto count = [&](const char* sql) {
+      sqlite3_stmt* s = nullptr;
+      long long n = -1;
+      if (sqlite3_prepare_v2(reader, sql, -1, &s, nullptr) == SQLITE_OK &&
+          sqlite3_step(s) == SQLITE_ROW) {
+        n = sqlite3_column_int64(s, 0);
+      }
+      sqlite3_finalize(s);
+      return n;
+    };
+    const std::string fill =
+        "WITH RECURSIVE s(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM s WHERE n < " +
+        std::to_string(rows) +
+        ") INSERT INTO big (n, pad) SELECT n, replace(hex(zeroblob(500)), '0', 'x') FROM s";
+    auto big = (*store)->handle_once(sample, unloc::event_source::webhook, [&](sqlite3* c) {
+      return sqlite3_exec(c, fill.c_str(), nullptr, nullptr, nullptr) == SQLITE_OK &&
+             sqlite3_exec(c, "UPDATE big SET pad = upper(pad)", nullptr, nullptr, nullptr) ==
+                 SQLITE_OK;
+    });
+    if (!big || *big != unloc::handle_status::handled) ::_exit(5);
+    if (count("SELECT count(*) FROM big WHERE pad LIKE 'X%'") != rows) ::_exit(6);
+    for (std::uint32_t n = 0; n < events; ++n) {
+      const auto event = store_contract::numbered_event(n, sample.created);
+      auto claimed = (*store)->claim(event.id, event.created);
+      if (!claimed || !claimed->mine()) ::_exit(7);
+      auto marked = (*store)->mark_handled(event, unloc::event_source::webhook, claimed->token);
+      if (!marked || *marked != unloc::settle_status::done) ::_exit(7);
+      if (count("SELECT count(*) FROM unloc_events") != n + 2) ::_exit(8);
+    }
+    ::kill(::getpid(), SIGKILL);
+    ::_exit(9);
+  }
+  int wstatus = 0;
+  REQUIRE(::waitpid(child, &wstatus, 0) == child);
+  INFO("the child's exit status (0 when killed): " << (WIFEXITED(wstatus) ? WEXITSTATUS(wstatus)
+                                                                          : 0));
+  REQUIRE(WIFSIGNALED(wstatus));
+  CHECK(WTERMSIG(wstatus) == SIGKILL);
+  connection c(path);  // recovers the WAL: a frame with a wrong checksum would end it there
+  CHECK(c.text("PRAGMA integrity_check") == "ok");
+  CHECK(c.number("SELECT count(*) FROM big WHERE pad LIKE 'X%'") == rows);
+  CHECK(c.number("SELECT count(*) FROM unloc_events") == events + 1);
+  CHECK(c.number("SELECT count(*) FROM unloc_claims WHERE handled = 1") == events + 1);
+}
+
+// Between calls the store holds a read transaction on its own connection, so
+// that a write transaction takes only the write lock (detail in
+// sqlite_event_store::acquire_hold): it must not hide other connections'
+// commits from the store's next call, nor keep another writer from waiting
+// its turn, nor hold back other connections' checkpoints once idle.
+TEST_CASE("the read transaction held between calls hides no commit and blocks no checkpoint",
+          "[sqlite]") {
+  temp_dir dir;
+  const std::string path = dir.file("hold.db");
+  auto store = sqlite_event_store::open(path).value();
+  connection other(path);
+  const auto first = store_contract::numbered_event(1, sample.created);
+  const auto token = store_contract::mine(*store, first.id, first.created);
+  REQUIRE(store->mark_handled(first, unloc::event_source::webhook, token).value() ==
+          unloc::settle_status::done);
+
+  // Another connection's commit since the store's last call: its next call sees it.
+  const auto second = store_contract::numbered_event(2, sample.created);
+  other.exec(
+      "INSERT INTO unloc_claims (id, created_ms, owner, lease_until_ms, handled, in_doubt)"
+      " VALUES ('" +
+      second.id.to_string() + "', 0, 0, 0, 1, 0)");
+  CHECK(store->claim(second.id, second.created).value().status ==
+        unloc::claim_status::already_handled);
+  other.exec("INSERT INTO unloc_checkpoints (scope, read_to_ms) VALUES ('project', 1234)");
+  CHECK(store->checkpoint("project").value() == unloc::timestamp(std::chrono::milliseconds(1234)));
+  CHECK(sqlite3_get_autocommit(store->connection()) != 0);
+  other.exec("INSERT INTO unloc_checkpoints (scope, read_to_ms) VALUES ('lock', 5)");
+  CHECK(connection_count(store->connection(), "unloc_checkpoints") == 2);
+
+  // Another writer's transaction: the store's call waits for it, as without the hold.
+  const auto third = store_contract::numbered_event(3, sample.created);
+  other.exec("BEGIN IMMEDIATE");
+  std::thread writer([&] {
+    std::this_thread::sleep_for(300ms);
+    other.exec("COMMIT");
+  });
+  auto claimed = store->claim(third.id, third.created);
+  writer.join();
+  REQUIRE(claimed);
+  CHECK(claimed->mine());
+
+  // Idle, the store holds back no checkpoint: another connection copies the
+  // whole WAL and empties it (TRUNCATE needs every reader gone).
+  const auto deadline = std::chrono::steady_clock::now() + 30s;
+  std::string result;
+  while (std::chrono::steady_clock::now() < deadline) {
+    sqlite3_stmt* s = nullptr;
+    REQUIRE(sqlite3_prepare_v2(other.db, "PRAGMA wal_checkpoint(TRUNCATE)", -1, &s, nullptr) ==
+            SQLITE_OK);
+    REQUIRE(sqlite3_step(s) == SQLITE_ROW);
+    result = std::to_string(sqlite3_column_int(s, 0)) + " " +
+             std::to_string(sqlite3_column_int(s, 1)) + " " +
+             std::to_string(sqlite3_column_int(s, 2));
+    sqlite3_finalize(s);
+    if (result == "0 0 0") break;
+    std::this_thread::sleep_for(20ms);
+  }
+  CHECK(result == "0 0 0");
+  CHECK(std::filesystem::file_size(path + "-wal") == 0);
+  CHECK(store->release(third.id, claimed->token).value() == unloc::settle_status::done);
+}
+
 TEST_CASE("a database of a newer schema is refused, with a message that says so", "[sqlite]") {
   temp_dir dir;
   const std::string path = dir.file("newer.db");
@@ -445,6 +594,30 @@ TEST_CASE("the store's thread checkpoints the WAL off the calls' path, and the W
   CHECK(static_cast<long long>(std::filesystem::file_size(path + "-wal")) < 1000 * frame);
   connection c(path);
   CHECK(c.number("SELECT count(*) FROM unloc_events") == 3008);
+}
+
+// Two stores on one file, each holding a read transaction between calls,
+// would keep each other's WAL from starting over: a store lets go of its
+// while another writes.
+TEST_CASE("two stores writing to one file keep the WAL bounded", "[sqlite]") {
+  temp_dir dir;
+  const auto path = dir.file("two.db");
+  unloc::sqlite_store_options options;
+  options.checkpoint_pages = 16;
+  auto one = sqlite_event_store::open(path, options).value();
+  auto two = sqlite_event_store::open(path, options).value();
+  const auto created = unloc::timestamp(std::chrono::milliseconds(1'700'000'000'000));
+  const auto frame = 24 + std::stoll(connection(path).text("PRAGMA page_size"));
+  for (std::uint32_t n = 0; n < 3000; ++n) {
+    auto& store = n % 2 == 0 ? *one : *two;
+    const auto event = store_contract::numbered_event(n, created);
+    const auto token = store_contract::mine(store, event.id, created);
+    REQUIRE(store.mark_handled(event, unloc::event_source::webhook, token).value() ==
+            unloc::settle_status::done);
+  }
+  // Some 20,000 frames were written; without a restart the WAL would hold them all.
+  CHECK(static_cast<long long>(std::filesystem::file_size(path + "-wal")) < 2000 * frame);
+  CHECK(connection(path).number("SELECT count(*) FROM unloc_events") == 3000);
 }
 
 TEST_CASE("a database that cannot be opened is an error naming it", "[sqlite]") {

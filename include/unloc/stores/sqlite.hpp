@@ -17,14 +17,18 @@
 
 #include <sqlite3.h>
 
+#include <algorithm>
 #include <array>
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <cstddef>
 #include <cstdint>
 #include <exception>
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <new>
 #include <optional>
 #include <string>
 #include <thread>
@@ -32,6 +36,297 @@
 #include <vector>
 
 UNLOC_BEGIN_NAMESPACE
+
+namespace detail {
+
+// A VFS over SQLite's default one that writes the frames a commit appends to
+// the WAL with one system call: SQLite writes each frame's 24-byte header and
+// its page apart, two calls a page. Frames appended at the WAL's end wait in
+// memory until the frame that ends a commit (its header holds the database's
+// size, https://sqlite.org/fileformat2.html#walformat) is whole, which SQLite
+// writes before it publishes the commit in the WAL index: other connections
+// never see a frame that is not in the file, a process killed after a commit
+// leaves it in the file, and an error writing them fails the commit. Any other
+// call on the file (a read, a sync, a write elsewhere) writes what waits first.
+class sqlite_wal_appender {
+ public:
+  // The VFS's name, registered on first use; null (SQLite's default) when it cannot be.
+  static const char* name() noexcept {
+    static sqlite3_vfs* const vfs = make();
+    return vfs != nullptr ? vfs->zName : nullptr;
+  }
+
+ private:
+  static constexpr std::size_t max_pending = 1 << 20;  // a larger transaction is written in parts
+  static constexpr std::size_t max_write = 1 << 16;
+
+  struct file {
+    sqlite3_file base{};  // first: what SQLite holds
+    sqlite3_file* real = nullptr;
+    bool wal = false;
+    sqlite3_int64 frame_size = 0;  // 24 + the page size; 0 while unknown (then nothing waits)
+    sqlite3_int64 end = 0;         // the WAL's end, as far as this handle wrote it
+    sqlite3_int64 pending_at = 0;  // where the frames waiting in `pending` go
+    sqlite3_int64 next_header = 0;
+    sqlite3_int64 commit_end = 0;  // the end of a commit frame in `pending`; 0: none
+    std::vector<unsigned char> pending;
+  };
+
+  static constexpr std::size_t real_offset = (sizeof(file) + alignof(std::max_align_t) - 1) /
+                                             alignof(std::max_align_t) * alignof(std::max_align_t);
+
+  static file& self(sqlite3_file* f) noexcept { return *reinterpret_cast<file*>(f); }
+  static sqlite3_vfs* real_vfs(sqlite3_vfs* vfs) noexcept {
+    return static_cast<sqlite3_vfs*>(vfs->pAppData);
+  }
+  static std::uint32_t big_endian(const unsigned char* p) noexcept {
+    return std::uint32_t{p[0]} << 24 | std::uint32_t{p[1]} << 16 | std::uint32_t{p[2]} << 8 |
+           std::uint32_t{p[3]};
+  }
+
+  // The frame size a WAL header gives; 0 when it is none.
+  static sqlite3_int64 frame_size_of(const unsigned char* header) noexcept {
+    const std::uint32_t magic = big_endian(header);
+    const std::uint32_t page = big_endian(header + 8);
+    if ((magic & 0xfffffffeU) != 0x377f0682U) return 0;
+    if (page == 1) return 24 + 65536;
+    if (page < 512 || page > 32768 || (page & (page - 1)) != 0) return 0;
+    return 24 + static_cast<sqlite3_int64>(page);
+  }
+
+  static int flush(file& w) noexcept {
+    int rc = SQLITE_OK;
+    // In parts: SQLite's own VFS writes at most 128 KB a call.
+    for (std::size_t done = 0; done < w.pending.size() && rc == SQLITE_OK; done += max_write) {
+      const std::size_t n = (std::min)(max_write, w.pending.size() - done);
+      rc = w.real->pMethods->xWrite(w.real, w.pending.data() + done, static_cast<int>(n),
+                                    w.pending_at + static_cast<sqlite3_int64>(done));
+    }
+    if (rc != SQLITE_OK) w.end = w.pending_at;  // what reached the file is unknown
+    w.pending.clear();
+    w.commit_end = 0;
+    return rc;
+  }
+
+  static int write(sqlite3_file* f, const void* data, int n, sqlite3_int64 at) noexcept {
+    file& w = self(f);
+    sqlite3_file* real = w.real;
+    if (!w.wal) return real->pMethods->xWrite(real, data, n, at);
+    const auto* bytes = static_cast<const unsigned char*>(data);
+    const sqlite3_int64 pending_end = w.pending_at + static_cast<sqlite3_int64>(w.pending.size());
+    if (!w.pending.empty() && at != pending_end) {
+      if (const int rc = flush(w); rc != SQLITE_OK) return rc;
+    }
+    if (at == 0 && n >= 32) {  // the WAL's header: the WAL starts over
+      w.frame_size = frame_size_of(bytes);
+      w.end = 0;
+    } else if (w.frame_size == 0 && at > 0 && w.pending.empty()) {
+      unsigned char header[32];
+      if (real->pMethods->xRead(real, header, 32, 0) == SQLITE_OK) {
+        w.frame_size = frame_size_of(header);
+      }
+    }
+    // Only frames appended at the end wait, in a run that starts with a frame's header.
+    const bool starts_frame = w.frame_size > 0 && at >= 32 && (at - 32) % w.frame_size == 0;
+    const bool append = at > 0 && at == w.end && (!w.pending.empty() || starts_frame) && n > 0;
+    if (!append) {
+      const int rc = real->pMethods->xWrite(real, data, n, at);
+      if (rc == SQLITE_OK) w.end = (std::max)(w.end, at + n);
+      return rc;
+    }
+    try {
+      if (w.pending.empty()) {
+        w.pending_at = at;
+        w.next_header = at;
+      }
+      w.pending.insert(w.pending.end(), bytes, bytes + n);
+    } catch (...) {  // out of memory: written now
+      if (const int rc = flush(w); rc != SQLITE_OK) return rc;
+      const int rc = real->pMethods->xWrite(real, data, n, at);
+      if (rc == SQLITE_OK) w.end = at + n;
+      return rc;
+    }
+    w.end = at + n;
+    for (; w.next_header + 8 <= w.end; w.next_header += w.frame_size) {
+      if (big_endian(&w.pending[static_cast<std::size_t>(w.next_header - w.pending_at) + 4]) != 0) {
+        w.commit_end = w.next_header + w.frame_size;
+      }
+    }
+    if ((w.commit_end != 0 && w.end >= w.commit_end) || w.pending.size() >= max_pending) {
+      return flush(w);
+    }
+    return SQLITE_OK;
+  }
+
+  static int close(sqlite3_file* f) noexcept {
+    file& w = self(f);
+    (void)flush(w);
+    const int rc = w.real->pMethods != nullptr ? w.real->pMethods->xClose(w.real) : SQLITE_OK;
+    w.~file();
+    return rc;
+  }
+
+  // The other calls of a file write what waits first, then pass to SQLite's own.
+  template <typename Call>
+  static int flushed(sqlite3_file* f, Call&& call) noexcept {
+    if (const int rc = flush(self(f)); rc != SQLITE_OK) return rc;
+    return call(self(f).real);
+  }
+
+  static const sqlite3_io_methods* methods() noexcept {
+    static const sqlite3_io_methods io = [] {
+      sqlite3_io_methods m{};
+      m.iVersion = 3;
+      m.xClose = &close;
+      m.xRead = [](sqlite3_file* f, void* p, int n, sqlite3_int64 at) {
+        return flushed(f, [&](sqlite3_file* r) { return r->pMethods->xRead(r, p, n, at); });
+      };
+      m.xWrite = &write;
+      m.xTruncate = [](sqlite3_file* f, sqlite3_int64 size) {
+        file& w = self(f);
+        return flushed(f, [&](sqlite3_file* r) {
+          w.end = (std::min)(w.end, size);
+          return r->pMethods->xTruncate(r, size);
+        });
+      };
+      m.xSync = [](sqlite3_file* f, int flags) {
+        return flushed(f, [&](sqlite3_file* r) { return r->pMethods->xSync(r, flags); });
+      };
+      m.xFileSize = [](sqlite3_file* f, sqlite3_int64* size) {
+        return flushed(f, [&](sqlite3_file* r) { return r->pMethods->xFileSize(r, size); });
+      };
+      m.xLock = [](sqlite3_file* f, int level) {
+        return flushed(f, [&](sqlite3_file* r) { return r->pMethods->xLock(r, level); });
+      };
+      m.xUnlock = [](sqlite3_file* f, int level) {
+        return flushed(f, [&](sqlite3_file* r) { return r->pMethods->xUnlock(r, level); });
+      };
+      m.xCheckReservedLock = [](sqlite3_file* f, int* out) {
+        return flushed(f, [&](sqlite3_file* r) { return r->pMethods->xCheckReservedLock(r, out); });
+      };
+      m.xFileControl = [](sqlite3_file* f, int op, void* arg) {
+        return flushed(f, [&](sqlite3_file* r) { return r->pMethods->xFileControl(r, op, arg); });
+      };
+      m.xSectorSize = [](sqlite3_file* f) {
+        sqlite3_file* r = self(f).real;
+        return r->pMethods->xSectorSize(r);
+      };
+      m.xDeviceCharacteristics = [](sqlite3_file* f) {
+        sqlite3_file* r = self(f).real;
+        return r->pMethods->xDeviceCharacteristics(r);
+      };
+      m.xShmMap = [](sqlite3_file* f, int region, int size, int extend, void volatile** p) {
+        sqlite3_file* r = self(f).real;
+        return r->pMethods->iVersion >= 2 ? r->pMethods->xShmMap(r, region, size, extend, p)
+                                          : SQLITE_IOERR;
+      };
+      m.xShmLock = [](sqlite3_file* f, int offset, int n, int flags) {
+        sqlite3_file* r = self(f).real;
+        return r->pMethods->iVersion >= 2 ? r->pMethods->xShmLock(r, offset, n, flags)
+                                          : SQLITE_IOERR;
+      };
+      m.xShmBarrier = [](sqlite3_file* f) {
+        sqlite3_file* r = self(f).real;
+        if (r->pMethods->iVersion >= 2) r->pMethods->xShmBarrier(r);
+      };
+      m.xShmUnmap = [](sqlite3_file* f, int remove) {
+        sqlite3_file* r = self(f).real;
+        return r->pMethods->iVersion >= 2 ? r->pMethods->xShmUnmap(r, remove) : SQLITE_OK;
+      };
+      m.xFetch = [](sqlite3_file* f, sqlite3_int64 at, int n, void** p) {
+        sqlite3_file* r = self(f).real;
+        if (r->pMethods->iVersion >= 3) {
+          return flushed(f, [&](sqlite3_file*) { return r->pMethods->xFetch(r, at, n, p); });
+        }
+        *p = nullptr;
+        return SQLITE_OK;
+      };
+      m.xUnfetch = [](sqlite3_file* f, sqlite3_int64 at, void* p) {
+        sqlite3_file* r = self(f).real;
+        return r->pMethods->iVersion >= 3 ? r->pMethods->xUnfetch(r, at, p) : SQLITE_OK;
+      };
+      return m;
+    }();
+    return &io;
+  }
+
+  static int open(sqlite3_vfs* vfs, const char* name, sqlite3_file* f, int flags,
+                  int* out_flags) noexcept {
+    auto* w = new (f) file;
+    w->real = reinterpret_cast<sqlite3_file*>(reinterpret_cast<unsigned char*>(f) + real_offset);
+    w->real->pMethods = nullptr;
+    w->wal = (flags & SQLITE_OPEN_WAL) != 0;
+    sqlite3_vfs* real = real_vfs(vfs);
+    const int rc = real->xOpen(real, name, w->real, flags, out_flags);
+    if (w->real->pMethods == nullptr) {
+      w->~file();
+      f->pMethods = nullptr;
+      return rc != SQLITE_OK ? rc : SQLITE_CANTOPEN;
+    }
+    w->base.pMethods = methods();
+    return rc;
+  }
+
+  static sqlite3_vfs* make() noexcept {
+    sqlite3_vfs* real = sqlite3_vfs_find(nullptr);
+    if (real == nullptr || real->iVersion < 1) return nullptr;
+    static sqlite3_vfs vfs{};
+    vfs.iVersion = (std::min)(real->iVersion, 3);
+    vfs.szOsFile = static_cast<int>(real_offset) + real->szOsFile;
+    vfs.mxPathname = real->mxPathname;
+    vfs.zName = "unloc-" UNLOC_VERSION_STRING "-wal-appender";
+    vfs.pAppData = real;
+    vfs.xOpen = &open;
+    vfs.xDelete = [](sqlite3_vfs* v, const char* n, int sync) {
+      return real_vfs(v)->xDelete(real_vfs(v), n, sync);
+    };
+    vfs.xAccess = [](sqlite3_vfs* v, const char* n, int flags, int* out) {
+      return real_vfs(v)->xAccess(real_vfs(v), n, flags, out);
+    };
+    vfs.xFullPathname = [](sqlite3_vfs* v, const char* n, int size, char* out) {
+      return real_vfs(v)->xFullPathname(real_vfs(v), n, size, out);
+    };
+    vfs.xDlOpen = [](sqlite3_vfs* v, const char* n) {
+      return real_vfs(v)->xDlOpen(real_vfs(v), n);
+    };
+    vfs.xDlError = [](sqlite3_vfs* v, int n, char* out) {
+      real_vfs(v)->xDlError(real_vfs(v), n, out);
+    };
+    vfs.xDlSym = [](sqlite3_vfs* v, void* h, const char* s) {
+      return real_vfs(v)->xDlSym(real_vfs(v), h, s);
+    };
+    vfs.xDlClose = [](sqlite3_vfs* v, void* h) { real_vfs(v)->xDlClose(real_vfs(v), h); };
+    vfs.xRandomness = [](sqlite3_vfs* v, int n, char* out) {
+      return real_vfs(v)->xRandomness(real_vfs(v), n, out);
+    };
+    vfs.xSleep = [](sqlite3_vfs* v, int us) { return real_vfs(v)->xSleep(real_vfs(v), us); };
+    vfs.xCurrentTime = [](sqlite3_vfs* v, double* t) {
+      return real_vfs(v)->xCurrentTime(real_vfs(v), t);
+    };
+    vfs.xGetLastError = [](sqlite3_vfs* v, int n, char* out) {
+      return real_vfs(v)->xGetLastError(real_vfs(v), n, out);
+    };
+    if (vfs.iVersion >= 2) {
+      vfs.xCurrentTimeInt64 = [](sqlite3_vfs* v, sqlite3_int64* t) {
+        return real_vfs(v)->xCurrentTimeInt64(real_vfs(v), t);
+      };
+    }
+    if (vfs.iVersion >= 3) {
+      vfs.xSetSystemCall = [](sqlite3_vfs* v, const char* n, sqlite3_syscall_ptr p) {
+        return real_vfs(v)->xSetSystemCall(real_vfs(v), n, p);
+      };
+      vfs.xGetSystemCall = [](sqlite3_vfs* v, const char* n) {
+        return real_vfs(v)->xGetSystemCall(real_vfs(v), n);
+      };
+      vfs.xNextSystemCall = [](sqlite3_vfs* v, const char* n) {
+        return real_vfs(v)->xNextSystemCall(real_vfs(v), n);
+      };
+    }
+    return sqlite3_vfs_register(&vfs, 0) == SQLITE_OK ? &vfs : nullptr;
+  }
+};
+
+}  // namespace detail
 
 /// How durable each commit of a `sqlite_event_store` is: SQLite's
 /// `PRAGMA synchronous`, in WAL mode.
@@ -53,14 +348,15 @@ struct sqlite_store_options {
   /// How long a call waits for another connection's write to end before it
   /// fails (`PRAGMA busy_timeout`; only where the store opens the database).
   std::chrono::milliseconds busy_timeout = std::chrono::seconds(5);
-  /// The size of the WAL, in pages, past which a thread of the store copies it
-  /// into the database (a PASSIVE checkpoint on its own connection, with its
-  /// flushes), off the path of the calls; past 10 times as many, the commit
-  /// that finds it so large waits for the thread and copies the frames left
-  /// itself, so that the WAL starts over and stays bounded (for this store:
-  /// others writing to the same file meanwhile can push it further). 0 or less:
-  /// SQLite's own automatic checkpoint, on the committing call, every 1000
-  /// pages. Only where the store opens the database itself.
+  /// The pages written to the WAL since the last checkpoint past which a thread
+  /// of the store copies them into the database (a PASSIVE checkpoint on its
+  /// own connection, with its flushes), off the path of the calls; past a WAL
+  /// of 10 times as many, the call that finds it so large waits for the thread
+  /// and copies the frames left itself, so that the WAL starts over and stays
+  /// bounded (for this store: others writing to the same file meanwhile can
+  /// push it further). 0 or less: SQLite's own automatic checkpoint, on the
+  /// committing call, every 1000 pages. Only where the store opens the
+  /// database itself.
   int checkpoint_pages = 1000;
   /// How long a claim holds before the next claim of its event takes it over.
   std::chrono::milliseconds claim_lease = std::chrono::minutes(5);
@@ -105,7 +401,8 @@ class sqlite_event_store final : public event_store {
       const std::string& path, sqlite_store_options options = {}) {
     sqlite3* db = nullptr;
     const int opened =
-        sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, nullptr);
+        sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE,
+                        detail::sqlite_wal_appender::name());
     std::unique_ptr<sqlite_event_store> store(new (std::nothrow)
                                                   sqlite_event_store(db, true, std::move(options)));
     if (store == nullptr) {
@@ -134,6 +431,11 @@ class sqlite_event_store final : public event_store {
     }
     if (auto migrated = store->migrate(); !migrated) return migrated.error();
     if (store->options_.checkpoint_pages > 0) {
+      // Not a failure without it: the calls then begin their reads anew each time.
+      if (sqlite3_prepare_v3(db, "SELECT version FROM unloc_schema_version", -1,
+                             SQLITE_PREPARE_PERSISTENT, &store->hold_, nullptr) != SQLITE_OK) {
+        store->hold_ = nullptr;
+      }
       if (auto started = store->start_checkpointer(path); !started) return started.error();
     }
     return store;
@@ -169,6 +471,7 @@ class sqlite_event_store final : public event_store {
       checkpointer_.join();
     }
     sqlite3_close(checkpoint_db_);  // before db_: the last connection to close checkpoints the rest
+    sqlite3_finalize(hold_);
     for (auto& s : statements_) sqlite3_finalize(s);
     if (owned_) sqlite3_close(db_);
   }
@@ -181,20 +484,21 @@ class sqlite_event_store final : public event_store {
       const auto now = clock_ms();
       ++claims_since_prune_;
       const claim_token token = next_token();
-      sqlite3_stmt* s = statement(q_claim);
-      if (s == nullptr) return failure("claim");
-      bind_id(s, 1, id);
-      sqlite3_bind_int64(s, 2, ms(created));
-      sqlite3_bind_int64(s, 3, static_cast<std::int64_t>(token));
-      sqlite3_bind_int64(s, 4, now + options_.claim_lease.count());
-      sqlite3_bind_int64(s, 5, now);
-      const int rc = sqlite3_step(s);
-      if (rc == SQLITE_ROW) {
-        const bool in_doubt = sqlite3_column_int(s, 0) != 0;
+      // A new claim, else a takeover: two statements rather than one upsert with
+      // RETURNING, whose rows SQLite keeps in a temporary table built for each
+      // call (its allocation grew and trimmed the heap at every claim).
+      for (const int q : {q_claim_new, q_claim_take_over}) {
+        sqlite3_stmt* s = statement(q);
+        if (s == nullptr) return failure("claim");
+        bind_id(s, 1, id);
+        sqlite3_bind_int64(s, 2, static_cast<std::int64_t>(token));
+        sqlite3_bind_int64(s, 3, now + options_.claim_lease.count());
+        sqlite3_bind_int64(s, 4, q == q_claim_new ? ms(created) : now);
         if (!step_done(s)) return failure("claim");
-        return event_claim{claim_status::mine, in_doubt, token};
+        if (sqlite3_changes(db_) > 0) {
+          return event_claim{claim_status::mine, q == q_claim_take_over, token};
+        }
       }
-      if (rc != SQLITE_DONE) return failure("claim");
       auto state = read_claim(id);
       if (!state) return state.error();
       if (state->found && state->handled)
@@ -233,6 +537,7 @@ class sqlite_event_store final : public event_store {
   [[nodiscard]] result<std::optional<timestamp>> checkpoint(const std::string& scope) override {
     return guarded<std::optional<timestamp>>(
         "checkpoint", [&]() -> result<std::optional<timestamp>> {
+          release_hold();  // read what other connections wrote since
           sqlite3_stmt* s = statement(q_checkpoint);
           if (s == nullptr) return failure("checkpoint");
           bind_text(s, 1, scope);
@@ -354,15 +659,26 @@ class sqlite_event_store final : public event_store {
   }
 
   /// The store's connection (its own, or the integrator's), for queries of the
-  /// events table between calls of the store.
-  [[nodiscard]] sqlite3* connection() const noexcept { return db_; }
+  /// events table between calls of the store. On its own connection the store
+  /// keeps a read transaction open between calls (ended by this call, and
+  /// within about 0.2 s without calls): call this again to see what other
+  /// connections committed since.
+  [[nodiscard]] sqlite3* connection() noexcept {
+    try {
+      const std::lock_guard<std::mutex> lock(mutex_);
+      release_hold();
+    } catch (...) {  // the lock failed: the view may be older
+    }
+    return db_;
+  }
 
  private:
   enum : int {
     q_begin,
     q_commit,
     q_rollback,
-    q_claim,
+    q_claim_new,
+    q_claim_take_over,
     q_claim_read,
     q_prune,
     q_mark,
@@ -382,13 +698,11 @@ class sqlite_event_store final : public event_store {
       "BEGIN IMMEDIATE",
       "COMMIT",
       "ROLLBACK",
-      // Takes a new claim, or takes over one that is free or past its lease.
-      "INSERT INTO unloc_claims (id, created_ms, owner, lease_until_ms, handled, in_doubt)"
-      " VALUES (?1, ?2, ?3, ?4, 0, 0) ON CONFLICT (id) DO UPDATE SET owner = excluded.owner,"
-      " lease_until_ms = excluded.lease_until_ms, in_doubt = 1"
-      " WHERE unloc_claims.handled = 0"
-      " AND (unloc_claims.owner = 0 OR unloc_claims.lease_until_ms <= ?5)"
-      " RETURNING in_doubt",
+      // Takes a new claim; else takes over one that is free or past its lease (?4: now).
+      "INSERT INTO unloc_claims (id, owner, lease_until_ms, created_ms, handled, in_doubt)"
+      " VALUES (?1, ?2, ?3, ?4, 0, 0) ON CONFLICT (id) DO NOTHING",
+      "UPDATE unloc_claims SET owner = ?2, lease_until_ms = ?3, in_doubt = 1"
+      " WHERE id = ?1 AND handled = 0 AND (owner = 0 OR lease_until_ms <= ?4)",
       "SELECT handled, owner, lease_until_ms FROM unloc_claims WHERE id = ?1",
       "DELETE FROM unloc_claims WHERE created_ms < ?1 AND (handled = 1 OR lease_until_ms <= ?2)",
       "UPDATE unloc_claims SET handled = 1, owner = 0"
@@ -414,6 +728,8 @@ class sqlite_event_store final : public event_store {
   };
 
   static constexpr unsigned prune_every = 4096;
+  static constexpr std::chrono::milliseconds hold_tick{100};
+  static constexpr std::chrono::seconds hold_pause{1};
 
   struct claim_row {
     bool found = false;
@@ -492,7 +808,9 @@ class sqlite_event_store final : public event_store {
   result<T> guarded(const char* what, Body&& body) {
     try {
       const std::lock_guard<std::mutex> lock(mutex_);
-      return body();
+      result<T> out = body();
+      after_calls();
+      return out;
     } catch (const std::exception& e) {
       return make_error(error_category::internal,
                         std::string("sqlite store: ") + what + " failed: " + e.what(), "store");
@@ -574,6 +892,7 @@ class sqlite_event_store final : public event_store {
       } catch (...) {
         rollback();  // never leave the connection inside a transaction
       }
+      after_calls();
     } catch (...) {  // the lock failed: the jobs without an answer fail
     }
   }
@@ -581,8 +900,7 @@ class sqlite_event_store final : public event_store {
   void run_batch_locked(const std::vector<job*>& batch) {
     bool committed = false;
     if (batch.size() > 1) {
-      sqlite3_stmt* begin = statement(q_begin);
-      if (begin != nullptr && step_done(begin)) {
+      if (begin()) {
         bool ran = true;
         // A failed statement may have ended the transaction (SQLite rolls back on
         // a full disk): stop there, lest later jobs run outside it.
@@ -610,8 +928,7 @@ class sqlite_event_store final : public event_store {
   }
 
   void run_alone(job& j) {
-    sqlite3_stmt* begin = statement(q_begin);
-    if (begin == nullptr || !step_done(begin)) {
+    if (!begin()) {
       j.fail(failure(j.what));
       return;
     }
@@ -631,8 +948,7 @@ class sqlite_event_store final : public event_store {
   // and `commit` is set, else rolls back.
   template <typename T, typename Body>
   result<T> in_transaction(const char* what, Body&& body, bool commit = true) {
-    sqlite3_stmt* begin = statement(q_begin);
-    if (begin == nullptr || !step_done(begin)) return failure(what);
+    if (!begin()) return failure(what);
     result<T> out = make_error(error_category::internal, "unreachable");
     try {
       out = body();
@@ -654,8 +970,87 @@ class sqlite_event_store final : public event_store {
   }
 
   void rollback() {
-    if (sqlite3_get_autocommit(db_) != 0) return;  // SQLite ended it already (on a full disk)
-    if (sqlite3_stmt* s = statement(q_rollback)) (void)step_done(s);
+    if (sqlite3_get_autocommit(db_) == 0) {  // else SQLite ended it already (on a full disk)
+      if (sqlite3_stmt* s = statement(q_rollback)) (void)step_done(s);
+    }
+    release_hold();  // whether a rollback kept the read transaction is SQLite's affair
+  }
+
+  // BEGIN IMMEDIATE. In the read transaction held between calls, SQLite neither
+  // waits for another connection's write nor begins one on a snapshot older
+  // than another's commit: it fails at once; then the hold goes, and BEGIN
+  // waits (busy_timeout) and reads afresh as without it.
+  bool begin() {
+    sqlite3_stmt* s = statement(q_begin);
+    if (s == nullptr) return false;
+    if (step_done(s)) return true;
+    if (!holding_ || (sqlite3_errcode(db_) & 0xff) != SQLITE_BUSY) return false;
+    // Another connection writes to the file too: held read transactions there
+    // and here would keep each other's WAL from ever starting over.
+    release_hold();
+    hold_paused_until_ = std::chrono::steady_clock::now() + hold_pause;
+    s = statement(q_begin);
+    return s != nullptr && step_done(s);
+  }
+
+  // The read transaction held between calls: a write transaction that begins
+  // inside one takes only the write lock, not the read locks too (4 of the 6
+  // file locks of a transaction, each a system call; measured ~12 -> ~4 a
+  // delivery). It must not hold back checkpoints: it moves to the WAL's end
+  // before each checkpoint, ends every 0.1 s (the checkpointer's tick), and
+  // pauses while another connection writes to the file.
+  void acquire_hold() noexcept {
+    if (hold_ == nullptr || holding_) return;
+    if (std::chrono::steady_clock::now() < hold_paused_until_) return;
+    holding_ = sqlite3_step(hold_) == SQLITE_ROW;
+    if (!holding_) sqlite3_reset(hold_);
+  }
+  void release_hold() noexcept {
+    if (!holding_) return;
+    sqlite3_reset(hold_);
+    holding_ = false;
+  }
+
+  // After the calls' commits, under the store's lock: schedules a checkpoint,
+  // and holds a read transaction until the next call.
+  void after_calls() noexcept {
+    const int pages = std::exchange(wal_pages_, 0);
+    const int due = options_.checkpoint_pages;
+    // Due by the frames written since the last checkpoint, not by the WAL's size:
+    // the WAL starts over only now and then, and a checkpoint run at each commit
+    // past the size copied a few frames each, the same hot pages again and again.
+    const int copied = checkpointed_frames_.load(std::memory_order_relaxed);
+    if (pages == 0 || pages - (pages < copied ? 0 : copied) < due) return acquire_hold();
+    try {
+      std::unique_lock<std::mutex> lock(checkpoint_mutex_);
+      if (pages / 10 < due) {
+        if (!checkpoint_running_) {  // else its end tells what is left
+          release_hold();            // so that the checkpoint may copy every frame written
+          acquire_hold();
+          checkpoint_due_ = true;
+          lock.unlock();
+          checkpoint_changed_.notify_all();
+        }
+        return acquire_hold();
+      }
+      // A WAL is written from its start again only by a commit that began with
+      // every frame copied (and no read transaction in it). Under a steady load,
+      // commits land while each of the thread's checkpoints runs, and the WAL
+      // would grow without end: past 10 times the size, this call (which holds
+      // back the store's others) waits for the thread's checkpoint, then copies
+      // the few frames left itself.
+      release_hold();
+      checkpoint_changed_.wait(lock, [&] { return !checkpoint_running_; });
+      checkpoint_running_ = true;
+      lock.unlock();
+      checkpoint(db_);
+      lock.lock();
+      checkpoint_running_ = false;
+      lock.unlock();
+      checkpoint_changed_.notify_all();
+    } catch (...) {  // a lock failed: a later commit checkpoints
+    }
+    acquire_hold();
   }
 
   result<claim_row> read_claim(const uuid& id) {
@@ -859,55 +1254,53 @@ class sqlite_event_store final : public event_store {
     return {};
   }
 
-  // Called by SQLite after each commit on db_, with the WAL's size in pages.
-  static int on_commit(void* self, sqlite3* db, const char*, int pages) {
-    auto* store = static_cast<sqlite_event_store*>(self);
-    const int due = store->options_.checkpoint_pages;
-    if (pages < due) return SQLITE_OK;
-    try {
-      std::unique_lock<std::mutex> lock(store->checkpoint_mutex_);
-      if (pages / 10 < due) {
-        store->checkpoint_due_ = true;
-        lock.unlock();
-        store->checkpoint_changed_.notify_all();
-        return SQLITE_OK;
-      }
-      // A WAL is written from its start again only by a commit that began with
-      // every frame copied. Under a steady load, commits land while each of the
-      // thread's checkpoints runs, and the WAL would grow without end: past 10
-      // times the size, this commit (which holds back the store's others) waits
-      // for the thread's checkpoint, then copies the few frames left itself.
-      store->checkpoint_changed_.wait(lock, [&] { return !store->checkpoint_running_; });
-      store->checkpoint_running_ = true;
-      lock.unlock();
-      (void)sqlite3_wal_checkpoint_v2(db, nullptr, SQLITE_CHECKPOINT_PASSIVE, nullptr, nullptr);
-      lock.lock();
-      store->checkpoint_running_ = false;
-      lock.unlock();
-      store->checkpoint_changed_.notify_all();
-    } catch (...) {  // a lock failed: a later commit checkpoints
-    }
-    return SQLITE_OK;  // an error here would fail a statement whose commit happened
+  // Called by SQLite after each commit on db_ (under the store's lock), with
+  // the WAL's size in pages; after_calls acts on it.
+  static int on_commit(void* self, sqlite3*, const char*, int pages) {
+    static_cast<sqlite_event_store*>(self)->wal_pages_ = pages;
+    return SQLITE_OK;
   }
 
   void run_checkpoints() noexcept {
     try {
+      auto next_tick = std::chrono::steady_clock::now() + hold_tick;
       std::unique_lock<std::mutex> lock(checkpoint_mutex_);
       for (;;) {
-        checkpoint_changed_.wait(
-            lock, [&] { return (checkpoint_due_ && !checkpoint_running_) || checkpoint_stop_; });
+        checkpoint_changed_.wait_until(lock, next_tick, [&] {
+          return (checkpoint_due_ && !checkpoint_running_) || checkpoint_stop_;
+        });
         if (checkpoint_stop_) return;
+        if (std::chrono::steady_clock::now() >= next_tick) {
+          // The read transaction held between calls ends at each tick, lest it hold
+          // back other connections' checkpoints, or the view of connection(), long.
+          next_tick = std::chrono::steady_clock::now() + hold_tick;
+          lock.unlock();
+          {
+            const std::lock_guard<std::mutex> store_lock(mutex_);
+            release_hold();
+          }
+          lock.lock();
+        }
+        if (!checkpoint_due_ || checkpoint_running_) continue;
         checkpoint_due_ = false;
         checkpoint_running_ = true;
         lock.unlock();
-        // A failure (busy, a full disk) leaves the frames in the WAL for the next one.
-        (void)sqlite3_wal_checkpoint_v2(checkpoint_db_, nullptr, SQLITE_CHECKPOINT_PASSIVE, nullptr,
-                                        nullptr);
+        checkpoint(checkpoint_db_);
         lock.lock();
         checkpoint_running_ = false;
         checkpoint_changed_.notify_all();
       }
     } catch (...) {  // a lock failed: the commits past 10 times the size checkpoint
+    }
+  }
+
+  // A PASSIVE checkpoint on `db`, which remembers how far it copied. A failure
+  // (busy, a full disk) leaves the frames in the WAL for the next one.
+  void checkpoint(sqlite3* db) noexcept {
+    int copied = 0;
+    if (sqlite3_wal_checkpoint_v2(db, nullptr, SQLITE_CHECKPOINT_PASSIVE, nullptr, &copied) ==
+        SQLITE_OK) {
+      checkpointed_frames_.store(copied, std::memory_order_relaxed);
     }
   }
 
@@ -946,6 +1339,11 @@ class sqlite_event_store final : public event_store {
   bool checkpoint_due_ = false;      // a commit found the WAL past checkpoint_pages
   bool checkpoint_running_ = false;  // the thread's checkpoint, or a commit's, runs
   bool checkpoint_stop_ = false;
+  sqlite3_stmt* hold_ = nullptr;  // the read transaction held between calls; null: none
+  bool holding_ = false;
+  std::chrono::steady_clock::time_point hold_paused_until_{};  // see begin()
+  int wal_pages_ = 0;  // the WAL's size at the last commit, 0 when after_calls took it
+  std::atomic<int> checkpointed_frames_{0};  // the WAL's frames the last checkpoint copied
   std::thread checkpointer_;
 };
 
