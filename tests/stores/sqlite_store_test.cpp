@@ -7,7 +7,6 @@
 #include "../unit/allocation_failure.hpp"
 #include "catch.hpp"
 #include "store_contract.hpp"
-#include <signal.h>
 #include <sqlite3.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -349,11 +348,10 @@ TEST_CASE("two processes on one database file handle each event exactly once", "
   CHECK(c.number("SELECT count(*) FROM unloc_claims WHERE handled = 1") == events);
 }
 
-// The store writes a commit's WAL frames together, at its last frame (see
-// detail::sqlite_wal_appender): what it returned committed must be in the file
-// for every other connection, and for the next process after a kill; also a
-// transaction larger than the page cache, whose pages SQLite writes to the WAL
-// before the commit and again, in place, when they change once more.
+// What the store returned committed is in the WAL file for every other
+// connection, and for the next process after a kill; also a transaction larger
+// than the page cache, whose pages SQLite writes to the WAL before the commit
+// and again, in place, when they change once more.
 TEST_CASE("a commit is in the WAL file when it returns: other connections read it, a kill keeps it",
           "[sqlite]") {
   temp_dir dir;
@@ -447,12 +445,45 @@ TEST_CASE("the read transaction held between calls hides no commit and blocks no
         unloc::claim_status::already_handled);
   other.exec("INSERT INTO unloc_checkpoints (scope, read_to_ms) VALUES ('project', 1234)");
   CHECK(store->checkpoint("project").value() == unloc::timestamp(std::chrono::milliseconds(1234)));
-  CHECK(sqlite3_get_autocommit(store->connection()) != 0);
   other.exec("INSERT INTO unloc_checkpoints (scope, read_to_ms) VALUES ('lock', 5)");
   CHECK(connection_count(store->connection(), "unloc_checkpoints") == 2);
 
-  // Another writer's transaction: the store's call waits for it, as without the hold.
+  // A TRUNCATE checkpoint is busy while the store holds its read (a connection
+  // without a busy timeout: with one, it would wait for the read to end).
+  const auto truncate_busy = [&] {
+    sqlite3* probe = nullptr;
+    sqlite3_stmt* s = nullptr;
+    int busy = -1;
+    if (sqlite3_open(path.c_str(), &probe) == SQLITE_OK &&
+        sqlite3_prepare_v2(probe, "PRAGMA wal_checkpoint(TRUNCATE)", -1, &s, nullptr) ==
+            SQLITE_OK &&
+        sqlite3_step(s) == SQLITE_ROW) {
+      busy = sqlite3_column_int(s, 0);
+    }
+    sqlite3_finalize(s);
+    sqlite3_close(probe);
+    return busy;
+  };
+  // A call that commits does: it ends at the checkpoint thread's next tick (0.1 s),
+  // and pauses for a second after the store met another connection's commit (the
+  // claims above).
+  bool held = false;
+  for (int i = 0; i < 50 && !held; ++i) {
+    REQUIRE(store->save_checkpoint("hold", unloc::timestamp(std::chrono::milliseconds(i + 1))));
+    held = truncate_busy() == 1;
+    if (!held) std::this_thread::sleep_for(100ms);
+  }
+  CHECK(held);
+  // A read-only call ends it and takes none: that hold would never pause for
+  // another writer, and would keep frames it wrote from being reset.
+  other.exec("INSERT INTO unloc_checkpoints (scope, read_to_ms) VALUES ('other', 7)");
+  REQUIRE(store->checkpoint("project"));
+  CHECK(truncate_busy() == 0);
+
+  // Another writer's transaction while the store holds its read (a call that
+  // committed just before): the store's call waits for it, as without the hold.
   const auto third = store_contract::numbered_event(3, sample.created);
+  REQUIRE(store->save_checkpoint("hold", unloc::timestamp(std::chrono::milliseconds(100))));
   other.exec("BEGIN IMMEDIATE");
   std::thread writer([&] {
     std::this_thread::sleep_for(300ms);
@@ -482,6 +513,48 @@ TEST_CASE("the read transaction held between calls hides no commit and blocks no
   CHECK(result == "0 0 0");
   CHECK(std::filesystem::file_size(path + "-wal") == 0);
   CHECK(store->release(third.id, claimed->token).value() == unloc::settle_status::done);
+}
+
+// A transaction larger than the page cache writes frames to the WAL before its
+// commit; rolled back, those frames are dead, and another connection's commit
+// writes over them. Nothing of the dead transaction may reach the file after
+// that (a VFS that held writes back would write them over the other commit).
+TEST_CASE("a rolled-back transaction larger than the cache leaves the file whole for others",
+          "[sqlite]") {
+  temp_dir dir;
+  const std::string path = dir.file("rollback.db");
+  auto store = sqlite_event_store::open(path).value();
+  connection other(path);
+  other.exec("CREATE TABLE doors (n INTEGER PRIMARY KEY, pad TEXT)");
+  // Every page in the database file, none in the WAL (the store's read hold ends within 0.1 s).
+  std::string truncated;
+  for (int i = 0; i < 100 && (truncated = other.text("PRAGMA wal_checkpoint(TRUNCATE)")) != "0";
+       ++i) {
+    std::this_thread::sleep_for(20ms);
+  }
+  REQUIRE(truncated == "0");
+  REQUIRE(sqlite3_exec(store->connection(), "PRAGMA cache_size = 5", nullptr, nullptr, nullptr) ==
+          SQLITE_OK);
+  const auto declined = store->handle_once(sample, unloc::event_source::webhook, [](sqlite3* db) {
+    (void)sqlite3_exec(db,
+                       "WITH RECURSIVE s(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM s WHERE n < 60)"
+                       " INSERT INTO doors (n, pad) SELECT n, hex(randomblob(900)) FROM s",
+                       nullptr, nullptr, nullptr);
+    return false;  // the integrator declines: everything rolls back
+  });
+  CHECK_FALSE(declined);
+  other.exec("BEGIN IMMEDIATE");
+  for (int i = 0; i < 40; ++i) other.exec("INSERT INTO doors (pad) VALUES (hex(randomblob(900)))");
+  other.exec("COMMIT");
+  const auto next = store_contract::numbered_event(9, sample.created);
+  auto claimed = store->claim(next.id, next.created);
+  REQUIRE(claimed);
+  CHECK(claimed->mine());
+  store.reset();
+  connection after(path);
+  CHECK(after.text("PRAGMA integrity_check") == "ok");
+  CHECK(after.number("SELECT count(*) FROM doors") == 40);
+  CHECK(after.number("SELECT count(*) FROM unloc_events") == 0);
 }
 
 TEST_CASE("a database of a newer schema is refused, with a message that says so", "[sqlite]") {

@@ -17,18 +17,15 @@
 
 #include <sqlite3.h>
 
-#include <algorithm>
 #include <array>
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
-#include <cstddef>
 #include <cstdint>
 #include <exception>
 #include <functional>
 #include <memory>
 #include <mutex>
-#include <new>
 #include <optional>
 #include <string>
 #include <thread>
@@ -36,297 +33,6 @@
 #include <vector>
 
 UNLOC_BEGIN_NAMESPACE
-
-namespace detail {
-
-// A VFS over SQLite's default one that writes the frames a commit appends to
-// the WAL with one system call: SQLite writes each frame's 24-byte header and
-// its page apart, two calls a page. Frames appended at the WAL's end wait in
-// memory until the frame that ends a commit (its header holds the database's
-// size, https://sqlite.org/fileformat2.html#walformat) is whole, which SQLite
-// writes before it publishes the commit in the WAL index: other connections
-// never see a frame that is not in the file, a process killed after a commit
-// leaves it in the file, and an error writing them fails the commit. Any other
-// call on the file (a read, a sync, a write elsewhere) writes what waits first.
-class sqlite_wal_appender {
- public:
-  // The VFS's name, registered on first use; null (SQLite's default) when it cannot be.
-  static const char* name() noexcept {
-    static sqlite3_vfs* const vfs = make();
-    return vfs != nullptr ? vfs->zName : nullptr;
-  }
-
- private:
-  static constexpr std::size_t max_pending = 1 << 20;  // a larger transaction is written in parts
-  static constexpr std::size_t max_write = 1 << 16;
-
-  struct file {
-    sqlite3_file base{};  // first: what SQLite holds
-    sqlite3_file* real = nullptr;
-    bool wal = false;
-    sqlite3_int64 frame_size = 0;  // 24 + the page size; 0 while unknown (then nothing waits)
-    sqlite3_int64 end = 0;         // the WAL's end, as far as this handle wrote it
-    sqlite3_int64 pending_at = 0;  // where the frames waiting in `pending` go
-    sqlite3_int64 next_header = 0;
-    sqlite3_int64 commit_end = 0;  // the end of a commit frame in `pending`; 0: none
-    std::vector<unsigned char> pending;
-  };
-
-  static constexpr std::size_t real_offset = (sizeof(file) + alignof(std::max_align_t) - 1) /
-                                             alignof(std::max_align_t) * alignof(std::max_align_t);
-
-  static file& self(sqlite3_file* f) noexcept { return *reinterpret_cast<file*>(f); }
-  static sqlite3_vfs* real_vfs(sqlite3_vfs* vfs) noexcept {
-    return static_cast<sqlite3_vfs*>(vfs->pAppData);
-  }
-  static std::uint32_t big_endian(const unsigned char* p) noexcept {
-    return std::uint32_t{p[0]} << 24 | std::uint32_t{p[1]} << 16 | std::uint32_t{p[2]} << 8 |
-           std::uint32_t{p[3]};
-  }
-
-  // The frame size a WAL header gives; 0 when it is none.
-  static sqlite3_int64 frame_size_of(const unsigned char* header) noexcept {
-    const std::uint32_t magic = big_endian(header);
-    const std::uint32_t page = big_endian(header + 8);
-    if ((magic & 0xfffffffeU) != 0x377f0682U) return 0;
-    if (page == 1) return 24 + 65536;
-    if (page < 512 || page > 32768 || (page & (page - 1)) != 0) return 0;
-    return 24 + static_cast<sqlite3_int64>(page);
-  }
-
-  static int flush(file& w) noexcept {
-    int rc = SQLITE_OK;
-    // In parts: SQLite's own VFS writes at most 128 KB a call.
-    for (std::size_t done = 0; done < w.pending.size() && rc == SQLITE_OK; done += max_write) {
-      const std::size_t n = (std::min)(max_write, w.pending.size() - done);
-      rc = w.real->pMethods->xWrite(w.real, w.pending.data() + done, static_cast<int>(n),
-                                    w.pending_at + static_cast<sqlite3_int64>(done));
-    }
-    if (rc != SQLITE_OK) w.end = w.pending_at;  // what reached the file is unknown
-    w.pending.clear();
-    w.commit_end = 0;
-    return rc;
-  }
-
-  static int write(sqlite3_file* f, const void* data, int n, sqlite3_int64 at) noexcept {
-    file& w = self(f);
-    sqlite3_file* real = w.real;
-    if (!w.wal) return real->pMethods->xWrite(real, data, n, at);
-    const auto* bytes = static_cast<const unsigned char*>(data);
-    const sqlite3_int64 pending_end = w.pending_at + static_cast<sqlite3_int64>(w.pending.size());
-    if (!w.pending.empty() && at != pending_end) {
-      if (const int rc = flush(w); rc != SQLITE_OK) return rc;
-    }
-    if (at == 0 && n >= 32) {  // the WAL's header: the WAL starts over
-      w.frame_size = frame_size_of(bytes);
-      w.end = 0;
-    } else if (w.frame_size == 0 && at > 0 && w.pending.empty()) {
-      unsigned char header[32];
-      if (real->pMethods->xRead(real, header, 32, 0) == SQLITE_OK) {
-        w.frame_size = frame_size_of(header);
-      }
-    }
-    // Only frames appended at the end wait, in a run that starts with a frame's header.
-    const bool starts_frame = w.frame_size > 0 && at >= 32 && (at - 32) % w.frame_size == 0;
-    const bool append = at > 0 && at == w.end && (!w.pending.empty() || starts_frame) && n > 0;
-    if (!append) {
-      const int rc = real->pMethods->xWrite(real, data, n, at);
-      if (rc == SQLITE_OK) w.end = (std::max)(w.end, at + n);
-      return rc;
-    }
-    try {
-      if (w.pending.empty()) {
-        w.pending_at = at;
-        w.next_header = at;
-      }
-      w.pending.insert(w.pending.end(), bytes, bytes + n);
-    } catch (...) {  // out of memory: written now
-      if (const int rc = flush(w); rc != SQLITE_OK) return rc;
-      const int rc = real->pMethods->xWrite(real, data, n, at);
-      if (rc == SQLITE_OK) w.end = at + n;
-      return rc;
-    }
-    w.end = at + n;
-    for (; w.next_header + 8 <= w.end; w.next_header += w.frame_size) {
-      if (big_endian(&w.pending[static_cast<std::size_t>(w.next_header - w.pending_at) + 4]) != 0) {
-        w.commit_end = w.next_header + w.frame_size;
-      }
-    }
-    if ((w.commit_end != 0 && w.end >= w.commit_end) || w.pending.size() >= max_pending) {
-      return flush(w);
-    }
-    return SQLITE_OK;
-  }
-
-  static int close(sqlite3_file* f) noexcept {
-    file& w = self(f);
-    (void)flush(w);
-    const int rc = w.real->pMethods != nullptr ? w.real->pMethods->xClose(w.real) : SQLITE_OK;
-    w.~file();
-    return rc;
-  }
-
-  // The other calls of a file write what waits first, then pass to SQLite's own.
-  template <typename Call>
-  static int flushed(sqlite3_file* f, Call&& call) noexcept {
-    if (const int rc = flush(self(f)); rc != SQLITE_OK) return rc;
-    return call(self(f).real);
-  }
-
-  static const sqlite3_io_methods* methods() noexcept {
-    static const sqlite3_io_methods io = [] {
-      sqlite3_io_methods m{};
-      m.iVersion = 3;
-      m.xClose = &close;
-      m.xRead = [](sqlite3_file* f, void* p, int n, sqlite3_int64 at) {
-        return flushed(f, [&](sqlite3_file* r) { return r->pMethods->xRead(r, p, n, at); });
-      };
-      m.xWrite = &write;
-      m.xTruncate = [](sqlite3_file* f, sqlite3_int64 size) {
-        file& w = self(f);
-        return flushed(f, [&](sqlite3_file* r) {
-          w.end = (std::min)(w.end, size);
-          return r->pMethods->xTruncate(r, size);
-        });
-      };
-      m.xSync = [](sqlite3_file* f, int flags) {
-        return flushed(f, [&](sqlite3_file* r) { return r->pMethods->xSync(r, flags); });
-      };
-      m.xFileSize = [](sqlite3_file* f, sqlite3_int64* size) {
-        return flushed(f, [&](sqlite3_file* r) { return r->pMethods->xFileSize(r, size); });
-      };
-      m.xLock = [](sqlite3_file* f, int level) {
-        return flushed(f, [&](sqlite3_file* r) { return r->pMethods->xLock(r, level); });
-      };
-      m.xUnlock = [](sqlite3_file* f, int level) {
-        return flushed(f, [&](sqlite3_file* r) { return r->pMethods->xUnlock(r, level); });
-      };
-      m.xCheckReservedLock = [](sqlite3_file* f, int* out) {
-        return flushed(f, [&](sqlite3_file* r) { return r->pMethods->xCheckReservedLock(r, out); });
-      };
-      m.xFileControl = [](sqlite3_file* f, int op, void* arg) {
-        return flushed(f, [&](sqlite3_file* r) { return r->pMethods->xFileControl(r, op, arg); });
-      };
-      m.xSectorSize = [](sqlite3_file* f) {
-        sqlite3_file* r = self(f).real;
-        return r->pMethods->xSectorSize(r);
-      };
-      m.xDeviceCharacteristics = [](sqlite3_file* f) {
-        sqlite3_file* r = self(f).real;
-        return r->pMethods->xDeviceCharacteristics(r);
-      };
-      m.xShmMap = [](sqlite3_file* f, int region, int size, int extend, void volatile** p) {
-        sqlite3_file* r = self(f).real;
-        return r->pMethods->iVersion >= 2 ? r->pMethods->xShmMap(r, region, size, extend, p)
-                                          : SQLITE_IOERR;
-      };
-      m.xShmLock = [](sqlite3_file* f, int offset, int n, int flags) {
-        sqlite3_file* r = self(f).real;
-        return r->pMethods->iVersion >= 2 ? r->pMethods->xShmLock(r, offset, n, flags)
-                                          : SQLITE_IOERR;
-      };
-      m.xShmBarrier = [](sqlite3_file* f) {
-        sqlite3_file* r = self(f).real;
-        if (r->pMethods->iVersion >= 2) r->pMethods->xShmBarrier(r);
-      };
-      m.xShmUnmap = [](sqlite3_file* f, int remove) {
-        sqlite3_file* r = self(f).real;
-        return r->pMethods->iVersion >= 2 ? r->pMethods->xShmUnmap(r, remove) : SQLITE_OK;
-      };
-      m.xFetch = [](sqlite3_file* f, sqlite3_int64 at, int n, void** p) {
-        sqlite3_file* r = self(f).real;
-        if (r->pMethods->iVersion >= 3) {
-          return flushed(f, [&](sqlite3_file*) { return r->pMethods->xFetch(r, at, n, p); });
-        }
-        *p = nullptr;
-        return SQLITE_OK;
-      };
-      m.xUnfetch = [](sqlite3_file* f, sqlite3_int64 at, void* p) {
-        sqlite3_file* r = self(f).real;
-        return r->pMethods->iVersion >= 3 ? r->pMethods->xUnfetch(r, at, p) : SQLITE_OK;
-      };
-      return m;
-    }();
-    return &io;
-  }
-
-  static int open(sqlite3_vfs* vfs, const char* name, sqlite3_file* f, int flags,
-                  int* out_flags) noexcept {
-    auto* w = new (f) file;
-    w->real = reinterpret_cast<sqlite3_file*>(reinterpret_cast<unsigned char*>(f) + real_offset);
-    w->real->pMethods = nullptr;
-    w->wal = (flags & SQLITE_OPEN_WAL) != 0;
-    sqlite3_vfs* real = real_vfs(vfs);
-    const int rc = real->xOpen(real, name, w->real, flags, out_flags);
-    if (w->real->pMethods == nullptr) {
-      w->~file();
-      f->pMethods = nullptr;
-      return rc != SQLITE_OK ? rc : SQLITE_CANTOPEN;
-    }
-    w->base.pMethods = methods();
-    return rc;
-  }
-
-  static sqlite3_vfs* make() noexcept {
-    sqlite3_vfs* real = sqlite3_vfs_find(nullptr);
-    if (real == nullptr || real->iVersion < 1) return nullptr;
-    static sqlite3_vfs vfs{};
-    vfs.iVersion = (std::min)(real->iVersion, 3);
-    vfs.szOsFile = static_cast<int>(real_offset) + real->szOsFile;
-    vfs.mxPathname = real->mxPathname;
-    vfs.zName = "unloc-" UNLOC_VERSION_STRING "-wal-appender";
-    vfs.pAppData = real;
-    vfs.xOpen = &open;
-    vfs.xDelete = [](sqlite3_vfs* v, const char* n, int sync) {
-      return real_vfs(v)->xDelete(real_vfs(v), n, sync);
-    };
-    vfs.xAccess = [](sqlite3_vfs* v, const char* n, int flags, int* out) {
-      return real_vfs(v)->xAccess(real_vfs(v), n, flags, out);
-    };
-    vfs.xFullPathname = [](sqlite3_vfs* v, const char* n, int size, char* out) {
-      return real_vfs(v)->xFullPathname(real_vfs(v), n, size, out);
-    };
-    vfs.xDlOpen = [](sqlite3_vfs* v, const char* n) {
-      return real_vfs(v)->xDlOpen(real_vfs(v), n);
-    };
-    vfs.xDlError = [](sqlite3_vfs* v, int n, char* out) {
-      real_vfs(v)->xDlError(real_vfs(v), n, out);
-    };
-    vfs.xDlSym = [](sqlite3_vfs* v, void* h, const char* s) {
-      return real_vfs(v)->xDlSym(real_vfs(v), h, s);
-    };
-    vfs.xDlClose = [](sqlite3_vfs* v, void* h) { real_vfs(v)->xDlClose(real_vfs(v), h); };
-    vfs.xRandomness = [](sqlite3_vfs* v, int n, char* out) {
-      return real_vfs(v)->xRandomness(real_vfs(v), n, out);
-    };
-    vfs.xSleep = [](sqlite3_vfs* v, int us) { return real_vfs(v)->xSleep(real_vfs(v), us); };
-    vfs.xCurrentTime = [](sqlite3_vfs* v, double* t) {
-      return real_vfs(v)->xCurrentTime(real_vfs(v), t);
-    };
-    vfs.xGetLastError = [](sqlite3_vfs* v, int n, char* out) {
-      return real_vfs(v)->xGetLastError(real_vfs(v), n, out);
-    };
-    if (vfs.iVersion >= 2) {
-      vfs.xCurrentTimeInt64 = [](sqlite3_vfs* v, sqlite3_int64* t) {
-        return real_vfs(v)->xCurrentTimeInt64(real_vfs(v), t);
-      };
-    }
-    if (vfs.iVersion >= 3) {
-      vfs.xSetSystemCall = [](sqlite3_vfs* v, const char* n, sqlite3_syscall_ptr p) {
-        return real_vfs(v)->xSetSystemCall(real_vfs(v), n, p);
-      };
-      vfs.xGetSystemCall = [](sqlite3_vfs* v, const char* n) {
-        return real_vfs(v)->xGetSystemCall(real_vfs(v), n);
-      };
-      vfs.xNextSystemCall = [](sqlite3_vfs* v, const char* n) {
-        return real_vfs(v)->xNextSystemCall(real_vfs(v), n);
-      };
-    }
-    return sqlite3_vfs_register(&vfs, 0) == SQLITE_OK ? &vfs : nullptr;
-  }
-};
-
-}  // namespace detail
 
 /// How durable each commit of a `sqlite_event_store` is: SQLite's
 /// `PRAGMA synchronous`, in WAL mode.
@@ -401,8 +107,7 @@ class sqlite_event_store final : public event_store {
       const std::string& path, sqlite_store_options options = {}) {
     sqlite3* db = nullptr;
     const int opened =
-        sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE,
-                        detail::sqlite_wal_appender::name());
+        sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, nullptr);
     std::unique_ptr<sqlite_event_store> store(new (std::nothrow)
                                                   sqlite_event_store(db, true, std::move(options)));
     if (store == nullptr) {
@@ -1019,8 +724,12 @@ class sqlite_event_store final : public event_store {
     // Due by the frames written since the last checkpoint, not by the WAL's size:
     // the WAL starts over only now and then, and a checkpoint run at each commit
     // past the size copied a few frames each, the same hot pages again and again.
+    // Held only after a call that committed: a read-only call (checkpoint(scope))
+    // never meets another writer's lock, so its hold would never pause, and
+    // calls of it alone would keep another store's WAL from starting over.
+    if (pages == 0) return;
     const int copied = checkpointed_frames_.load(std::memory_order_relaxed);
-    if (pages == 0 || pages - (pages < copied ? 0 : copied) < due) return acquire_hold();
+    if (pages - (pages < copied ? 0 : copied) < due) return acquire_hold();
     try {
       std::unique_lock<std::mutex> lock(checkpoint_mutex_);
       if (pages / 10 < due) {
