@@ -127,31 +127,21 @@ class UnlocConan(ConanFile):
 
         # unloc::unloc: the libcurl-backed API client, on top of core.
         if self.options.with_client:
-            client = self.cpp_info.components["client"]
-            client.set_property("cmake_target_name", "unloc::unloc")
+            client = self._header_only_component("client", "unloc::unloc", "libcurl::libcurl")
             client.set_property("pkg_config_name", "unloc")
-            client.requires = ["core", "libcurl::libcurl"]
-            client.bindirs = []
-            client.libdirs = []
-
-        # The Boost.Beast adapter, on top of core.
+        # The Boost.Beast adapter and the event stores, on top of core.
         if self.options.with_beast:
-            beast = self.cpp_info.components["beast"]
-            beast.set_property("cmake_target_name", "unloc::beast")
-            beast.requires = ["core", "boost::headers"]
-            beast.bindirs = []
-            beast.libdirs = []
-
-        # The event stores, on top of core.
+            self._header_only_component("beast", "unloc::beast", "boost::headers")
         if self.options.with_sqlite:
-            sqlite = self.cpp_info.components["sqlite"]
-            sqlite.set_property("cmake_target_name", "unloc::sqlite")
-            sqlite.requires = ["core", "sqlite3::sqlite3"]
-            sqlite.bindirs = []
-            sqlite.libdirs = []
+            self._header_only_component("sqlite", "unloc::sqlite", "sqlite3::sqlite3")
         if self.options.with_postgresql:
-            postgresql = self.cpp_info.components["postgresql"]
-            postgresql.set_property("cmake_target_name", "unloc::postgresql")
-            postgresql.requires = ["core", "libpq::libpq"]
-            postgresql.bindirs = []
-            postgresql.libdirs = []
+            self._header_only_component("postgresql", "unloc::postgresql", "libpq::libpq")
+
+    def _header_only_component(self, name, target, dependency):
+        """The component `name` (CMake target `target`): headers over core and `dependency`."""
+        component = self.cpp_info.components[name]
+        component.set_property("cmake_target_name", target)
+        component.requires = ["core", dependency]
+        component.bindirs = []
+        component.libdirs = []
+        return component
