@@ -750,13 +750,7 @@ class sqlite_event_store final : public event_store {
       // the few frames left itself.
       release_hold();
       checkpoint_changed_.wait(lock, [&] { return !checkpoint_running_; });
-      checkpoint_running_ = true;
-      lock.unlock();
-      checkpoint(db_);
-      lock.lock();
-      checkpoint_running_ = false;
-      lock.unlock();
-      checkpoint_changed_.notify_all();
+      checkpoint_alone(lock, db_);
     } catch (...) {  // a lock failed: a later commit checkpoints
     }
     acquire_hold();
@@ -992,15 +986,21 @@ class sqlite_event_store final : public event_store {
         }
         if (!checkpoint_due_ || checkpoint_running_) continue;
         checkpoint_due_ = false;
-        checkpoint_running_ = true;
-        lock.unlock();
-        checkpoint(checkpoint_db_);
-        lock.lock();
-        checkpoint_running_ = false;
-        checkpoint_changed_.notify_all();
+        checkpoint_alone(lock, checkpoint_db_);
       }
     } catch (...) {  // a lock failed: the commits past 10 times the size checkpoint
     }
+  }
+
+  // checkpoint(db) as the one running (checkpoint_running_), outside `lock`
+  // (checkpoint_mutex_, held before and after); then wakes who waits for it.
+  void checkpoint_alone(std::unique_lock<std::mutex>& lock, sqlite3* db) {
+    checkpoint_running_ = true;
+    lock.unlock();
+    checkpoint(db);
+    lock.lock();
+    checkpoint_running_ = false;
+    checkpoint_changed_.notify_all();
   }
 
   // A PASSIVE checkpoint on `db`, which remembers how far it copied. A failure
