@@ -153,21 +153,22 @@ expect("vcpkg.json: feature client" "${deps}" "curl-nodefaults[ssl](>=${cmake_cu
 string(REGEX MATCH "find_package\\(Boost ([0-9.]+) CONFIG QUIET\\)" found "${cmakelists}")
 vcpkg_dependencies(deps features beast dependencies)
 expect("vcpkg.json: feature beast" "${deps}" "boost-beast(>=${CMAKE_MATCH_1}.0)")
-# sqlite and postgresql: the stores' libraries, at CMake's minimums.
-string(REGEX MATCH "find_package\\(SQLite3 ([0-9.]+) QUIET\\)" found "${cmakelists}")
-set(cmake_sqlite_min "${CMAKE_MATCH_1}")
-vcpkg_dependencies(deps features sqlite dependencies)
-expect("vcpkg.json: feature sqlite" "${deps}" "sqlite3(>=${cmake_sqlite_min}.0)")
-string(REGEX MATCH "find_package\\(PostgreSQL ([0-9.]+) QUIET\\)" found "${cmakelists}")
-set(cmake_libpq_min "${CMAKE_MATCH_1}")
-vcpkg_dependencies(deps features postgresql dependencies)
-expect("vcpkg.json: feature postgresql" "${deps}" "libpq(>=${cmake_libpq_min}.0)")
-foreach(dependency SQLite3 PostgreSQL)
-  if(NOT cmakelists MATCHES "find_package\\(${dependency} [0-9.]+ QUIET\\)"
-     OR NOT config_in MATCHES "find_package\\(${dependency} [0-9.]+ QUIET\\)")
-    message(FATAL_ERROR "CMakeLists.txt or unlocConfig.cmake.in: "
-                        "no find_package(${dependency} <version> QUIET)")
+# sqlite and postgresql: the stores' libraries (feature:find_package name:port), at the
+# minimum CMakeLists.txt asks for; unlocConfig.cmake.in asks for a version too.
+foreach(store sqlite:SQLite3:sqlite3 postgresql:PostgreSQL:libpq)
+  string(REPLACE ":" ";" store "${store}")
+  list(GET store 0 feature)
+  list(GET store 1 package)
+  list(GET store 2 port)
+  if(NOT config_in MATCHES "find_package\\(${package} [0-9.]+ QUIET\\)")
+    message(FATAL_ERROR "unlocConfig.cmake.in: no find_package(${package} <version> QUIET)")
   endif()
+  if(NOT cmakelists MATCHES "find_package\\(${package} ([0-9.]+) QUIET\\)")
+    message(FATAL_ERROR "CMakeLists.txt: no find_package(${package} <version> QUIET)")
+  endif()
+  set(cmake_${port}_min "${CMAKE_MATCH_1}")
+  vcpkg_dependencies(deps features ${feature} dependencies)
+  expect("vcpkg.json: feature ${feature}" "${deps}" "${port}(>=${cmake_${port}_min}.0)")
 endforeach()
 # tools: the CLI (CLI11, nlohmann/json) and the receiver (Beast, OpenSSL, its stores), on
 # the client.
@@ -214,7 +215,7 @@ expect("conanfile.py: boost minimum" "${CMAKE_MATCH_1}" "${cmake_boost_min}")
 string(REGEX MATCH "^\\[>=([0-9.]+)" found "${conan_range_libcurl}")
 expect("conanfile.py: libcurl minimum" "${CMAKE_MATCH_1}" "${cmake_curl_min}")
 string(REGEX MATCH "^\\[>=([0-9.]+)" found "${conan_range_sqlite3}")
-expect("conanfile.py: sqlite3 minimum" "${CMAKE_MATCH_1}" "${cmake_sqlite_min}")
+expect("conanfile.py: sqlite3 minimum" "${CMAKE_MATCH_1}" "${cmake_sqlite3_min}")
 string(REGEX MATCH "^\\[>=([0-9.]+)" found "${conan_range_libpq}")
 expect("conanfile.py: libpq minimum" "${CMAKE_MATCH_1}" "${cmake_libpq_min}")
 
