@@ -7,10 +7,9 @@
 #      Doxygen reference with zero warnings
 #   b. clang++ and libc++, C++20, Debug, warnings as errors, ASan and UBSan, each source
 #      alone: every header compiled alone (this stage only: libc++ includes the least for
-#      a header that forgot its own), and ctest over the SDK's own code: the unit, client
-#      and SQLite store tests (the client's start stage a's reference server). What needs
-#      cpp-httplib (Debian builds it for libstdc++) is not built; the fault matrix and the
-#      PostgreSQL store's tests, whose time goes to their servers, run in stage a only
+#      a header that forgot its own), and ctest over the tests: unit, client, fault-matrix
+#      and store tests (those that need a reference server start stage a's). The tools and
+#      examples (cpp-httplib, which Debian builds for libstdc++) are not built here
 #   c. clang++ libFuzzer targets, each run for UNLOC_FUZZ_SECONDS (default 30)
 #      from a copy of its seed corpus
 #   d. MinGW-w64 cross build (g++, posix threads), C++17, Debug without debug info,
@@ -76,7 +75,7 @@ configure_build_test() {
   shift
   cmake -S . -B "$dir" "${common[@]}" "$@"
   cmake --build "$dir" -j "$jobs"
-  # Two slots a core: the tests that keep a core busy take two (PROCESSORS 2 in the
+  # Two slots a job: the tests that keep a core busy take two (PROCESSORS 2 in the
   # CMakeLists), those that mostly wait take one and fill the gaps.
   ctest --test-dir "$dir" --output-on-failure -j $((jobs * 2)) "${ctest_args[@]}"
 }
@@ -108,7 +107,7 @@ libcxx_stage() {
   # No tools and no examples: they link cpp-httplib. The tests that start a
   # reference server start stage a's. The packaging checks (consumers) are not
   # about the compiler: stage a ran them.
-  configure_build_test build/check-libcxx -LE consumer -E '^(fault_matrix|postgresql_store)$' -- \
+  configure_build_test build/check-libcxx -LE consumer -- \
     -DCMAKE_CXX_COMPILER=clang++ -DCMAKE_CXX_STANDARD=20 "${debug[@]}" \
     -DUNLOC_BUILD_TOOLS=OFF -DUNLOC_BUILD_EXAMPLES=OFF -DUNLOC_TEST_REFERENCE_SERVER="$server" \
     -DCMAKE_CXX_FLAGS="-stdlib=libc++ $sanitize" \
