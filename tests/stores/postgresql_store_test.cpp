@@ -162,6 +162,9 @@ class postgresql_engine final : public store_contract::engine {
   unloc::timestamp now() override {
     return unloc::timestamp(std::chrono::milliseconds(now_ms_.load()));
   }
+  unloc::result<std::uint64_t> forget_old_claims(unloc::event_store& store) override {
+    return static_cast<postgresql_event_store&>(store).forget_old_claims();
+  }
 
  private:
   std::string name_ = "contract_" + fresh_id().to_string().substr(0, 8);

@@ -132,6 +132,9 @@ class sqlite_engine final : public store_contract::engine {
   unloc::timestamp now() override {
     return unloc::timestamp(std::chrono::milliseconds(now_ms_.load()));
   }
+  unloc::result<std::uint64_t> forget_old_claims(unloc::event_store& store) override {
+    return static_cast<sqlite_event_store&>(store).forget_old_claims();
+  }
 
  private:
   temp_dir dir_;

@@ -57,6 +57,8 @@ class engine {
   virtual void advance(std::chrono::milliseconds d) = 0;
   /// The engine's clock now.
   virtual unloc::timestamp now() = 0;
+  /// `store` (one this engine opened) forgets its old claims now: how many.
+  virtual unloc::result<std::uint64_t> forget_old_claims(unloc::event_store& store) = 0;
 };
 
 inline unloc::uuid numbered(std::uint32_t n) {
@@ -150,6 +152,28 @@ inline void check_store_contract(engine& e) {
       REQUIRE(store->mark_handled(numbered(1), taken.token).value() == done);
       CHECK(status(numbered(1)) == claim_status::already_handled);
     }
+  }
+
+  SECTION("claims of events past the retention are forgotten, never a live one; rows stay") {
+    const auto old = e.now() - 24h * 40;  // the default retention is 31 days
+    const auto handled = mine(*store, numbered(1), old);
+    REQUIRE(store->mark_handled(numbered_event(1, old), unloc::event_source::webhook, handled)
+                .value() == done);
+    const auto released = mine(*store, numbered(2), old);
+    REQUIRE(store->release(numbered(2), released).value() == done);
+    (void)mine(*store, numbered(3), old);  // held, its lease running
+    const auto recent = mine(*store, numbered(4), created);
+    REQUIRE(store->mark_handled(numbered_event(4, created), unloc::event_source::webhook, recent)
+                .value() == done);
+    CHECK(e.forget_old_claims(*store).value() == 1);  // numbered(1); the released one was deleted
+    CHECK(e.forget_old_claims(*store).value() == 0);
+    CHECK(store->claim(numbered(1), old).value().mine());  // forgotten: Unloc no longer sends it
+    CHECK(store->claim(numbered(3), old).value().status == claim_status::held_elsewhere);
+    CHECK(status(numbered(4)) == claim_status::already_handled);
+    CHECK(e.events().size() == 2);  // the events table keeps both rows
+    e.advance(2min);  // the live claim's lease ran out: it goes too
+    CHECK(e.forget_old_claims(*store).value() == 2);  // numbered(3), and numbered(1)'s new claim
+    CHECK(store->claim(numbered(3), old).value().mine());
   }
 
   SECTION("a mark of an event the store does not keep records it") {

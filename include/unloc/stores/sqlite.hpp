@@ -298,6 +298,17 @@ class sqlite_event_store final : public event_store {
     });
   }
 
+  /// Forgets now the claims of events created longer ago than
+  /// `sqlite_store_options::retention` that are handled or free (never a claim
+  /// whose lease runs), as the store does by itself every 4096 claims: how many
+  /// it forgot. Their rows in the events table stay.
+  [[nodiscard]] result<std::uint64_t> forget_old_claims() {
+    return batched<std::uint64_t>("forget_old_claims", [&]() -> result<std::uint64_t> {
+      if (!prune()) return failure("forget_old_claims");
+      return static_cast<std::uint64_t>(sqlite3_changes(db_));
+    });
+  }
+
   /// Works when the store can take the database's write lock and reads the
   /// schema version it expects; otherwise an error saying why.
   [[nodiscard]] result<void> check() override {
@@ -623,13 +634,18 @@ class sqlite_event_store final : public event_store {
     if (claims_since_prune_ >= prune_every) {
       claims_since_prune_ = 0;
       // Forgetting old claims is housekeeping, in its own transaction: a failure fails no call.
-      const auto now = clock_ms();
-      if (sqlite3_stmt* s = statement(q_prune)) {
-        sqlite3_bind_int64(s, 1, now - options_.retention.count());
-        sqlite3_bind_int64(s, 2, now);
-        (void)step_done(s);
-      }
+      (void)prune();
     }
+  }
+
+  // Deletes the claims that forget_old_claims() forgets; false when the statement failed.
+  bool prune() {
+    const auto now = clock_ms();
+    sqlite3_stmt* s = statement(q_prune);
+    if (s == nullptr) return false;
+    sqlite3_bind_int64(s, 1, now - options_.retention.count());
+    sqlite3_bind_int64(s, 2, now);
+    return step_done(s);
   }
 
   void run_alone(job& j) {
