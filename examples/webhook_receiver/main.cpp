@@ -110,6 +110,7 @@ bool import_state(const receiver::options& o, unloc::event_store& store) {
 }
 
 // Each new event: printed (unless --no-print); the reconciler writes it to the store.
+// Deliveries under --no-print have no handler (main): the store records them alone.
 unloc::reconciler::handler_function event_handler(const receiver::options& o) {
   return [print = o.print](const unloc::access_event& event, const unloc::handover& how) {
     // Refusing once stopping ends a long log read at once, its checkpoint unmoved.
@@ -150,7 +151,8 @@ int main(int argc, char** argv) {
     return 1;
   }
   if (!o.import_state.empty() && !import_state(o, **store)) return 1;
-  unloc::reconciler reconciler(*store, event_handler(o));
+  // With --no-print a delivery's only work is the store's record: one transaction (no handler).
+  unloc::reconciler reconciler(*store, o.print ? event_handler(o) : nullptr);
   std::unique_ptr<receiver::log_poller> poller;
   if (o.reconcile) {
     poller = std::make_unique<receiver::log_poller>(o, *store, event_handler(o));

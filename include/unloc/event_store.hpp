@@ -168,6 +168,23 @@ class event_store {
     return mark_handled(event.id, token);
   }
 
+  /// Records `event` handled, when it is neither handled nor held by a live
+  /// claim, in one step: for a hand-over whose whole work is the store's own
+  /// record (a database store's events table). A database store writes the
+  /// mark and the event's row in one transaction, with no claim committed
+  /// before them. `handled` when this call recorded it. Default: `claim`, then
+  /// `mark_handled(event, source, token)`.
+  [[nodiscard]] virtual result<handle_status> record_once(const access_event& event,
+                                                          event_source source) {
+    auto claimed = claim(event.id, event.created);
+    if (!claimed) return claimed.error();
+    if (claimed->status == claim_status::already_handled) return handle_status::already_handled;
+    if (claimed->status == claim_status::held_elsewhere) return handle_status::held_elsewhere;
+    auto marked = mark_handled(event, source, claimed->token);
+    if (!marked) return marked.error();
+    return *marked == settle_status::done ? handle_status::handled : handle_status::held_elsewhere;
+  }
+
   /// Takes or renews the lease on reading the access log of `scope` for
   /// `holder` (unique per process, such as `host:pid:random`) for `duration`:
   /// its fencing token when granted, none while another holder's lease runs.

@@ -128,7 +128,10 @@ class reconciler {
   /// Takes an event and how it came; true confirms it.
   using handler_function = std::function<bool(const access_event&, const handover&)>;
 
-  /// A reconciler over `store` (not null) handing events to `handler`.
+  /// A reconciler over `store` (not null) handing events to `handler`. An empty
+  /// `handler` does no work beyond the store's record (a database store's
+  /// events table): each new event is then recorded with `event_store::record_once`,
+  /// one transaction, and never left in doubt.
   reconciler(std::shared_ptr<event_store> store, handler_function handler,
              reconciler_options options = {})
       : store_(std::move(store)), handler_(std::move(handler)), options_(std::move(options)) {
@@ -140,6 +143,7 @@ class reconciler {
   [[nodiscard]] result<offer_outcome> offer(const access_event& event,
                                             event_source source = event_source::webhook) {
     const bool webhook = source == event_source::webhook;
+    if (!handler_) return record(event, source);
     auto claim = store_->claim(event.id, event.created);
     if (!claim) return claim.error();
     if (claim->status == claim_status::already_handled) {
@@ -255,6 +259,24 @@ class reconciler {
   }
 
  private:
+  // offer() with no handler: the store records the event in one step.
+  result<offer_outcome> record(const access_event& event, event_source source) {
+    const bool webhook = source == event_source::webhook;
+    auto recorded = store_->record_once(event, source);
+    if (!recorded) return recorded.error();
+    switch (*recorded) {
+      case handle_status::handled:
+        ++(webhook ? counts_.from_webhook : counts_.from_access_log);
+        return offer_outcome::handed_over;
+      case handle_status::already_handled:
+        ++(webhook ? counts_.duplicate_deliveries : counts_.already_handed_over);
+        return offer_outcome::duplicate;
+      case handle_status::held_elsewhere: break;
+    }
+    ++counts_.held_elsewhere;
+    return offer_outcome::held_elsewhere;
+  }
+
   result<void> call_handler(const access_event& event, const handover& how) {
     try {
       if (handler_(event, how)) return {};

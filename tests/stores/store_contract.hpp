@@ -176,6 +176,27 @@ inline void check_store_contract(engine& e) {
     CHECK(store->claim(numbered(3), old).value().mine());
   }
 
+  SECTION("record_once writes the mark and the row in one step, once, never over a live claim") {
+    using unloc::handle_status;
+    const auto webhook = unloc::event_source::webhook;
+    const auto event = numbered_event(1, created);
+    CHECK(store->record_once(event, webhook).value() == handle_status::handled);
+    CHECK(store->record_once(event, unloc::event_source::access_log).value() ==
+          handle_status::already_handled);
+    CHECK(status(numbered(1)) == claim_status::already_handled);
+    REQUIRE(e.events().size() == 1);
+    CHECK(e.events()[0].source == "webhook");
+    const auto held = numbered_event(2, created);
+    const auto token = mine(*store, held.id, held.created);
+    CHECK(store->record_once(held, webhook).value() == handle_status::held_elsewhere);
+    CHECK(e.events().size() == 1);
+    e.advance(2min);  // the claim's lease ran out: the record takes the event
+    CHECK(store->record_once(held, webhook).value() == handle_status::handled);
+    CHECK(store->release(held.id, token).value() == not_owner);
+    CHECK(status(numbered(2)) == claim_status::already_handled);
+    CHECK(e.events().size() == 2);
+  }
+
   SECTION("a mark of an event the store does not keep records it") {
     REQUIRE(store->mark_handled(numbered(5), 12345).value() == done);
     CHECK(status(numbered(5)) == claim_status::already_handled);
@@ -295,7 +316,7 @@ inline void check_store_contract(engine& e) {
     CHECK(other->check());
   }
 
-  SECTION("claims from many threads on two stores: each event is mine exactly once") {
+  SECTION("claims and record_once from many threads on two stores: each event handled once") {
     auto other = e.open(1min);
     constexpr std::uint32_t events = 200;
     std::array<std::atomic<int>, events> won{};
@@ -306,6 +327,12 @@ inline void check_store_contract(engine& e) {
       threads.emplace_back([&s, &won, &failures, created, t] {
         for (std::uint32_t i = 0; i < events; ++i) {
           const std::uint32_t n = (i * 7 + static_cast<std::uint32_t>(t) * 13) % events;
+          if (t >= 4) {  // the one-step record, beside the claims of the others
+            auto r = s.record_once(numbered_event(n, created), unloc::event_source::webhook);
+            if (!r) ++failures;
+            if (r && *r == unloc::handle_status::handled) ++won[n];
+            continue;
+          }
           auto c = s.claim(numbered(n), created);
           if (!c) {
             ++failures;

@@ -118,6 +118,32 @@ TEST_CASE("a repeated delivery is handed over once", "[reconciler]") {
   CHECK(h.rec->counts().duplicate_deliveries == 1);
 }
 
+TEST_CASE("without a handler, each event is recorded in the store once, from either source",
+          "[reconciler]") {
+  auto store = std::make_shared<unloc::memory_event_store>();
+  unloc::reconciler rec(store, nullptr);
+  fake_log log;
+  log.events.push_back(event(1, start - 1min));
+  log.events.push_back(event(2, start - 2min));
+  CHECK(rec.offer(log.events[0]).value() == offer_outcome::handed_over);
+  CHECK(rec.offer(log.events[0]).value() == offer_outcome::duplicate);
+  CHECK(store->handled(log.events[0].id));
+  const auto held = store->claim(event(3, start).id, start).value();  // another caller's claim
+  CHECK(rec.offer(event(3, start)).value() == offer_outcome::held_elsewhere);
+  CHECK_FALSE(store->handled(event(3, start).id));
+  REQUIRE(store->release(event(3, start).id, held.token));
+  const auto report = rec.read_log(log, unloc::access_log_query::project()).value();
+  CHECK(report.read == 2);
+  CHECK(report.recovered == 1);
+  CHECK(store->handled(log.events[1].id));
+  const auto counts = rec.counts();
+  CHECK(counts.from_webhook == 1);
+  CHECK(counts.duplicate_deliveries == 1);
+  CHECK(counts.held_elsewhere == 1);
+  CHECK(counts.from_access_log == 1);
+  CHECK(counts.already_handed_over == 1);
+}
+
 TEST_CASE("an event the handler does not confirm is offered again", "[reconciler]") {
   lasting_store kept;
   harness h(kept);

@@ -208,6 +208,36 @@ class postgresql_event_store final : public event_store {
     }
   }
 
+  /// `record_once`: the mark and the event's row in one statement, one commit
+  /// (no claim committed first).
+  [[nodiscard]] result<handle_status> record_once(const access_event& event,
+                                                  event_source source) override {
+    try {
+      if (++claims_since_prune_ % prune_every == 0) (void)forget_old_claims();  // housekeeping
+      parameters params{event.id.to_string(), std::to_string(millis(event.created))};
+      append_event_params(params, event, source, received_now());
+      // No row from m: handled before, or held by a live claim (or by one this
+      // statement's snapshot predates: held too).
+      auto rows = run(
+          "record_once",
+          "WITH m AS (INSERT INTO unloc_claims AS c"
+          " (id, created_ms, owner, lease_until_ms, handled, in_doubt)"
+          " VALUES ($1, $2::bigint, 0, 0, 1, 0) ON CONFLICT (id) DO UPDATE SET handled = 1,"
+          " owner = 0 WHERE c.handled = 0 AND (c.owner = 0 OR c.lease_until_ms <= " +
+              now_sql() + ") RETURNING 1), e AS (" + insert_event_sql(3) +
+              " WHERE EXISTS (SELECT 1 FROM m) ON CONFLICT (id) DO NOTHING)"
+              " SELECT (SELECT count(*) FROM m),"
+              " coalesce((SELECT handled FROM unloc_claims WHERE id = $1), 0)",
+          params);
+      if (!rows) return rows.error();
+      if (text(rows->get(), 0) != "0") return handle_status::handled;
+      return text(rows->get(), 1) != "0" ? handle_status::already_handled
+                                         : handle_status::held_elsewhere;
+    } catch (...) {
+      return out_of_memory("record_once");
+    }
+  }
+
   /// Forgets now the claims of events created longer ago than
   /// `postgresql_store_options::retention` that are handled or free (never a
   /// claim whose lease runs), as the store does by itself every 10,000 claims:

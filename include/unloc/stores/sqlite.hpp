@@ -349,28 +349,17 @@ class sqlite_event_store final : public event_store {
                           "store");
       }
       return in_transaction<handle_status>("handle_once", [&]() -> result<handle_status> {
-        auto state = read_claim(event.id);
-        if (!state) return state.error();
-        if (state->found && state->handled) return handle_status::already_handled;
-        if (state->found && state->owner != 0 && state->lease_until_ms > clock_ms()) {
-          return handle_status::held_elsewhere;
-        }
-        auto confirmed = call_work(work, event);
-        if (!confirmed) return confirmed.error();
-        if (sqlite3_get_autocommit(db_) != 0) {
-          return make_error(error_category::invalid_input,
-                            "sqlite store: the work of handle_once ended the transaction; "
-                            "event " +
-                                event.id.to_string() + " is not marked",
-                            "store");
-        }
-        sqlite3_stmt* s = statement(q_mark_insert);
-        if (s == nullptr) return failure("handle_once");
-        bind_id(s, 1, event.id);
-        sqlite3_bind_int64(s, 2, ms(event.created));
-        if (!step_done(s) || !insert_event(event, source)) return failure("handle_once");
-        return handle_status::handled;
+        return handle_in_transaction(event, source, &work);
       });
+    });
+  }
+
+  /// `record_once`: the mark and the event's row in one transaction, sharing
+  /// its commit with the calls of other threads (no claim committed first).
+  [[nodiscard]] result<handle_status> record_once(const access_event& event,
+                                                  event_source source) override {
+    return batched<handle_status>("record_once", [&]() -> result<handle_status> {
+      return handle_in_transaction(event, source, nullptr);
     });
   }
 
@@ -636,6 +625,37 @@ class sqlite_event_store final : public event_store {
       // Forgetting old claims is housekeeping, in its own transaction: a failure fails no call.
       (void)prune();
     }
+  }
+
+  // Inside a write transaction: skips an event handled or held by a live claim, else
+  // runs `work` (when given), marks the event handled and writes its row.
+  result<handle_status> handle_in_transaction(const access_event& event, event_source source,
+                                              const work_function* work) {
+    auto state = read_claim(event.id);
+    if (!state) return state.error();
+    if (state->found && state->handled) return handle_status::already_handled;
+    if (state->found && state->owner != 0 && state->lease_until_ms > clock_ms()) {
+      return handle_status::held_elsewhere;
+    }
+    if (work != nullptr) {
+      auto confirmed = call_work(*work, event);
+      if (!confirmed) return confirmed.error();
+      if (sqlite3_get_autocommit(db_) != 0) {
+        return make_error(error_category::invalid_input,
+                          "sqlite store: the work of handle_once ended the transaction; event " +
+                              event.id.to_string() + " is not marked",
+                          "store");
+      }
+    }
+    if (!state->found) ++claims_since_prune_;
+    sqlite3_stmt* s = statement(q_mark_insert);
+    if (s == nullptr) return failure(work != nullptr ? "handle_once" : "record_once");
+    bind_id(s, 1, event.id);
+    sqlite3_bind_int64(s, 2, ms(event.created));
+    if (!step_done(s) || !insert_event(event, source)) {
+      return failure(work != nullptr ? "handle_once" : "record_once");
+    }
+    return handle_status::handled;
   }
 
   // Deletes the claims that forget_old_claims() forgets; false when the statement failed.
