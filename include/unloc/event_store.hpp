@@ -170,10 +170,11 @@ class event_store {
 
   /// Records `event` handled, when it is neither handled nor held by a live
   /// claim, in one step: for a hand-over whose whole work is the store's own
-  /// record (a database store's events table). A database store writes the
-  /// mark and the event's row in one transaction, with no claim committed
-  /// before them. `handled` when this call recorded it. Default: `claim`, then
-  /// `mark_handled(event, source, token)`.
+  /// record (a database store's events table). The SQLite and PostgreSQL
+  /// stores write the mark and the event's row in one transaction, with no
+  /// claim committed before them. `handled` when this call recorded it.
+  /// Default: `claim`, then `mark_handled(event, source, token)` (the claim
+  /// released when the mark fails).
   [[nodiscard]] virtual result<handle_status> record_once(const access_event& event,
                                                           event_source source) {
     auto claimed = claim(event.id, event.created);
@@ -181,7 +182,10 @@ class event_store {
     if (claimed->status == claim_status::already_handled) return handle_status::already_handled;
     if (claimed->status == claim_status::held_elsewhere) return handle_status::held_elsewhere;
     auto marked = mark_handled(event, source, claimed->token);
-    if (!marked) return marked.error();
+    if (!marked) {
+      (void)release(event.id, claimed->token);  // no work was done outside the store
+      return marked.error();
+    }
     return *marked == settle_status::done ? handle_status::handled : handle_status::held_elsewhere;
   }
 

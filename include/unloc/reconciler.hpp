@@ -130,8 +130,9 @@ class reconciler {
 
   /// A reconciler over `store` (not null) handing events to `handler`. An empty
   /// `handler` does no work beyond the store's record (a database store's
-  /// events table): each new event is then recorded with `event_store::record_once`,
-  /// one transaction, and never left in doubt.
+  /// events table): each new event is then recorded with
+  /// `event_store::record_once` (one transaction on the SQLite and PostgreSQL
+  /// stores, never left in doubt).
   reconciler(std::shared_ptr<event_store> store, handler_function handler,
              reconciler_options options = {})
       : store_(std::move(store)), handler_(std::move(handler)), options_(std::move(options)) {

@@ -165,18 +165,30 @@ inline void check_store_contract(engine& e) {
     const auto recent = mine(*store, numbered(4), created);
     REQUIRE(store->mark_handled(numbered_event(4, created), unloc::event_source::webhook, recent)
                 .value() == done);
-    CHECK(e.forget_old_claims(*store).value() == 1);  // numbered(1); the released one was deleted
+    REQUIRE(store->mark_handled(numbered(5), 12345).value() == done);  // an id not kept: now
+    // In doubt, then released: free, its lease long past.
+    const auto doubtful = mine(*store, numbered(6), old);
+    e.advance(2min);
+    const auto taken = store->claim(numbered(6), old).value();
+    REQUIRE(taken.in_doubt);
+    REQUIRE(store->release(numbered(6), taken.token).value() == done);
+    (void)doubtful;
+    (void)mine(*store, numbered(3), old);  // numbered(3) claimed again: its lease runs
+    e.advance(2min);
+    (void)mine(*store, numbered(7), old);  // a live claim of an old event
+    CHECK(e.forget_old_claims(*store).value() == 3);  // 1 (handled), 6 (free), 3 (lease past)
     CHECK(e.forget_old_claims(*store).value() == 0);
+    CHECK(status(numbered(5)) == claim_status::already_handled);  // a recent mark stays
+    CHECK(store->claim(numbered(7), old).value().status == claim_status::held_elsewhere);
     CHECK(store->claim(numbered(1), old).value().mine());  // forgotten: Unloc no longer sends it
-    CHECK(store->claim(numbered(3), old).value().status == claim_status::held_elsewhere);
     CHECK(status(numbered(4)) == claim_status::already_handled);
     CHECK(e.events().size() == 2);  // the events table keeps both rows
-    e.advance(2min);  // the live claim's lease ran out: it goes too
-    CHECK(e.forget_old_claims(*store).value() == 2);  // numbered(3), and numbered(1)'s new claim
-    CHECK(store->claim(numbered(3), old).value().mine());
+    e.advance(2min);  // the live claims' leases ran out: they go too
+    CHECK(e.forget_old_claims(*store).value() == 2);  // numbered(7), and numbered(1)'s new claim
+    CHECK(store->claim(numbered(7), old).value().mine());
   }
 
-  SECTION("record_once writes the mark and the row in one step, once, never over a live claim") {
+  SECTION("record_once records an event once with its row, never over a live claim") {
     using unloc::handle_status;
     const auto webhook = unloc::event_source::webhook;
     const auto event = numbered_event(1, created);

@@ -182,7 +182,7 @@ class postgresql_event_store final : public event_store {
   [[nodiscard]] result<settle_status> mark_handled(const uuid& id, claim_token token) override {
     try {
       auto rows =
-          run("mark_handled", "WITH m AS (" + std::string(mark_sql) + ") SELECT count(*) FROM m",
+          run("mark_handled", "WITH m AS (" + mark_sql(now_sql()) + ") SELECT count(*) FROM m",
               {id.to_string(), std::to_string(token)});
       if (!rows) return rows.error();
       return text(rows->get(), 0) == "0" ? settle_status::not_owner : settle_status::done;
@@ -197,7 +197,8 @@ class postgresql_event_store final : public event_store {
       parameters params{event.id.to_string(), std::to_string(token)};
       append_event_params(params, event, source, received_now());
       auto rows = run("mark_handled",
-                      "WITH m AS (" + std::string(mark_sql) + "), e AS (" + insert_event_sql(3) +
+                      "WITH m AS (" + mark_sql(std::to_string(millis(event.created))) +
+                          "), e AS (" + insert_event_sql(3) +
                           " WHERE EXISTS (SELECT 1 FROM m) ON CONFLICT (id) DO NOTHING)"
                           " SELECT count(*) FROM m",
                       params);
@@ -231,8 +232,14 @@ class postgresql_event_store final : public event_store {
           params);
       if (!rows) return rows.error();
       if (text(rows->get(), 0) != "0") return handle_status::handled;
-      return text(rows->get(), 1) != "0" ? handle_status::already_handled
-                                         : handle_status::held_elsewhere;
+      if (text(rows->get(), 1) != "0") return handle_status::already_handled;
+      // A mark committed while this statement waited on the row is newer than its
+      // snapshot: read again, in a statement of its own.
+      auto again = run("record_once", "SELECT coalesce(max(handled), 0) FROM unloc_claims"
+                       " WHERE id = $1", {event.id.to_string()});
+      if (!again) return again.error();
+      return text(again->get(), 0) != "0" ? handle_status::already_handled
+                                          : handle_status::held_elsewhere;
     } catch (...) {
       return out_of_memory("record_once");
     }
@@ -443,11 +450,16 @@ class postgresql_event_store final : public event_store {
     return "(extract(epoch from clock_timestamp()) * 1000)::bigint";
   }
 
-  // Marks $1 handled for the token $2 (0 never owns); records an id not kept. A row when done.
-  static constexpr const char* mark_sql =
-      "INSERT INTO unloc_claims AS c (id, created_ms, owner, lease_until_ms, handled, in_doubt)"
-      " VALUES ($1, 0, 0, 0, 1, 0) ON CONFLICT (id) DO UPDATE SET handled = 1, owner = 0"
-      " WHERE c.handled <> 0 OR (c.owner = $2 AND $2 <> 0) RETURNING 1";
+  // Marks $1 handled for the token $2 (0 never owns); records an id not kept, created at
+  // `created` (an SQL expression: its age decides when forget_old_claims forgets the mark).
+  // A row when done.
+  static std::string mark_sql(const std::string& created) {
+    return "INSERT INTO unloc_claims AS c (id, created_ms, owner, lease_until_ms, handled, in_doubt)"
+           " VALUES ($1, " +
+           created +
+           ", 0, 0, 1, 0) ON CONFLICT (id) DO UPDATE SET handled = 1, owner = 0"
+           " WHERE c.handled <> 0 OR (c.owner = $2 AND $2 <> 0) RETURNING 1";
+  }
 
   // Moves the checkpoint $1 to $2, never back, when `condition` holds.
   static std::string save_checkpoint_sql(const char* condition = "true") {
