@@ -139,10 +139,7 @@ class postgresql_event_store final : public event_store {
 
   [[nodiscard]] result<event_claim> claim(const uuid& id, timestamp created) override {
     try {
-      if (++claims_since_prune_ % prune_every == 0) {
-        // Forgetting old claims is housekeeping: a failure here fails no claim.
-        (void)forget_old_claims();
-      }
+      count_claim();
       // Literals, not parameters: the simple protocol runs the two statements in one
       // transaction, so the SET LOCAL applies to the claim alone. Both values are ours
       // (a canonical UUID, integers), never text from outside.
@@ -214,7 +211,7 @@ class postgresql_event_store final : public event_store {
   [[nodiscard]] result<handle_status> record_once(const access_event& event,
                                                   event_source source) override {
     try {
-      if (++claims_since_prune_ % prune_every == 0) (void)forget_old_claims();  // housekeeping
+      count_claim();
       parameters params{event.id.to_string(), std::to_string(millis(event.created))};
       append_event_params(params, event, source, received_now());
       // No row from m: handled before, or held by a live claim (or by one this
@@ -448,6 +445,12 @@ class postgresql_event_store final : public event_store {
   std::string now_sql() const {
     if (options_.clock) return std::to_string(millis(options_.clock()));
     return "(extract(epoch from clock_timestamp()) * 1000)::bigint";
+  }
+
+  // One more claim row written; every prune_every of them, old claims are forgotten
+  // (housekeeping: a failure here fails no call).
+  void count_claim() {
+    if (++claims_since_prune_ % prune_every == 0) (void)forget_old_claims();
   }
 
   // Marks $1 handled for the token $2 (0 never owns); records an id not kept, created at

@@ -648,13 +648,12 @@ class sqlite_event_store final : public event_store {
       }
     }
     if (!state->found) ++claims_since_prune_;
+    const char* what = work != nullptr ? "handle_once" : "record_once";
     sqlite3_stmt* s = statement(q_mark_insert);
-    if (s == nullptr) return failure(work != nullptr ? "handle_once" : "record_once");
+    if (s == nullptr) return failure(what);
     bind_id(s, 1, event.id);
     sqlite3_bind_int64(s, 2, ms(event.created));
-    if (!step_done(s) || !insert_event(event, source)) {
-      return failure(work != nullptr ? "handle_once" : "record_once");
-    }
+    if (!step_done(s) || !insert_event(event, source)) return failure(what);
     return handle_status::handled;
   }
 
