@@ -55,8 +55,9 @@ struct temp_dir {
 // A connection of the test's own, closed at the end.
 struct connection {
   sqlite3* db = nullptr;
-  explicit connection(const std::string& path) {
-    REQUIRE(sqlite3_open(path.c_str(), &db) == SQLITE_OK);
+  explicit connection(const std::string& path, const char* vfs = nullptr) {
+    REQUIRE(sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, vfs) ==
+            SQLITE_OK);
     sqlite3_busy_timeout(db, 10'000);
   }
   ~connection() { sqlite3_close(db); }
@@ -558,6 +559,111 @@ TEST_CASE("a rolled-back transaction larger than the cache leaves the file whole
   CHECK(after.text("PRAGMA integrity_check") == "ok");
   CHECK(after.number("SELECT count(*) FROM doors") == 40);
   CHECK(after.number("SELECT count(*) FROM unloc_events") == 0);
+}
+
+// SQLite's default VFS, whose WAL files count their writes and can fail them
+// (a full disk): below the store's VFS (detail::sqlite_wal_vfs) in its tests.
+struct wal_spy {
+  static inline const sqlite3_io_methods* original = nullptr;  // the default VFS's file methods
+  static inline sqlite3_io_methods patched{};
+  static inline std::atomic<int> writes{0};
+  static inline std::atomic<bool> full{false};
+
+  static int write(sqlite3_file* f, const void* data, int amount, sqlite3_int64 offset) {
+    ++writes;
+    return full ? SQLITE_FULL : original->xWrite(f, data, amount, offset);
+  }
+  static int open(sqlite3_vfs* vfs, const char* name, sqlite3_file* f, int flags, int* out) {
+    auto* below = static_cast<sqlite3_vfs*>(vfs->pAppData);
+    const int rc = below->xOpen(below, name, f, flags, out);
+    if (rc == SQLITE_OK && (flags & SQLITE_OPEN_WAL) != 0 && f->pMethods != nullptr) {
+      if (original == nullptr) {  // the default VFS has one set of methods for all its files
+        original = f->pMethods;
+        patched = *original;
+        patched.xWrite = &write;
+      }
+      f->pMethods = &patched;
+    }
+    return rc;
+  }
+  // Registers the spy ("wal-spy") and the store's VFS over it; the latter's name.
+  static const char* install() {
+    static sqlite3_vfs spy = [] {
+      sqlite3_vfs* below = sqlite3_vfs_find(nullptr);
+      sqlite3_vfs v = *below;
+      v.zName = "wal-spy";
+      v.pAppData = below;
+      v.xOpen = &open;
+      return v;
+    }();
+    if (sqlite3_vfs_find("wal-spy") == nullptr) REQUIRE(sqlite3_vfs_register(&spy, 0) == SQLITE_OK);
+    const char* name = unloc::detail::sqlite_wal_vfs::install("unloc-wal-batch-over-spy", &spy);
+    REQUIRE(name != nullptr);
+    return name;
+  }
+};
+
+TEST_CASE("the store's VFS writes a commit's WAL frames at once, before readers see them",
+          "[sqlite]") {
+  temp_dir dir;
+  const std::string path = dir.file("frames.db");
+  const char* vfs = wal_spy::install();
+  connection writer(path, vfs);
+  writer.exec("PRAGMA journal_mode=WAL");
+  writer.exec("PRAGMA synchronous=NORMAL");
+  writer.exec("CREATE TABLE doors (n INTEGER PRIMARY KEY, pad TEXT UNIQUE)");
+  connection reader(path);
+  // Each commit writes 3 pages (the table, its index, the first page): 6 writes
+  // below SQLite's own VFS, one below the store's.
+  for (const char* name : {"wal-spy", vfs}) {
+    connection c(path, name);
+    wal_spy::writes = 0;
+    const auto before = reader.number("SELECT count(*) FROM doors");
+    for (int i = 0; i < 20; ++i) {
+      c.exec("INSERT INTO doors (pad) VALUES (hex(randomblob(16)))");
+      CHECK(reader.number("SELECT count(*) FROM doors") == before + i + 1);
+    }
+    INFO(name);
+    if (name == vfs) {
+      CHECK(wal_spy::writes == 20);
+    } else {
+      CHECK(wal_spy::writes >= 40);
+    }
+  }
+  // A commit larger than what is gathered (100 pages), then a rewrite of a
+  // page within one transaction: the frames stay whole.
+  writer.exec("PRAGMA cache_size = 5");
+  writer.exec("BEGIN");
+  writer.exec(
+      "WITH RECURSIVE s(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM s WHERE n < 100)"
+      " INSERT INTO doors (pad) SELECT hex(randomblob(900)) FROM s");
+  writer.exec("UPDATE doors SET pad = hex(randomblob(900)) WHERE n % 3 = 0");
+  writer.exec("COMMIT");
+  CHECK(reader.number("SELECT count(*) FROM doors") == 140);
+  CHECK(reader.text("PRAGMA integrity_check") == "ok");
+}
+
+TEST_CASE("a write of gathered WAL frames that fails fails its commit; the file stays whole",
+          "[sqlite]") {
+  temp_dir dir;
+  const std::string path = dir.file("failing.db");
+  const char* vfs = wal_spy::install();
+  connection writer(path, vfs);
+  writer.exec("PRAGMA journal_mode=WAL");
+  writer.exec("CREATE TABLE doors (n INTEGER PRIMARY KEY, pad TEXT)");
+  writer.exec("INSERT INTO doors (pad) VALUES ('first')");
+  connection reader(path);
+  wal_spy::full = true;
+  const int failed =
+      sqlite3_exec(writer.db, "INSERT INTO doors (pad) VALUES ('lost')", nullptr, nullptr, nullptr);
+  wal_spy::full = false;
+  CHECK(failed == SQLITE_FULL);
+  CHECK(sqlite3_get_autocommit(writer.db) != 0);
+  CHECK(reader.number("SELECT count(*) FROM doors") == 1);
+  writer.exec("INSERT INTO doors (pad) VALUES ('second')");
+  CHECK(reader.text("SELECT group_concat(pad) FROM doors") == "first,second");
+  reader.exec("PRAGMA wal_checkpoint(TRUNCATE)");
+  CHECK(reader.text("PRAGMA integrity_check") == "ok");
 }
 
 TEST_CASE("a database of a newer schema is refused, with a message that says so", "[sqlite]") {

@@ -11,6 +11,7 @@
 #include <unloc/error.hpp>
 #include <unloc/event_store.hpp>
 #include <unloc/stores/schema.hpp>
+#include <unloc/stores/sqlite_wal_vfs.hpp>
 #include <unloc/timestamp.hpp>
 #include <unloc/uuid.hpp>
 #include <unloc/version.hpp>
@@ -106,8 +107,8 @@ class sqlite_event_store final : public event_store {
   [[nodiscard]] static result<std::unique_ptr<sqlite_event_store>> open(
       const std::string& path, sqlite_store_options options = {}) {
     sqlite3* db = nullptr;
-    const int opened =
-        sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, nullptr);
+    const int opened = sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE,
+                                       detail::sqlite_wal_vfs::install());
     std::unique_ptr<sqlite_event_store> store(new (std::nothrow)
                                                   sqlite_event_store(db, true, std::move(options)));
     if (store == nullptr) {
