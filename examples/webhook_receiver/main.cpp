@@ -152,7 +152,11 @@ int main(int argc, char** argv) {
   }
   if (!o.import_state.empty() && !import_state(o, **store)) return 1;
   // With --no-print a delivery's only work is the store's record: one transaction (no handler).
-  unloc::reconciler reconciler(*store, o.print ? event_handler(o) : nullptr);
+  // Else the line is printed inside that transaction where the store has one (SQLite): one
+  // commit a delivery, not a claim's and then the mark's.
+  unloc::reconciler_options settings;
+  settings.handler_in_store_transaction = true;
+  unloc::reconciler reconciler(*store, o.print ? event_handler(o) : nullptr, settings);
   std::unique_ptr<receiver::log_poller> poller;
   if (o.reconcile) {
     poller = std::make_unique<receiver::log_poller>(o, *store, event_handler(o));

@@ -189,6 +189,46 @@ class event_store {
     return *marked == settle_status::done ? handle_status::handled : handle_status::held_elsewhere;
   }
 
+  /// The work `record_once(event, source, work)` does before the mark: true
+  /// confirms it. `possibly_repeated`: an earlier run of it for this event
+  /// may have had its effect (it was never settled: a stop, a lapsed claim, or
+  /// a commit that failed after it).
+  using record_work = std::function<bool(bool possibly_repeated)>;
+
+  /// `record_once`, with `work` run once the event is found neither handled
+  /// nor held, before the mark: the mark and the row are written only when it
+  /// returns true. An error when it returned false or threw (nothing marked).
+  /// Default: `claim`, `work`, then `mark_handled(event, source, token)`, as a
+  /// `reconciler` does (`held_elsewhere` when the claim was taken over while
+  /// `work` ran). The SQLite store runs `work` inside the transaction that
+  /// writes the mark and the row, sharing its commit with other calls: one
+  /// commit an event, not two, and no claim left in doubt by a stop. There it
+  /// runs on whichever thread commits, with the store's write lock held: keep
+  /// it short (printing a line), and never call the store from it.
+  [[nodiscard]] virtual result<handle_status> record_once(const access_event& event,
+                                                          event_source source,
+                                                          const record_work& work) {
+    auto claimed = claim(event.id, event.created);
+    if (!claimed) return claimed.error();
+    if (claimed->status == claim_status::already_handled) return handle_status::already_handled;
+    if (claimed->status == claim_status::held_elsewhere) return handle_status::held_elsewhere;
+    bool confirmed = false;
+    try {
+      confirmed = work && work(claimed->in_doubt);
+    } catch (...) {
+    }
+    if (!confirmed) {
+      (void)release(event.id, claimed->token);  // a failed release: the lease frees it later
+      return make_error(error_category::internal,
+                        "the work did not confirm event " + event.id.to_string(), "handler");
+    }
+    // Not released when the mark fails: the work was done, so the event stays
+    // held until the lease ends, then comes again possibly repeated.
+    auto marked = mark_handled(event, source, claimed->token);
+    if (!marked) return marked.error();
+    return *marked == settle_status::done ? handle_status::handled : handle_status::held_elsewhere;
+  }
+
   /// Takes or renews the lease on reading the access log of `scope` for
   /// `holder` (unique per process, such as `host:pid:random`) for `duration`:
   /// its fencing token when granted, none while another holder's lease runs.

@@ -62,6 +62,14 @@ struct reconciler_options {
   /// this long after the reader stopped renewing it. A read renews it each
   /// half of this time.
   std::chrono::milliseconds log_lease = std::chrono::minutes(2);
+  /// Hand each event over through `event_store::record_once(event, source,
+  /// work)`: on the SQLite store the handler then runs inside the transaction
+  /// that marks the event, so that one commit settles it, not two (a claim,
+  /// then the mark), and a stop leaves nothing in doubt. It runs there with
+  /// the store's write lock held, on whichever thread commits: for a quick
+  /// handler (printing a line) that calls neither the store nor this
+  /// reconciler. Other stores claim first, as without it.
+  bool handler_in_store_transaction = false;
   /// Who reads, in the store's lease (unique per process, such as
   /// `host:pid`). Empty: `reconciler:` and 16 random hex digits.
   std::string lease_holder;
@@ -144,7 +152,8 @@ class reconciler {
   [[nodiscard]] result<offer_outcome> offer(const access_event& event,
                                             event_source source = event_source::webhook) {
     const bool webhook = source == event_source::webhook;
-    if (!handler_) return record(event, source);
+    if (!handler_) return settled(store_->record_once(event, source), source);
+    if (options_.handler_in_store_transaction) return offer_in_transaction(event, source);
     auto claim = store_->claim(event.id, event.created);
     if (!claim) return claim.error();
     if (claim->status == claim_status::already_handled) {
@@ -260,11 +269,34 @@ class reconciler {
   }
 
  private:
-  // offer() with no handler: the store records the event in one step.
-  result<offer_outcome> record(const access_event& event, event_source source) {
-    const bool webhook = source == event_source::webhook;
-    auto recorded = store_->record_once(event, source);
+  // offer() with the handler inside the store's record (handler_in_store_transaction).
+  result<offer_outcome> offer_in_transaction(const access_event& event, event_source source) {
+    std::optional<error> declined;  // the handler's last answer, when it did not confirm
+    bool ran = false;
+    auto recorded = store_->record_once(event, source, [&](bool possibly_repeated) {
+      ran = true;
+      if (possibly_repeated) ++counts_.possibly_repeated;
+      auto confirmed = call_handler(event, handover{source, possibly_repeated});
+      if (confirmed) {
+        declined.reset();
+        return true;
+      }
+      declined = confirmed.error();
+      return false;
+    });
+    if (declined) {
+      ++counts_.handler_failures;
+      return *declined;
+    }
+    // Held elsewhere after the handler ran: its claim was taken over meanwhile.
+    if (recorded && *recorded == handle_status::held_elsewhere && ran) ++counts_.lease_overruns;
+    return settled(recorded, source);
+  }
+
+  // What a store's record_once did, counted as offer() counts it.
+  result<offer_outcome> settled(const result<handle_status>& recorded, event_source source) {
     if (!recorded) return recorded.error();
+    const bool webhook = source == event_source::webhook;
     switch (*recorded) {
       case handle_status::handled:
         ++(webhook ? counts_.from_webhook : counts_.from_access_log);

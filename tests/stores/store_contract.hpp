@@ -21,6 +21,7 @@
 #include <cstdint>
 #include <memory>
 #include <optional>
+#include <stdexcept>
 #include <string>
 #include <thread>
 #include <vector>
@@ -209,6 +210,57 @@ inline void check_store_contract(engine& e) {
     CHECK(e.events().size() == 2);
   }
 
+  SECTION("record_once with work: the work runs before the mark, which needs its confirmation") {
+    using unloc::handle_status;
+    const auto webhook = unloc::event_source::webhook;
+    const auto event = numbered_event(3, created);
+    int runs = 0;
+    bool repeated = true;
+    const auto work = [&](bool confirm) {
+      return [&, confirm](bool possibly_repeated) {
+        ++runs;
+        repeated = possibly_repeated;
+        return confirm;
+      };
+    };
+    auto declined = store->record_once(event, webhook, work(false));
+    REQUIRE_FALSE(declined);
+    CHECK(declined.error().field == "handler");
+    CHECK(runs == 1);
+    CHECK_FALSE(repeated);
+    auto thrown = store->record_once(event, webhook, [&](bool) -> bool {
+      ++runs;
+      throw std::runtime_error("stdout is closed");
+    });
+    CHECK_FALSE(thrown);
+    CHECK(runs == 2);
+    CHECK(e.events().empty());
+    const auto probe = store->claim(numbered(3), created).value();  // nothing held nor marked
+    CHECK(probe.mine());
+    CHECK_FALSE(probe.in_doubt);
+    REQUIRE(store->release(numbered(3), probe.token).value() == done);
+    CHECK(store->record_once(event, webhook, work(true)).value() == handle_status::handled);
+    CHECK(runs == 3);
+    CHECK_FALSE(repeated);
+    CHECK(store->record_once(event, unloc::event_source::access_log, work(true)).value() ==
+          handle_status::already_handled);
+    CHECK(runs == 3);
+    REQUIRE(e.events().size() == 1);
+    CHECK(e.events()[0].source == "webhook");
+    // A live claim: the work does not run. Its lease run out (its holder stopped), the
+    // work runs, told that the holder's may have had its effect.
+    const auto held = numbered_event(4, created);
+    const auto token = mine(*store, held.id, held.created);
+    CHECK(store->record_once(held, webhook, work(true)).value() == handle_status::held_elsewhere);
+    CHECK(runs == 3);
+    e.advance(2min);
+    CHECK(store->record_once(held, webhook, work(true)).value() == handle_status::handled);
+    CHECK(runs == 4);
+    CHECK(repeated);
+    CHECK(store->release(held.id, token).value() == not_owner);
+    CHECK(e.events().size() == 2);
+  }
+
   SECTION("a mark of an event the store does not keep records it") {
     REQUIRE(store->mark_handled(numbered(5), 12345).value() == done);
     CHECK(status(numbered(5)) == claim_status::already_handled);
@@ -328,17 +380,25 @@ inline void check_store_contract(engine& e) {
     CHECK(other->check());
   }
 
-  SECTION("claims and record_once from many threads on two stores: each event handled once") {
+  SECTION("claims and both record_once from many threads on two stores: each event handled once") {
     auto other = e.open(1min);
     constexpr std::uint32_t events = 200;
     std::array<std::atomic<int>, events> won{};
     std::vector<std::thread> threads;
     std::atomic<int> failures{0};
-    for (int t = 0; t < 6; ++t) {
+    for (int t = 0; t < 8; ++t) {
       auto& s = t % 2 == 0 ? *store : *other;
       threads.emplace_back([&s, &won, &failures, created, t] {
         for (std::uint32_t i = 0; i < events; ++i) {
           const std::uint32_t n = (i * 7 + static_cast<std::uint32_t>(t) * 13) % events;
+          if (t >= 6) {  // the record with work, which declines one event in ten
+            bool ran = false;
+            auto r = s.record_once(numbered_event(n, created), unloc::event_source::webhook,
+                                   [&](bool) { return !(ran = true) || n % 10 != 0; });
+            if (!r && !(ran && n % 10 == 0)) ++failures;
+            if (r && *r == unloc::handle_status::handled) ++won[n];
+            continue;
+          }
           if (t >= 4) {  // the one-step record, beside the claims of the others
             auto r = s.record_once(numbered_event(n, created), unloc::event_source::webhook);
             if (!r) ++failures;

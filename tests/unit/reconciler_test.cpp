@@ -78,11 +78,13 @@ struct lasting_store {
 // A reconciler over the store of `kept`, with a clock the test moves (the store's
 // too), recording what it hands over.
 struct harness {
-  explicit harness(lasting_store& kept, std::chrono::milliseconds overlap = 1h)
+  explicit harness(lasting_store& kept, std::chrono::milliseconds overlap = 1h,
+                   bool in_store_transaction = false)
       : now(kept.now) {
     store = kept.store;
     unloc::reconciler_options options;
     options.overlap = overlap;
+    options.handler_in_store_transaction = in_store_transaction;
     options.clock = [this] { return now; };
     rec = std::make_unique<unloc::reconciler>(
         store,
@@ -310,6 +312,40 @@ TEST_CASE("an event whose handover a stop interrupted comes again, flagged possi
   h.refuse = false;
   REQUIRE(h.rec->offer(event(10, start)));
   CHECK_FALSE(h.repeated.back());
+}
+
+// The memory store runs the handler between its claim and its mark
+// (event_store's default record_once); the SQLite store's own is in
+// tests/stores (the store contract).
+TEST_CASE("with the handler in the store's record, an offer hands over and counts as without",
+          "[reconciler]") {
+  lasting_store kept;
+  harness h(kept, 1h, true);
+  const auto e = event(1, start);
+  h.refuse = true;
+  auto refused = h.rec->offer(e);
+  REQUIRE_FALSE(refused);
+  CHECK(refused.error().field == "handler");
+  CHECK(h.store->size() == 0);  // the claim released
+  h.refuse = false;
+  CHECK(h.rec->offer(e).value() == offer_outcome::handed_over);
+  CHECK(h.rec->offer(e, event_source::access_log).value() == offer_outcome::duplicate);
+  REQUIRE(h.handed.size() == 1);
+  CHECK_FALSE(h.repeated[0]);
+  const auto doubtful = event(2, start);  // a process died handing it over
+  REQUIRE(kept.store->claim(doubtful.id, doubtful.created).value().mine());
+  CHECK(h.rec->offer(doubtful).value() == offer_outcome::held_elsewhere);
+  h.now += unloc::memory_store_limits{}.claim_lease;
+  CHECK(h.rec->offer(doubtful).value() == offer_outcome::handed_over);
+  REQUIRE(h.repeated.size() == 2);
+  CHECK(h.repeated[1]);
+  const auto counts = h.rec->counts();
+  CHECK(counts.from_webhook == 2);
+  CHECK(counts.already_handed_over == 1);
+  CHECK(counts.handler_failures == 1);
+  CHECK(counts.held_elsewhere == 1);
+  CHECK(counts.possibly_repeated == 1);
+  CHECK(counts.lease_overruns == 0);
 }
 
 TEST_CASE("a handler may call back into the reconciler: counts and an offer of another event",

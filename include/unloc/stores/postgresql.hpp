@@ -80,6 +80,7 @@ struct postgresql_store_options {
 class postgresql_event_store final : public event_store {
  public:
   using event_store::mark_handled;
+  using event_store::record_once;
   using event_store::save_checkpoint;
 
   /// The integrator's work in `handle_once`: their statements on the connection

@@ -93,6 +93,7 @@ struct sqlite_store_options {
 class sqlite_event_store final : public event_store {
  public:
   using event_store::mark_handled;
+  using event_store::record_once;
   using event_store::save_checkpoint;
 
   /// The integrator's work in `handle_once`: their writes on the connection
@@ -349,8 +350,9 @@ class sqlite_event_store final : public event_store {
                           "sqlite store: handle_once needs a connection outside any transaction",
                           "store");
       }
+      const record_work run = [&](bool) { return work && work(db_); };
       return in_transaction<handle_status>("handle_once", [&]() -> result<handle_status> {
-        return handle_in_transaction(event, source, &work);
+        return handle_in_transaction(event, source, &run);
       });
     });
   }
@@ -361,6 +363,29 @@ class sqlite_event_store final : public event_store {
                                                   event_source source) override {
     return batched<handle_status>("record_once", [&]() -> result<handle_status> {
       return handle_in_transaction(event, source, nullptr);
+    });
+  }
+
+  /// `record_once` with `work` run inside the transaction of the mark and the
+  /// row, before them, sharing its commit with the calls of other threads: on
+  /// whichever thread commits, with the store's write lock held. `work` that
+  /// declines writes nothing, and the calls sharing its commit go on. A commit
+  /// that fails runs each of its calls again alone, their `work` told
+  /// `possibly_repeated`; so is the work of an event whose claim a stop left.
+  [[nodiscard]] result<handle_status> record_once(const access_event& event, event_source source,
+                                                  const record_work& work) override {
+    bool ran = false;
+    bool declined = false;
+    const record_work run = [&](bool in_doubt) {
+      declined = true;  // until it returns true (it may throw)
+      const bool again = std::exchange(ran, true);
+      declined = !(work && work(in_doubt || again));
+      return !declined;
+    };
+    return batched<handle_status>("record_once", [&]() -> result<handle_status> {
+      auto out = handle_in_transaction(event, source, &run);
+      if (!out && declined) keep_batch_ = true;  // nothing written: the batch stays good
+      return out;
     });
   }
 
@@ -558,7 +583,8 @@ class sqlite_event_store final : public event_store {
           out = make_error(error_category::internal,
                            std::string("sqlite store: ") + what + " failed", "store");
         }
-        return out->has_value();
+        // A call whose work declined wrote nothing: the batch's other calls go on.
+        return out->has_value() || std::exchange(keep_batch_, false);
       };
       j.fail = [&](error e) { out = std::move(e); };
       j.what = what;
@@ -631,7 +657,7 @@ class sqlite_event_store final : public event_store {
   // Inside a write transaction: skips an event handled or held by a live claim, else
   // runs `work` (when given), marks the event handled and writes its row.
   result<handle_status> handle_in_transaction(const access_event& event, event_source source,
-                                              const work_function* work) {
+                                              const record_work* work) {
     auto state = read_claim(event.id);
     if (!state) return state.error();
     if (state->found && state->handled) return handle_status::already_handled;
@@ -639,7 +665,8 @@ class sqlite_event_store final : public event_store {
       return handle_status::held_elsewhere;
     }
     if (work != nullptr) {
-      auto confirmed = call_work(*work, event);
+      // A claim not handled and not held: a stop or a lapsed lease left it, the work maybe done.
+      auto confirmed = call_work(*work, state->found, event);
       if (!confirmed) return confirmed.error();
       if (sqlite3_get_autocommit(db_) != 0) {
         return make_error(error_category::invalid_input,
@@ -906,9 +933,9 @@ class sqlite_event_store final : public event_store {
     return step_done(s);
   }
 
-  result<void> call_work(const work_function& work, const access_event& event) {
+  result<void> call_work(const record_work& work, bool in_doubt, const access_event& event) {
     try {
-      if (work && work(db_)) return {};
+      if (work(in_doubt)) return {};
     } catch (const std::exception& e) {
       return make_error(error_category::internal,
                         "the work failed on event " + event.id.to_string() + ": " + e.what(),
@@ -1088,6 +1115,7 @@ class sqlite_event_store final : public event_store {
   bool holding_ = false;
   std::chrono::steady_clock::time_point hold_paused_until_{};  // see begin()
   int wal_pages_ = 0;  // the WAL's size at the last commit, 0 when after_calls took it
+  bool keep_batch_ = false;  // the job that failed wrote nothing (its work declined)
   std::atomic<int> checkpointed_frames_{0};  // the WAL's frames the last checkpoint copied
   std::thread checkpointer_;
 };
