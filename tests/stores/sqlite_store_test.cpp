@@ -56,8 +56,9 @@ struct temp_dir {
 struct connection {
   sqlite3* db = nullptr;
   explicit connection(const std::string& path, const char* vfs = nullptr) {
-    REQUIRE(sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, vfs) ==
-            SQLITE_OK);
+    REQUIRE(sqlite3_open_v2(path.c_str(), &db,
+                            SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_URI,
+                            vfs) == SQLITE_OK);
     sqlite3_busy_timeout(db, 10'000);
   }
   ~connection() { sqlite3_close(db); }
@@ -568,9 +569,14 @@ struct wal_spy {
   static inline sqlite3_io_methods patched{};
   static inline std::atomic<int> writes{0};
   static inline std::atomic<bool> full{false};
+  static inline std::atomic<int> fail_over{-1};  // >= 0: the next write of more bytes fails
 
   static int write(sqlite3_file* f, const void* data, int amount, sqlite3_int64 offset) {
     ++writes;
+    if (const int limit = fail_over.load(); limit >= 0 && amount > limit) {
+      fail_over = -1;
+      return SQLITE_FULL;
+    }
     return full ? SQLITE_FULL : original->xWrite(f, data, amount, offset);
   }
   static int open(sqlite3_vfs* vfs, const char* name, sqlite3_file* f, int flags, int* out) {
@@ -664,6 +670,68 @@ TEST_CASE("a write of gathered WAL frames that fails fails its commit; the file 
   CHECK(reader.text("SELECT group_concat(pad) FROM doors") == "first,second");
   reader.exec("PRAGMA wal_checkpoint(TRUNCATE)");
   CHECK(reader.text("PRAGMA integrity_check") == "ok");
+}
+
+// Frames of a transaction larger than the cache wait, gathered, for more; a read of
+// them writes them out first. That write failing, SQLite would fail the statement
+// only, and commit the transaction without them: the file then fails every call
+// until the transaction ends, so that it cannot commit.
+TEST_CASE("a failed write of gathered frames mid-transaction fails the whole transaction",
+          "[sqlite]") {
+  temp_dir dir;
+  const std::string path = dir.file("spill.db");
+  connection writer(path, wal_spy::install());
+  writer.exec("PRAGMA journal_mode=WAL");
+  writer.exec("PRAGMA cache_size = 20");
+  writer.exec("CREATE TABLE doors (n INTEGER PRIMARY KEY, pad BLOB)");
+  writer.exec("CREATE TABLE copies (n UNIQUE)");
+  writer.exec("BEGIN");
+  writer.exec(
+      "WITH RECURSIVE s(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM s WHERE n < 400)"
+      " INSERT INTO doors (pad) SELECT randomblob(1000) FROM s");
+  wal_spy::fail_over = 4200;  // the next write of more than one frame: the gathered ones
+  const int statement =
+      sqlite3_exec(writer.db, "INSERT INTO copies SELECT n FROM doors", nullptr, nullptr, nullptr);
+  wal_spy::fail_over = -1;
+  CHECK(statement != SQLITE_OK);
+  if (sqlite3_get_autocommit(writer.db) == 0) {
+    CHECK(sqlite3_exec(writer.db, "COMMIT", nullptr, nullptr, nullptr) != SQLITE_OK);
+    (void)sqlite3_exec(writer.db, "ROLLBACK", nullptr, nullptr, nullptr);
+  }
+  connection reader(path);
+  CHECK(reader.text("PRAGMA integrity_check") == "ok");
+  CHECK(reader.number("SELECT count(*) FROM doors") == 0);
+  writer.exec("INSERT INTO doors (pad) VALUES (randomblob(10))");  // and it works again
+  CHECK(reader.number("SELECT count(*) FROM doors") == 1);
+  CHECK(reader.text("PRAGMA integrity_check") == "ok");
+}
+
+// Without power-safe overwrite (psow=0), a synchronous commit is padded to a
+// sector and a frame's write split at the sync: nothing is gathered there, and
+// every commit reaches the file whole.
+TEST_CASE("with synchronous=FULL and no power-safe overwrite, every padded commit is whole",
+          "[sqlite]") {
+  temp_dir dir;
+  const std::string path = dir.file("padded.db");
+  connection writer("file:" + path + "?psow=0", unloc::detail::sqlite_wal_vfs::install());
+  writer.exec("PRAGMA page_size = 1024");
+  writer.exec("PRAGMA journal_mode=WAL");
+  writer.exec("PRAGMA synchronous=FULL");
+  writer.exec("PRAGMA wal_autocheckpoint = 0");
+  writer.exec("CREATE TABLE doors (n INTEGER PRIMARY KEY, pad BLOB)");
+  connection reader(path);
+  for (int i = 0; i < 200; ++i) {
+    writer.exec("INSERT INTO doors (pad) VALUES (randomblob(" + std::to_string(50 + i * 37 % 700) +
+                "))");
+    REQUIRE(reader.number("SELECT count(*) FROM doors") == i + 1);
+  }
+  CHECK(reader.text("PRAGMA integrity_check") == "ok");
+  // What a restart after a crash reads: the database file and the WAL as they are.
+  std::filesystem::copy_file(path, dir.file("copy.db"));
+  std::filesystem::copy_file(path + "-wal", dir.file("copy.db-wal"));
+  connection recovered(dir.file("copy.db"));
+  CHECK(recovered.text("PRAGMA integrity_check") == "ok");
+  CHECK(recovered.number("SELECT count(*) FROM doors") == 200);
 }
 
 TEST_CASE("a database of a newer schema is refused, with a message that says so", "[sqlite]") {

@@ -19,8 +19,8 @@ UNLOC_BEGIN_NAMESPACE
 namespace detail {
 
 // SQLite writes each WAL frame with two system calls, its 24-byte header and
-// then its page, so a commit of 7 pages is 14 pwrite calls: 38 µs on the CI's
-// virtual machine, against 10 µs for one write of the same bytes (measured).
+// then its page, so a commit of 7 pages is 14 pwrite calls: 38 us on the CI's
+// virtual machine, against 10 us for one write of the same bytes (measured).
 // This VFS hands every file to the VFS below untouched except WAL files, whose
 // appended frames it gathers and writes at once when the commit frame's page
 // arrives (the only frame whose header holds the database's size after the
@@ -28,8 +28,15 @@ namespace detail {
 // frames to readers, and with any error returned to the commit. A write of
 // another shape (a frame rewritten in place, the WAL's header) and every other
 // call on the file (read, sync, size, truncate, close) first write out what is
-// gathered. A process killed with frames gathered loses only frames never
-// published, as it would lose them half-written.
+// gathered. Frames are gathered only inside a write transaction, which the
+// database file's shared-memory write lock marks (none in EXCLUSIVE locking
+// mode: nothing gathered), and only where writes are power-safe (else SQLite
+// pads a commit and splits a frame at the sync). Frames still gathered when
+// the transaction ends were never committed (it spilled, then rolled back):
+// they are dropped. A write of gathered frames that fails breaks the file
+// until the transaction ends, so that it cannot commit without them. A process
+// killed with frames gathered loses only frames never published, as it would
+// lose them half-written.
 class sqlite_wal_vfs {
  public:
   // Registers (once per name) a VFS named `name` over `below` (SQLite's
@@ -119,8 +126,13 @@ class sqlite_wal_vfs {
     // Where the transaction appends its next frame: the end of its last write
     // (a frame written before it is rewritten, at once); -1 before its first.
     sqlite3_int64 end = -1;
+    bool writing = false;      // inside a write transaction (its database holds the write lock)
     bool page_next = false;    // gathered ends with a frame's header
     bool commit_next = false;  // ... the commit frame's
+    // A write of gathered frames failed: SQLite holds pages as written that
+    // are not, so every call fails until the transaction ends (it cannot
+    // commit; a read that failed alone would fail only its statement).
+    int broken = SQLITE_OK;
   };
 
   static sqlite3_vfs* base(sqlite3_vfs* v) { return static_cast<sqlite3_vfs*>(v->pAppData); }
@@ -174,9 +186,13 @@ class sqlite_wal_vfs {
       }
       // SQLite names a WAL after its database, in the same allocation as the
       // name it opened the database by: that pointer finds the connection's database.
+      // Without power-safe overwrite, SQLite pads a synchronous commit to a sector and
+      // splits a frame's write at the sync: a split's 24-byte tail reads as a header.
       const char* database = sqlite3_filename_database(name);
       for (file* d : databases()) {
-        if (d->name == database && d->peer == nullptr) {
+        const int device = d->below->pMethods->xDeviceCharacteristics(d->below);
+        if (d->name == database && d->peer == nullptr &&
+            (device & SQLITE_IOCAP_POWERSAFE_OVERWRITE) != 0) {
           d->peer = self;
           self->peer = d;
           break;
@@ -208,18 +224,30 @@ class sqlite_wal_vfs {
     return rc != SQLITE_OK ? rc : closed;
   }
 
-  // Writes out what is gathered; on an error it is dropped (its transaction fails).
+  // Writes out what is gathered; on an error it is dropped, and the file
+  // broken until the transaction ends.
   static int flush(file* w) {
+    if (w->broken != SQLITE_OK) return w->broken;
     if (w->gathered.empty()) return SQLITE_OK;
     const int rc = w->below->pMethods->xWrite(w->below, w->gathered.data(),
                                               static_cast<int>(w->gathered.size()), w->gathered_at);
     drop(w);
-    if (rc != SQLITE_OK) w->end = -1;
+    if (rc != SQLITE_OK) {
+      w->end = -1;
+      w->broken = rc;
+    }
     return rc;
   }
   static void drop(file* w) {
     w->gathered.clear();
     w->page_next = w->commit_next = false;
+  }
+  // A write transaction begins or ends: nothing gathered, nothing broken, the append point unknown.
+  static void turn(file* w, bool writing) {
+    drop(w);
+    w->end = -1;
+    w->broken = SQLITE_OK;
+    w->writing = writing;
   }
 
   static bool gather(file* w, const void* data, std::size_t n, sqlite3_int64 offset) {
@@ -236,24 +264,23 @@ class sqlite_wal_vfs {
 
   static int write(sqlite3_file* f, const void* data, int amount, sqlite3_int64 offset) {
     file* w = of(f);
+    if (w->broken != SQLITE_OK) return w->broken;
     const auto n = static_cast<std::size_t>(amount);
     const sqlite3_int64 gathered_end =
         w->gathered_at + static_cast<sqlite3_int64>(w->gathered.size());
-    // The shapes gathered, in a transaction of a connection whose database is
-    // known: the WAL's header (SQLite starts the log over at offset 0), a
-    // frame's header appended, and the page that follows it.
-    const bool linked = w->peer != nullptr;
-    const bool starts_over = linked && offset == 0 && n == wal_header;
-    const bool header = linked && !w->page_next && n == frame_header &&
+    // The shapes gathered, in a write transaction of a connection whose database
+    // is known: a frame's header appended, and the page that follows it.
+    const bool header = w->writing && !w->page_next && n == frame_header &&
                         (w->end < 0 || offset == w->end);
     const bool page = w->page_next && offset == gathered_end;
-    if ((!starts_over && !header && !page) ||
-        ((starts_over || header) && !w->gathered.empty() && offset != gathered_end) ||
+    if ((!header && !page) || (header && !w->gathered.empty() && offset != gathered_end) ||
         !gather(w, data, n, offset)) {
       int rc = flush(w);
       if (rc == SQLITE_OK) rc = w->below->pMethods->xWrite(w->below, data, amount, offset);
       if (rc != SQLITE_OK) {
         w->end = -1;
+      } else if (offset == 0 && n == wal_header) {
+        w->end = offset + amount;  // SQLite starts the log over: frames follow the header
       } else if (offset + amount > w->end) {
         w->end = offset + amount;
       }
@@ -267,29 +294,23 @@ class sqlite_wal_vfs {
       w->commit_next = (bytes[4] | bytes[5] | bytes[6] | bytes[7]) != 0;
       return SQLITE_OK;
     }
-    if (page) {
-      const bool commit = w->commit_next;
-      w->page_next = w->commit_next = false;
-      if (commit) return flush(w);
-    }
-    return SQLITE_OK;
+    const bool commit = w->commit_next;
+    w->page_next = w->commit_next = false;
+    return commit ? flush(w) : SQLITE_OK;
   }
 
   // The WAL's write lock, taken or released on its database: a transaction
   // begins (its first frame is where it appends) or ends. Frames gathered at its
   // end were never committed (a transaction larger than the cache, rolled
   // back): written later, they would land on frames another connection commits.
+  // Without shared memory (EXCLUSIVE locking mode) SQLite takes no such lock, and
+  // nothing is gathered.
   static int shm_lock(sqlite3_file* f, int offset, int n, int flags) {
-    const bool writer = offset <= write_lock && write_lock < offset + n;
-    if (writer && (flags & SQLITE_SHM_UNLOCK) != 0 && of(f)->peer != nullptr) {
-      drop(of(f)->peer);
-      of(f)->peer->end = -1;
-    }
+    const bool writer = offset <= write_lock && write_lock < offset + n &&
+                        (flags & SQLITE_SHM_EXCLUSIVE) != 0 && of(f)->peer != nullptr;
+    if (writer && (flags & SQLITE_SHM_UNLOCK) != 0) turn(of(f)->peer, false);
     const int rc = below(f)->pMethods->xShmLock(below(f), offset, n, flags);
-    if (writer && rc == SQLITE_OK && (flags & SQLITE_SHM_LOCK) != 0 && of(f)->peer != nullptr) {
-      drop(of(f)->peer);
-      of(f)->peer->end = -1;
-    }
+    if (writer && rc == SQLITE_OK && (flags & SQLITE_SHM_LOCK) != 0) turn(of(f)->peer, true);
     return rc;
   }
 
