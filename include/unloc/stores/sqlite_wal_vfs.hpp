@@ -277,11 +277,11 @@ class sqlite_wal_vfs {
         !gather(w, data, n, offset)) {
       int rc = flush(w);
       if (rc == SQLITE_OK) rc = w->below->pMethods->xWrite(w->below, data, amount, offset);
+      // The WAL's header: SQLite starts the log over, and frames follow it.
+      const bool restart = offset == 0 && n == wal_header;
       if (rc != SQLITE_OK) {
         w->end = -1;
-      } else if (offset == 0 && n == wal_header) {
-        w->end = offset + amount;  // SQLite starts the log over: frames follow the header
-      } else if (offset + amount > w->end) {
+      } else if (restart || offset + amount > w->end) {
         w->end = offset + amount;
       }
       return rc;
