@@ -190,9 +190,11 @@ class event_store {
   }
 
   /// The work `record_once(event, source, work)` does before the mark: true
-  /// confirms it. `possibly_repeated`: an earlier run of it for this event
-  /// may have had its effect (it was never settled: a stop, a lapsed claim, or
-  /// a commit that failed after it).
+  /// confirms it. `possibly_repeated`: an earlier run for this event may have
+  /// had its effect, and was never settled (a claim that a stop or a lapsed
+  /// lease left; on SQLite, this call's own run in a shared commit that then
+  /// failed). Where the work runs inside the store's transaction (SQLite), a
+  /// stop leaves no trace, and the next run is not told.
   using record_work = std::function<bool(bool possibly_repeated)>;
 
   /// `record_once`, with `work` run once the event is found neither handled

@@ -65,10 +65,12 @@ struct reconciler_options {
   /// Hand each event over through `event_store::record_once(event, source,
   /// work)`: on the SQLite store the handler then runs inside the transaction
   /// that marks the event, so that one commit settles it, not two (a claim,
-  /// then the mark), and a stop leaves nothing in doubt. It runs there with
-  /// the store's write lock held, on whichever thread commits: for a quick
-  /// handler (printing a line) that calls neither the store nor this
-  /// reconciler. Other stores claim first, as without it.
+  /// then the mark), and a stop leaves no claim behind (nor a record of the
+  /// handler's run: the event is handed over again, not flagged possibly
+  /// repeated). It runs there with the store's write lock held, on whichever
+  /// thread commits: for a quick handler (printing a line) that calls neither
+  /// the store nor `offer` (refused with an error). Other stores claim first,
+  /// as without it.
   bool handler_in_store_transaction = false;
   /// Who reads, in the store's lease (unique per process, such as
   /// `host:pid`). Empty: `reconciler:` and 16 random hex digits.
@@ -120,13 +122,15 @@ struct reconciler_counts {
 /// an error (answer the delivery with 503, so that it is retried) and
 /// `read_log` stops without moving the checkpoint (the next read offers the
 /// event again). If the process is killed while the handler runs, the event
-/// is handed over again after the restart, flagged `handover::possibly_repeated`.
-/// A store that marks the event inside the handler's own transaction never
-/// leaves an event in doubt.
+/// is handed over again after the restart, flagged `handover::possibly_repeated`
+/// (with `reconciler_options::handler_in_store_transaction` on the SQLite store,
+/// not flagged: nothing recorded the first run). A store that marks the event
+/// inside the handler's own transaction never leaves an event in doubt.
 ///
 /// Thread safety: `offer`, `read_log` and `counts` may be called from many
 /// threads at once, and from inside the handler (except `read_log` of the
-/// scope being read). The handler may run on several threads at once for
+/// scope being read; and with `handler_in_store_transaction` on the SQLite
+/// store, only `counts`: an `offer` there is refused with an error). The handler may run on several threads at once for
 /// different events, never for the same event: the store's claim is the only
 /// exclusion, so a slow handler delays no other event (one that outlives the
 /// store's claim lease loses the claim: see `reconciler_counts::lease_overruns`).
@@ -270,26 +274,31 @@ class reconciler {
 
  private:
   // offer() with the handler inside the store's record (handler_in_store_transaction).
+  // The store may run the handler more than once (its shared commit failed): the
+  // last run's answer counts, and an event is counted possibly repeated once.
   result<offer_outcome> offer_in_transaction(const access_event& event, event_source source) {
     std::optional<error> declined;  // the handler's last answer, when it did not confirm
-    bool ran = false;
+    bool confirmed = false;         // ... when it did
+    bool repeated = false;
     auto recorded = store_->record_once(event, source, [&](bool possibly_repeated) {
-      ran = true;
-      if (possibly_repeated) ++counts_.possibly_repeated;
-      auto confirmed = call_handler(event, handover{source, possibly_repeated});
+      if (possibly_repeated && !std::exchange(repeated, true)) ++counts_.possibly_repeated;
+      auto answer = call_handler(event, handover{source, possibly_repeated});
+      confirmed = answer.has_value();
       if (confirmed) {
         declined.reset();
-        return true;
+      } else {
+        declined = answer.error();
       }
-      declined = confirmed.error();
-      return false;
+      return confirmed;
     });
-    if (declined) {
+    if (!recorded && declined) {
       ++counts_.handler_failures;
       return *declined;
     }
-    // Held elsewhere after the handler ran: its claim was taken over meanwhile.
-    if (recorded && *recorded == handle_status::held_elsewhere && ran) ++counts_.lease_overruns;
+    // Held elsewhere after the handler confirmed: its claim was taken over meanwhile.
+    if (recorded && *recorded == handle_status::held_elsewhere && confirmed) {
+      ++counts_.lease_overruns;
+    }
     return settled(recorded, source);
   }
 

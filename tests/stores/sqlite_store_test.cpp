@@ -2,6 +2,7 @@
 // contract, then what only SQLite has (WAL and durability, the integrator's own
 // connection, several processes on one file, a full disk, a lock held too long).
 
+#include <unloc/reconciler.hpp>
 #include <unloc/stores/sqlite.hpp>
 
 #include "../unit/allocation_failure.hpp"
@@ -11,6 +12,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <array>
 #include <atomic>
 #include <chrono>
 #include <cstdint>
@@ -18,6 +21,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <random>
 #include <stdexcept>
@@ -732,6 +736,101 @@ TEST_CASE("with synchronous=FULL and no power-safe overwrite, every padded commi
   connection recovered(dir.file("copy.db"));
   CHECK(recovered.text("PRAGMA integrity_check") == "ok");
   CHECK(recovered.number("SELECT count(*) FROM doors") == 200);
+}
+
+// Four offers in one shared commit (the first one's handler, slow, holds the
+// batch before them): one declines, one was left in doubt, one's row cannot be
+// written. The commit fails, each runs again alone: the handler is told a run
+// is possibly repeated only where it confirmed before, and the count is per event.
+TEST_CASE("a handler inside a shared commit that fails: each event runs again, counted once",
+          "[sqlite]") {
+  temp_dir dir;
+  std::atomic<std::int64_t> skew_ms{0};
+  unloc::sqlite_store_options options;
+  options.claim_lease = 1min;
+  options.clock = [&] {
+    return std::chrono::time_point_cast<std::chrono::milliseconds>(
+               std::chrono::system_clock::now()) +
+           std::chrono::milliseconds(skew_ms.load());
+  };
+  std::shared_ptr<sqlite_event_store> store =
+      sqlite_event_store::open(dir.file("batch.db"), options).value();
+  const auto slow = store_contract::numbered_event(10, sample.created);
+  const auto doubtful = store_contract::numbered_event(12, sample.created);
+  const auto unwritable = store_contract::numbered_event(13, sample.created);
+  const auto declined = store_contract::numbered_event(14, sample.created);
+  REQUIRE(store->claim(doubtful.id, doubtful.created).value().mine());
+  skew_ms = 120'000;  // that claim's lease ran out: a stop left it
+  REQUIRE(sqlite3_exec(store->connection(),
+                       ("CREATE TEMP TRIGGER unwritable BEFORE INSERT ON unloc_events WHEN NEW.id = '" +
+                        unwritable.id.to_string() + "' BEGIN SELECT RAISE(ABORT, 'injected'); END")
+                           .c_str(),
+                       nullptr, nullptr, nullptr) == SQLITE_OK);
+  std::mutex mutex;
+  std::vector<std::pair<unloc::uuid, bool>> runs;
+  unloc::reconciler_options settings;
+  settings.handler_in_store_transaction = true;
+  unloc::reconciler rec(
+      store,
+      [&](const unloc::access_event& e, const unloc::handover& how) {
+        {
+          const std::lock_guard<std::mutex> lock(mutex);
+          runs.emplace_back(e.id, how.possibly_repeated);
+        }
+        if (e.id == slow.id) std::this_thread::sleep_for(400ms);
+        return e.id != declined.id;
+      },
+      settings);
+  std::vector<std::thread> offers;
+  std::array<bool, 4> ok{};
+  const std::array<unloc::access_event, 4> events{slow, declined, doubtful, unwritable};
+  for (std::size_t i = 0; i < events.size(); ++i) {
+    offers.emplace_back([&, i] { ok[i] = rec.offer(events[i]).has_value(); });
+    std::this_thread::sleep_for(i == 0 ? 100ms : 30ms);
+  }
+  for (auto& t : offers) t.join();
+  CHECK(ok == std::array<bool, 4>{true, false, true, false});
+  for (const auto& [id, repeated] : runs) {
+    INFO(id.to_string() << " possibly repeated " << repeated);
+    if (id == declined.id || id == slow.id) CHECK_FALSE(repeated);
+    if (id == doubtful.id) CHECK(repeated);
+  }
+  CHECK(std::count_if(runs.begin(), runs.end(), [&](const auto& r) {
+          return r.first == unwritable.id && r.second;
+        }) == 1);  // its line was printed before its row failed: the rerun is told
+  const auto counts = rec.counts();
+  CHECK(counts.from_webhook == 2);
+  CHECK(counts.possibly_repeated == 2);  // the doubtful event and the unwritable one, once each
+  CHECK(counts.handler_failures == 1);
+}
+
+TEST_CASE("a call of the store from inside the work of record_once is refused, never a hang",
+          "[sqlite]") {
+  temp_dir dir;
+  std::shared_ptr<sqlite_event_store> store =
+      sqlite_event_store::open(dir.file("inside.db")).value();
+  unloc::reconciler_options settings;
+  settings.handler_in_store_transaction = true;
+  std::unique_ptr<unloc::reconciler> rec;
+  std::optional<unloc::error> inner;
+  rec = std::make_unique<unloc::reconciler>(
+      store,
+      [&](const unloc::access_event& e, const unloc::handover&) {
+        (void)rec->counts();  // allowed
+        if (e.id == store_contract::numbered(1)) {
+          auto offered = rec->offer(store_contract::numbered_event(2, sample.created));
+          if (!offered) inner = offered.error();
+          CHECK_FALSE(store->checkpoint("project"));
+        }
+        return true;
+      },
+      settings);
+  CHECK(rec->offer(store_contract::numbered_event(1, sample.created)).value() ==
+        unloc::offer_outcome::handed_over);
+  REQUIRE(inner.has_value());
+  CHECK(inner->message.find("called from inside the work of record_once") != std::string::npos);
+  CHECK(rec->offer(store_contract::numbered_event(2, sample.created)).value() ==
+        unloc::offer_outcome::handed_over);
 }
 
 TEST_CASE("a database of a newer schema is refused, with a message that says so", "[sqlite]") {

@@ -352,7 +352,7 @@ class sqlite_event_store final : public event_store {
       }
       const record_work run = [&](bool) { return work && work(db_); };
       return in_transaction<handle_status>("handle_once", [&]() -> result<handle_status> {
-        return handle_in_transaction(event, source, &run);
+        return handle_in_transaction("handle_once", event, source, &run);
       });
     });
   }
@@ -362,28 +362,32 @@ class sqlite_event_store final : public event_store {
   [[nodiscard]] result<handle_status> record_once(const access_event& event,
                                                   event_source source) override {
     return batched<handle_status>("record_once", [&]() -> result<handle_status> {
-      return handle_in_transaction(event, source, nullptr);
+      return handle_in_transaction("record_once", event, source, nullptr);
     });
   }
 
   /// `record_once` with `work` run inside the transaction of the mark and the
   /// row, before them, sharing its commit with the calls of other threads: on
-  /// whichever thread commits, with the store's write lock held. `work` that
-  /// declines writes nothing, and the calls sharing its commit go on. A commit
-  /// that fails runs each of its calls again alone, their `work` told
-  /// `possibly_repeated`; so is the work of an event whose claim a stop left.
+  /// whichever thread commits, with the store's write lock held (a call of the
+  /// store from `work` is refused with an error). `work` that declines writes
+  /// nothing, and the calls sharing its commit go on. When that shared commit
+  /// fails, each call runs again alone, its `work` told `possibly_repeated` if
+  /// it confirmed before; so is the work of an event whose claim (taken by
+  /// `claim`) a stop left. A stop, or a call's own commit failing, leaves no
+  /// trace: the next call runs the work again, not told.
   [[nodiscard]] result<handle_status> record_once(const access_event& event, event_source source,
                                                   const record_work& work) override {
-    bool ran = false;
-    bool declined = false;
+    bool confirmed = false;  // in an earlier run of this call, whose commit then failed
+    bool declined = false;   // in this run
     const record_work run = [&](bool in_doubt) {
       declined = true;  // until it returns true (it may throw)
-      const bool again = std::exchange(ran, true);
-      declined = !(work && work(in_doubt || again));
+      declined = !(work && work(in_doubt || confirmed));
+      confirmed = confirmed || !declined;
       return !declined;
     };
     return batched<handle_status>("record_once", [&]() -> result<handle_status> {
-      auto out = handle_in_transaction(event, source, &run);
+      declined = false;
+      auto out = handle_in_transaction("record_once", event, source, &run);
       if (!out && declined) keep_batch_ = true;  // nothing written: the batch stays good
       return out;
     });
@@ -395,6 +399,7 @@ class sqlite_event_store final : public event_store {
   /// within about 0.2 s without calls): call this again to see what other
   /// connections committed since.
   [[nodiscard]] sqlite3* connection() noexcept {
+    if (inside_work()) return db_;  // the work's own transaction: its view is current
     try {
       const std::lock_guard<std::mutex> lock(mutex_);
       release_hold();
@@ -534,11 +539,35 @@ class sqlite_event_store final : public event_store {
     return make_error(category, "sqlite store: " + what + ": " + why, "store");
   }
 
+  // The thread that holds the store's lock for calls (and runs their work), while it
+  // does: a call from inside a work would wait for itself.
+  struct working {
+    explicit working(std::atomic<std::thread::id>& w) : worker(w) {
+      worker.store(std::this_thread::get_id(), std::memory_order_relaxed);
+    }
+    ~working() { worker.store(std::thread::id(), std::memory_order_relaxed); }
+    working(const working&) = delete;
+    working& operator=(const working&) = delete;
+    std::atomic<std::thread::id>& worker;
+  };
+  bool inside_work() const noexcept {
+    return worker_.load(std::memory_order_relaxed) == std::this_thread::get_id();
+  }
+  static error called_inside_work(const char* what) {
+    return make_error(error_category::invalid_input,
+                      std::string("sqlite store: ") + what +
+                          " called from inside the work of record_once or handle_once, which "
+                          "holds the store",
+                      "store");
+  }
+
   // Runs body under the store's lock; anything thrown (out of memory) is an error.
   template <typename T, typename Body>
   result<T> guarded(const char* what, Body&& body) {
+    if (inside_work()) return called_inside_work(what);
     try {
       const std::lock_guard<std::mutex> lock(mutex_);
+      const working here(worker_);
       result<T> out = body();
       after_calls();
       return out;
@@ -570,6 +599,7 @@ class sqlite_event_store final : public event_store {
   // fails only the calls it belongs to.
   template <typename T, typename Body>
   result<T> batched(const char* what, Body&& body) {
+    if (inside_work()) return called_inside_work(what);
     try {
       std::optional<result<T>> out;
       job j;
@@ -619,6 +649,7 @@ class sqlite_event_store final : public event_store {
   void run_batch(const std::vector<job*>& batch) noexcept {
     try {
       const std::lock_guard<std::mutex> lock(mutex_);
+      const working here(worker_);
       try {
         run_batch_locked(batch);
       } catch (...) {
@@ -656,8 +687,8 @@ class sqlite_event_store final : public event_store {
 
   // Inside a write transaction: skips an event handled or held by a live claim, else
   // runs `work` (when given), marks the event handled and writes its row.
-  result<handle_status> handle_in_transaction(const access_event& event, event_source source,
-                                              const record_work* work) {
+  result<handle_status> handle_in_transaction(const char* what, const access_event& event,
+                                              event_source source, const record_work* work) {
     auto state = read_claim(event.id);
     if (!state) return state.error();
     if (state->found && state->handled) return handle_status::already_handled;
@@ -676,7 +707,6 @@ class sqlite_event_store final : public event_store {
       }
     }
     if (!state->found) ++claims_since_prune_;
-    const char* what = work != nullptr ? "handle_once" : "record_once";
     sqlite3_stmt* s = statement(q_mark_insert);
     if (s == nullptr) return failure(what);
     bind_id(s, 1, event.id);
@@ -1116,6 +1146,7 @@ class sqlite_event_store final : public event_store {
   std::chrono::steady_clock::time_point hold_paused_until_{};  // see begin()
   int wal_pages_ = 0;  // the WAL's size at the last commit, 0 when after_calls took it
   bool keep_batch_ = false;  // the job that failed wrote nothing (its work declined)
+  std::atomic<std::thread::id> worker_{};  // see working
   std::atomic<int> checkpointed_frames_{0};  // the WAL's frames the last checkpoint copied
   std::thread checkpointer_;
 };
