@@ -152,10 +152,10 @@ int main(int argc, char** argv) {
   }
   if (!o.import_state.empty() && !import_state(o, **store)) return 1;
   // With --no-print a delivery's only work is the store's record: one transaction (no handler).
-  // Else the line is printed inside that transaction where the store has one (SQLite): one
-  // commit a delivery, not a claim's and then the mark's.
+  // Else, on SQLite, the line is printed inside that transaction: one commit a delivery, not a
+  // claim's and then the mark's.
   unloc::reconciler_options settings;
-  settings.handler_in_store_transaction = true;
+  settings.handler_in_store_transaction = receiver::handles_inside_transaction(o);
   unloc::reconciler reconciler(*store, o.print ? event_handler(o) : nullptr, settings);
   std::unique_ptr<receiver::log_poller> poller;
   if (o.reconcile) {

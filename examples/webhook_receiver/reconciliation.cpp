@@ -1,6 +1,7 @@
 #include "reconciliation.hpp"
 
 #include "server.hpp"
+#include "store.hpp"
 
 #include <unistd.h>
 
@@ -31,7 +32,7 @@ void log_poller::start(int port) {
   settings.overlap = opts_.overlap;
   settings.log_lease = opts_.log_lease;
   settings.lease_holder = std::string(host) + ":" + std::to_string(port);
-  settings.handler_in_store_transaction = true;  // as the deliveries' (main.cpp)
+  settings.handler_in_store_transaction = handles_inside_transaction(opts_);  // as main.cpp
   reconciler_ = std::make_unique<unloc::reconciler>(store_, handler_, settings);
   thread_ = std::thread([this] { run(); });
 }

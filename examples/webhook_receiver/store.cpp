@@ -105,6 +105,8 @@ constexpr std::string_view state_header = "unloc-reconciliation-state 1\n";
 
 }  // namespace
 
+bool handles_inside_transaction(const options& opts) { return opts.store.rfind("sqlite:", 0) == 0; }
+
 unloc::result<std::shared_ptr<unloc::event_store>> open_store(const options& opts) {
   const std::string& url = opts.store;
   if (url.empty())

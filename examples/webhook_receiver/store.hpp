@@ -20,6 +20,11 @@ namespace receiver {
 /// error naming why it cannot be opened (never a password).
 unloc::result<std::shared_ptr<unloc::event_store>> open_store(const options& opts);
 
+/// Whether the store --store names runs the handler inside the transaction
+/// that marks the event (SQLite): the receiver prints there, one commit a
+/// delivery. The others claim first, and keep the plain path.
+bool handles_inside_transaction(const options& opts);
+
 /// What `import_file_journal` carried over.
 struct import_report {
   std::size_t handled = 0;      ///< Events marked handled in the store.
