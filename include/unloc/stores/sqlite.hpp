@@ -29,6 +29,7 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <utility>
 #include <vector>
@@ -528,6 +529,10 @@ class sqlite_event_store final : public event_store {
     sqlite3_bind_text(s, i, text.data(), static_cast<int>(text.size()), SQLITE_TRANSIENT);
   }
   static void bind_id(sqlite3_stmt* s, int i, const uuid& id) { bind_text(s, i, id.to_string()); }
+  // `text` must outlive the statement's next step.
+  static void bind_static(sqlite3_stmt* s, int i, std::string_view text) {
+    sqlite3_bind_text(s, i, text.data(), static_cast<int>(text.size()), SQLITE_STATIC);
+  }
 
   error failure(const std::string& what) const {
     const int code = db_ == nullptr ? SQLITE_NOMEM : sqlite3_extended_errcode(db_);
@@ -926,20 +931,30 @@ class sqlite_event_store final : public event_store {
     sqlite3_stmt* s = statement(q_event_insert);
     if (s == nullptr) return false;
     const timestamp received = options_.clock();
-    bind_id(s, 1, event.id);
-    bind_text(s, 2,
-              event.action_text.empty() ? std::string(to_string(event.action)) : event.action_text);
-    bind_text(s, 3, format_timestamp(event.created));
-    bind_id(s, 4, event.key_id);
-    bind_id(s, 5, event.lock_id);
-    bind_text(s, 6, event.lock_name);
-    if (event.app_user_id) bind_text(s, 7, *event.app_user_id);
-    if (event.user_name) bind_text(s, 8, *event.user_name);
-    bind_text(s, 9, extra_json(event));
-    bind_text(s, 10, to_string(source));
-    bind_text(s, 11, format_timestamp(received));
+    // Bound without a copy (SQLITE_STATIC): the texts live until the step is done.
+    const std::string id = event.id.to_string();
+    const std::string action =
+        event.action_text.empty() ? std::string(to_string(event.action)) : event.action_text;
+    const std::string created = format_timestamp(event.created);
+    const std::string key_id = event.key_id.to_string();
+    const std::string lock_id = event.lock_id.to_string();
+    const std::string extra = extra_json(event);
+    const std::string received_at = format_timestamp(received);
+    bind_static(s, 1, id);
+    bind_static(s, 2, action);
+    bind_static(s, 3, created);
+    bind_static(s, 4, key_id);
+    bind_static(s, 5, lock_id);
+    bind_static(s, 6, event.lock_name);
+    if (event.app_user_id) bind_static(s, 7, *event.app_user_id);
+    if (event.user_name) bind_static(s, 8, *event.user_name);
+    bind_static(s, 9, extra);
+    bind_static(s, 10, to_string(source));
+    bind_static(s, 11, received_at);
     sqlite3_bind_int64(s, 12, ms(received) - ms(event.created));
-    return step_done(s);
+    const bool done = step_done(s);
+    sqlite3_clear_bindings(s);  // no pointer to the texts outlives them
+    return done;
   }
 
   // The unknown members as one JSON object ("{}" when there are none).
