@@ -130,10 +130,11 @@ struct reconciler_counts {
 /// Thread safety: `offer`, `read_log` and `counts` may be called from many
 /// threads at once, and from inside the handler (except `read_log` of the
 /// scope being read; and with `handler_in_store_transaction` on the SQLite
-/// store, only `counts`: an `offer` there is refused with an error). The handler may run on several threads at once for
-/// different events, never for the same event: the store's claim is the only
-/// exclusion, so a slow handler delays no other event (one that outlives the
-/// store's claim lease loses the claim: see `reconciler_counts::lease_overruns`).
+/// store, only `counts`: an `offer` there is refused with an error). The
+/// handler may run on several threads at once for different events, never for
+/// the same event: the store's claim is the only exclusion, so a slow handler
+/// delays no other event (one that outlives the store's claim lease loses the
+/// claim: see `reconciler_counts::lease_overruns`).
 /// Reads of one log scope run one at a time.
 class reconciler {
  public:

@@ -43,6 +43,9 @@ class sqlite_wal_vfs {
   // default when null); its name, or null when it cannot (SQLite's error
   // then comes from opening the database with the default VFS instead).
   static const char* install(const char* name = "unloc-wal-batch", sqlite3_vfs* below = nullptr) {
+    // Stores opened at once on several threads register the name once.
+    static std::mutex installing;
+    const std::lock_guard<std::mutex> lock(installing);
     if (sqlite3_vfs* known = sqlite3_vfs_find(name)) return known->zName;
     if (below == nullptr) below = sqlite3_vfs_find(nullptr);
     if (below == nullptr) return nullptr;
