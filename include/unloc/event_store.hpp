@@ -135,9 +135,10 @@ struct event_claim {
 /// lease's fencing token), so that a holder that stalled past its lease never
 /// moves the checkpoint over its successor's read.
 ///
-/// A store that overrides one overload of `mark_handled` or `save_checkpoint`
-/// brings in the others with `using event_store::mark_handled;` (and
-/// `save_checkpoint`), as `memory_event_store` does.
+/// A store that overrides one overload of `mark_handled`, `record_once` or
+/// `save_checkpoint` brings in the others with `using event_store::mark_handled;`
+/// (and `record_once`, `save_checkpoint`), as `memory_event_store` does: else
+/// a call of another overload through the store's own type does not compile.
 class event_store {
  public:
   virtual ~event_store() = default;

@@ -208,6 +208,60 @@ TEST_CASE("a store one process owns: marks events by id, always grants the lease
   CHECK(base.check());
 }
 
+// A store that overrides one overload of record_once and, as event_store's
+// documentation says, brings in the other with `using`: both callable through
+// its own type (without the `using`, the three-argument call does not compile).
+struct counting_store final : unloc::event_store {
+  using unloc::event_store::mark_handled;
+  using unloc::event_store::record_once;
+  using unloc::event_store::save_checkpoint;
+  minimal_store inner;
+  int records = 0;
+  unloc::result<unloc::event_claim> claim(const uuid& id, unloc::timestamp t) override {
+    return inner.claim(id, t);
+  }
+  unloc::result<unloc::settle_status> mark_handled(const uuid& id,
+                                                   unloc::claim_token token) override {
+    return inner.mark_handled(id, token);
+  }
+  unloc::result<unloc::settle_status> release(const uuid& id, unloc::claim_token token) override {
+    return inner.release(id, token);
+  }
+  unloc::result<std::optional<unloc::timestamp>> checkpoint(const std::string& scope) override {
+    return inner.checkpoint(scope);
+  }
+  unloc::result<void> save_checkpoint(const std::string& scope, unloc::timestamp t) override {
+    return inner.save_checkpoint(scope, t);
+  }
+  unloc::result<unloc::handle_status> record_once(const unloc::access_event& event,
+                                                  unloc::event_source source) override {
+    ++records;
+    return unloc::event_store::record_once(event, source);
+  }
+};
+
+TEST_CASE("a store overriding one record_once keeps the other callable through its own type",
+          "[event_store]") {
+  counting_store store;
+  auto event = unloc::access_event{};
+  event.id = id(1);
+  int runs = 0;
+  const auto work = [&runs](bool possibly_repeated) {
+    ++runs;
+    return !possibly_repeated;
+  };
+  CHECK(store.record_once(event, unloc::event_source::webhook, work).value() ==
+        unloc::handle_status::handled);
+  CHECK(runs == 1);
+  event.id = id(2);
+  CHECK(store.record_once(event, unloc::event_source::webhook).value() ==
+        unloc::handle_status::handled);
+  CHECK(store.records == 1);
+  CHECK(store.record_once(event, unloc::event_source::webhook, work).value() ==
+        unloc::handle_status::already_handled);
+  CHECK(runs == 1);
+}
+
 TEST_CASE("forgets the oldest id first when the count bound is reached", "[event_store]") {
   memory_event_store store(limits(3), frozen());
   REQUIRE(handle(store, id(1)));
