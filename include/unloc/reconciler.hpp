@@ -156,39 +156,8 @@ class reconciler {
   /// An error when the handler did not confirm it or the store failed.
   [[nodiscard]] result<offer_outcome> offer(const access_event& event,
                                             event_source source = event_source::webhook) {
-    const bool webhook = source == event_source::webhook;
     if (!handler_) return settled(store_->record_once(event, source), source);
-    if (options_.handler_in_store_transaction) return offer_in_transaction(event, source);
-    auto claim = store_->claim(event.id, event.created);
-    if (!claim) return claim.error();
-    if (claim->status == claim_status::already_handled) {
-      ++(webhook ? counts_.duplicate_deliveries : counts_.already_handed_over);
-      return offer_outcome::duplicate;
-    }
-    if (claim->status == claim_status::held_elsewhere) {
-      ++counts_.held_elsewhere;
-      return offer_outcome::held_elsewhere;
-    }
-    const handover how{source, claim->in_doubt};
-    if (how.possibly_repeated) ++counts_.possibly_repeated;
-    if (auto confirmed = call_handler(event, how); !confirmed) {
-      ++counts_.handler_failures;
-      // Should the release fail too, the claim's lease frees the event later;
-      // a claim taken over meanwhile is not ours to release (the store refuses).
-      (void)store_->release(event.id, claim->token);
-      return confirmed.error();
-    }
-    // Not released when marking fails: the handler did the work, so the event
-    // stays held until the lease ends, then comes again flagged possibly repeated.
-    auto marked = store_->mark_handled(event, source, claim->token);
-    if (!marked) return marked.error();
-    if (*marked == settle_status::not_owner) {
-      ++counts_.lease_overruns;
-      ++counts_.held_elsewhere;
-      return offer_outcome::held_elsewhere;
-    }
-    ++(webhook ? counts_.from_webhook : counts_.from_access_log);
-    return offer_outcome::handed_over;
+    return offer_to_handler(event, source);
   }
 
   /// Reads the access log `query` names (a Lock's, or the Project's) from its
@@ -274,30 +243,47 @@ class reconciler {
   }
 
  private:
-  // offer() with the handler inside the store's record (handler_in_store_transaction).
-  // The store may run the handler more than once (its shared commit failed): the
-  // last run's answer counts, and an event is counted possibly repeated once.
-  result<offer_outcome> offer_in_transaction(const access_event& event, event_source source) {
-    std::optional<error> declined;  // the handler's last answer, when it did not confirm
-    bool confirmed = false;         // ... when it did
-    bool repeated = false;
-    auto recorded = store_->record_once(event, source, [&](bool possibly_repeated) {
-      if (possibly_repeated && !std::exchange(repeated, true)) ++counts_.possibly_repeated;
-      auto answer = call_handler(event, handover{source, possibly_repeated});
-      confirmed = answer.has_value();
-      if (confirmed) {
-        declined.reset();
-      } else {
-        declined = answer.error();
+  // offer() with a handler: the store's record_once with the handler as its work. By
+  // default that is event_store's own claim, handler, then mark or release (called
+  // without virtual dispatch); with handler_in_store_transaction, the store's override,
+  // which may run the handler inside its transaction and more than once (its shared
+  // commit failed): the last run's answer counts, and an event is counted possibly
+  // repeated once.
+  result<offer_outcome> offer_to_handler(const access_event& event, event_source source) {
+    struct run {
+      reconciler& self;
+      const access_event& event;
+      event_source source;
+      std::optional<error> declined;  // the handler's last answer, when it did not confirm
+      bool confirmed = false;         // ... when it did
+      bool repeated = false;
+      bool operator()(bool possibly_repeated) {
+        if (possibly_repeated && !std::exchange(repeated, true)) {
+          ++self.counts_.possibly_repeated;
+        }
+        auto answer = self.call_handler(event, handover{source, possibly_repeated});
+        confirmed = answer.has_value();
+        if (confirmed) {
+          declined.reset();
+        } else {
+          declined = answer.error();
+        }
+        return confirmed;
       }
-      return confirmed;
-    });
-    if (!recorded && declined) {
+    } handing{*this, event, source, std::nullopt};
+    // One pointer captured: the work fits in std::function's own buffer, no allocation.
+    const event_store::record_work work = [h = &handing](bool possibly_repeated) {
+      return (*h)(possibly_repeated);
+    };
+    auto recorded = options_.handler_in_store_transaction
+                        ? store_->record_once(event, source, work)
+                        : store_->event_store::record_once(event, source, work);
+    if (!recorded && handing.declined) {
       ++counts_.handler_failures;
-      return *declined;
+      return *handing.declined;
     }
     // Held elsewhere after the handler confirmed: its claim was taken over meanwhile.
-    if (recorded && *recorded == handle_status::held_elsewhere && confirmed) {
+    if (recorded && *recorded == handle_status::held_elsewhere && handing.confirmed) {
       ++counts_.lease_overruns;
     }
     return settled(recorded, source);
