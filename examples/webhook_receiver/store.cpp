@@ -103,15 +103,17 @@ struct journal_state {
 
 constexpr std::string_view state_header = "unloc-reconciliation-state 1\n";
 
+bool is_sqlite(const std::string& url) { return url.rfind("sqlite:", 0) == 0; }
+
 }  // namespace
 
-bool handles_inside_transaction(const options& opts) { return opts.store.rfind("sqlite:", 0) == 0; }
+bool handles_inside_transaction(const options& opts) { return is_sqlite(opts.store); }
 
 unloc::result<std::shared_ptr<unloc::event_store>> open_store(const options& opts) {
   const std::string& url = opts.store;
   if (url.empty())
     return std::shared_ptr<unloc::event_store>(std::make_shared<unloc::memory_event_store>());
-  if (url.rfind("sqlite:", 0) == 0) {
+  if (is_sqlite(url)) {
 #if defined(UNLOC_RECEIVER_WITH_SQLITE)
     unloc::sqlite_store_options settings;
     settings.claim_lease = opts.claim_lease;
