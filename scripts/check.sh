@@ -4,7 +4,8 @@
 #   a. g++ and libstdc++, C++17, Debug, warnings as errors, AddressSanitizer and
 #      UndefinedBehaviorSanitizer, a unity build: build and ctest, every test (the
 #      receiver, reliability and consumer tests, the benchmarks' smoke run), then the
-#      Doxygen reference with zero warnings
+#      Doxygen reference with zero warnings, and clang-tidy (.clang-tidy) over every
+#      public header, C++17, with no finding
 #   b. clang++ and libc++, C++20, Debug, warnings as errors, ASan and UBSan, each source
 #      alone: every header compiled alone (this stage only: libc++ includes the least for
 #      a header that forgot its own), and ctest over the tests: unit, client, fault-matrix
@@ -99,6 +100,19 @@ gcc_stage() {
     -DCMAKE_SHARED_LINKER_FLAGS="$sanitize"
   # The API reference: Doxygen with every warning an error (docs/Doxyfile.in).
   cmake --build build/check-gcc --target docs
+  tidy_headers build/check-gcc/tidy
+}
+
+# clang-tidy over one source that includes every public header: the SDK as integrators
+# compile it, in its own standard (C++17), every finding an error (.clang-tidy).
+tidy_headers() {
+  local dir="$1"
+  mkdir -p "$dir"
+  (cd include && find unloc -name '*.hpp' | LC_ALL=C sort | sed 's/.*/#include <&>/') \
+    >"$dir/all_headers.cpp"
+  local libpq
+  read -ra libpq < <(pkg-config --cflags-only-I libpq)
+  clang-tidy --quiet "$dir/all_headers.cpp" -- -std=c++17 -Iinclude "${libpq[@]}"
 }
 
 libcxx_stage() {

@@ -282,18 +282,18 @@ void from_json(const BasicJsonType& j, access_event& event) {
     }
   };
   // UUIDs and the timestamp need no escaping: written in place, between quotes.
-  out += "{\"id\":\"";
+  out += R"({"id":")";
   detail::append_uuid(out, event.id);
-  out += "\",\"action\":";
+  out += R"(","action":)";
   detail::append_json_string(
       out, event.action == access_action::unknown ? event.action_text : to_string(event.action));
-  out += ",\"created\":\"";
+  out += R"(,"created":")";
   detail::append_timestamp(out, event.created);
-  out += "\",\"keyId\":\"";
+  out += R"(","keyId":")";
   detail::append_uuid(out, event.key_id);
-  out += "\",\"lockId\":\"";
+  out += R"(","lockId":")";
   detail::append_uuid(out, event.lock_id);
-  out += "\",\"lockName\":";
+  out += R"(","lockName":)";
   detail::append_json_string(out, event.lock_name);
   out += ",\"appUserId\":";
   text_or_null(event.app_user_id);

@@ -46,7 +46,7 @@ template <typename Value>
                   "(http::string_body, vector_body<char>, span_body<char>, or a "
                   "basic_dynamic_body<flat_buffer>)");
     const boost::asio::const_buffer buffer = value.data();
-    return std::string_view(static_cast<const char*>(buffer.data()), buffer.size());
+    return {static_cast<const char*>(buffer.data()), buffer.size()};
   }
 }
 

@@ -262,7 +262,7 @@ class delivery_validator {
   /// credential pair has an empty user name or password (read from an unset
   /// environment variable, say): use this where the options come from outside.
   [[nodiscard]] static result<delivery_validator> create(delivery_options options) {
-    if (auto why = blank_credentials(options)) {
+    if (const char* why = blank_credentials(options)) {
       return make_error(error_category::invalid_input, why, "credentials");
     }
     return delivery_validator(std::move(options), checked{});
@@ -363,7 +363,7 @@ class delivery_validator {
                           "deliveries are POST requests, got " + detail::quoted(method, 16));
     }
     if (options_.require_authentication) {
-      if (auto why = check_credentials(fields.authorization)) {
+      if (const char* why = check_credentials(fields.authorization)) {
         return make_refusal(delivery_outcome::unauthorized, why);
       }
     }

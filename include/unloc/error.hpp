@@ -241,9 +241,10 @@ class [[nodiscard]] result {
     }
   }
 
+  // Private through the class (clang-tidy counts an anonymous union's members public).
   union {
-    T value_;
-    unloc::error error_;
+    T value_;             // NOLINT(readability-identifier-naming)
+    unloc::error error_;  // NOLINT(readability-identifier-naming)
   };
   bool has_value_;
 };

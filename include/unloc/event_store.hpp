@@ -482,7 +482,7 @@ class memory_event_store final : public event_store {
   // Empties `s`, moving back the slots after it that probing would no longer reach.
   void erase(slot* s) const noexcept {
     const std::size_t mask = slots_.size() - 1;
-    std::size_t hole = static_cast<std::size_t>(s - slots_.data());
+    auto hole = static_cast<std::size_t>(s - slots_.data());
     for (std::size_t next = (hole + 1) & mask; slots_[next].sequence != 0;
          next = (next + 1) & mask) {
       const std::size_t want = home(slots_[next].id);

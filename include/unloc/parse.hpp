@@ -64,8 +64,8 @@ inline constexpr std::size_t max_response_depth = 32;
 /// stop. A function pointer rather than a template parameter, so that the
 /// reader is compiled once per translation unit, not once per callback.
 struct event_sink {
-  void* context;
-  bool (*handle)(void* context, access_event&& event);
+  void* context = nullptr;
+  bool (*handle)(void* context, access_event&& event) = nullptr;
 };
 
 /// An access-log page being read: one event at a time, so memory stays

@@ -253,7 +253,7 @@ class reconciler {
     struct run {
       reconciler& self;
       const access_event& event;
-      event_source source;
+      event_source source{};
       std::optional<error> declined;  // the handler's last answer, when it did not confirm
       bool confirmed = false;         // ... when it did
       bool repeated = false;

@@ -192,7 +192,7 @@ inline result<timestamp> parse_timestamp(std::string_view text) {
     }
     offset_hour = detail::decimal_at(text, pos + 1, 2);
     offset_minute = detail::decimal_at(text, pos + 4, 2);
-    const auto magnitude = static_cast<std::int64_t>(offset_hour * 60 + offset_minute);
+    const std::int64_t magnitude = std::int64_t{offset_hour} * 60 + offset_minute;
     offset_minutes = zone == '+' ? magnitude : -magnitude;
     pos += 6;
   } else {

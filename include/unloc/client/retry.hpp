@@ -87,8 +87,9 @@ inline std::optional<std::chrono::milliseconds> parse_retry_after(
   }
   const auto days = days_from_civil(year, static_cast<unsigned>(month_at / 3 + 1),
                                      static_cast<unsigned>(day));
-  const auto when = std::chrono::system_clock::time_point(
-      std::chrono::seconds(days * 86400 + hour * 3600 + minute * 60 + second));
+  const auto when = std::chrono::system_clock::time_point(std::chrono::hours(days * 24 + hour) +
+                                                          std::chrono::minutes(minute) +
+                                                          std::chrono::seconds(second));
   if (when <= now) return std::chrono::milliseconds(0);
   return std::chrono::duration_cast<std::chrono::milliseconds>(when - now);
 }

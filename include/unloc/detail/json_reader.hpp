@@ -157,10 +157,12 @@ struct json_object {
   static constexpr auto table = [] {
     std::array<signed char, 256> t{};
     for (auto& v : t) v = -1;
-    for (int i = 0; i < 10; ++i) t[static_cast<std::size_t>('0' + i)] = static_cast<signed char>(i);
-    for (int i = 0; i < 6; ++i) {
-      t[static_cast<std::size_t>('a' + i)] = static_cast<signed char>(10 + i);
-      t[static_cast<std::size_t>('A' + i)] = static_cast<signed char>(10 + i);
+    for (char c = '0'; c <= '9'; ++c) {
+      t[static_cast<unsigned char>(c)] = static_cast<signed char>(c - '0');
+    }
+    for (char c = 'a'; c <= 'f'; ++c) {
+      t[static_cast<unsigned char>(c)] = static_cast<signed char>(c - 'a' + 10);
+      t[static_cast<unsigned char>(c - 'a' + 'A')] = static_cast<signed char>(c - 'a' + 10);
     }
     return t;
   }();
@@ -773,7 +775,7 @@ UNLOC_DETAIL_NOINLINE inline read_error read_json(std::string_view text, const j
   std::string_view integer = mantissa.substr(0, dot);
   const std::string_view fraction =
       dot == std::string_view::npos ? std::string_view() : mantissa.substr(dot + 1);
-  long long point = static_cast<long long>(integer.size());  // where the point goes in them
+  auto point = static_cast<long long>(integer.size());  // where the point goes in them
   if (e != std::string_view::npos) {
     std::string_view power = number.substr(e + 1);
     const bool minus = !power.empty() && power.front() == '-';

@@ -774,7 +774,7 @@ class postgresql_event_store final : public event_store {
     }
     for (std::size_t n = version; n < detail::schema_version; ++n) {
       const std::string migration = detail::schema_sql(detail::schema_migrations[n], false);
-      if (auto migrated = exec(conn, "migrate the schema", migration.c_str(), {}); !migrated) {
+      if (auto migrated = exec(conn, "migrate the schema", migration, {}); !migrated) {
         return fail(migrated.error());
       }
     }

@@ -621,7 +621,7 @@ class sqlite_event_store final : public event_store {
         // A call whose work declined wrote nothing: the batch's other calls go on.
         return out->has_value() || std::exchange(keep_batch_, false);
       };
-      j.fail = [&](error e) { out = std::move(e); };
+      j.fail = [&](error e) { out.emplace(std::move(e)); };
       j.what = what;
       std::unique_lock<std::mutex> lock(queue_mutex_);
       queue_.push_back(&j);
