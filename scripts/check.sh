@@ -110,8 +110,12 @@ tidy_headers() {
   mkdir -p "$dir"
   (cd include && find unloc -name '*.hpp' | LC_ALL=C sort | sed 's/.*/#include <&>/') \
     >"$dir/all_headers.cpp"
-  local libpq
-  read -ra libpq < <(pkg-config --cflags-only-I libpq)
+  local flags libpq
+  flags=$(pkg-config --cflags-only-I libpq) || {
+    echo "check.sh: pkg-config finds no libpq (scripts/install-deps.sh installs libpq-dev)" >&2
+    return 1
+  }
+  read -ra libpq <<<"$flags"
   clang-tidy --quiet "$dir/all_headers.cpp" -- -std=c++17 -Iinclude "${libpq[@]}"
 }
 

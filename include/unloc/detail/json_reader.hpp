@@ -157,12 +157,12 @@ struct json_object {
   static constexpr auto table = [] {
     std::array<signed char, 256> t{};
     for (auto& v : t) v = -1;
-    for (char c = '0'; c <= '9'; ++c) {
-      t[static_cast<unsigned char>(c)] = static_cast<signed char>(c - '0');
+    for (char d = '0'; d <= '9'; ++d) {
+      t[static_cast<unsigned char>(d)] = static_cast<signed char>(d - '0');
     }
-    for (char c = 'a'; c <= 'f'; ++c) {
-      t[static_cast<unsigned char>(c)] = static_cast<signed char>(c - 'a' + 10);
-      t[static_cast<unsigned char>(c - 'a' + 'A')] = static_cast<signed char>(c - 'a' + 10);
+    for (char d = 'a'; d <= 'f'; ++d) {
+      t[static_cast<unsigned char>(d)] = static_cast<signed char>(d - 'a' + 10);
+      t[static_cast<unsigned char>(d - 'a' + 'A')] = static_cast<signed char>(d - 'a' + 10);
     }
     return t;
   }();

@@ -543,33 +543,33 @@ class postgresql_event_store final : public event_store {
   struct result_deleter {
     void operator()(PGresult* r) const noexcept { PQclear(r); }
   };
-  using rows = std::unique_ptr<PGresult, result_deleter>;
+  using pg_result = std::unique_ptr<PGresult, result_deleter>;
 
-  struct slot {
+  struct pool_slot {
     PGconn* conn = nullptr;
     bool owned = true;
     bool busy = false;
   };
 
   // A connection lent to one call, given back by the destructor.
-  class lease {
+  class loan {
    public:
-    lease(postgresql_event_store* store, slot* s) : store_(store), slot_(s) {}
-    lease(lease&& other) noexcept : store_(other.store_), slot_(other.slot_) {
+    loan(postgresql_event_store* store, pool_slot* s) : store_(store), slot_(s) {}
+    loan(loan&& other) noexcept : store_(other.store_), slot_(other.slot_) {
       other.slot_ = nullptr;
     }
-    lease(const lease&) = delete;
-    lease& operator=(const lease&) = delete;
-    lease& operator=(lease&&) = delete;
-    ~lease() {
+    loan(const loan&) = delete;
+    loan& operator=(const loan&) = delete;
+    loan& operator=(loan&&) = delete;
+    ~loan() {
       if (slot_ != nullptr) store_->give_back(slot_);
     }
     [[nodiscard]] PGconn* get() const noexcept { return slot_->conn; }
-    [[nodiscard]] slot& owner() const noexcept { return *slot_; }
+    [[nodiscard]] pool_slot& owner() const noexcept { return *slot_; }
 
    private:
     postgresql_event_store* store_;
-    slot* slot_;
+    pool_slot* slot_;
   };
 
   explicit postgresql_event_store(postgresql_store_options options)
@@ -603,9 +603,9 @@ class postgresql_event_store final : public event_store {
   }
 
   // A connection of the pool, opened (again) when it is not open.
-  result<lease> borrow() {
+  result<loan> borrow() {
     std::unique_lock<std::mutex> lock(mutex_);
-    slot* free = nullptr;
+    pool_slot* free = nullptr;
     available_.wait(lock, [&] {
       for (auto& s : pool_) {
         if (!s.busy) {
@@ -617,14 +617,14 @@ class postgresql_event_store final : public event_store {
     });
     free->busy = true;
     lock.unlock();
-    lease lent(this, free);
+    loan lent(this, free);
     if (free->owned && (free->conn == nullptr || PQstatus(free->conn) != CONNECTION_OK)) {
       if (auto opened = reopen(*free); !opened) return opened.error();
     }
     return lent;
   }
 
-  void give_back(slot* s) {
+  void give_back(pool_slot* s) {
     {
       const std::lock_guard<std::mutex> lock(mutex_);
       s->busy = false;
@@ -632,7 +632,7 @@ class postgresql_event_store final : public event_store {
     available_.notify_one();
   }
 
-  result<void> reopen(slot& s) {
+  result<void> reopen(pool_slot& s) {
     if (s.conn != nullptr) PQfinish(s.conn);
     const std::string timeout =
         std::to_string((std::max<std::int64_t>)(options_.connect_timeout.count(), 1));
@@ -654,7 +654,7 @@ class postgresql_event_store final : public event_store {
 
   // Runs `sql` on a connection of the pool; once more on that connection
   // reopened when it broke (each statement of this store is safe to repeat).
-  result<rows> run(const char* what, const std::string& sql, const parameters& params) {
+  result<pg_result> run(const char* what, const std::string& sql, const parameters& params) {
     auto conn = borrow();
     if (!conn) return conn.error();
     if (!conn->owner().owned) return exec(conn->get(), what, sql, params);
@@ -668,7 +668,7 @@ class postgresql_event_store final : public event_store {
   // without a reset) must not hold the caller. The server's statement_timeout ends a
   // slow statement first; past it and a margin, the connection is closed (the next
   // call opens another) and the call fails with a timeout, never a success.
-  result<rows> exec_within(slot& s, const char* what, const std::string& sql,
+  result<pg_result> exec_within(pool_slot& s, const char* what, const std::string& sql,
                            const parameters& params) {
     PGconn* conn = s.conn;
     std::vector<const char*> values;
@@ -680,8 +680,8 @@ class postgresql_event_store final : public event_store {
     if (sent == 0) return failure(conn, what);
     const auto deadline =
         std::chrono::steady_clock::now() + options_.statement_timeout + std::chrono::seconds(5);
-    rows last;
-    rows first_error;
+    pg_result last;
+    pg_result first_error;
     for (;;) {
       while (PQisBusy(conn) != 0) {
         const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
@@ -700,7 +700,7 @@ class postgresql_event_store final : public event_store {
           return failure(conn, what);
         }
       }
-      rows next(PQgetResult(conn));
+      pg_result next(PQgetResult(conn));
       if (!next) break;
       const auto status = PQresultStatus(next.get());
       if (status != PGRES_COMMAND_OK && status != PGRES_TUPLES_OK && !first_error) {
@@ -715,7 +715,7 @@ class postgresql_event_store final : public event_store {
   }
 
   // One statement (or, without parameters, a few in one implicit transaction).
-  static result<rows> exec(PGconn* conn, const char* what, const std::string& sql,
+  static result<pg_result> exec(PGconn* conn, const char* what, const std::string& sql,
                            const parameters& params) {
     PGresult* raw = nullptr;
     if (params.empty()) {
@@ -727,7 +727,7 @@ class postgresql_event_store final : public event_store {
       raw = PQexecParams(conn, sql.c_str(), static_cast<int>(values.size()), nullptr, values.data(),
                          nullptr, nullptr, 0);
     }
-    rows held(raw);
+    pg_result held(raw);
     const auto status = held ? PQresultStatus(held.get()) : PGRES_FATAL_ERROR;
     if (status == PGRES_COMMAND_OK || status == PGRES_TUPLES_OK) return held;
     return failure(conn, what, held.get());
@@ -798,7 +798,7 @@ class postgresql_event_store final : public event_store {
   std::atomic<std::uint64_t> claims_since_prune_{0};
   std::mutex mutex_;  // only around the slots' busy flags
   std::condition_variable available_;
-  std::vector<slot> pool_;
+  std::vector<pool_slot> pool_;
 };
 
 UNLOC_END_NAMESPACE
