@@ -596,7 +596,10 @@ class json_reader {
       return syntax_error(p_ == start ? "expected a JSON value" : "invalid number");
     }
     const char* fraction = p_;
-    if (peek() == '.' && (++p_, !digits())) return syntax_error("invalid number");
+    if (peek() == '.') {
+      ++p_;
+      if (!digits()) return syntax_error("invalid number");
+    }
     const char* exponent = p_;
     if (peek() == 'e' || peek() == 'E') {
       ++p_;
