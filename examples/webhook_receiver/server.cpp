@@ -18,6 +18,7 @@
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
+#include <poll.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -48,7 +49,9 @@ constexpr const char* tls12_ciphers =
     "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:"
     "ECDHE-RSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305";
 
-std::mutex output_mutex;  // one whole line at a time, on stdout and on stderr
+// One whole line at a time on each; apart, so that a stalled stdout never holds stderr.
+std::timed_mutex stdout_mutex;
+std::mutex stderr_mutex;
 
 // write(2) until all is written: stdio's buffer could keep half an event line
 // after a failed write and glue it to the next one.
@@ -60,6 +63,19 @@ bool write_all(int fd, const std::string& text) {
     done += static_cast<std::size_t>(n);
   }
   return true;
+}
+
+// Whether `fd` can take output before `deadline` (or has failed: the write then says why).
+bool writable_by(int fd, std::chrono::steady_clock::time_point deadline) {
+  for (;;) {
+    const auto left = std::chrono::ceil<std::chrono::milliseconds>(
+        deadline - std::chrono::steady_clock::now());
+    pollfd out{fd, POLLOUT, 0};
+    const int ready = ::poll(&out, 1, static_cast<int>((std::max)(left.count(), std::int64_t{0})));
+    if (ready > 0) return true;
+    if (ready == 0) return false;
+    if (errno != EINTR) return true;
+  }
 }
 
 std::string openssl_error() {
@@ -100,16 +116,30 @@ std::shared_ptr<ssl::context> make_tls_context(const options& o, std::string& er
 }  // namespace
 
 void diagnostic(const std::string& line) {
-  const std::lock_guard<std::mutex> lock(output_mutex);
+  const std::lock_guard<std::mutex> lock(stderr_mutex);
   write_all(STDERR_FILENO, "unloc-webhook-receiver: " + line + "\n");
 }
 
-bool print_event(const unloc::access_event& event) {
+bool print_event(const unloc::access_event& event,
+                 std::optional<std::chrono::milliseconds> wait_limit) {
   std::string line = unloc::to_json_text(event);
   line += '\n';
-  {
-    const std::lock_guard<std::mutex> lock(output_mutex);
+  if (!wait_limit) {
+    const std::lock_guard<std::timed_mutex> lock(stdout_mutex);
     if (write_all(STDOUT_FILENO, line)) return true;
+  } else {
+    // Bounded: the lock, then room for the line's start (a pipe that has room takes a
+    // line of up to PIPE_BUF bytes whole). A longer line may still wait once started.
+    const auto deadline = std::chrono::steady_clock::now() + *wait_limit;
+    std::unique_lock<std::timed_mutex> lock(stdout_mutex, deadline);
+    if (lock.owns_lock() && writable_by(STDOUT_FILENO, deadline)) {
+      if (write_all(STDOUT_FILENO, line)) return true;
+    } else {
+      diagnostic("stdout took nothing for " + std::to_string(wait_limit->count()) +
+                 " ms: event " + event.id.to_string() +
+                 " refused, to come again (is the program reading the receiver's output?)");
+      return false;
+    }
   }
   diagnostic(std::string("cannot write the event to stdout: ") + std::strerror(errno) + " (event " +
              event.id.to_string() + ")");

@@ -9,7 +9,9 @@
 #include <unloc/access_event.hpp>
 #include <unloc/event_store.hpp>
 
+#include <chrono>
 #include <memory>
+#include <optional>
 #include <string>
 
 UNLOC_BEGIN_NAMESPACE
@@ -23,8 +25,16 @@ namespace receiver {
 void diagnostic(const std::string& line);
 
 /// Writes one event as a JSON line on stdout, whole (never interleaved with
-/// another line); false when stdout failed.
-bool print_event(const unloc::access_event& event);
+/// another line); false when stdout failed, or, with `wait_limit`, took nothing
+/// for that long.
+bool print_event(const unloc::access_event& event,
+                 std::optional<std::chrono::milliseconds> wait_limit = std::nullopt);
+
+/// How long a line printed inside the SQLite store's write transaction waits for
+/// stdout: past it the event is refused (503, delivered again later) and the lock
+/// let go, so that a reader that stopped reading never holds the file's other
+/// writers (they wait 5 s, the store's busy_timeout, then fail).
+inline constexpr std::chrono::milliseconds stdout_wait_in_transaction{1000};
 
 /// Serves deliveries: each new Access Event is handed over (printed, written
 /// to the store) before the delivery is acknowledged. Construct, `bind`, then

@@ -65,6 +65,7 @@ struct launch {
   std::vector<std::string> env = credential_env();  ///< Replaces every UNLOC_WEBHOOK_* variable.
   bool add_listen = true;                           ///< Add --listen 127.0.0.1:0 and --port-file.
   bool stdout_broken = false;                       ///< stdout is a pipe nobody reads (closed).
+  bool stdout_stalled = false;  ///< stdout is a pipe of two pages, open, that nobody reads.
 };
 
 /// unloc-webhook-receiver as a child process; SIGTERM (then SIGKILL) in the destructor.
@@ -92,6 +93,7 @@ class receiver_process {
   }
   ~receiver_process() {
     if (pid_ > 0) stop(SIGTERM);
+    if (stalled_ >= 0) ::close(stalled_);
   }
   receiver_process(const receiver_process&) = delete;
   receiver_process& operator=(const receiver_process&) = delete;
@@ -149,8 +151,11 @@ class receiver_process {
     int broken[2] = {-1, -1};
     posix_spawn_file_actions_t actions;
     posix_spawn_file_actions_init(&actions);
-    if (how.stdout_broken) {
+    if (how.stdout_broken || how.stdout_stalled) {
       REQUIRE(::pipe(broken) == 0);
+      // Stalled: two pages, full after a few lines (poll(2) counts a pipe full once
+      // each of its pages holds something, so one page would be full after one line).
+      if (how.stdout_stalled) REQUIRE(::fcntl(broken[1], F_SETPIPE_SZ, 8192) >= 8192);
       posix_spawn_file_actions_adddup2(&actions, broken[1], 1);
       posix_spawn_file_actions_addclose(&actions, broken[0]);
     } else {
@@ -160,9 +165,13 @@ class receiver_process {
     posix_spawn_file_actions_addopen(&actions, 2, err_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
     REQUIRE(posix_spawn(&pid_, argv[0].c_str(), &actions, nullptr, args.data(), envp.data()) == 0);
     posix_spawn_file_actions_destroy(&actions);
-    if (how.stdout_broken) {
-      ::close(broken[0]);  // nobody reads: the receiver's writes fail with EPIPE
+    if (how.stdout_broken || how.stdout_stalled) {
       ::close(broken[1]);
+      if (how.stdout_stalled) {
+        stalled_ = broken[0];  // kept open, never read: the receiver's writes block
+      } else {
+        ::close(broken[0]);  // nobody reads: the receiver's writes fail with EPIPE
+      }
     }
   }
 
@@ -191,6 +200,7 @@ class receiver_process {
   int port_ = 0;
   int exit_status_ = -1;
   bool plain_ = false;
+  int stalled_ = -1;  // the read end of a stalled stdout
   std::string out_, err_, port_file_;
 };
 

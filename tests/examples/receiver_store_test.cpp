@@ -104,6 +104,37 @@ TEST_CASE("a store that cannot write is answered 503, never 204 without a row; t
   CHECK(r.err().find("answered 503") != std::string::npos);
 }
 
+// With --store sqlite: the line is printed inside the store's write transaction. A
+// stdout that takes nothing must not hold that transaction, and every other writer of
+// the file, for ever: past its bound the delivery is answered 503 and the lock let go.
+TEST_CASE("a stdout that takes nothing: the delivery answered 503, the file not held",
+          "[receiver][store]") {
+  const std::string db = database("stalled");
+  launch how{{"--store", "sqlite:" + db}};
+  how.stdout_stalled = true;
+  receiver_process r(how);
+  REQUIRE(r.exit_status() == -1);
+  std::multiset<std::string> accepted;
+  int refused = 0;
+  for (int n = 1; n <= 100 && refused == 0; ++n) {
+    const std::string id = event_id(61, n);
+    const int status = post(r, id);
+    REQUIRE((status == 204 || status == 503));  // 0: no answer within 10 s
+    if (status == 204) accepted.insert(id);
+    refused += status == 503 ? 1 : 0;
+  }
+  CHECK(refused == 1);
+  CHECK(accepted.size() >= 5);  // the first page holds about 15 lines
+  CHECK(wait_for_err(r, "stdout took nothing"));
+  // Another writer of the file takes the write lock at once.
+  sqlite3* other = nullptr;
+  REQUIRE(sqlite3_open(db.c_str(), &other) == SQLITE_OK);
+  sqlite3_busy_timeout(other, 3000);
+  CHECK(sqlite3_exec(other, "BEGIN IMMEDIATE; COMMIT", nullptr, nullptr, nullptr) == SQLITE_OK);
+  sqlite3_close(other);
+  CHECK(rows(db) == accepted);
+}
+
 TEST_CASE("--import-state carries the file journal's state into the store once",
           "[receiver][store]") {
   const std::string dir = unloc_test::test_tls_files().dir;
