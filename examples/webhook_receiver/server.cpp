@@ -23,6 +23,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cstdint>
 #include <cerrno>
 #include <chrono>
 #include <cstring>
@@ -49,10 +50,6 @@ constexpr const char* tls12_ciphers =
     "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:"
     "ECDHE-RSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305";
 
-// One whole line at a time on each; apart, so that a stalled stdout never holds stderr.
-std::timed_mutex stdout_mutex;
-std::mutex stderr_mutex;
-
 // write(2) until all is written: stdio's buffer could keep half an event line
 // after a failed write and glue it to the next one.
 bool write_all(int fd, const std::string& text) {
@@ -76,6 +73,44 @@ bool writable_by(int fd, std::chrono::steady_clock::time_point deadline) {
     if (ready == 0) return false;
     if (errno != EINTR) return true;
   }
+}
+
+// Lines to one file descriptor, whole, one at a time; stdout and stderr apart, so
+// that a stalled one never holds the other.
+struct line_output {
+  explicit line_output(int descriptor) : fd(descriptor) {}
+  const int fd;
+  std::timed_mutex mutex;
+  // A bounded write found it taking nothing: the next bounded ones do not wait, until
+  // one gets through. So a stall costs one wait, not one a line (a batch of calls
+  // inside one store transaction would otherwise hold it for as many waits).
+  std::atomic<bool> stalled{false};
+};
+
+line_output stdout_lines(STDOUT_FILENO);
+line_output stderr_lines(STDERR_FILENO);
+
+enum class written { whole, failed, took_nothing };
+
+// Writes `line` whole. With `limit`, waits at most that long (not at all while the
+// output is stalled) for the lock and for room for the line's start: a pipe with room
+// takes a line of up to PIPE_BUF bytes at once; a longer line may wait once started,
+// as it must be finished whole.
+written write_line(line_output& out, const std::string& line,
+                   std::optional<std::chrono::milliseconds> limit) {
+  if (!limit) {
+    const std::lock_guard<std::timed_mutex> lock(out.mutex);
+    return write_all(out.fd, line) ? written::whole : written::failed;
+  }
+  const auto deadline =
+      std::chrono::steady_clock::now() + (out.stalled ? std::chrono::milliseconds(0) : *limit);
+  const std::unique_lock<std::timed_mutex> lock(out.mutex, deadline);
+  if (!lock.owns_lock() || !writable_by(out.fd, deadline)) {
+    out.stalled = true;
+    return written::took_nothing;
+  }
+  out.stalled = false;
+  return write_all(out.fd, line) ? written::whole : written::failed;
 }
 
 std::string openssl_error() {
@@ -116,30 +151,40 @@ std::shared_ptr<ssl::context> make_tls_context(const options& o, std::string& er
 }  // namespace
 
 void diagnostic(const std::string& line) {
-  const std::lock_guard<std::mutex> lock(stderr_mutex);
-  write_all(STDERR_FILENO, "unloc-webhook-receiver: " + line + "\n");
+  // Bounded: a stderr nobody reads must not stop the receiver (its I/O threads, or a
+  // store transaction, log). Lines it did not take are counted, and said when it does.
+  static std::atomic<std::uint64_t> dropped{0};
+  if (write_line(stderr_lines, "unloc-webhook-receiver: " + line + "\n", stderr_wait) ==
+      written::took_nothing) {
+    ++dropped;
+    return;
+  }
+  if (const auto lost = dropped.exchange(0); lost > 0) {
+    (void)write_line(stderr_lines,
+                     "unloc-webhook-receiver: " + std::to_string(lost) +
+                         " diagnostic lines left out while stderr took nothing\n",
+                     stderr_wait);
+  }
 }
 
 bool print_event(const unloc::access_event& event,
                  std::optional<std::chrono::milliseconds> wait_limit) {
   std::string line = unloc::to_json_text(event);
   line += '\n';
-  if (!wait_limit) {
-    const std::lock_guard<std::timed_mutex> lock(stdout_mutex);
-    if (write_all(STDOUT_FILENO, line)) return true;
-  } else {
-    // Bounded: the lock, then room for the line's start (a pipe that has room takes a
-    // line of up to PIPE_BUF bytes whole). A longer line may still wait once started.
-    const auto deadline = std::chrono::steady_clock::now() + *wait_limit;
-    std::unique_lock<std::timed_mutex> lock(stdout_mutex, deadline);
-    if (lock.owns_lock() && writable_by(STDOUT_FILENO, deadline)) {
-      if (write_all(STDOUT_FILENO, line)) return true;
-    } else {
-      diagnostic("stdout took nothing for " + std::to_string(wait_limit->count()) +
-                 " ms: event " + event.id.to_string() +
-                 " refused, to come again (is the program reading the receiver's output?)");
+  const bool was_stalled = stdout_lines.stalled;
+  switch (write_line(stdout_lines, line, wait_limit)) {
+    case written::whole:
+      if (was_stalled) diagnostic("stdout takes the events' lines again");
+      return true;
+    case written::took_nothing:
+      // Said once a stall; every event refused meanwhile comes again.
+      if (!was_stalled) {
+        diagnostic("stdout took nothing for " + std::to_string(wait_limit->count()) +
+                   " ms: events are refused (503, to come again) until it takes a line (is "
+                   "the program reading the receiver's output?)");
+      }
       return false;
-    }
+    case written::failed: break;
   }
   diagnostic(std::string("cannot write the event to stdout: ") + std::strerror(errno) + " (event " +
              event.id.to_string() + ")");

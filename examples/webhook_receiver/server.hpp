@@ -21,12 +21,18 @@ UNLOC_END_NAMESPACE
 namespace receiver {
 
 /// Writes one line to stderr, prefixed with the program's name. Thread-safe:
-/// lines from several threads never interleave. Never give it a secret.
+/// lines from several threads never interleave. Waits at most `stderr_wait` for
+/// stderr to take it (not at all while stderr is taking nothing), else leaves it
+/// out and says how many were left out once stderr takes lines again. Never give
+/// it a secret.
 void diagnostic(const std::string& line);
+
+/// How long a diagnostic waits for stderr.
+inline constexpr std::chrono::milliseconds stderr_wait{1000};
 
 /// Writes one event as a JSON line on stdout, whole (never interleaved with
 /// another line); false when stdout failed, or, with `wait_limit`, took nothing
-/// for that long.
+/// for that long (then, until a line gets through, bounded prints do not wait).
 bool print_event(const unloc::access_event& event,
                  std::optional<std::chrono::milliseconds> wait_limit = std::nullopt);
 

@@ -66,6 +66,8 @@ struct launch {
   bool add_listen = true;                           ///< Add --listen 127.0.0.1:0 and --port-file.
   bool stdout_broken = false;                       ///< stdout is a pipe nobody reads (closed).
   bool stdout_stalled = false;  ///< stdout is a pipe of two pages, open, that nobody reads.
+  bool stdout_full = false;     ///< as stdout_stalled, and already full to the last byte.
+  bool stderr_to_stdout = false;  ///< stderr goes where stdout goes (as `2>&1`).
 };
 
 /// unloc-webhook-receiver as a child process; SIGTERM (then SIGKILL) in the destructor.
@@ -151,23 +153,38 @@ class receiver_process {
     int broken[2] = {-1, -1};
     posix_spawn_file_actions_t actions;
     posix_spawn_file_actions_init(&actions);
-    if (how.stdout_broken || how.stdout_stalled) {
+    const bool stalled = how.stdout_stalled || how.stdout_full;
+    if (how.stdout_broken || stalled) {
       REQUIRE(::pipe(broken) == 0);
       // Stalled: two pages, full after a few lines (poll(2) counts a pipe full once
       // each of its pages holds something, so one page would be full after one line).
-      if (how.stdout_stalled) REQUIRE(::fcntl(broken[1], F_SETPIPE_SZ, 8192) >= 8192);
+      if (stalled) REQUIRE(::fcntl(broken[1], F_SETPIPE_SZ, 8192) >= 8192);
+      if (how.stdout_full) {  // filled to the last byte: even a short write blocks
+        const int flags = ::fcntl(broken[1], F_GETFL);
+        REQUIRE(::fcntl(broken[1], F_SETFL, flags | O_NONBLOCK) == 0);
+        const char fill[512] = {};
+        for (std::size_t n = sizeof fill; n > 0;) {
+          if (::write(broken[1], fill, n) < 0) n /= 2;  // EAGAIN: try what is left
+        }
+        REQUIRE(::fcntl(broken[1], F_SETFL, flags) == 0);
+      }
       posix_spawn_file_actions_adddup2(&actions, broken[1], 1);
       posix_spawn_file_actions_addclose(&actions, broken[0]);
     } else {
       posix_spawn_file_actions_addopen(&actions, 1, out_.c_str(), O_WRONLY | O_CREAT | O_TRUNC,
                                        0600);
     }
-    posix_spawn_file_actions_addopen(&actions, 2, err_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    if (how.stderr_to_stdout) {
+      posix_spawn_file_actions_adddup2(&actions, 1, 2);
+    } else {
+      posix_spawn_file_actions_addopen(&actions, 2, err_.c_str(), O_WRONLY | O_CREAT | O_TRUNC,
+                                       0600);
+    }
     REQUIRE(posix_spawn(&pid_, argv[0].c_str(), &actions, nullptr, args.data(), envp.data()) == 0);
     posix_spawn_file_actions_destroy(&actions);
-    if (how.stdout_broken || how.stdout_stalled) {
+    if (how.stdout_broken || stalled) {
       ::close(broken[1]);
-      if (how.stdout_stalled) {
+      if (stalled) {
         stalled_ = broken[0];  // kept open, never read: the receiver's writes block
       } else {
         ::close(broken[0]);  // nobody reads: the receiver's writes fail with EPIPE

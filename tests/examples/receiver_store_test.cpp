@@ -104,35 +104,72 @@ TEST_CASE("a store that cannot write is answered 503, never 204 without a row; t
   CHECK(r.err().find("answered 503") != std::string::npos);
 }
 
+namespace {
+
+// Deliveries until one is refused (at most 100): each answered 204 or 503, never
+// left unanswered (0: nothing within 10 s). The ids answered 204.
+std::multiset<std::string> post_until_refused(const receiver_process& r, int series) {
+  std::multiset<std::string> accepted;
+  for (int n = 1; n <= 100; ++n) {
+    const std::string id = event_id(series, n);
+    const int status = post(r, id);
+    REQUIRE((status == 204 || status == 503));
+    if (status == 503) return accepted;
+    accepted.insert(id);
+  }
+  FAIL("100 deliveries taken: stdout never filled");
+  return accepted;
+}
+
+// Whether another writer of the SQLite file takes its write lock (waiting up to 3 s).
+bool write_lock_free(const std::string& db) {
+  sqlite3* other = nullptr;
+  REQUIRE(sqlite3_open(db.c_str(), &other) == SQLITE_OK);
+  sqlite3_busy_timeout(other, 3000);
+  const int rc = sqlite3_exec(other, "BEGIN IMMEDIATE; COMMIT", nullptr, nullptr, nullptr);
+  sqlite3_close(other);
+  return rc == SQLITE_OK;
+}
+
+}  // namespace
+
 // With --store sqlite: the line is printed inside the store's write transaction. A
 // stdout that takes nothing must not hold that transaction, and every other writer of
-// the file, for ever: past its bound the delivery is answered 503 and the lock let go.
-TEST_CASE("a stdout that takes nothing: the delivery answered 503, the file not held",
+// the file, for ever: past its bound the delivery is answered 503 and the lock let go;
+// while it stays stalled, the next ones are refused without waiting, said once.
+TEST_CASE("a stdout that takes nothing: deliveries answered 503, the file not held",
           "[receiver][store]") {
   const std::string db = database("stalled");
   launch how{{"--store", "sqlite:" + db}};
   how.stdout_stalled = true;
   receiver_process r(how);
   REQUIRE(r.exit_status() == -1);
-  std::multiset<std::string> accepted;
-  int refused = 0;
-  for (int n = 1; n <= 100 && refused == 0; ++n) {
-    const std::string id = event_id(61, n);
-    const int status = post(r, id);
-    REQUIRE((status == 204 || status == 503));  // 0: no answer within 10 s
-    if (status == 204) accepted.insert(id);
-    refused += status == 503 ? 1 : 0;
-  }
-  CHECK(refused == 1);
-  CHECK(accepted.size() >= 5);  // the first page holds about 15 lines
-  CHECK(wait_for_err(r, "stdout took nothing"));
-  // Another writer of the file takes the write lock at once.
-  sqlite3* other = nullptr;
-  REQUIRE(sqlite3_open(db.c_str(), &other) == SQLITE_OK);
-  sqlite3_busy_timeout(other, 3000);
-  CHECK(sqlite3_exec(other, "BEGIN IMMEDIATE; COMMIT", nullptr, nullptr, nullptr) == SQLITE_OK);
-  sqlite3_close(other);
+  const auto accepted = post_until_refused(r, 61);
+  CHECK_FALSE(accepted.empty());
+  for (int n = 1; n <= 3; ++n) CHECK(post(r, event_id(62, n)) == 503);
+  CHECK(write_lock_free(db));
   CHECK(rows(db) == accepted);
+  REQUIRE(wait_for_err(r, "stdout took nothing"));
+  const std::string err = r.err();
+  CHECK(err.find("stdout took nothing") == err.rfind("stdout took nothing"));  // said once
+}
+
+// As `2>&1` into a full pipe whose reader stopped: the diagnostics cannot be written
+// either, and still neither the deliveries nor the file are held.
+TEST_CASE("stdout and stderr both taking nothing: deliveries answered, the file not held",
+          "[receiver][store]") {
+  const std::string db = database("stalled-both");
+  launch how{{"--store", "sqlite:" + db}};
+  how.stdout_full = true;
+  how.stderr_to_stdout = true;
+  receiver_process r(how);
+  REQUIRE(r.exit_status() == -1);
+  for (int n = 1; n <= 3; ++n) CHECK(post(r, event_id(63, n)) == 503);
+  CHECK(write_lock_free(db));
+  CHECK(rows(db).empty());
+  const auto health = r.client()->Get("/healthz");  // the I/O threads are not held either
+  REQUIRE(health);
+  CHECK(health->status == 503);
 }
 
 TEST_CASE("--import-state carries the file journal's state into the store once",
