@@ -23,9 +23,9 @@
 
 #include <algorithm>
 #include <atomic>
-#include <cstdint>
 #include <cerrno>
 #include <chrono>
+#include <cstdint>
 #include <cstring>
 #include <mutex>
 #include <optional>
@@ -65,10 +65,11 @@ bool write_all(int fd, const std::string& text) {
 // Whether `fd` can take output before `deadline` (or has failed: the write then says why).
 bool writable_by(int fd, std::chrono::steady_clock::time_point deadline) {
   for (;;) {
-    const auto left = std::chrono::ceil<std::chrono::milliseconds>(
-        deadline - std::chrono::steady_clock::now());
+    const auto left = (std::max)(std::chrono::ceil<std::chrono::milliseconds>(
+                                     deadline - std::chrono::steady_clock::now()),
+                                 std::chrono::milliseconds::zero());
     pollfd out{fd, POLLOUT, 0};
-    const int ready = ::poll(&out, 1, static_cast<int>((std::max)(left.count(), std::int64_t{0})));
+    const int ready = ::poll(&out, 1, static_cast<int>(left.count()));
     if (ready > 0) return true;
     if (ready == 0) return false;
     if (errno != EINTR) return true;
@@ -160,10 +161,9 @@ void diagnostic(const std::string& line) {
     return;
   }
   if (const auto lost = dropped.exchange(0); lost > 0) {
-    (void)write_line(stderr_lines,
-                     "unloc-webhook-receiver: " + std::to_string(lost) +
-                         " diagnostic lines left out while stderr took nothing\n",
-                     stderr_wait);
+    const std::string count = "unloc-webhook-receiver: " + std::to_string(lost) +
+                              " diagnostic lines left out while stderr took nothing\n";
+    if (write_line(stderr_lines, count, stderr_wait) == written::took_nothing) dropped += lost;
   }
 }
 
