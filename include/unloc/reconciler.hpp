@@ -275,9 +275,17 @@ class reconciler {
     const event_store::record_work work = [h = &handing](bool possibly_repeated) {
       return (*h)(possibly_repeated);
     };
-    auto recorded = options_.handler_in_store_transaction
-                        ? store_->record_once(event, source, work)
-                        : store_->event_store::record_once(event, source, work);
+    auto recorded = [&]() -> result<handle_status> {
+      try {
+        return options_.handler_in_store_transaction
+                   ? store_->record_once(event, source, work)
+                   : store_->event_store::record_once(event, source, work);
+      } catch (...) {
+        // A store that throws (against its contract) after the handler declined: still counted.
+        if (handing.declined) ++counts_.handler_failures;
+        throw;
+      }
+    }();
     if (!recorded && handing.declined) {
       ++counts_.handler_failures;
       return *handing.declined;

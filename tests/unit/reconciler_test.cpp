@@ -171,6 +171,33 @@ TEST_CASE("a handler that throws does not confirm, and the error says why", "[re
   CHECK(store->size() == 0);
 }
 
+TEST_CASE("a declined event is counted even when the store's release then throws", "[reconciler]") {
+  // Against the store contract (errors are results), but an integrator's store may do it.
+  struct throwing_release : unloc::event_store {
+    unloc::memory_event_store inner;
+    unloc::result<unloc::event_claim> claim(const unloc::uuid& id, timestamp created) override {
+      return inner.claim(id, created);
+    }
+    unloc::result<unloc::settle_status> mark_handled(const unloc::uuid& id,
+                                                     unloc::claim_token token) override {
+      return inner.mark_handled(id, token);
+    }
+    unloc::result<unloc::settle_status> release(const unloc::uuid&, unloc::claim_token) override {
+      throw std::runtime_error("release failed");
+    }
+    unloc::result<std::optional<timestamp>> checkpoint(const std::string& scope) override {
+      return inner.checkpoint(scope);
+    }
+    unloc::result<void> save_checkpoint(const std::string& scope, timestamp t) override {
+      return inner.save_checkpoint(scope, t);
+    }
+  };
+  unloc::reconciler rec(std::make_shared<throwing_release>(),
+                        [](const access_event&, const unloc::handover&) { return false; });
+  CHECK_THROWS_WITH(rec.offer(event(1, start)), "release failed");
+  CHECK(rec.counts().handler_failures == 1);
+}
+
 TEST_CASE("the first read takes the whole log, the next ones start at the checkpoint minus the "
           "overlap",
           "[reconciler]") {
