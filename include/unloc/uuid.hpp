@@ -10,6 +10,7 @@
 #include <array>
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <functional>
 #include <stdexcept>
 #include <string>
@@ -138,18 +139,25 @@ inline result<uuid> uuid::parse(std::string_view text) {
 
 namespace detail {
 
-// Appends the canonical lowercase form of `u` (36 characters) to `out`: two
-// digits a byte from a table, the hyphens at their fixed places.
+// Appends the canonical lowercase form of `u` (36 characters) to `out`: each
+// byte's two digits from a table of all 256, at places fixed by the 8-4-4-4-12 groups.
 inline void append_uuid(std::string& out, const uuid& u) {
-  static constexpr char hex[] = "0123456789abcdef";
+  static constexpr auto digits = [] {
+    std::array<char, 512> pairs{};
+    const char hex[] = "0123456789abcdef";
+    for (std::size_t b = 0; b < 256; ++b) {
+      pairs[2 * b] = hex[b >> 4];
+      pairs[2 * b + 1] = hex[b & 0xf];
+    }
+    return pairs;
+  }();
+  static constexpr std::uint8_t starts[16] = {0,  2,  4,  6,  9,  11, 14, 16,
+                                              19, 21, 24, 26, 28, 30, 32, 34};
   const auto& bytes = u.bytes();
   char text[uuid_text_size];
-  char* p = text;
+  text[8] = text[13] = text[18] = text[23] = '-';
   for (std::size_t i = 0; i < bytes.size(); ++i) {
-    if (i == 4 || i == 6 || i == 8 || i == 10) *p++ = '-';  // 8-4-4-4-12 digits
-    p[0] = hex[bytes[i] >> 4];
-    p[1] = hex[bytes[i] & 0xf];
-    p += 2;
+    std::memcpy(text + starts[i], digits.data() + 2 * std::size_t{bytes[i]}, 2);
   }
   out.append(text, uuid_text_size);
 }

@@ -154,22 +154,37 @@ TEST_CASE("accepts either pair of credentials during a rotation", "[delivery]") 
   CHECK(deliver(validator, mixed).status == 401);
 }
 
-TEST_CASE("compares user and password of every pair with the constant-time function",
-          "[delivery]") {
-  const std::vector<unloc::basic_credentials> active = {{"a", "1"}, {"b", "2"}, {"c", "3"}};
+TEST_CASE("compares the credentials sent with every pair's, in constant time", "[delivery]") {
+  const auto tokens = unloc::detail::basic_tokens({{"a", "1"}, {"b", "2"}, {"c", "3"}});
+  REQUIRE(tokens == std::vector<std::string>{unloc::detail::base64_encode("a:1"),
+                                             unloc::detail::base64_encode("b:2"),
+                                             unloc::detail::base64_encode("c:3")});
   std::vector<std::pair<std::string, std::string>> calls;
   const auto counting = [&calls](std::string_view x, std::string_view y) {
     calls.emplace_back(std::string(x), std::string(y));
     return unloc::detail::constant_time_equal(x, y);
   };
-  // A match on the first pair still compares both fields of every pair: no early exit.
-  CHECK(unloc::detail::credentials_match({"a", "1"}, active, counting));
-  CHECK(calls.size() == 6);
+  // A match on the first pair still compares every pair's: no early exit.
+  CHECK(unloc::detail::token_matches(tokens[0], tokens, counting));
+  CHECK(calls.size() == 3);
   calls.clear();
-  // A wrong user still compares the password, and the other way round.
-  CHECK_FALSE(unloc::detail::credentials_match({"x", "1"}, active, counting));
-  CHECK(calls.size() == 6);
-  CHECK(calls[1] == std::make_pair(std::string("1"), std::string("1")));
+  CHECK_FALSE(unloc::detail::token_matches(unloc::detail::base64_encode("x:1"), tokens, counting));
+  CHECK(calls.size() == 3);
+  CHECK(calls[2].second == tokens[2]);
+}
+
+TEST_CASE("a user with a colon never matches: the first colon ends the user sent",
+          "[delivery]") {
+  const unloc::delivery_validator validator(options_with({{"a:b", "c"}, {"a", "b:c"}}));
+  const auto base = without(guide_headers(), "Authorization");
+  // "a:b:c" is user "a" with password "b:c": the second pair.
+  CHECK(deliver(validator, with(base, "Authorization", "Basic " +
+                                                           unloc::detail::base64_encode("a:b:c")))
+            .status == 204);
+  const unloc::delivery_validator first_only(options_with({{"a:b", "c"}}));
+  CHECK(deliver(first_only, with(base, "Authorization",
+                                 "Basic " + unloc::detail::base64_encode("a:b:c")))
+            .status == 401);
 }
 
 TEST_CASE("constant_time_equal compares content and length", "[delivery]") {

@@ -8,6 +8,7 @@
 #include <array>
 #include <cstddef>
 #include <cstdint>
+#include <cstdio>
 #include <stdexcept>
 #include <string>
 #include <string_view>
@@ -73,6 +74,25 @@ TEST_CASE("writes every hex digit value in lowercase", "[uuid]") {
         "01234567-89ab-cdef-0123-456789abcdef");
   CHECK(parse_ok("ffffffff-ffff-ffff-ffff-ffffffffffff").to_string() ==
         "ffffffff-ffff-ffff-ffff-ffffffffffff");
+}
+
+TEST_CASE("writes every byte value at every position as two lowercase digits", "[uuid]") {
+  for (std::size_t at = 0; at < 16; ++at) {
+    for (unsigned value = 0; value < 256; ++value) {
+      std::array<std::uint8_t, 16> bytes{};
+      bytes[at] = static_cast<std::uint8_t>(value);
+      std::string expected;
+      for (std::size_t i = 0; i < 16; ++i) {
+        if (i == 4 || i == 6 || i == 8 || i == 10) expected += '-';
+        char digits[3];
+        std::snprintf(digits, sizeof digits, "%02x", static_cast<unsigned>(bytes[i]));
+        expected += digits;
+      }
+      const unloc::uuid u(bytes);
+      REQUIRE(u.to_string() == expected);
+      REQUIRE(parse_ok(expected) == u);
+    }
+  }
 }
 
 TEST_CASE("a default-constructed uuid is the nil uuid and only all-zero bytes are nil", "[uuid]") {
