@@ -19,6 +19,7 @@
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
 #include <poll.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -76,11 +77,22 @@ bool writable_by(int fd, std::chrono::steady_clock::time_point deadline) {
   }
 }
 
+// Whether `fd` is a regular file or the null device, which never wait for room.
+bool takes_any_write(int fd) {
+  struct stat out {};
+  struct stat null {};
+  if (::fstat(fd, &out) != 0) return false;
+  if (S_ISREG(out.st_mode)) return true;
+  return S_ISCHR(out.st_mode) && ::stat("/dev/null", &null) == 0 && out.st_rdev == null.st_rdev;
+}
+
 // Lines to one file descriptor, whole, one at a time; stdout and stderr apart, so
 // that a stalled one never holds the other.
 struct line_output {
-  explicit line_output(int descriptor) : fd(descriptor) {}
+  explicit line_output(int descriptor) : fd(descriptor), always_room(takes_any_write(fd)) {}
   const int fd;
+  // A regular file or /dev/null: poll says "room" at once, so a write need not ask.
+  const bool always_room;
   std::timed_mutex mutex;
   // A bounded write found it taking nothing: the next bounded ones do not wait, until
   // one gets through. So a stall costs one wait, not one a line (a batch of calls
@@ -106,7 +118,7 @@ written write_line(line_output& out, const std::string& line,
   const auto deadline =
       std::chrono::steady_clock::now() + (out.stalled ? std::chrono::milliseconds(0) : *limit);
   const std::unique_lock<std::timed_mutex> lock(out.mutex, deadline);
-  if (!lock.owns_lock() || !writable_by(out.fd, deadline)) {
+  if (!lock.owns_lock() || (!out.always_room && !writable_by(out.fd, deadline))) {
     out.stalled = true;
     return written::took_nothing;
   }
