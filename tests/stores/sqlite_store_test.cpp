@@ -77,6 +77,8 @@ struct connection {
     INFO(sql << ": " << why);
     REQUIRE(rc == SQLITE_OK);
   }
+  // Runs `sql` that may fail: SQLite's code.
+  int attempt(const char* sql) const { return sqlite3_exec(db, sql, nullptr, nullptr, nullptr); }
   // The first column of the first row, as text (empty without a row).
   [[nodiscard]] std::string text(const std::string& sql) const {
     sqlite3_stmt* s = nullptr;
@@ -664,8 +666,7 @@ TEST_CASE("a write of gathered WAL frames that fails fails its commit; the file 
   writer.exec("INSERT INTO doors (pad) VALUES ('first')");
   connection reader(path);
   wal_spy::full = true;
-  const int failed =
-      sqlite3_exec(writer.db, "INSERT INTO doors (pad) VALUES ('lost')", nullptr, nullptr, nullptr);
+  const int failed = writer.attempt("INSERT INTO doors (pad) VALUES ('lost')");
   wal_spy::full = false;
   CHECK(failed == SQLITE_FULL);
   CHECK(sqlite3_get_autocommit(writer.db) != 0);
@@ -694,13 +695,12 @@ TEST_CASE("a failed write of gathered frames mid-transaction fails the whole tra
       "WITH RECURSIVE s(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM s WHERE n < 400)"
       " INSERT INTO doors (pad) SELECT randomblob(1000) FROM s");
   wal_spy::fail_over = 4200;  // the next write of more than one frame: the gathered ones
-  const int statement =
-      sqlite3_exec(writer.db, "INSERT INTO copies SELECT n FROM doors", nullptr, nullptr, nullptr);
+  const int statement = writer.attempt("INSERT INTO copies SELECT n FROM doors");
   wal_spy::fail_over = -1;
   CHECK(statement != SQLITE_OK);
   if (sqlite3_get_autocommit(writer.db) == 0) {
-    CHECK(sqlite3_exec(writer.db, "COMMIT", nullptr, nullptr, nullptr) != SQLITE_OK);
-    (void)sqlite3_exec(writer.db, "ROLLBACK", nullptr, nullptr, nullptr);
+    CHECK(writer.attempt("COMMIT") != SQLITE_OK);
+    (void)writer.attempt("ROLLBACK");
   }
   connection reader(path);
   CHECK(reader.text("PRAGMA integrity_check") == "ok");
