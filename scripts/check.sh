@@ -5,7 +5,7 @@
 #      UndefinedBehaviorSanitizer, a unity build: build and ctest, every test (the
 #      receiver, reliability and consumer tests, the benchmarks' smoke run), then the
 #      Doxygen reference with zero warnings, and clang-tidy (.clang-tidy) over every
-#      public header, C++17, with no finding
+#      public header, C++17 and C++20, with no finding
 #   b. clang++ and libc++, C++20, Debug, warnings as errors, ASan and UBSan, each source
 #      alone: every header compiled alone (this stage only: libc++ includes the least for
 #      a header that forgot its own), and ctest over the tests: unit, client, fault-matrix
@@ -104,7 +104,7 @@ gcc_stage() {
 }
 
 # clang-tidy over one source that includes every public header: the SDK as integrators
-# compile it, in its own standard (C++17), every finding an error (.clang-tidy).
+# compile it, in C++17 and C++20, every finding an error (.clang-tidy).
 tidy_headers() {
   local dir="$1"
   mkdir -p "$dir"
@@ -116,7 +116,11 @@ tidy_headers() {
     return 1
   }
   read -ra libpq <<<"$flags"
-  clang-tidy --quiet "$dir/all_headers.cpp" -- -std=c++17 -Iinclude "${libpq[@]}"
+  local standard
+  for standard in c++17 c++20; do
+    echo "clang-tidy over every public header, $standard"
+    clang-tidy --quiet "$dir/all_headers.cpp" -- -std="$standard" -Iinclude "${libpq[@]}"
+  done
 }
 
 libcxx_stage() {

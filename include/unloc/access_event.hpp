@@ -87,8 +87,8 @@ struct print_options {
 [[nodiscard]] inline std::string mask_phone_number(std::string_view phone) {
   std::string out(phone);
   std::size_t digits_left = 0;
-  for (auto it = out.rbegin(); it != out.rend(); ++it) {
-    if (*it >= '0' && *it <= '9' && ++digits_left > 2) *it = '*';
+  for (std::size_t i = out.size(); i-- > 0;) {
+    if (out[i] >= '0' && out[i] <= '9' && ++digits_left > 2) out[i] = '*';
   }
   return out;
 }
