@@ -165,6 +165,7 @@ class postgresql_engine final : public store_contract::engine {
   unloc::result<std::uint64_t> forget_old_claims(unloc::event_store& store) override {
     return static_cast<postgresql_event_store&>(store).forget_old_claims();
   }
+  void delete_events() override { (void)connection(url_).value("DELETE FROM unloc_events"); }
 
  private:
   std::string name_ = "contract_" + fresh_id().to_string().substr(0, 8);

@@ -143,6 +143,7 @@ class sqlite_engine final : public store_contract::engine {
   unloc::result<std::uint64_t> forget_old_claims(unloc::event_store& store) override {
     return static_cast<sqlite_event_store&>(store).forget_old_claims();
   }
+  void delete_events() override { connection(path_).exec("DELETE FROM unloc_events"); }
 
  private:
   temp_dir dir_;

@@ -60,6 +60,8 @@ class engine {
   virtual unloc::timestamp now() = 0;
   /// `store` (one this engine opened) forgets its old claims now: how many.
   virtual unloc::result<std::uint64_t> forget_old_claims(unloc::event_store& store) = 0;
+  /// Deletes every row of the events table, as an integrator pruning it would.
+  virtual void delete_events() = 0;
 };
 
 inline unloc::uuid numbered(std::uint32_t n) {
@@ -259,6 +261,24 @@ inline void check_store_contract(engine& e) {
     CHECK(repeated);
     CHECK(store->release(held.id, token).value() == not_owner);
     CHECK(e.events().size() == 2);
+  }
+
+  SECTION("rows deleted from the events table (pruned) leave their events handled") {
+    using unloc::handle_status;
+    const auto webhook = unloc::event_source::webhook;
+    const auto first = numbered_event(1, created);
+    const auto second = numbered_event(2, created);
+    CHECK(store->record_once(first, webhook).value() == handle_status::handled);
+    const unloc::event_store::record_work confirm = [](bool) { return true; };
+    CHECK(store->record_once(second, webhook, confirm).value() == handle_status::handled);
+    e.delete_events();
+    bool ran = false;
+    const unloc::event_store::record_work spy = [&ran](bool) { return ran = true; };
+    CHECK(store->record_once(first, webhook).value() == handle_status::already_handled);
+    CHECK(store->record_once(second, webhook, spy).value() == handle_status::already_handled);
+    CHECK_FALSE(ran);
+    CHECK(status(numbered(1)) == claim_status::already_handled);
+    CHECK(e.events().empty());
   }
 
   SECTION("a mark of an event the store does not keep records it") {
