@@ -45,6 +45,7 @@ packages=(
   wrk
   doxygen
   python3             # tests/consumers/check_conan_recipe.py (the recipe without Conan)
+  zsh                 # the CLI's zsh completion is tried in it (tests/examples/cli_test.cpp)
   # formatting and static analysis (.clang-format, .clang-tidy)
   clang-format
   clang-tidy

@@ -477,6 +477,31 @@ TEST_CASE("prints bash and zsh completion scripts that complete commands, option
   REQUIRE(zsh.status == 0);
   CHECK(zsh.out.rfind("#compdef unloc\n", 0) == 0);
   CHECK(zsh.out.find("bashcompinit") != std::string::npos);
+  if (std::system("command -v zsh >/dev/null") != 0) {
+    WARN("zsh is not installed (scripts/install-deps.sh installs it): its completion is untried");
+    return;
+  }
+  const std::string zsh_script = unloc_test::test_tls_files().dir + "/unloc-completion.zsh";
+  std::ofstream(zsh_script, std::ios::binary) << zsh.out;
+  CHECK(std::system(("zsh -n " + shell_quote(zsh_script)).c_str()) == 0);
+  // Loaded after compinit, as ~/.zshrc would; _unloc run as bashcompinit's compgen runs
+  // it (sh emulation), and its answers matched against the word as zsh then does.
+  const auto zsh_complete = [&zsh_script](const std::string& words) {
+    const std::string program =
+        "autoload -U compinit && compinit -u -D && source " + shell_quote(zsh_script) +
+        " || exit 9\n"
+        "emulate -L sh; setopt kshglob noshglob braceexpand\n"
+        "eval \"COMP_WORDS=($1)\"; COMP_CWORD=$((${#COMP_WORDS[@]} - 1)); COMPREPLY=(); _unloc\n"
+        "for w in \"${COMPREPLY[@]}\"; do\n"
+        "  case $w in \"${COMP_WORDS[COMP_CWORD]}\"*) printf '%s\\n' \"$w\" ;; esac\n"
+        "done";
+    return run_program("zsh", {"-f", "-c", program, "zsh", words}, {}, true).out;
+  };
+  CHECK(zsh_complete("unloc web") == "webhooks\n");
+  CHECK(zsh_complete("unloc --format csv webhooks register --l") == "--lock\n");
+  CHECK(zsh_complete("unloc webhooks list --format js") == "json\njsonl\n");
+  CHECK(zsh_complete("unloc access-log --project --f") == "--format\n--from\n");
+  CHECK(zsh_complete("unloc completion ''") == "bash\nzsh\n");
 }
 
 TEST_CASE("listen stops cleanly, exit 0, on SIGTERM, SIGINT and at --timeout", "[cli]") {
