@@ -131,15 +131,12 @@ namespace detail {
       text[23] != '-') {
     return false;
   }
-  // Where each byte's two digits start; a bad digit is negative, and is looked
-  // for once at the end rather than at every digit.
-  static constexpr std::uint8_t starts[16] = {0,  2,  4,  6,  9,  11, 14, 16,
-                                              19, 21, 24, 26, 28, 30, 32, 34};
+  // A bad digit is negative, and is looked for once at the end rather than at every digit.
   std::array<std::uint8_t, 16> bytes{};
   int bad = 0;
   for (std::size_t i = 0; i < bytes.size(); ++i) {
-    const int high = hex_digit_value(text[starts[i]]);
-    const int low = hex_digit_value(text[starts[i] + 1U]);
+    const int high = hex_digit_value(text[uuid_digit_starts[i]]);
+    const int low = hex_digit_value(text[uuid_digit_starts[i] + 1U]);
     bad |= high | low;
     // Unsigned: a bad digit's -1 is shifted too (then dropped), which a signed shift may not be.
     bytes[i] =

@@ -92,6 +92,10 @@ namespace detail {
 
 inline constexpr std::size_t uuid_text_size = 36;
 
+// Where each byte's two hex digits start in the canonical text (8-4-4-4-12 groups).
+inline constexpr std::uint8_t uuid_digit_starts[16] = {0,  2,  4,  6,  9,  11, 14, 16,
+                                                       19, 21, 24, 26, 28, 30, 32, 34};
+
 inline constexpr bool is_uuid_hyphen_position(std::size_t i) noexcept {
   return i == 8 || i == 13 || i == 18 || i == 23;
 }
@@ -140,7 +144,7 @@ inline result<uuid> uuid::parse(std::string_view text) {
 namespace detail {
 
 // Appends the canonical lowercase form of `u` (36 characters) to `out`: each
-// byte's two digits from a table of all 256, at places fixed by the 8-4-4-4-12 groups.
+// byte's two digits from a table of all 256, at uuid_digit_starts.
 inline void append_uuid(std::string& out, const uuid& u) {
   static constexpr auto digits = [] {
     std::array<char, 512> pairs{};
@@ -151,13 +155,11 @@ inline void append_uuid(std::string& out, const uuid& u) {
     }
     return pairs;
   }();
-  static constexpr std::uint8_t starts[16] = {0,  2,  4,  6,  9,  11, 14, 16,
-                                              19, 21, 24, 26, 28, 30, 32, 34};
   const auto& bytes = u.bytes();
   char text[uuid_text_size];
   text[8] = text[13] = text[18] = text[23] = '-';
   for (std::size_t i = 0; i < bytes.size(); ++i) {
-    std::memcpy(text + starts[i], digits.data() + 2 * std::size_t{bytes[i]}, 2);
+    std::memcpy(text + uuid_digit_starts[i], digits.data() + 2 * std::size_t{bytes[i]}, 2);
   }
   out.append(text, uuid_text_size);
 }
