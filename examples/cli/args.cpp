@@ -84,7 +84,8 @@ std::string printable(std::string_view typed) {
 }
 
 unloc::error usage(std::string message, const CLI::App& app) {
-  return unloc::make_error(unloc::error_category::invalid_input, message + help_hint(app));
+  message += help_hint(app);
+  return unloc::make_error(unloc::error_category::invalid_input, std::move(message));
 }
 
 std::optional<std::chrono::milliseconds> parse_seconds(const std::string& text) {
@@ -252,7 +253,7 @@ commands define_commands(CLI::App& app, invocation& inv, raw_values& raw) {
       ->type_name("SECONDS")
       ->group(global);
 
-  commands c;
+  commands c{};
   c.webhooks = app.add_subcommand("webhooks", "The Project's webhooks");
   c.reg =
       c.webhooks->add_subcommand("register", "Register a webhook (on 409, print the existing one)");
@@ -364,8 +365,8 @@ unloc::result<invocation> parse_arguments(const std::vector<std::string>& args) 
       {c.reg, command::webhooks_register},         {c.list, command::webhooks_list},
       {c.del, command::webhooks_delete},           {c.log, command::access_log},
       {c.generate, command::credentials_generate}, {c.listen, command::listen}};
-  const auto given = std::find_if(std::begin(chosen), std::end(chosen),
-                                  [](const auto& choice) { return choice.first->parsed(); });
+  const auto* const given = std::find_if(std::begin(chosen), std::end(chosen),
+                                         [](const auto& choice) { return choice.first->parsed(); });
   if (given == std::end(chosen)) {
     if (c.webhooks->parsed())
       return usage("webhooks needs a command: register, list or delete", app);

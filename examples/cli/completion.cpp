@@ -80,10 +80,12 @@ std::string completion_script(const CLI::App& app, const std::string& shell) {
         [](const auto& a, const auto& b) { return a.second.size() < b.second.size(); });
     for (const auto& [values, paths] : meanings) {
       if (values == most->first) {
-        if (values != flag) general[values] += "*'|" + name + "'|";
+        if (values != flag) general[values].append("*'|").append(name).append("'|");
         continue;
       }
-      for (const auto& path : paths) specific[values] += "'" + path + "|" + name + "'|";
+      for (const auto& path : paths) {
+        specific[values].append("'").append(path).append("|").append(name).append("'|");
+      }
     }
   }
   std::ostringstream values;

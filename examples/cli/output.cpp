@@ -54,6 +54,7 @@ std::vector<std::string> csv_cells(const nlohmann::ordered_json& json,
 void write_table(std::ostream& out, const std::vector<std::string>& columns,
                  const std::vector<record>& rows) {
   std::vector<std::size_t> widths;
+  widths.reserve(columns.size());
   for (const auto& c : columns) widths.push_back(display_width(c));
   for (const auto& r : rows) {
     for (std::size_t i = 0; i < r.cells.size() && i < widths.size(); ++i) {

@@ -19,6 +19,7 @@ namespace unloc_cli {
 enum class output_format { table, json, jsonl, csv };
 
 /// One printable record: its JSON form (json, jsonl, csv) and its table cells.
+// NOLINTNEXTLINE(bugprone-exception-escape): nlohmann's destructor may allocate (a stack)
 struct record {
   nlohmann::ordered_json json;
   std::vector<std::string> cells;

@@ -12,9 +12,9 @@
 
 namespace receiver {
 
-log_poller::log_poller(const options& opts, std::shared_ptr<unloc::event_store> store,
+log_poller::log_poller(options opts, std::shared_ptr<unloc::event_store> store,
                        unloc::reconciler::handler_function handler)
-    : opts_(opts), store_(std::move(store)), handler_(std::move(handler)) {
+    : opts_(std::move(opts)), store_(std::move(store)), handler_(std::move(handler)) {
   auto api = unloc::client::create(opts_.api);
   if (!api) {
     error_ = "--reconcile: " + unloc::to_string(api.error());

@@ -25,7 +25,7 @@ class log_poller {
  public:
   /// Makes the API client; on failure `error()` says why. Events read go to
   /// `handler`, through `store`, as deliveries do.
-  log_poller(const options& opts, std::shared_ptr<unloc::event_store> store,
+  log_poller(options opts, std::shared_ptr<unloc::event_store> store,
              unloc::reconciler::handler_function handler);
   ~log_poller();
   log_poller(const log_poller&) = delete;

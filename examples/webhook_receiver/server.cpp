@@ -78,7 +78,7 @@ bool writable_by(int fd, std::chrono::steady_clock::time_point deadline) {
 }
 
 // Whether `fd` is a regular file or the null device, which never wait for room.
-bool takes_any_write(int fd) {
+bool takes_any_write(int fd) noexcept {
   struct stat out {};
   struct stat null {};
   if (::fstat(fd, &out) != 0) return false;
@@ -89,7 +89,8 @@ bool takes_any_write(int fd) {
 // Lines to one file descriptor, whole, one at a time; stdout and stderr apart, so
 // that a stalled one never holds the other.
 struct line_output {
-  explicit line_output(int descriptor) : fd(descriptor), always_room(takes_any_write(fd)) {}
+  explicit line_output(int descriptor) noexcept
+      : fd(descriptor), always_room(takes_any_write(fd)) {}
   const int fd;
   // A regular file or /dev/null: poll says "room" at once, so a write need not ask.
   const bool always_room;

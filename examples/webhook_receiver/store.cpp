@@ -189,8 +189,9 @@ unloc::result<import_report> import_file_journal(const std::string& file,
   // Renamed only once everything is in the store: a failure before leaves the files to retry.
   for (const std::string& path : {file, journal}) {
     if (exists(path) && std::rename(path.c_str(), (path + ".imported").c_str()) != 0) {
-      return store_error("--import-state: imported, but cannot rename " + path + " to " + path +
-                         ".imported: " + std::strerror(errno));
+      std::string why = "--import-state: imported, but cannot rename ";
+      why.append(path).append(" to ").append(path).append(".imported: ");
+      return store_error(why.append(std::strerror(errno)));
     }
   }
   return report;
