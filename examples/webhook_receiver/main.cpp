@@ -114,18 +114,14 @@ bool import_state(const receiver::options& o, unloc::event_store& store) {
 // Each new event: printed (unless --no-print); the reconciler writes it to the store.
 // Deliveries under --no-print have no handler (main): the store records them alone.
 unloc::reconciler::handler_function event_handler(const receiver::options& o) {
-  // Inside the SQLite store's write transaction, the print is bounded (server.hpp).
-  std::optional<std::chrono::milliseconds> wait_limit;
-  if (receiver::handles_inside_transaction(o)) wait_limit = receiver::stdout_wait_in_transaction;
-  return [print = o.print, wait_limit](const unloc::access_event& event,
-                                       const unloc::handover& how) {
+  return [print = o.print](const unloc::access_event& event, const unloc::handover& how) {
     // Refusing once stopping ends a long log read at once, its checkpoint unmoved.
     if (stopping) return false;
     if (how.possibly_repeated) {
       receiver::diagnostic("event " + event.id.to_string() + (print ? " printed" : " taken") +
                            " again: the receiver stopped while handling it before");
     }
-    return !print || receiver::print_event(event, wait_limit);
+    return !print || receiver::print_event(event, receiver::stdout_wait);
   };
 }
 

@@ -28,6 +28,8 @@
 #include <chrono>
 #include <cstdint>
 #include <cstring>
+#include <functional>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <thread>
@@ -214,6 +216,7 @@ struct server::impl {
         validator(policy()),
         caps(opts.max_connections, opts.max_connections_per_client),
         threads(io_threads(opts)),
+        lanes(make_lanes(threads)),
         handlers(static_cast<std::size_t>(hand_over_pool_threads(opts))),
         keep_alive_value(
             "timeout=" +
@@ -240,7 +243,16 @@ struct server::impl {
   bool last_check_ok = true;          // only by the one check running
   std::atomic<int> inline_hand_overs{0};  // I/O threads handing an event over now
   int threads;
-  asio::io_context io{threads};
+  // The listeners, the deadlines' sweep and the store's check, on run()'s own thread:
+  // they never wait behind a connection's work.
+  asio::io_context io{1};
+  // The connections, spread over the I/O threads: each thread runs a context of
+  // its own, which it alone polls. On one context shared by all, a ready socket was
+  // handed from the thread polling to another one woken for it, which often waited
+  // for a core: 9% fewer deliveries a second (median of 8 interleaved rounds).
+  std::vector<std::unique_ptr<asio::io_context>> lanes;
+  std::vector<asio::executor_work_guard<asio::io_context::executor_type>> lanes_open;  // to stop
+  std::atomic<std::size_t> next_lane{0};
   tcp::acceptor acceptor{io};
   tcp::acceptor metrics_acceptor{io};
   asio::steady_timer accept_pause{io};
@@ -265,6 +277,15 @@ struct server::impl {
   }
 
   static void log_line(const std::string& line) { diagnostic(line); }
+
+  static std::vector<std::unique_ptr<asio::io_context>> make_lanes(int count) {
+    std::vector<std::unique_ptr<asio::io_context>> made;
+    for (int i = 0; i < count; ++i) made.push_back(std::make_unique<asio::io_context>(1));
+    return made;
+  }
+
+  // The context of the next connection: in turn.
+  asio::io_context& lane() { return *lanes[next_lane++ % lanes.size()]; }
 
   // Offers a valid event to the reconciler (which prints it once); turns `d`
   // into a 503 when it could not be taken. Blocks while it prints and stores.
@@ -319,7 +340,7 @@ struct server::impl {
 };
 
 void server::impl::accept(tcp::acceptor& on, bool metrics_role) {
-  on.async_accept(asio::make_strand(io),
+  on.async_accept(asio::make_strand(lane()),
                   [this, &on, metrics_role](beast::error_code ec, front::socket socket) {
                     if (!on.is_open() || ec == asio::error::operation_aborted) return;  // stopped
                     if (ec == asio::error::no_descriptors || ec == asio::error::no_buffer_space ||
@@ -442,6 +463,7 @@ void server::impl::close_everything() {
   metrics_acceptor.close(ignored);
   accept_pause.cancel();
   health.cancel();
+  for (auto& guard : lanes_open) guard.reset();  // each returns once its connections are done
   std::vector<std::shared_ptr<front::connection>> open;
   {
     const std::lock_guard<std::mutex> lock(sessions_mutex);
@@ -497,20 +519,23 @@ bool server::run() {
   if (i.metrics_acceptor.is_open()) i.accept(i.metrics_acceptor, true);
   i.sweep();
   i.check_store();
-  const auto serve = [&i] {
+  const auto serve = [](asio::io_context& context) {
     for (;;) {
       try {
-        i.io.run();
+        context.run();
         return;
       } catch (const std::exception& e) {
         diagnostic(std::string("internal failure, serving on: ") + e.what());
       }
     }
   };
-  std::vector<std::thread> more;
-  for (int t = 1; t < i.threads; ++t) more.emplace_back(serve);
-  serve();
-  for (auto& t : more) t.join();
+  std::vector<std::thread> workers;
+  for (auto& lane : i.lanes) {
+    i.lanes_open.push_back(asio::make_work_guard(*lane));
+    workers.emplace_back(serve, std::ref(*lane));
+  }
+  serve(i.io);
+  for (auto& t : workers) t.join();
   i.handlers.join();
   i.rejections.flush(&impl::log_line);  // the count of the last lines held back
   return true;

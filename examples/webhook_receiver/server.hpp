@@ -1,7 +1,7 @@
 #pragma once
 
-// The receiver's HTTP(S) front on Boost.Beast, event-driven on one
-// io_context: limits, deadlines and framing rules in front of
+// The receiver's HTTP(S) front on Boost.Beast, event-driven on an io_context per
+// I/O thread: limits, deadlines and framing rules in front of
 // unloc::delivery_validator, which decides every delivery's status.
 
 #include "options.hpp"
@@ -36,11 +36,12 @@ inline constexpr std::chrono::milliseconds stderr_wait{1000};
 bool print_event(const unloc::access_event& event,
                  std::optional<std::chrono::milliseconds> wait_limit = std::nullopt);
 
-/// How long a line printed inside the SQLite store's write transaction waits for
-/// stdout: past it the event is refused (503, delivered again later) and the lock
-/// let go, so that a reader that stopped reading never holds the file's other
-/// writers (they wait 5 s, the store's busy_timeout, then fail).
-inline constexpr std::chrono::milliseconds stdout_wait_in_transaction{1000};
+/// How long an event's line waits for stdout: past it the event is refused (503,
+/// delivered again later), so that a reader that stopped reading never holds an
+/// I/O thread, and the connections it serves, for long; nor, inside the SQLite
+/// store's write transaction, the file's other writers (they wait 5 s, the
+/// store's busy_timeout, then fail).
+inline constexpr std::chrono::milliseconds stdout_wait{1000};
 
 /// Serves deliveries: each new Access Event is handed over (printed, written
 /// to the store) before the delivery is acknowledged. Construct, `bind`, then
@@ -64,7 +65,8 @@ class server {
   /// or 0 (see `error()`). Connections are queued by the kernel from then on.
   int bind();
 
-  /// Serves on --threads threads until `stop()`, then lets the requests in
+  /// Serves on --threads threads (the connections) and the calling one (the
+  /// listeners and the deadlines) until `stop()`, then lets the requests in
   /// progress finish (idle keep-alive connections are closed at once).
   /// False when serving failed.
   bool run();

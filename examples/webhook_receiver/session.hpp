@@ -384,7 +384,8 @@ class session final : public connection,
     --srv_.inline_hand_overs;
     // The work guard keeps run() going until the answer is sent.
     asio::post(srv_.handlers,
-               [self = self(), d = std::move(d), work = asio::make_work_guard(srv_.io)]() mutable {
+               [self = self(), d = std::move(d),
+                work = asio::make_work_guard(stream_.get_executor())]() mutable {
                  const auto offered = self->srv_.hand_over(d);
                  const auto executor = self->stream_.get_executor();
                  asio::post(executor, [self = std::move(self), d = std::move(d), offered,

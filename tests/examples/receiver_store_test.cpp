@@ -154,6 +154,22 @@ TEST_CASE("a stdout that takes nothing: deliveries answered 503, the file not he
   CHECK(err.find("stdout took nothing") == err.rfind("stdout took nothing"));  // said once
 }
 
+// The same bound with the memory store: the I/O thread that prints an event serves
+// other connections too, which a stdout that takes nothing must not hold for ever.
+TEST_CASE("without --store a stdout that takes nothing gets 503s and other connections served",
+          "[receiver]") {
+  launch how;
+  how.stdout_stalled = true;
+  receiver_process r(how);
+  REQUIRE(r.exit_status() == -1);
+  CHECK_FALSE(post_until_refused(r, 64).empty());
+  for (int n = 1; n <= 3; ++n) CHECK(post(r, event_id(65, n)) == 503);
+  const auto health = r.client()->Get("/healthz");
+  REQUIRE(health);
+  CHECK(health->status == 503);  // a refused hand-over: unhealthy until one goes through
+  REQUIRE(wait_for_err(r, "stdout took nothing"));
+}
+
 // As `2>&1` into a full pipe whose reader stopped: the diagnostics cannot be written
 // either, and still neither the deliveries nor the file are held.
 TEST_CASE("stdout and stderr both taking nothing: deliveries answered, the file not held",
