@@ -11,7 +11,6 @@
 #include <boost/asio/post.hpp>
 #include <boost/asio/ssl.hpp>
 #include <boost/asio/steady_timer.hpp>
-#include <boost/asio/strand.hpp>
 #include <boost/asio/thread_pool.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/ssl.hpp>
@@ -340,7 +339,7 @@ struct server::impl {
 };
 
 void server::impl::accept(tcp::acceptor& on, bool metrics_role) {
-  on.async_accept(asio::make_strand(lane()),
+  on.async_accept(lane().get_executor(),
                   [this, &on, metrics_role](beast::error_code ec, front::socket socket) {
                     if (!on.is_open() || ec == asio::error::operation_aborted) return;  // stopped
                     if (ec == asio::error::no_descriptors || ec == asio::error::no_buffer_space ||
