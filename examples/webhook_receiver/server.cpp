@@ -252,6 +252,7 @@ struct server::impl {
   std::vector<std::unique_ptr<asio::io_context>> lanes;
   std::vector<asio::executor_work_guard<asio::io_context::executor_type>> lanes_open;  // to stop
   std::atomic<std::size_t> next_lane{0};
+  bool closed = false;  // by close_everything(), on the control thread, as the sweep
   tcp::acceptor acceptor{io};
   tcp::acceptor metrics_acceptor{io};
   asio::steady_timer accept_pause{io};
@@ -339,7 +340,8 @@ struct server::impl {
 };
 
 void server::impl::accept(tcp::acceptor& on, bool metrics_role) {
-  on.async_accept(lane().get_executor(),
+  // Scrapes on the control thread: a lane held by a hand-over never holds /metrics.
+  on.async_accept(metrics_role ? io.get_executor() : lane().get_executor(),
                   [this, &on, metrics_role](beast::error_code ec, front::socket socket) {
                     if (!on.is_open() || ec == asio::error::operation_aborted) return;  // stopped
                     if (ec == asio::error::no_descriptors || ec == asio::error::no_buffer_space ||
@@ -425,8 +427,13 @@ void server::impl::sweep() {
       }
     }
     // After a stop it goes on while connections finish (their deadlines still
-    // hold: a lingering close, a slow answer), then lets run() return.
-    if (stopping && open.empty()) return;
+    // hold: a lingering close, a slow answer), then lets run() return. Only once
+    // none is left may the I/O threads end: nothing can post to them then (a
+    // connection still open could, and its handler would never run).
+    if (closed && open.empty()) {
+      for (auto& guard : lanes_open) guard.reset();
+      return;
+    }
     const auto now = std::chrono::steady_clock::now();
     for (const auto& c : open) c->expire_if_due(now);
     sweep();
@@ -462,7 +469,7 @@ void server::impl::close_everything() {
   metrics_acceptor.close(ignored);
   accept_pause.cancel();
   health.cancel();
-  for (auto& guard : lanes_open) guard.reset();  // each returns once its connections are done
+  closed = true;
   std::vector<std::shared_ptr<front::connection>> open;
   {
     const std::lock_guard<std::mutex> lock(sessions_mutex);

@@ -375,7 +375,8 @@ class session final : public connection,
     if (!d.ok()) return answer(d, true);
     // Inline while another I/O thread stays free (a pool hop costs ~15% of the
     // throughput); else on the pool, so that a stalled stdout or store never
-    // takes every I/O thread and its deadlines with it.
+    // takes every I/O thread. Meanwhile this thread's own connections wait, their
+    // deadlines too (bounded: stdout 1 s, the stores' own timeouts).
     if (srv_.inline_hand_overs.fetch_add(1) < srv_.threads - 1) {
       const auto offered = srv_.hand_over(d);
       --srv_.inline_hand_overs;
