@@ -19,7 +19,6 @@
 #include <cstdio>
 #include <fstream>
 #include <memory>
-#include <optional>
 #include <string>
 #include <thread>
 
@@ -121,7 +120,7 @@ unloc::reconciler::handler_function event_handler(const receiver::options& o) {
       receiver::diagnostic("event " + event.id.to_string() + (print ? " printed" : " taken") +
                            " again: the receiver stopped while handling it before");
     }
-    return !print || receiver::print_event(event, receiver::stdout_wait);
+    return !print || receiver::print_event(event);
   };
 }
 

@@ -107,18 +107,13 @@ line_output stderr_lines(STDERR_FILENO);
 
 enum class written { whole, failed, took_nothing };
 
-// Writes `line` whole. With `limit`, waits at most that long (not at all while the
-// output is stalled) for the lock and for room for the line's start: a pipe with room
-// takes a line of up to PIPE_BUF bytes at once; a longer line may wait once started,
-// as it must be finished whole.
-written write_line(line_output& out, const std::string& line,
-                   std::optional<std::chrono::milliseconds> limit) {
-  if (!limit) {
-    const std::lock_guard<std::timed_mutex> lock(out.mutex);
-    return write_all(out.fd, line) ? written::whole : written::failed;
-  }
+// Writes `line` whole. Waits at most `limit` (not at all while the output is
+// stalled) for the lock and for room for the line's start: a pipe with room takes a
+// line of up to PIPE_BUF bytes at once; a longer line may wait once started, as it
+// must be finished whole.
+written write_line(line_output& out, const std::string& line, std::chrono::milliseconds limit) {
   const auto deadline =
-      std::chrono::steady_clock::now() + (out.stalled ? std::chrono::milliseconds(0) : *limit);
+      std::chrono::steady_clock::now() + (out.stalled ? std::chrono::milliseconds(0) : limit);
   const std::unique_lock<std::timed_mutex> lock(out.mutex, deadline);
   if (!lock.owns_lock() || (!out.always_room && !writable_by(out.fd, deadline))) {
     out.stalled = true;
@@ -181,19 +176,18 @@ void diagnostic(const std::string& line) {
   }
 }
 
-bool print_event(const unloc::access_event& event,
-                 std::optional<std::chrono::milliseconds> wait_limit) {
+bool print_event(const unloc::access_event& event) {
   std::string line = unloc::to_json_text(event);
   line += '\n';
   const bool was_stalled = stdout_lines.stalled;
-  switch (write_line(stdout_lines, line, wait_limit)) {
+  switch (write_line(stdout_lines, line, stdout_wait)) {
     case written::whole:
       if (was_stalled) diagnostic("stdout takes the events' lines again");
       return true;
     case written::took_nothing:
       // Said once a stall; every event refused meanwhile comes again.
       if (!was_stalled) {
-        diagnostic("stdout took nothing for " + std::to_string(wait_limit->count()) +
+        diagnostic("stdout took nothing for " + std::to_string(stdout_wait.count()) +
                    " ms: events are refused (503, to come again) until it takes a line (is "
                    "the program reading the receiver's output?)");
       }
@@ -280,6 +274,7 @@ struct server::impl {
 
   static std::vector<std::unique_ptr<asio::io_context>> make_lanes(int count) {
     std::vector<std::unique_ptr<asio::io_context>> made;
+    made.reserve(static_cast<std::size_t>(count));
     for (int i = 0; i < count; ++i) made.push_back(std::make_unique<asio::io_context>(1));
     return made;
   }

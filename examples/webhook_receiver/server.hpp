@@ -11,7 +11,6 @@
 
 #include <chrono>
 #include <memory>
-#include <optional>
 #include <string>
 
 UNLOC_BEGIN_NAMESPACE
@@ -30,18 +29,17 @@ void diagnostic(const std::string& line);
 /// How long a diagnostic waits for stderr.
 inline constexpr std::chrono::milliseconds stderr_wait{1000};
 
-/// Writes one event as a JSON line on stdout, whole (never interleaved with
-/// another line); false when stdout failed, or, with `wait_limit`, took nothing
-/// for that long (then, until a line gets through, bounded prints do not wait).
-bool print_event(const unloc::access_event& event,
-                 std::optional<std::chrono::milliseconds> wait_limit = std::nullopt);
-
 /// How long an event's line waits for stdout: past it the event is refused (503,
 /// delivered again later), so that a reader that stopped reading never holds an
 /// I/O thread, and the connections it serves, for long; nor, inside the SQLite
 /// store's write transaction, the file's other writers (they wait 5 s, the
 /// store's busy_timeout, then fail).
 inline constexpr std::chrono::milliseconds stdout_wait{1000};
+
+/// Writes one event as a JSON line on stdout, whole (never interleaved with
+/// another line); false when stdout failed, or took nothing for `stdout_wait`
+/// (then, until a line gets through, the next prints do not wait).
+bool print_event(const unloc::access_event& event);
 
 /// Serves deliveries: each new Access Event is handed over (printed, written
 /// to the store) before the delivery is acknowledged. Construct, `bind`, then
