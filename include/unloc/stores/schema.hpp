@@ -28,8 +28,13 @@ inline constexpr const char* schema_version_table =
 
 // The one difference between the engines: a table keyed by a text id is one
 // B-tree in SQLite only WITHOUT ROWID (else a rowid table plus an index of the
-// key, a page more to write a row); PostgreSQL has no such clause. The marker
-// is an SQL comment, which schema_sql makes the clause for SQLite.
+// key); PostgreSQL has no such clause. The marker is an SQL comment, which
+// schema_sql makes the clause for SQLite. unloc_claims has it (small rows: one
+// tree a page less to write). unloc_events has not: its rows (~350 bytes) go
+// to the end of the rowid table, one page shared by the rows of a commit, and
+// only the index's small entries land at random; as one tree keyed by the
+// random id, each row rewrote a page of 10 rows at random, and a store call of
+// a new event took 49 us instead of 34 (100,000 events, one thread).
 inline constexpr const char* without_rowid = "/*WITHOUT ROWID*/";
 
 // migrations[n] takes the schema from version n to n + 1, in the transaction
@@ -48,7 +53,7 @@ inline constexpr std::array<const char*, 1> schema_migrations = {
     " extra TEXT NOT NULL,"
     " source TEXT NOT NULL,"
     " received_at TEXT NOT NULL,"
-    " lag_ms BIGINT NOT NULL) /*WITHOUT ROWID*/;"
+    " lag_ms BIGINT NOT NULL);"
     "CREATE INDEX unloc_events_by_lock ON unloc_events (lock_id, created);"
     "CREATE TABLE unloc_claims ("
     " id TEXT PRIMARY KEY,"
