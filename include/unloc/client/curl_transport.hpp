@@ -101,11 +101,13 @@ class curl_transport final : public transport {
 
   result<http_response> send(const http_request& request,
                              std::chrono::steady_clock::time_point deadline) override {
-    const auto remaining = std::chrono::duration_cast<std::chrono::milliseconds>(
-        deadline - std::chrono::steady_clock::now());
-    if (remaining.count() <= 0) {
+    const auto left = deadline - std::chrono::steady_clock::now();
+    if (left <= left.zero()) {
       return make_error(error_category::timeout, "the call's deadline passed before sending");
     }
+    // Rounded up: curl, timing from its own later start, ends at the deadline, not
+    // up to 1 ms before it, which left a retry that could not be sent (a flaky test).
+    const auto remaining = std::chrono::ceil<std::chrono::milliseconds>(left);
     const curl_slist_ptr headers = header_list(request.headers);
     if (!headers) return make_error(error_category::internal, "out of memory building headers");
     curl_easy_ptr handle = acquire();
