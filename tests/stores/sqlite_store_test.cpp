@@ -805,6 +805,59 @@ TEST_CASE("a handler inside a shared commit that fails: each event runs again, c
   CHECK(counts.handler_failures == 1);
 }
 
+TEST_CASE("record_once's work that wrote on the connection and declined leaves nothing of its own",
+          "[sqlite]") {
+  temp_dir dir;
+  connection own(dir.file("app.db"));
+  own.exec("CREATE TABLE doors (event_id TEXT, pid INTEGER)");
+  std::shared_ptr<sqlite_event_store> store = sqlite_event_store::attach(own.db).value();
+  const auto write_then = [&](const unloc::access_event& e, bool confirm) {
+    return [&own, e, confirm](bool) {
+      if (!open_door(own.db, e)) throw std::runtime_error("cannot write");
+      return confirm;
+    };
+  };
+  SECTION("alone") {
+    REQUIRE_FALSE(
+        store->record_once(sample, unloc::event_source::webhook, write_then(sample, false)));
+    CHECK(own.number("SELECT count(*) FROM doors") == 0);
+  }
+  SECTION("in a commit shared with other calls, which still commit") {
+    const auto slow = store_contract::numbered_event(20, sample.created);
+    const auto declining = store_contract::numbered_event(21, sample.created);
+    const auto confirming = store_contract::numbered_event(22, sample.created);
+    std::vector<std::thread> calls;
+    std::array<bool, 3> ok{};
+    calls.emplace_back([&] {  // leads a batch while the other two queue for the next
+      ok[0] = store
+                  ->record_once(slow, unloc::event_source::webhook,
+                                [&](bool) {
+                                  std::this_thread::sleep_for(300ms);
+                                  return open_door(own.db, slow);
+                                })
+                  .has_value();
+    });
+    std::this_thread::sleep_for(100ms);
+    calls.emplace_back([&] {
+      ok[1] =
+          store->record_once(declining, unloc::event_source::webhook, write_then(declining, false))
+              .has_value();
+    });
+    calls.emplace_back([&] {
+      ok[2] =
+          store->record_once(confirming, unloc::event_source::webhook, write_then(confirming, true))
+              .has_value();
+    });
+    for (auto& t : calls) t.join();
+    CHECK(ok == std::array<bool, 3>{true, false, true});
+    CHECK(own.number("SELECT count(*) FROM doors WHERE event_id = '" + declining.id.to_string() +
+                     "'") == 0);
+    CHECK(own.number("SELECT count(*) FROM doors") == 2);
+    CHECK(own.number("SELECT count(*) FROM unloc_events") == 2);
+  }
+  CHECK(sqlite3_get_autocommit(own.db) != 0);
+}
+
 TEST_CASE("a call of the store from inside the work of record_once is refused, never a hang",
           "[sqlite]") {
   temp_dir dir;

@@ -370,8 +370,10 @@ class sqlite_event_store final : public event_store {
   /// `record_once` with `work` run inside the transaction of the mark and the
   /// row, before them, sharing its commit with the calls of other threads: on
   /// whichever thread commits, with the store's write lock held (a call of the
-  /// store from `work` is refused with an error). `work` that declines writes
-  /// nothing, and the calls sharing its commit go on. When that shared commit
+  /// store from `work` is refused with an error). When `work` declines (returns
+  /// false or throws), what it wrote on the connection (attached, or through
+  /// `connection()`) is rolled back with the rest of its call, and the calls
+  /// sharing its commit go on (run again alone, as below, if it wrote). When that shared commit
   /// fails, each call runs again alone, its `work` told `possibly_repeated` if
   /// it confirmed before; so is the work of an event whose claim (taken by
   /// `claim`) a stop left. A stop, or a call's own commit failing, leaves no
@@ -380,16 +382,27 @@ class sqlite_event_store final : public event_store {
                                                   const record_work& work) override {
     bool confirmed = false;  // in an earlier run of this call, whose commit then failed
     bool declined = false;   // in this run
+    bool wrote = false;      // ... and the work changed rows meanwhile
     const record_work run = [&](bool in_doubt) {
       declined = true;  // until it returns true (it may throw)
-      declined = !(work && work(in_doubt || confirmed));
+      const int changes = sqlite3_total_changes(db_);
+      try {
+        declined = !(work && work(in_doubt || confirmed));
+      } catch (...) {
+        wrote = sqlite3_total_changes(db_) != changes;
+        throw;
+      }
+      wrote = sqlite3_total_changes(db_) != changes;
       confirmed = confirmed || !declined;
       return !declined;
     };
     return batched<handle_status>("record_once", [&]() -> result<handle_status> {
       declined = false;
+      wrote = false;
       auto out = handle_in_transaction("record_once", event, source, &run);
-      if (!out && declined) keep_batch_ = true;  // nothing written: the batch stays good
+      // A work that declined having written nothing leaves the batch good; one that
+      // wrote fails it: it rolls back, and each call runs again alone.
+      if (!out && declined && !wrote) keep_batch_ = true;
       return out;
     });
   }
