@@ -33,20 +33,26 @@ constexpr const char* now_ms = "(extract(epoch from clock_timestamp()) * 1000)::
 std::string claim_sql(const std::string& id, std::int64_t created_ms) {
   return std::string("SET LOCAL synchronous_commit = off;") +
          "WITH c AS (INSERT INTO unloc_claims AS c (id, created_ms, owner, lease_until_ms, "
-         "handled, in_doubt) VALUES ('" + id + "', " + std::to_string(created_ms) +
-         ", nextval('unloc_claim_tokens'), " + now_ms + " + 300000, 0, 0)"
+         "handled, in_doubt, seen_ms) VALUES ('" +
+         id + "', " + std::to_string(created_ms) + ", nextval('unloc_claim_tokens'), " + now_ms +
+         " + 300000, 0, 0, " + now_ms +
+         ")"
          " ON CONFLICT (id) DO UPDATE SET owner = EXCLUDED.owner, lease_until_ms = "
          "EXCLUDED.lease_until_ms, in_doubt = 1 WHERE c.handled = 0 AND (c.owner = 0 OR "
-         "c.lease_until_ms <= " + now_ms + ") RETURNING c.owner, c.in_doubt)"
+         "c.lease_until_ms <= " +
+         now_ms +
+         ") RETURNING c.owner, c.in_doubt)"
          " SELECT 'm', owner, in_doubt FROM c"
          " UNION ALL SELECT CASE WHEN handled <> 0 THEN 'h' ELSE 'e' END, 0, 0 FROM unloc_claims"
-         " WHERE id = '" + id + "' AND NOT EXISTS (SELECT 1 FROM c)";
+         " WHERE id = '" +
+         id + "' AND NOT EXISTS (SELECT 1 FROM c)";
 }
 
 // The mark and the event's row: $1 id, $2 token, $3..$12 the row's text columns, $13 lag_ms.
 const std::string mark_sql =
     "WITH m AS (INSERT INTO unloc_claims AS c (id, created_ms, owner, lease_until_ms, handled,"
-    " in_doubt) VALUES ($1, 0, 0, 0, 1, 0) ON CONFLICT (id) DO UPDATE SET handled = 1, owner = 0"
+    " in_doubt, seen_ms) VALUES ($1, 0, 0, 0, 1, 0, (extract(epoch from clock_timestamp()) * 1000)"
+    "::bigint) ON CONFLICT (id) DO UPDATE SET handled = 1, owner = 0"
     " WHERE c.handled <> 0 OR (c.owner = $2 AND $2 <> 0) RETURNING 1),"
     " e AS (INSERT INTO unloc_events (id, action, created, key_id, lock_id, lock_name,"
     " app_user_id, user_name, extra, source, received_at, lag_ms) SELECT $1::text, $3::text,"

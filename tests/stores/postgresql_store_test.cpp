@@ -166,6 +166,7 @@ class postgresql_engine final : public store_contract::engine {
     return static_cast<postgresql_event_store&>(store).forget_old_claims();
   }
   void delete_events() override { (void)connection(url_).value("DELETE FROM unloc_events"); }
+  [[nodiscard]] const std::string& url() const { return url_; }
 
  private:
   std::string name_ = "contract_" + fresh_id().to_string().substr(0, 8);
@@ -175,6 +176,30 @@ class postgresql_engine final : public store_contract::engine {
 };
 
 }  // namespace
+
+TEST_CASE("postgresql: a database of schema version 1 is migrated, its claims kept as they were") {
+  postgresql_engine engine;
+  const auto id = fresh_id();
+  {
+    connection v1(engine.url());
+    v1.value(unloc::detail::schema_version_table);
+    v1.value("CREATE SEQUENCE IF NOT EXISTS unloc_claim_tokens");
+    v1.value(unloc::detail::schema_sql(unloc::detail::schema_migrations[0], false));
+    v1.value("INSERT INTO unloc_schema_version (version) VALUES (1)");
+    v1.value(
+        "INSERT INTO unloc_claims (id, created_ms, owner, lease_until_ms, handled, in_doubt)"
+        " VALUES (" +
+        sql_text(id) + ", 1, 0, 0, 1, 0)");
+  }
+  auto store = engine.open(5min);
+  CHECK(store->claim(id, created).value().status == unloc::claim_status::already_handled);
+  connection after(engine.url());
+  CHECK(after.value("SELECT version FROM unloc_schema_version") ==
+        std::to_string(unloc::detail::schema_version));
+  CHECK(after.value("SELECT seen_ms FROM unloc_claims") ==
+        "0");  // forgotten by creation, as before
+  CHECK(engine.forget_old_claims(*store).value() == 1);
+}
 
 TEST_CASE("postgresql: the store keeps the store contract") {
   postgresql_engine engine;
@@ -195,9 +220,11 @@ TEST_CASE("postgresql: the schema is made once by concurrent opens, and a newer 
   CHECK(db.value("SELECT count(*) FROM unloc_schema_version") == "1");
   db.value("UPDATE unloc_schema_version SET version = 99");
   auto refused = postgresql_event_store::open(options());
-  db.value("UPDATE unloc_schema_version SET version = 1");
+  const std::string current = std::to_string(unloc::detail::schema_version);
+  db.value("UPDATE unloc_schema_version SET version = " + current);
   REQUIRE_FALSE(refused);
-  CHECK(refused.error().message.find("version 99, newer than this SDK's 1") != std::string::npos);
+  CHECK(refused.error().message.find("version 99, newer than this SDK's " + current) !=
+        std::string::npos);
 }
 
 TEST_CASE(

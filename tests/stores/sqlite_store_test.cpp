@@ -887,6 +887,29 @@ TEST_CASE("a call of the store from inside the work of record_once is refused, n
         unloc::offer_outcome::handed_over);
 }
 
+TEST_CASE("a database of schema version 1 is migrated, its claims kept as they were", "[sqlite]") {
+  temp_dir dir;
+  const std::string path = dir.file("v1.db");
+  {
+    connection v1(path);
+    v1.exec(unloc::detail::schema_version_table);
+    v1.exec(unloc::detail::schema_sql(unloc::detail::schema_migrations[0], true));
+    v1.exec("INSERT INTO unloc_schema_version (version) VALUES (1)");
+    v1.exec(
+        "INSERT INTO unloc_claims (id, created_ms, owner, lease_until_ms, handled, in_doubt)"
+        " VALUES ('" +
+        sample.id.to_string() + "', 1, 0, 0, 1, 0)");
+  }
+  auto store = sqlite_event_store::open(path).value();
+  CHECK(store->claim(sample.id, sample.created).value().status ==
+        unloc::claim_status::already_handled);
+  connection after(path);
+  CHECK(after.number("SELECT version FROM unloc_schema_version") ==
+        static_cast<long long>(unloc::detail::schema_version));
+  CHECK(after.number("SELECT seen_ms FROM unloc_claims") == 0);  // forgotten by creation, as before
+  CHECK(store->forget_old_claims().value() == 1);
+}
+
 TEST_CASE("a database of a newer schema is refused, with a message that says so", "[sqlite]") {
   temp_dir dir;
   const std::string path = dir.file("newer.db");

@@ -44,8 +44,9 @@ struct postgresql_store_options {
   std::size_t connections = 4;
   /// How long a claim holds before the next claim of its event takes it over.
   std::chrono::milliseconds claim_lease = std::chrono::minutes(5);
-  /// How long the claim of an event is kept after the event was created: a day past
-  /// the access log's 30 days (its row in `unloc_events` stays).
+  /// How long the claim of an event is kept after the event was created and after
+  /// the store first saw it, whichever is later: a day past the access log's 30
+  /// days (its row in `unloc_events` stays).
   std::chrono::milliseconds retention = std::chrono::hours(24 * 31);
   /// Bound on connecting (libpq's `connect_timeout`, whole seconds, at least 1).
   std::chrono::seconds connect_timeout = std::chrono::seconds(5);
@@ -147,12 +148,12 @@ class postgresql_event_store final : public event_store {
       const std::string sql =
           "SET LOCAL synchronous_commit = off;"
           "WITH c AS (INSERT INTO unloc_claims AS c"
-          " (id, created_ms, owner, lease_until_ms, handled, in_doubt)"
+          " (id, created_ms, owner, lease_until_ms, handled, in_doubt, seen_ms)"
           " VALUES ('" +
           id.to_string() + "', " + std::to_string(millis(created)) +
           ", nextval('unloc_claim_tokens'), " + now_sql() + " + " +
-          std::to_string(options_.claim_lease.count()) +
-          ", 0, 0)"
+          std::to_string(options_.claim_lease.count()) + ", 0, 0, " + now_sql() +
+          ")"
           " ON CONFLICT (id) DO UPDATE SET owner = EXCLUDED.owner,"
           " lease_until_ms = EXCLUDED.lease_until_ms, in_doubt = 1"
           " WHERE c.handled = 0 AND (c.owner = 0 OR c.lease_until_ms <= " +
@@ -217,17 +218,19 @@ class postgresql_event_store final : public event_store {
       append_event_params(params, event, source, received_now());
       // No row from m: handled before, or held by a live claim (or by one this
       // statement's snapshot predates: held too).
-      auto rows = run(
-          "record_once",
-          "WITH m AS (INSERT INTO unloc_claims AS c"
-          " (id, created_ms, owner, lease_until_ms, handled, in_doubt)"
-          " VALUES ($1, $2::bigint, 0, 0, 1, 0) ON CONFLICT (id) DO UPDATE SET handled = 1,"
-          " owner = 0 WHERE c.handled = 0 AND (c.owner = 0 OR c.lease_until_ms <= " +
-              now_sql() + ") RETURNING 1), e AS (" + insert_event_sql(3) +
-              " WHERE EXISTS (SELECT 1 FROM m) ON CONFLICT (id) DO NOTHING)"
-              " SELECT (SELECT count(*) FROM m),"
-              " coalesce((SELECT handled FROM unloc_claims WHERE id = $1), 0)",
-          params);
+      auto rows =
+          run("record_once",
+              "WITH m AS (INSERT INTO unloc_claims AS c"
+              " (id, created_ms, owner, lease_until_ms, handled, in_doubt, seen_ms)"
+              " VALUES ($1, $2::bigint, 0, 0, 1, 0, " +
+                  now_sql() +
+                  ") ON CONFLICT (id) DO UPDATE SET handled = 1,"
+                  " owner = 0 WHERE c.handled = 0 AND (c.owner = 0 OR c.lease_until_ms <= " +
+                  now_sql() + ") RETURNING 1), e AS (" + insert_event_sql(3) +
+                  " WHERE EXISTS (SELECT 1 FROM m) ON CONFLICT (id) DO NOTHING)"
+                  " SELECT (SELECT count(*) FROM m),"
+                  " coalesce((SELECT handled FROM unloc_claims WHERE id = $1), 0)",
+              params);
       if (!rows) return rows.error();
       if (text(rows->get(), 0) != "0") return handle_status::handled;
       if (text(rows->get(), 1) != "0") return handle_status::already_handled;
@@ -243,16 +246,17 @@ class postgresql_event_store final : public event_store {
     }
   }
 
-  /// Forgets now the claims of events created longer ago than
+  /// Forgets now the claims of events created and first seen longer ago than
   /// `postgresql_store_options::retention` that are handled or free (never a
   /// claim whose lease runs), as the store does by itself every 10,000 claims:
   /// how many it forgot. Their rows in `unloc_events` stay.
   [[nodiscard]] result<std::uint64_t> forget_old_claims() {
     try {
+      const std::string cutoff =
+          "(" + now_sql() + " - " + std::to_string(options_.retention.count()) + ")";
       auto rows = run("forget_old_claims",
-                      "DELETE FROM unloc_claims WHERE created_ms < " + now_sql() + " - " +
-                          std::to_string(options_.retention.count()) +
-                          " AND (handled <> 0 OR lease_until_ms <= " + now_sql() + ")",
+                      "DELETE FROM unloc_claims WHERE created_ms < " + cutoff + " AND seen_ms < " +
+                          cutoff + " AND (handled <> 0 OR lease_until_ms <= " + now_sql() + ")",
                       {});
       if (!rows) return rows.error();
       return static_cast<std::uint64_t>(std::strtoull(PQcmdTuples(rows->get()), nullptr, 10));
@@ -376,7 +380,8 @@ class postgresql_event_store final : public event_store {
         auto added =
             exec(c, "handle_once",
                  "INSERT INTO unloc_claims (id, created_ms, owner, lease_until_ms, handled,"
-                 " in_doubt) VALUES ($1, $2, 0, 0, 0, 0) ON CONFLICT (id) DO NOTHING",
+                 " in_doubt, seen_ms) VALUES ($1, $2, 0, 0, 0, 0, " +
+                     now_sql() + ") ON CONFLICT (id) DO NOTHING",
                  {id, std::to_string(millis(event.created))});
         if (!added) return added.error();
         auto row = exec(c, "handle_once",
@@ -455,13 +460,13 @@ class postgresql_event_store final : public event_store {
   }
 
   // Marks $1 handled for the token $2 (0 never owns); records an id not kept, created at
-  // `created` (an SQL expression: its age decides when forget_old_claims forgets the mark).
-  // A row when done.
-  static std::string mark_sql(const std::string& created) {
-    return "INSERT INTO unloc_claims AS c (id, created_ms, owner, lease_until_ms, handled, in_doubt)"
-           " VALUES ($1, " +
-           created +
-           ", 0, 0, 1, 0) ON CONFLICT (id) DO UPDATE SET handled = 1, owner = 0"
+  // `created` and seen now (SQL expressions: their age decides when forget_old_claims
+  // forgets the mark). A row when done.
+  std::string mark_sql(const std::string& created) const {
+    return "INSERT INTO unloc_claims AS c (id, created_ms, owner, lease_until_ms, handled,"
+           " in_doubt, seen_ms) VALUES ($1, " +
+           created + ", 0, 0, 1, 0, " + now_sql() +
+           ") ON CONFLICT (id) DO UPDATE SET handled = 1, owner = 0"
            " WHERE c.handled <> 0 OR (c.owner = $2 AND $2 <> 0) RETURNING 1";
   }
 

@@ -39,7 +39,7 @@ inline constexpr const char* without_rowid = "/*WITHOUT ROWID*/";
 
 // migrations[n] takes the schema from version n to n + 1, in the transaction
 // that also writes the version. Never edit one that shipped: add the next.
-inline constexpr std::array<const char*, 1> schema_migrations = {
+inline constexpr std::array<const char*, 2> schema_migrations = {
     // 1: events, claims, checkpoints, log leases.
     "CREATE TABLE unloc_events ("
     " id TEXT PRIMARY KEY,"
@@ -71,6 +71,12 @@ inline constexpr std::array<const char*, 1> schema_migrations = {
     " holder TEXT NOT NULL,"
     " token BIGINT NOT NULL,"
     " expires_ms BIGINT NOT NULL)",
+    // 2: when the store first saw each claimed event. A claim is forgotten once its
+    // event was created and first seen more than the retention ago: an event reported
+    // late (a phone offline for weeks) is kept as long as one reported at once, not
+    // forgotten at the next prune while its delivery may still be repeated. Claims
+    // from before have 0: forgotten by their event's creation, as they were.
+    "ALTER TABLE unloc_claims ADD COLUMN seen_ms BIGINT NOT NULL DEFAULT 0",
 };
 
 // Migration `sql` as `sqlite` (true) or PostgreSQL (false) runs it.

@@ -68,8 +68,9 @@ struct sqlite_store_options {
   int checkpoint_pages = 1000;
   /// How long a claim holds before the next claim of its event takes it over.
   std::chrono::milliseconds claim_lease = std::chrono::minutes(5);
-  /// How long the claim of an event is kept after the event was created: a
-  /// day past the access log's 30 days. The events table is never pruned.
+  /// How long the claim of an event is kept after the event was created and
+  /// after the store first saw it, whichever is later: a day past the access
+  /// log's 30 days. The events table is never pruned.
   std::chrono::milliseconds retention = std::chrono::hours(24 * 31);
   /// The wall clock (claim and log leases, the time of receipt), replaceable in tests.
   std::function<timestamp()> clock = [] {
@@ -202,6 +203,7 @@ class sqlite_event_store final : public event_store {
         sqlite3_bind_int64(s, 2, static_cast<std::int64_t>(token));
         sqlite3_bind_int64(s, 3, now + options_.claim_lease.count());
         sqlite3_bind_int64(s, 4, q == q_claim_new ? ms(created) : now);
+        if (q == q_claim_new) sqlite3_bind_int64(s, 5, now);
         if (!step_done(s)) return failure("claim");
         if (sqlite3_changes(db_) > 0) {
           return event_claim{claim_status::mine, q == q_claim_take_over, token};
@@ -301,7 +303,7 @@ class sqlite_event_store final : public event_store {
     });
   }
 
-  /// Forgets now the claims of events created longer ago than
+  /// Forgets now the claims of events created and first seen longer ago than
   /// `sqlite_store_options::retention` that are handled or free (never a claim
   /// whose lease runs), as the store does by itself every 4096 claims: how many
   /// it forgot. Their rows in the events table stay.
@@ -449,17 +451,18 @@ class sqlite_event_store final : public event_store {
       "COMMIT",
       "ROLLBACK",
       // Takes a new claim; else takes over one that is free or past its lease (?4: now).
-      "INSERT INTO unloc_claims (id, owner, lease_until_ms, created_ms, handled, in_doubt)"
-      " VALUES (?1, ?2, ?3, ?4, 0, 0) ON CONFLICT (id) DO NOTHING",
+      "INSERT INTO unloc_claims (id, owner, lease_until_ms, created_ms, handled, in_doubt,"
+      " seen_ms) VALUES (?1, ?2, ?3, ?4, 0, 0, ?5) ON CONFLICT (id) DO NOTHING",
       "UPDATE unloc_claims SET owner = ?2, lease_until_ms = ?3, in_doubt = 1"
       " WHERE id = ?1 AND handled = 0 AND (owner = 0 OR lease_until_ms <= ?4)",
       "SELECT handled, owner, lease_until_ms FROM unloc_claims WHERE id = ?1",
-      "DELETE FROM unloc_claims WHERE created_ms < ?1 AND (handled = 1 OR lease_until_ms <= ?2)",
+      "DELETE FROM unloc_claims WHERE created_ms < ?1 AND seen_ms < ?1"
+      " AND (handled = 1 OR lease_until_ms <= ?2)",
       "UPDATE unloc_claims SET handled = 1, owner = 0"
       " WHERE id = ?1 AND owner = ?2 AND handled = 0",
       // Marks an event handled whatever its claim (handle_once, or a claim forgotten meanwhile).
-      "INSERT INTO unloc_claims (id, created_ms, owner, lease_until_ms, handled, in_doubt)"
-      " VALUES (?1, ?2, 0, 0, 1, 0) ON CONFLICT (id) DO UPDATE SET handled = 1, owner = 0",
+      "INSERT INTO unloc_claims (id, created_ms, owner, lease_until_ms, handled, in_doubt, seen_ms)"
+      " VALUES (?1, ?2, 0, 0, 1, 0, ?3) ON CONFLICT (id) DO UPDATE SET handled = 1, owner = 0",
       "INSERT INTO unloc_events (id, action, created, key_id, lock_id, lock_name, app_user_id,"
       " user_name, extra, source, received_at, lag_ms)"
       " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12) ON CONFLICT (id) DO NOTHING",
@@ -729,6 +732,7 @@ class sqlite_event_store final : public event_store {
     if (s == nullptr) return failure(what);
     bind_id(s, 1, event.id);
     sqlite3_bind_int64(s, 2, ms(event.created));
+    sqlite3_bind_int64(s, 3, clock_ms());
     if (!step_done(s) || !insert_event(event, source)) return failure(what);
     return handle_status::handled;
   }
@@ -932,6 +936,7 @@ class sqlite_event_store final : public event_store {
         if (insert == nullptr) return failure("mark_handled");
         bind_id(insert, 1, id);
         sqlite3_bind_int64(insert, 2, event != nullptr ? ms(event->created) : clock_ms());
+        sqlite3_bind_int64(insert, 3, clock_ms());
         if (!step_done(insert)) return failure("mark_handled");
       }
     }
