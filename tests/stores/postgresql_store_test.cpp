@@ -456,12 +456,25 @@ TEST_CASE("postgresql: the integrator's insert and the mark commit together or n
   SECTION("their work fails after their insert: both roll back, then a retry commits both once") {
     auto failed = store.handle_once(event, unloc::event_source::webhook,
                                     [&](PGconn* conn) { return insert(conn) && false; });
-    CHECK_FALSE(failed);
+    REQUIRE_FALSE(failed);
+    CHECK(failed.error().message.find("did not confirm event " + id) != std::string::npos);
     auto threw = store.handle_once(event, unloc::event_source::webhook, [&](PGconn* conn) -> bool {
       insert(conn);
       throw std::runtime_error("their bug");
     });
-    CHECK_FALSE(threw);
+    REQUIRE_FALSE(threw);
+    CHECK(threw.error().message.find("their bug") != std::string::npos);
+  }
+  SECTION("their connection broken (the server restarted): an error that says to reset it") {
+    connection other;
+    other.value("SELECT pg_terminate_backend(" + std::to_string(PQbackendPID(db.conn)) + ")");
+    CHECK_FALSE(store.handle_once(event, unloc::event_source::webhook, insert));  // finds out
+    auto broken = store.handle_once(event, unloc::event_source::webhook, insert);
+    REQUIRE_FALSE(broken);
+    CHECK(broken.error().category == unloc::error_category::network);
+    CHECK(broken.error().message.find("reset it (PQreset)") != std::string::npos);
+    PQreset(db.conn);
+    REQUIRE(PQstatus(db.conn) == CONNECTION_OK);
   }
   SECTION("their work breaks the transaction after their insert: nothing is marked or kept") {
     auto broken = store.handle_once(event, unloc::event_source::webhook, [&](PGconn* conn) {

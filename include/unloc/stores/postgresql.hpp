@@ -24,6 +24,7 @@
 #include <condition_variable>
 #include <cstdint>
 #include <cstdlib>
+#include <exception>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -370,6 +371,11 @@ class postgresql_event_store final : public event_store {
       auto conn = borrow();
       if (!conn) return conn.error();
       PGconn* c = conn->get();
+      if (PQstatus(c) != CONNECTION_OK) {  // an attached connection: the store cannot reopen it
+        return make_error(error_category::network,
+                          "postgresql: handle_once: the connection is broken (the server "
+                          "restarted, or the network failed); reset it (PQreset), then call again");
+      }
       if (PQtransactionStatus(c) != PQTRANS_IDLE) {
         return make_error(error_category::invalid_input,
                           "postgresql: handle_once runs its own transaction (one is open)");
@@ -391,15 +397,18 @@ class postgresql_event_store final : public event_store {
         if (!row) return row.error();
         if (text(row->get(), 0) == "t") return handle_status::already_handled;
         if (text(row->get(), 1) == "t") return handle_status::held_elsewhere;
-        bool done = false;
+        // Worded as the SQLite store words them; the caller's own exception text is kept.
+        std::string failed;
         try {
-          done = work(c);
+          if (!work(c)) failed = "the work did not confirm event " + id;
+        } catch (const std::exception& e) {
+          failed = "the work failed on event " + id + ": " + e.what();
         } catch (...) {
-          done = false;
+          failed = "the work failed on event " + id;
         }
-        if (!done) {
-          return make_error(error_category::internal,
-                            "postgresql: the work on event " + id + " failed: rolled back", "work");
+        if (!failed.empty()) {
+          return make_error(error_category::internal, "postgresql: " + failed + "; rolled back",
+                            "work");
         }
         // Their COMMIT or ROLLBACK would leave the mark to commit alone.
         if (PQtransactionStatus(c) != PQTRANS_INTRANS) {
