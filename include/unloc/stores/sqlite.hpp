@@ -375,11 +375,11 @@ class sqlite_event_store final : public event_store {
   /// store from `work` is refused with an error). When `work` declines (returns
   /// false or throws), what it wrote on the connection (attached, or through
   /// `connection()`) is rolled back with the rest of its call, and the calls
-  /// sharing its commit go on (run again alone, as below, if it wrote). When that shared commit
-  /// fails, each call runs again alone, its `work` told `possibly_repeated` if
-  /// it confirmed before; so is the work of an event whose claim (taken by
-  /// `claim`) a stop left. A stop, or a call's own commit failing, leaves no
-  /// trace: the next call runs the work again, not told.
+  /// sharing its commit go on (run again alone, as below, if it wrote). When
+  /// that shared commit fails, each call runs again alone, its `work` told
+  /// `possibly_repeated` if it confirmed before; so is the work of an event
+  /// whose claim (taken by `claim`) a stop left. A stop, or a call's own commit
+  /// failing, leaves no trace: the next call runs the work again, not told.
   [[nodiscard]] result<handle_status> record_once(const access_event& event, event_source source,
                                                   const record_work& work) override {
     bool confirmed = false;  // in an earlier run of this call, whose commit then failed
