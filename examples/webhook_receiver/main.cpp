@@ -117,8 +117,10 @@ unloc::reconciler::handler_function event_handler(const receiver::options& o) {
     // Refusing once stopping ends a long log read at once, its checkpoint unmoved.
     if (stopping) return false;
     if (how.possibly_repeated) {
-      receiver::diagnostic("event " + event.id.to_string() + (print ? " printed" : " taken") +
-                           " again: the receiver stopped while handling it before");
+      receiver::diagnostic("event " + event.id.to_string() +
+                           (print ? " possibly printed before" : " possibly taken before") +
+                           ": an earlier handling of it was left unsettled (a receiver stopped, "
+                           "or the database failed, between its claim and its mark)");
     }
     return !print || receiver::print_event(event);
   };

@@ -17,7 +17,7 @@
 // Lock, and no other row exists. Each receiver's stdout is kept too
 // (zero_loss-{a,b}-stdout.jsonl, and stderr in zero_loss-{a,b}-stderr.log, in
 // the working directory): every event must be printed, and the events printed
-// more than once are counted, flagged ("printed again": a kill left them in
+// more than once are counted, flagged ("possibly printed before": a kill left them in
 // doubt) or not (the database's crash forgot a claim, which commits without
 // waiting for the disk; its mark, and so the row, never).
 
@@ -102,7 +102,7 @@ struct run_record {
   long long recovered = 0;              // sum of "recovered N" over its log reads
   int log_reads = 0;                    // stderr lines naming a log read
   int delivered_again = 0;              // stderr lines "delivered again"
-  std::set<std::string> printed_again;  // ids of stderr lines "event ID printed again"
+  std::set<std::string> printed_again;  // ids of stderr lines "event ID possibly printed before"
 };
 
 // The receiver, started and stopped over and over on one port with one state
@@ -207,7 +207,7 @@ class receiver_cycle {
     const std::string err = run.err();
     record.lines = complete_lines(out);
     std::tie(record.log_reads, record.recovered) = count_log_reads(err);
-    static const std::regex printed_again("event ([0-9a-f-]{36}) printed again");
+    static const std::regex printed_again("event ([0-9a-f-]{36}) possibly printed before");
     for (const auto& line : receiver_test::lines_of(err)) {
       if (line.find("delivered again") != std::string::npos) ++record.delivered_again;
       std::smatch m;

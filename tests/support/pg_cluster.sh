@@ -4,7 +4,8 @@
 #   pg_cluster.sh start DIR         initdb (first time) and start; prints the URL
 #                                   postgresql://unloc@127.0.0.1:PORT/unloc on stdout
 #   pg_cluster.sh stop DIR [MODE]   stop it (MODE: fast, the default, or immediate: a crash)
-#   pg_cluster.sh restart DIR       stop -m immediate, then start on the same port
+#   pg_cluster.sh restart DIR       stop -m immediate, then start on the same port (fails
+#                                   when DIR holds no cluster)
 #   pg_cluster.sh destroy DIR       stop it if running and remove DIR
 #
 # DIR is created when missing and holds everything: data/, the unix socket, the log,
@@ -114,7 +115,9 @@ start() {
 case $command in
   start) start ;;
   stop) stop "${3:-fast}" ;;
-  restart) stop immediate; start >/dev/null ;;
+  restart)  # only a cluster made by start: else a typo or a skipped step would make one
+    [[ -d $dir/data ]] || die "no cluster in $dir to restart (pg_cluster.sh start $dir makes one)"
+    stop immediate; start >/dev/null ;;
   destroy) stop immediate; rm -rf "$dir" ;;
   *) die "unknown command '$command'" ;;
 esac
