@@ -366,6 +366,7 @@ TEST_CASE("serves 8 threads at once with one token and reused connections", "[cl
   server().reset_request_counts();
   std::atomic<int> ok{0};
   std::vector<std::thread> threads;
+  threads.reserve(8);
   for (int t = 0; t < 8; ++t) {
     threads.emplace_back([&] {
       for (int i = 0; i < 25; ++i) ok += c.list_webhooks().has_value() ? 1 : 0;

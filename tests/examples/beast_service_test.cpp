@@ -26,7 +26,8 @@
 #include <thread>
 #include <vector>
 
-extern char** environ;
+extern char**
+    environ;  // NOLINT(readability-redundant-declaration): POSIX asks the program to declare it
 
 namespace {
 

@@ -304,8 +304,8 @@ TEST_CASE("listen refuses a bad target before any request, and stops when the AP
   nowhere.client_id = "id";
   nowhere.client_secret = "secret";
   nowhere.retry.max_attempts = 1;
-  const auto status_of = [&nowhere](unloc_cli::listen_options options, std::string& err) {
-    listener l(nowhere, std::move(options));
+  const auto status_of = [&nowhere](const unloc_cli::listen_options& options, std::string& err) {
+    listener l(nowhere, options);
     REQUIRE(l.wait_for([](const auto&, const auto&) { return false; }, 20s) == false);
     REQUIRE(l.done());
     err = l.err();

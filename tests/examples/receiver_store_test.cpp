@@ -16,7 +16,7 @@ namespace {
 
 // A fresh database path in the test's temporary directory.
 std::string database(const char* name) {
-  const std::string path = unloc_test::test_tls_files().dir + "/" + name + ".db";
+  std::string path = unloc_test::test_tls_files().dir + "/" + name + ".db";
   for (const char* suffix : {"", "-wal", "-shm"}) std::remove((path + suffix).c_str());
   return path;
 }

@@ -160,7 +160,7 @@ http::request<http::string_body> parse_head(const std::string& raw) {
 }
 
 // What a client reads: the response serialized by Beast, then parsed back.
-http::response<http::string_body> on_the_wire(http::response<http::string_body> response,
+http::response<http::string_body> on_the_wire(const http::response<http::string_body>& response,
                                               bool head_request = false) {
   std::ostringstream out;
   out << response;
@@ -249,7 +249,7 @@ TEST_CASE("validate refuses a body that is not the event, and never throws", "[b
   request.body() = std::string("{\"id\":\"\xff\xfe\"}");
   request.prepare_payload();
   CHECK(unloc::beast::validate(validator, request).status == 400);
-  request.body() = "{\"id\":\"not a uuid\"}";
+  request.body() = R"({"id":"not a uuid"})";
   request.prepare_payload();
   const auto invalid = unloc::beast::validate(validator, request);
   CHECK(invalid.status == 422);

@@ -33,6 +33,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
@@ -490,14 +491,13 @@ TEST_CASE(
   const auto seconds =
       std::chrono::duration_cast<std::chrono::duration<double>>(steady::now() - started).count();
   std::ostringstream summary;
-  summary << "zero_loss: sent=" << sent.size() << " rows=" << rows.size()
-          << " lost=" << lost.size() << " rows_twice=" << twice.size()
-          << " unknown_rows=" << unknown.size() << " recovered_from_log=" << recovered
-          << " duplicates_suppressed=" << delivered_again
+  summary << "zero_loss: sent=" << sent.size() << " rows=" << rows.size() << " lost=" << lost.size()
+          << " rows_twice=" << twice.size() << " unknown_rows=" << unknown.size()
+          << " recovered_from_log=" << recovered << " duplicates_suppressed=" << delivered_again
           << " printed_again_flagged=" << flagged_repeats
           << " printed_twice_unflagged=" << printed_twice_unflagged.size()
           << " lease_taken_over_by_b=" << (took_over ? "yes" : "no")
-          << " seconds=" << static_cast<int>(seconds + 0.5);
+          << " seconds=" << std::lround(seconds);
   std::ostringstream detail;
   detail << "zero_loss: server_delivered=" << deliveries.value("delivered", 0)
          << " server_duplicated=" << deliveries.value("duplicated", 0)

@@ -4,7 +4,7 @@
 
 #include "catch.hpp"
 #include "store_contract.hpp"
-#include <signal.h>
+#include <signal.h>  // NOLINT(modernize-deprecated-headers): POSIX kill(), which <csignal> need not declare
 #include <support/pg_cluster.hpp>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -209,6 +209,7 @@ TEST_CASE("postgresql: the store keeps the store contract") {
 TEST_CASE("postgresql: the schema is made once by concurrent opens, and a newer one is refused") {
   std::vector<std::thread> openers;
   std::atomic<int> opened{0};
+  openers.reserve(4);
   for (int i = 0; i < 4; ++i) {
     openers.emplace_back([&] {
       if (postgresql_event_store::open(options())) ++opened;
@@ -255,10 +256,12 @@ TEST_CASE("postgresql: of concurrent claims from two stores, exactly one is mine
   auto a = open_store();
   auto b = open_store();
   std::vector<unloc::uuid> ids;
+  ids.reserve(50);
   for (int i = 0; i < 50; ++i) ids.push_back(fresh_id());
   std::vector<std::atomic<int>> mine(ids.size());
   std::atomic<int> failures{0};  // Catch's assertions are for the test's own thread
   std::vector<std::thread> claimers;
+  claimers.reserve(6);
   for (int t = 0; t < 6; ++t) {
     claimers.emplace_back([&, t] {
       auto& store = t % 2 == 0 ? *a : *b;

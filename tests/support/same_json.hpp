@@ -37,7 +37,8 @@ inline bool same_json(const nlohmann::json& a, const nlohmann::json& b) {
     case value_t::number_float: {
       const double x = a.get<double>();
       const double y = b.get<double>();
-      return std::memcmp(&x, &y, sizeof x) == 0;
+      // Bit for bit: -0.0 is not 0.0 here, and a NaN equals itself.
+      return std::memcmp(&x, &y, sizeof x) == 0;  // NOLINT(bugprone-suspicious-memory-comparison)
     }
     default: return a == b;
   }

@@ -113,7 +113,7 @@ TEST_CASE("masks every digit of a phone number but the last two", "[access_event
   CHECK(unloc::mask_phone_number("+1 (212) 555-2390") == "+* (***) ***-**90");
   CHECK(unloc::mask_phone_number("90") == "90");
   CHECK(unloc::mask_phone_number("7") == "7");
-  CHECK(unloc::mask_phone_number("") == "");
+  CHECK(unloc::mask_phone_number("").empty());
 }
 
 TEST_CASE("to_string masks the phone number unless asked to reveal it", "[access_event]") {

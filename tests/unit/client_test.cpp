@@ -365,9 +365,9 @@ TEST_CASE("follows nextCursor across every page, encoding it", "[client]") {
   fixture f;
   f.transport->push(json_response(200, token_body("t")));
   f.transport->push(json_response(200, "{\"accessEvents\":[" + event_json(1) + "," + event_json(2) +
-                                           "],\"nextCursor\":\"a b/c+=\"}"));
-  f.transport->push(json_response(200, "{\"accessEvents\":[" + event_json(3) +
-                                           "],\"nextCursor\":\"page-3\"}"));
+                                           R"(],"nextCursor":"a b/c+="})"));
+  f.transport->push(
+      json_response(200, "{\"accessEvents\":[" + event_json(3) + R"(],"nextCursor":"page-3"})"));
   f.transport->push(json_response(200, "{\"accessEvents\":[" + event_json(4) +
                                            "],\"nextCursor\":null}"));
   auto query = unloc::access_log_query::lock(unloc::uuid::parse(lock).value());
@@ -400,7 +400,7 @@ TEST_CASE("stops reading the log when the callback says so", "[client]") {
   fixture f;
   f.transport->push(json_response(200, token_body("t")));
   f.transport->push(json_response(200, "{\"accessEvents\":[" + event_json(1) + "," + event_json(2) +
-                                           "],\"nextCursor\":\"more\"}"));
+                                           R"(],"nextCursor":"more"})"));
   std::size_t seen = 0;
   auto read = f.make().read_access_log(
       unloc::access_log_query::lock(unloc::uuid::parse(lock).value()),
@@ -528,6 +528,7 @@ TEST_CASE("shares one token fetch among concurrent callers", "[client]") {
   auto c = f.make();
   std::vector<std::thread> threads;
   std::atomic<int> ok{0};
+  threads.reserve(8);
   for (int i = 0; i < 8; ++i) {
     threads.emplace_back([&] {
       for (int j = 0; j < 10; ++j) ok += c.list_webhooks().has_value() ? 1 : 0;
@@ -546,7 +547,8 @@ TEST_CASE("names itself unloc-cpp with the libcurl version", "[client]") {
 TEST_CASE("refuses endless empty pages with ever new cursors", "[client]") {
   fixture f;
   f.transport->push(json_response(200, token_body("t")));
-  f.transport->push(json_response(200, "{\"accessEvents\":[" + event_json(1) + "],\"nextCursor\":\"c0\"}"));
+  f.transport->push(
+      json_response(200, "{\"accessEvents\":[" + event_json(1) + R"(],"nextCursor":"c0"})"));
   std::atomic<int> page{0};
   f.transport->otherwise([&page](const unloc::http_request&) -> unloc::result<unloc::http_response> {
     return json_response(200, R"({"accessEvents":[],"nextCursor":"c)" + std::to_string(++page) + "\"}");

@@ -239,7 +239,7 @@ TEST_CASE("answers 413 from Content-Length before the body is read", "[delivery]
 TEST_CASE("answers 413 for a 10 MB body that came without Content-Length", "[delivery]") {
   const unloc::delivery_validator validator(options_with({guide_credentials}));
   std::string huge = guide_body;
-  huge.insert(huge.find("North gate"), std::string(10 * 1024 * 1024, 'x'));
+  huge.insert(huge.find("North gate"), std::string(std::size_t{10} * 1024 * 1024, 'x'));
   auto d = deliver(validator, guide_headers(), huge);
   CHECK(d.status == 413);
   CHECK_FALSE(d.event.has_value());
@@ -281,7 +281,8 @@ TEST_CASE("answers 422 naming the field for JSON that is not an Access Event", "
   CHECK(d.headers.get("content-type") == std::optional<std::string_view>("application/json"));
 
   std::string duplicate = guide_body;
-  duplicate.insert(duplicate.find("\"lockName\""), "\"keyId\": \"3f97fafb-1b6a-42d0-85fa-ae2ef338cc45\",");
+  duplicate.insert(duplicate.find("\"lockName\""),
+                   R"("keyId": "3f97fafb-1b6a-42d0-85fa-ae2ef338cc45",)");
   auto dup = deliver(validator, guide_headers(), duplicate);
   CHECK(dup.status == 422);
   CHECK(dup.field == "keyId");
@@ -294,7 +295,7 @@ TEST_CASE("accepts an unknown action and unknown fields", "[delivery]") {
   const unloc::delivery_validator validator(options_with({guide_credentials}));
   std::string body = guide_body;
   body.replace(body.find("\"locked\""), 8, "\"jammed\"");
-  body.insert(body.find("\"lockName\""), "\"battery\": {\"level\": 12},");
+  body.insert(body.find("\"lockName\""), R"("battery": {"level": 12},)");
   auto d = deliver(validator, guide_headers(), body);
   REQUIRE(d.status == 204);
   CHECK(d.event->action == unloc::access_action::unknown);

@@ -349,6 +349,7 @@ TEST_CASE("of many threads claiming the same ids, exactly one claim of each is m
   const std::shared_future<void> start = go.get_future().share();
 
   std::vector<std::thread> workers;
+  workers.reserve(threads);
   for (int t = 0; t < threads; ++t) {
     workers.emplace_back([&store, &mine, start] {
       start.wait();

@@ -167,19 +167,19 @@ TEST_CASE("reports each kind of malformed value as not valid JSON at a byte offs
       // Strings.
       {"\"abc", "not valid JSON", 5, 5},  // unterminated: the event's "}" is inside it
       {"\"abc\\", "not valid JSON", 4, 6},
-      {"\"\\x\"", "not valid JSON", 1, 3},
-      {"\"\\U0041\"", "not valid JSON", 1, 3},
-      {"\"\\'\"", "not valid JSON", 1, 3},
-      {"\"\\u12\"", "not valid JSON", 1, 5},
-      {"\"\\u12G4\"", "not valid JSON", 1, 5},
-      {"\"\\uD800\"", "not valid JSON", 1, 7},          // high surrogate alone
-      {"\"\\uDBFF", "not valid JSON", 1, 8},            // high surrogate, then the end
-      {"\"\\uDC00\"", "not valid JSON", 1, 7},          // low surrogate alone
-      {"\"\\uDFFF\\uDC00\"", "not valid JSON", 1, 7},   // low then low
-      {"\"\\uD800\\u0041\"", "not valid JSON", 1, 13},  // high, then not a low
-      {"\"\\uD800\\uD800\"", "not valid JSON", 1, 13},  // high, then high
-      {"\"\\uD800x\"", "not valid JSON", 1, 7},         // high, then a character
-      {"\"\\uD800\\n\"", "not valid JSON", 1, 9},       // high, then another escape
+      {R"("\x")", "not valid JSON", 1, 3},
+      {R"("\U0041")", "not valid JSON", 1, 3},
+      {R"("\'")", "not valid JSON", 1, 3},
+      {R"("\u12")", "not valid JSON", 1, 5},
+      {R"("\u12G4")", "not valid JSON", 1, 5},
+      {R"("\uD800")", "not valid JSON", 1, 7},         // high surrogate alone
+      {"\"\\uDBFF", "not valid JSON", 1, 8},           // high surrogate, then the end
+      {R"("\uDC00")", "not valid JSON", 1, 7},         // low surrogate alone
+      {R"("\uDFFF\uDC00")", "not valid JSON", 1, 7},   // low then low
+      {R"("\uD800\u0041")", "not valid JSON", 1, 13},  // high, then not a low
+      {R"("\uD800\uD800")", "not valid JSON", 1, 13},  // high, then high
+      {R"("\uD800x")", "not valid JSON", 1, 7},        // high, then a character
+      {R"("\uD800\n")", "not valid JSON", 1, 9},       // high, then another escape
       {"\"a\x01z\"", "not valid JSON", 2, 2},
       {"\"a\tz\"", "not valid JSON", 2, 2},
       {"\"a\nz\"", "not valid JSON", 2, 2},
@@ -187,7 +187,7 @@ TEST_CASE("reports each kind of malformed value as not valid JSON at a byte offs
       {"\"a\0z\""s, "not valid JSON", 2, 2},
       // Keys are strings too.
       {"{\"a\x01\":1}", "not valid JSON", 3, 3},
-      {"{\"\\q\":1}", "not valid JSON", 2, 4},
+      {R"({"\q":1})", "not valid JSON", 2, 4},
       {"{\"\xC0\x80\":1}", "not valid UTF-8", 2, 2},
       // Not UTF-8 (RFC 3629): stray continuations, overlong forms, surrogates, beyond U+10FFFF.
       {"\"a\x80\"", "not valid UTF-8", 2, 2},
@@ -228,7 +228,11 @@ TEST_CASE("reports each kind of malformed value as not valid JSON at a byte offs
       {"1e400", "not valid JSON", 0, 5},  // not finite as a double
       {"-1e400", "not valid JSON", 0, 6},
       // 2^1024 - 2^970, halfway between the largest double and 2^1024: ties to even, infinity
-      {"179769313486231580793728971405303415079934132710037826936173778980444968292764750946649017977587207096330286416692887910946555547851940402630657488671505820681908902000708383676273854845817711531764475730270069855571366959622842914819860834936475292719074168444365510704342711559699508093042880177904174497792", "not valid JSON", 0, 309},
+      {"1797693134862315807937289714053034150799341327100378269361737789804449682927647509466490179"
+       "7758720709633028641669288791094655554785194040263065748867150582068190890200070838367627385"
+       "4845817711531764475730270069855571366959622842914819860834936475292719074168444365510704342"
+       "711559699508093042880177904174497792",
+       "not valid JSON", 0, 309},
       {"1.797693134862315808e308", "not valid JSON", 0, 24},
       {"1.8e308", "not valid JSON", 0, 7},
       {"[1, 2e999]", "not valid JSON", 4, 9},
@@ -317,7 +321,7 @@ TEST_CASE("accepts a leading UTF-8 byte order mark, as nlohmann does", "[json_re
     REQUIRE(read.event.has_value());
     CHECK(read.event->lock_name == "North gate");
   }
-  const auto page = read_page(bom + page_with(",\"nextCursor\":\"c\""));
+  const auto page = read_page(bom + page_with(R"(,"nextCursor":"c")"));
   CHECK(page.failure == read_status::ok);
   CHECK(page.cursor == std::optional<std::string>("c"));
 }
@@ -331,7 +335,7 @@ TEST_CASE("reads every byte value inside a string as nlohmann does, wherever it 
     for (std::size_t at = 0; at < 16; ++at) {
       const std::string text =
           std::string(at, 'a') + static_cast<char>(byte) + std::string(17 - at, 'z');
-      const std::string page = page_with(",\"nextCursor\":\"" + text + "\"");
+      const std::string page = page_with(R"(,"nextCursor":")" + text + "\"");
       const json expected = json::parse(page, nullptr, false);
       const auto read = read_page(page);
       INFO("byte " << byte << " at " << at);
@@ -378,7 +382,7 @@ TEST_CASE("checks every lead byte of a multi-byte sequence as RFC 3629 and nlohm
         }
         const std::string text = "abc"s + static_cast<char>(lead) + static_cast<char>(next) +
                                  continuation + "defghijklm";
-        const std::string page = page_with(",\"nextCursor\":\"" + text + "\"");
+        const std::string page = page_with(R"(,"nextCursor":")" + text + "\"");
         const json expected = json::parse(page, nullptr, false);
         const auto read = read_page(page, {}, false);
         // Asserted only when something disagrees: the loop runs 6,144 times.
@@ -427,7 +431,7 @@ TEST_CASE("decodes escapes, surrogate pairs included, into UTF-8", "[json_reader
       {"a\\u0000b", "a\0b"s},
       {"\\/", "/"},
       {"http:\\/\\/x", "http://x"},
-      {"\\\"\\\\\\b\\f\\n\\r\\t", "\"\\\b\f\n\r\t"},
+      {R"(\"\\\b\f\n\r\t)", "\"\\\b\f\n\r\t"},
       {"\xC3\xA9\\u00e9\xE2\x82\xAC\\n\xF0\x9F\x98\x80",
        "\xC3\xA9\xC3\xA9\xE2\x82\xAC\n\xF0\x9F\x98\x80"},
       {"a long run of plain text before the escape \\t and after it, past eight bytes",
@@ -614,10 +618,10 @@ TEST_CASE("rejects a number no double holds as a syntax error, even where it is 
       event_with_x("1e99999999999999999999"),
       event_with_x("0." + std::string(100, '0') + "1e500"),
       event_with_x("1" + std::string(400, '0') + "e-90"),
-      event_head + ",\"lockName\":1e400}",    // a known field of the wrong type
-      "[1e400]",                              // not an object
-      page_with(",\"nextCursor\":1e400"),     // the cursor of the wrong type
-      page_with(",\"other\":{\"n\":1e400}"),  // an unknown page field
+      event_head + ",\"lockName\":1e400}",   // a known field of the wrong type
+      "[1e400]",                             // not an object
+      page_with(",\"nextCursor\":1e400"),    // the cursor of the wrong type
+      page_with(R"(,"other":{"n":1e400})"),  // an unknown page field
       "{\"accessEvents\":[1e400]}",
       "{\"accessEvents\":[" + event_with_x("1E999") + "]}",
   };
@@ -671,7 +675,7 @@ TEST_CASE("keeps the nesting limit of parse_limits and reports it as an error", 
   // The event is level 1: "x" may hold three more levels under a limit of 4.
   const auto fits = read_event(event_with_x("[{\"a\":[]}]"), four);
   CHECK(fits.event.has_value());
-  for (const std::string& deeper : {"[{\"a\":[[]]}]"s, "[{\"a\":[{}]}]"s, "[[[[1]]]]"s}) {
+  for (const std::string& deeper : {R"([{"a":[[]]}])"s, R"([{"a":[{}]}])"s, "[[[[1]]]]"s}) {
     INFO(deeper);
     const auto read = read_event(event_with_x(deeper), four);
     REQUIRE_FALSE(read.event.has_value());
@@ -741,16 +745,16 @@ TEST_CASE("rejects duplicate keys at every level as a schema error naming the ke
     std::string key;
   };
   const duplicate_case event_cases[] = {
-      {event_head + ",\"id\":\"ae832e61-c8fa-4ed9-8196-61210cb4207b\"}", "id"},
-      {event_head + ",\"lockName\":\"North gate\"}", "lockName"},
-      {event_head + ",\"userName\":null,\"userName\":null}", "userName"},
-      {event_head + ",\"\\u006cockName\":\"x\"}", "lockName"},  // the same key once decoded
-      {event_head + ",\"x\":1,\"x\":1}", "x"},
-      {event_head + ",\"x\":1,\"y\":2,\"\\u0078\":1}", "x"},
-      {event_with_x("{\"y\":1,\"y\":2}"), "y"},
-      {event_with_x("{\"y\":{\"z\":[],\"z\":[]}}"), "z"},
-      {event_with_x("[0,{\"y\":1,\"\\u0079\":2}]"), "y"},
-      {event_with_x("{\"y\":1,\"z\":{\"y\":1},\"y\":3}"), "y"},
+      {event_head + R"(,"id":"ae832e61-c8fa-4ed9-8196-61210cb4207b"})", "id"},
+      {event_head + R"(,"lockName":"North gate"})", "lockName"},
+      {event_head + R"(,"userName":null,"userName":null})", "userName"},
+      {event_head + R"(,"\u006cockName":"x"})", "lockName"},  // the same key once decoded
+      {event_head + R"(,"x":1,"x":1})", "x"},
+      {event_head + R"(,"x":1,"y":2,"\u0078":1})", "x"},
+      {event_with_x(R"({"y":1,"y":2})"), "y"},
+      {event_with_x(R"({"y":{"z":[],"z":[]}})"), "z"},
+      {event_with_x(R"([0,{"y":1,"\u0079":2}])"), "y"},
+      {event_with_x(R"({"y":1,"z":{"y":1},"y":3})"), "y"},
   };
   for (const auto& c : event_cases) {
     INFO(c.body);
@@ -766,10 +770,10 @@ TEST_CASE("rejects duplicate keys at every level as a schema error naming the ke
     CHECK(page.field == c.key);
   }
   const duplicate_case page_cases[] = {
-      {"{\"accessEvents\":[],\"accessEvents\":[]}", "accessEvents"},
-      {"{\"nextCursor\":null,\"accessEvents\":[],\"nextCursor\":\"a\"}", "nextCursor"},
-      {"{\"accessEvents\":[],\"n\":1,\"n\":1}", "n"},
-      {"{\"accessEvents\":[],\"n\":{\"m\":1,\"m\":1}}", "m"},
+      {R"({"accessEvents":[],"accessEvents":[]})", "accessEvents"},
+      {R"({"nextCursor":null,"accessEvents":[],"nextCursor":"a"})", "nextCursor"},
+      {R"({"accessEvents":[],"n":1,"n":1})", "n"},
+      {R"({"accessEvents":[],"n":{"m":1,"m":1}})", "m"},
   };
   for (const auto& c : page_cases) {
     INFO(c.body);
@@ -780,8 +784,8 @@ TEST_CASE("rejects duplicate keys at every level as a schema error naming the ke
     CHECK(contains(read.message, "duplicate key '" + c.key + "'"));
   }
   // Keys that differ, if only after decoding, are no duplicates.
-  const auto distinct = read_event(
-      event_head + ",\"x\":1,\"X\":2,\"x\\u0000\":3,\"y\":{\"x\":4},\"z\":[{\"x\":5},{\"x\":6}]}");
+  const auto distinct =
+      read_event(event_head + R"(,"x":1,"X":2,"x\u0000":3,"y":{"x":4},"z":[{"x":5},{"x":6}]})");
   REQUIRE(distinct.event.has_value());
   CHECK(distinct.event->extra == members{{"x", "1"},
                                          {"X", "2"},
@@ -795,13 +799,13 @@ TEST_CASE("reports a body with a schema error and then a syntax error as a synta
   const std::string bodies[] = {
       "{\"id\":5,",
       "{\"id\":5} x",
-      "{\"id\":\"not a uuid\",\"x\":tru}",
-      "{\"lockName\":[1,2,{}],\"lockName\":\"a\",\"x\":}",  // wrong type, duplicate, then no value
-      event_head + ",\"x\":1,\"x\":2} x",
+      R"({"id":"not a uuid","x":tru})",
+      R"({"lockName":[1,2,{}],"lockName":"a","x":})",  // wrong type, duplicate, then no value
+      event_head + R"(,"x":1,"x":2} x)",
       event_head + ",\"x\":1,\"x\":2,\"y\":\"\xC0\x80\"}",  // ... then not UTF-8
       "{} extra",                                           // fields missing, then text
       "[1, 2",
-      "\"event\" \"again\"",
+      R"("event" "again")",
       "null,",
       "{\"accessEvents\":[]}}",
   };
@@ -814,10 +818,10 @@ TEST_CASE("reports a body with a schema error and then a syntax error as a synta
            contains(read.message, "not valid UTF-8 at byte ")));
   }
   const std::string pages[] = {
-      "{\"accessEvents\":5,\"nextCursor\":}",     // not an array, then no value
-      "{\"accessEvents\":[1,{\"a\" 1}]}",         // not an event, then no colon
-      "{\"accessEvents\":[{\"id\":1},]}",         // a bad event, then a trailing comma
-      "{\"nextCursor\":7,\"accessEvents\":[] x",  // a bad cursor, then trailing text
+      R"({"accessEvents":5,"nextCursor":})",      // not an array, then no value
+      R"({"accessEvents":[1,{"a" 1}]})",          // not an event, then no colon
+      R"({"accessEvents":[{"id":1},]})",          // a bad event, then a trailing comma
+      R"({"nextCursor":7,"accessEvents":[] x)",   // a bad cursor, then trailing text
       "{\"accessEvents\":{},\"more\":\"\xFF\"}",  // not an array, then not UTF-8
   };
   for (const auto& body : pages) {
@@ -840,14 +844,14 @@ TEST_CASE("reports the first schema error of a body that is otherwise JSON", "[j
       {"  \"event\"", "", "must be a JSON object, got a string"},
       {"-1", "", "must be a JSON object, got a number"},
       {"false", "", "must be a JSON object, got a boolean"},
-      {"{\"lockName\":1,\"id\":true}", "lockName", "must be a string, got a number"},
-      {"{\"id\":{\"a\":[1e300]},\"lockName\":1}", "id", "must be a string, got an object"},
-      {"{\"action\":[],\"id\":null}", "action", "must be a string, got an array"},
+      {R"({"lockName":1,"id":true})", "lockName", "must be a string, got a number"},
+      {R"({"id":{"a":[1e300]},"lockName":1})", "id", "must be a string, got an object"},
+      {R"({"action":[],"id":null})", "action", "must be a string, got an array"},
       {"{\"created\":true}", "created", "must be a string, got a boolean"},
       {"{\"keyId\":null}", "keyId", "must be a string, got null"},
       {"{\"appUserId\":0}", "appUserId", "must be a string or null, got a number"},
       {"{\"userName\":false}", "userName", "must be a string or null, got a boolean"},
-      {"{\"x\":1,\"x\":2,\"id\":3}", "x", "duplicate key 'x'"},
+      {R"({"x":1,"x":2,"id":3})", "x", "duplicate key 'x'"},
       {"{\"x\":1}", "id", "is missing"},
   };
   for (const auto& c : cases) {
@@ -871,8 +875,8 @@ TEST_CASE("hands over a page's events in order, with its cursor", "[json_reader]
     event.replace(event.find("ae832e61"), 36, id);
     events += (events.empty() ? "" : " ,\n ") + event;
   }
-  const auto read = read_page("{\"before\":{\"a\":[1,{\"b\":null}]},\"accessEvents\":[ " + events +
-                              " ],\"nextCursor\":\"c\\u00e9\",\"after\":[true,\"x\",-1.5]}");
+  const auto read = read_page(R"({"before":{"a":[1,{"b":null}]},"accessEvents":[ )" + events +
+                              R"( ],"nextCursor":"c\u00e9","after":[true,"x",-1.5]})");
   REQUIRE(read.failure == read_status::ok);
   REQUIRE(read.events.size() == 3);
   for (std::size_t i = 0; i < 3; ++i) CHECK(read.events[i].id.to_string() == ids[i]);
@@ -901,7 +905,7 @@ TEST_CASE("reads nextCursor as a string, null or absent, and nothing else", "[js
     CHECK_FALSE(read.cursor.has_value());
   }
   for (const std::string& wrong :
-       {"1"s, "true"s, "false"s, "[]"s, "[\"a\"]"s, "{}"s, "{\"a\":\"b\"}"s, "-0.5"s}) {
+       {"1"s, "true"s, "false"s, "[]"s, R"(["a"])"s, "{}"s, R"({"a":"b"})"s, "-0.5"s}) {
     INFO(wrong);
     const auto read = read_page(page_with(",\"nextCursor\":" + wrong));
     CHECK(read.failure == read_status::schema);
@@ -914,20 +918,20 @@ TEST_CASE("reads nextCursor as a string, null or absent, and nothing else", "[js
 
 TEST_CASE("rejects a page whose accessEvents is missing, not an array or holds non-objects",
           "[json_reader]") {
-  for (const std::string& wrong : {"{}"s, "null"s, "\"[]\""s, "5"s, "true"s, "{\"0\":{}}"s}) {
+  for (const std::string& wrong : {"{}"s, "null"s, R"("[]")"s, "5"s, "true"s, R"({"0":{}})"s}) {
     INFO(wrong);
     const auto read = read_page("{\"accessEvents\":" + wrong + ",\"nextCursor\":null}");
     CHECK(read.failure == read_status::schema);
     CHECK(read.field == "accessEvents");
     CHECK(contains(read.message, "must be an array"));
   }
-  for (const std::string& item : {"1"s, "null"s, "[]"s, "\"e\""s}) {
+  for (const std::string& item : {"1"s, "null"s, "[]"s, R"("e")"s}) {
     INFO(item);
     const auto read = read_page("{\"accessEvents\":[" + event_text + "," + item + "]}");
     CHECK(read.failure == read_status::schema);
     CHECK(read.field == "accessEvents");
   }
-  const auto missing = read_page("{\"nextCursor\":\"a\",\"accessevents\":[]}");
+  const auto missing = read_page(R"({"nextCursor":"a","accessevents":[]})");
   CHECK(missing.failure == read_status::schema);
   CHECK(missing.field == "accessEvents");
   CHECK(contains(missing.message, "is missing"));

@@ -64,9 +64,8 @@ TEST_CASE("reads viewedCode as its own action", "[parse]") {
 }
 
 TEST_CASE("takes an absent or null appUserId and userName as none", "[parse]") {
-  auto nulls = unloc::parse_access_event(
-      replace(replace(guide_event, "\"+12125552390\"", "null"), "\"userName\": \"\"",
-              "\"userName\": null"));
+  auto nulls = unloc::parse_access_event(replace(replace(guide_event, "\"+12125552390\"", "null"),
+                                                 R"("userName": "")", "\"userName\": null"));
   REQUIRE(nulls.has_value());
   CHECK_FALSE(nulls->app_user_id.has_value());
   CHECK_FALSE(nulls->user_name.has_value());
@@ -81,7 +80,7 @@ TEST_CASE("takes an absent or null appUserId and userName as none", "[parse]") {
 
 TEST_CASE("keeps unknown fields, nested ones included, as raw JSON", "[parse]") {
   auto event = unloc::parse_access_event(replace(
-      guide_event, "\"userName\": \"\"",
+      guide_event, R"("userName": "")",
       R"("userName": "", "battery": 87, "source": {"app": "ios", "tags": [1, "a", null, true]})"));
   REQUIRE(event.has_value());
   const nlohmann::json extra = extra_json(event->extra);
@@ -101,9 +100,9 @@ TEST_CASE("accepts offsets and any number of fraction digits in created", "[pars
 }
 
 TEST_CASE("rejects a duplicate key and names it", "[parse]") {
-  auto event = unloc::parse_access_event(
-      replace(guide_event, "\"lockName\": \"North gate\"",
-              R"("lockName": "North gate", "lockName": "South gate")"));
+  auto event =
+      unloc::parse_access_event(replace(guide_event, R"("lockName": "North gate")",
+                                        R"("lockName": "North gate", "lockName": "South gate")"));
   REQUIRE_FALSE(event.has_value());
   CHECK(event.error().field == "lockName");
   CHECK(event.error().message.find("duplicate key 'lockName'") != std::string::npos);
@@ -111,12 +110,12 @@ TEST_CASE("rejects a duplicate key and names it", "[parse]") {
 
 TEST_CASE("rejects a duplicate key among unknown fields, nested or not", "[parse]") {
   auto top = unloc::parse_access_event(
-      replace(guide_event, "\"userName\": \"\"", R"("userName": "", "x": 1, "x": 2)"));
+      replace(guide_event, R"("userName": "")", R"("userName": "", "x": 1, "x": 2)"));
   REQUIRE_FALSE(top.has_value());
   CHECK(top.error().field == "x");
 
   auto nested = unloc::parse_access_event(
-      replace(guide_event, "\"userName\": \"\"", R"("userName": "", "x": {"y": 1, "y": 2})"));
+      replace(guide_event, R"("userName": "")", R"("userName": "", "x": {"y": 1, "y": 2})"));
   REQUIRE_FALSE(nested.has_value());
   CHECK(nested.error().field == "y");
 }
@@ -141,8 +140,8 @@ TEST_CASE("names a required field of the wrong type or null", "[parse]") {
   CHECK(number.error().field == "lockName");
   CHECK(number.error().message.find("must be a string, got a number") != std::string::npos);
 
-  auto object = unloc::parse_access_event(
-      replace(guide_event, "\"unlocked\"", "{\"kind\": \"unlocked\"}"));
+  auto object =
+      unloc::parse_access_event(replace(guide_event, "\"unlocked\"", R"({"kind": "unlocked"})"));
   REQUIRE_FALSE(object.has_value());
   CHECK(object.error().field == "action");
 
@@ -213,8 +212,8 @@ TEST_CASE("reads the event's fields in any order, and still refuses one given tw
   CHECK(unloc::to_json_text(*event) == unloc::to_json_text(*expected));
   // The first field again after the last, and the last again after the first.
   for (const std::string& twice :
-       {replace(guide_event, "\"userName\": \"\"", "\"userName\": \"\",\"id\":\"x\""),
-        replace(reversed, "\"userName\":\"\",", "\"userName\":\"\",\"userName\":null,")}) {
+       {replace(guide_event, R"("userName": "")", R"("userName": "","id":"x")"),
+        replace(reversed, R"("userName":"",)", R"("userName":"","userName":null,)")}) {
     auto again = unloc::parse_access_event(twice);
     INFO(twice);
     REQUIRE_FALSE(again.has_value());
@@ -268,18 +267,18 @@ TEST_CASE("stops at the nesting limit, even 100,000 levels deep", "[parse]") {
   CHECK(failure == unloc::detail::read_status::syntax);
   CHECK(arrays.error().message.find("deeper than 32") != std::string::npos);
 
-  std::string deep_field = replace(guide_event, "\"userName\": \"\"", "\"userName\": \"\", \"x\": ");
+  std::string deep_field = replace(guide_event, R"("userName": "")", R"("userName": "", "x": )");
   deep_field.insert(deep_field.size() - 2, std::string(100'000, '[') + std::string(100'000, ']'));
   CHECK_FALSE(unloc::parse_access_event(deep_field).has_value());
 
-  std::string shallow = replace(guide_event, "\"userName\": \"\"", "\"userName\": \"\", \"x\": ");
+  std::string shallow = replace(guide_event, R"("userName": "")", R"("userName": "", "x": )");
   shallow.insert(shallow.size() - 2, std::string(30, '[') + std::string(30, ']'));
   CHECK(unloc::parse_access_event(shallow).has_value());
 }
 
 TEST_CASE("reads an access-log page with its cursor", "[parse]") {
   const std::string page = "{\"accessEvents\":[" + guide_event + "," + guide_delivery +
-                           "],\"nextCursor\":\"abc\",\"total\":{\"n\":2}}";
+                           R"(],"nextCursor":"abc","total":{"n":2}})";
   auto parsed = unloc::parse_access_log_page(page);
   REQUIRE(parsed.has_value());
   REQUIRE(parsed->events.size() == 2);

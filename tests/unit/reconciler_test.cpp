@@ -304,6 +304,7 @@ TEST_CASE("many threads offering the same events hand each over once", "[reconci
   std::vector<access_event> events;
   for (std::uint32_t n = 0; n < 500; ++n) events.push_back(event(n, start));
   std::vector<std::thread> threads;
+  threads.reserve(8);
   for (int t = 0; t < 8; ++t) {
     threads.emplace_back([&h, &events, t] {
       for (std::size_t i = 0; i < events.size(); ++i) {
@@ -315,7 +316,7 @@ TEST_CASE("many threads offering the same events hand each over once", "[reconci
   CHECK(h.handed.size() == 500);
   // An offer while another thread hands the event over is held elsewhere (503, retried).
   const auto counts = h.rec->counts();
-  CHECK(counts.duplicate_deliveries + counts.held_elsewhere == 7 * 500);
+  CHECK(counts.duplicate_deliveries + counts.held_elsewhere == std::uint64_t{7} * 500);
 }
 
 TEST_CASE("an event whose handover a stop interrupted comes again, flagged possibly repeated",
@@ -521,14 +522,13 @@ struct two_readers {
     options.log_lease = 2min;
     options.lease_holder = holder;
     options.clock = [this] { return now; };
-    return unloc::reconciler(
-        store,
-        [this](const access_event&, const unloc::handover&) {
-          ++handed;
-          during_handler();
-          return true;
-        },
-        options);
+    return {store,
+            [this](const access_event&, const unloc::handover&) {
+              ++handed;
+              during_handler();
+              return true;
+            },
+            options};
   }
   void advance(std::chrono::milliseconds d) {
     store_now += d;

@@ -221,6 +221,7 @@ TEST_CASE("orders uuids as their lowercase text sorts", "[uuid]") {
       "3f97fafb-1b6a-42d0-85fa-ae2ef338cc45", "c0f3aed0-2a7e-4de5-a0ff-3bfc22bfb6ef",
       "df50a61f-9e1f-4e1c-9e89-8395c908065a", "00000000-0000-0000-0000-000000000000"};
   std::vector<unloc::uuid> ids;
+  ids.reserve(texts.size());
   for (const auto& text : texts) ids.push_back(parse_ok(text));
   std::sort(texts.begin(), texts.end());
   std::sort(ids.begin(), ids.end());
