@@ -50,9 +50,11 @@ std::string claim_sql(const std::string& id, std::int64_t created_ms) {
 
 // The mark and the event's row: $1 id, $2 token, $3..$12 the row's text columns, $13 lag_ms.
 const std::string mark_sql =
-    "WITH m AS (INSERT INTO unloc_claims AS c (id, created_ms, owner, lease_until_ms, handled,"
-    " in_doubt, seen_ms) VALUES ($1, 0, 0, 0, 1, 0, (extract(epoch from clock_timestamp()) * 1000)"
-    "::bigint) ON CONFLICT (id) DO UPDATE SET handled = 1, owner = 0"
+    std::string(
+        "WITH m AS (INSERT INTO unloc_claims AS c (id, created_ms, owner, lease_until_ms,"
+        " handled, in_doubt, seen_ms) VALUES ($1, 0, 0, 0, 1, 0, ") +
+    now_ms +
+    ") ON CONFLICT (id) DO UPDATE SET handled = 1, owner = 0"
     " WHERE c.handled <> 0 OR (c.owner = $2 AND $2 <> 0) RETURNING 1),"
     " e AS (INSERT INTO unloc_events (id, action, created, key_id, lock_id, lock_name,"
     " app_user_id, user_name, extra, source, received_at, lag_ms) SELECT $1::text, $3::text,"

@@ -384,27 +384,20 @@ class sqlite_event_store final : public event_store {
                                                   const record_work& work) override {
     bool confirmed = false;  // in an earlier run of this call, whose commit then failed
     bool declined = false;   // in this run
-    bool wrote = false;      // ... and the work changed rows meanwhile
     const record_work run = [&](bool in_doubt) {
       declined = true;  // until it returns true (it may throw)
-      const int changes = sqlite3_total_changes(db_);
-      try {
-        declined = !(work && work(in_doubt || confirmed));
-      } catch (...) {
-        wrote = sqlite3_total_changes(db_) != changes;
-        throw;
-      }
-      wrote = sqlite3_total_changes(db_) != changes;
+      declined = !(work && work(in_doubt || confirmed));
       confirmed = confirmed || !declined;
       return !declined;
     };
     return batched<handle_status>("record_once", [&]() -> result<handle_status> {
       declined = false;
-      wrote = false;
+      const int changes = sqlite3_total_changes(db_);
       auto out = handle_in_transaction("record_once", event, source, &run);
-      // A work that declined having written nothing leaves the batch good; one that
-      // wrote fails it: it rolls back, and each call runs again alone.
-      if (!out && declined && !wrote) keep_batch_ = true;
+      // A declined work ends the call before the store writes: any change is the
+      // work's own. Having written nothing, it leaves the batch good; having written,
+      // it fails the batch, which rolls back, and each call runs again alone.
+      if (!out && declined && sqlite3_total_changes(db_) == changes) keep_batch_ = true;
       return out;
     });
   }
