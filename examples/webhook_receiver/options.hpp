@@ -64,9 +64,9 @@ struct parsed_options {
 int io_threads(const options& o);
 
 /// The hand-over pool's threads. An event is handed over (printed, stored) on
-/// an I/O thread while another stays free, else on this pool: twice the I/O
-/// threads, because a database store commits the deliveries in flight
-/// together, so its throughput follows how many are in flight.
+/// the I/O thread that read it, but on this pool from the last free I/O thread
+/// while the hand-overs are slow (a store stalling): twice the I/O threads, so
+/// that the deliveries of a stall wait there rather than in its queue.
 int hand_over_pool_threads(const options& o);
 
 /// Parses the arguments and the environment. Prints --help and --version on

@@ -373,17 +373,17 @@ class session final : public connection,
     if (early_) return answer(*early_, true);
     auto d = unloc::beast::validate(srv_.validator, parser_->get());
     if (!d.ok()) return answer(d, true);
-    // Inline while another I/O thread stays free (a pool hop costs ~15% of the
-    // throughput); else on the pool, so that a stalled stdout or store never
-    // takes every I/O thread. Meanwhile this thread's own connections wait, their
-    // deadlines too (bounded: stdout 1 s, the stores' own timeouts).
-    if (srv_.inline_hand_overs.fetch_add(1) < srv_.threads - 1) {
+    // On this I/O thread, as a rule; on the pool when the store or stdout stalls
+    // and this thread is the last free (srv_.hand_over_here says why). Meanwhile
+    // this thread's own connections wait, their deadlines too (bounded: stdout
+    // 1 s, the stores' own timeouts).
+    const auto lane = srv_.lane_of(stream_.get_executor().context());
+    if (srv_.hand_over_here(lane)) {
       const auto offered = srv_.hand_over(d);
-      --srv_.inline_hand_overs;
+      srv_.handed_over_here(lane);
       srv_.stats.handled(std::chrono::steady_clock::now() - started_);
       return answer(d, true, offered);
     }
-    --srv_.inline_hand_overs;
     // The work guard keeps run() going until the answer is sent.
     asio::post(srv_.handlers,
                [self = self(), d = std::move(d),

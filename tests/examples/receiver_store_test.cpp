@@ -4,11 +4,14 @@
 // file journal imported once, and the usage errors of the store options.
 
 #include "receiver_harness.hpp"
-
 #include <sqlite3.h>
 
+#include <chrono>
 #include <fstream>
+#include <future>
 #include <set>
+#include <thread>
+#include <vector>
 
 using namespace receiver_test;
 
@@ -102,6 +105,44 @@ TEST_CASE("a store that cannot write is answered 503, never 204 without a row; t
   CHECK(printed_ids(r) == std::set<std::string>{event_id(42, 1), event_id(42, 2)});
   CHECK(rows(db) == std::multiset<std::string>{event_id(42, 1), event_id(42, 2)});
   CHECK(r.err().find("answered 503") != std::string::npos);
+}
+
+// Events are handed over on the I/O thread that read them, but a store that stalls
+// must not hold every I/O thread: once a hand-over has taken 100 ms, the last free
+// thread hands its deliveries to the pool and goes on serving its connections.
+TEST_CASE("a stalled store holds one I/O thread of two; the other goes on serving",
+          "[receiver][store]") {
+  const std::string db = database("stalled-store");
+  receiver_process r(launch{{"--store", "sqlite:" + db, "--threads", "2"}});
+  REQUIRE(post(r, event_id(43, 1)) == 204);
+  sqlite3* other = nullptr;
+  REQUIRE(sqlite3_open(db.c_str(), &other) == SQLITE_OK);
+  REQUIRE(sqlite3_exec(other, "BEGIN EXCLUSIVE", nullptr, nullptr, nullptr) == SQLITE_OK);
+  // One connection after another, so that both I/O threads (given connections in
+  // turn) get deliveries that wait on the store.
+  std::vector<std::future<int>> waiting;
+  for (int n = 2; n <= 5; ++n) {
+    waiting.push_back(std::async(std::launch::async, [&r, n] { return post(r, event_id(43, n)); }));
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  }
+  int answered = 0;
+  for (int n = 0; n < 4; ++n) {  // on both threads in turn
+    auto c = r.client();
+    c->set_connection_timeout(1, 0);  // the TLS handshake's bound too
+    c->set_read_timeout(1, 0);
+    if (const auto health = c->Get("/healthz")) ++answered;
+  }
+  CHECK(answered >= 2);  // every one on the free thread
+  REQUIRE(sqlite3_exec(other, "ROLLBACK", nullptr, nullptr, nullptr) == SQLITE_OK);
+  sqlite3_close(other);
+  std::size_t accepted = 1;
+  for (auto& w : waiting) {
+    const int status = w.get();
+    CHECK((status == 204 || status == 503));
+    accepted += status == 204 ? 1 : 0;
+  }
+  CHECK(r.stop(SIGTERM) == 0);
+  CHECK(rows(db).size() == accepted);
 }
 
 namespace {
