@@ -989,6 +989,44 @@ TEST_CASE("a lock held by another writer past the busy timeout is an error, not 
   CHECK(store->check());
 }
 
+// Calls that share a commit and meet another writer's lock fail together after one
+// busy timeout: each run again alone would wait it out again (a receiver's deliveries
+// held for the batch's size times the timeout behind a stuck writer).
+TEST_CASE("calls queued behind another writer's lock fail together, each within two busy timeouts",
+          "[sqlite]") {
+  temp_dir dir;
+  unloc::sqlite_store_options options;
+  options.busy_timeout = 400ms;
+  auto store = sqlite_event_store::open(dir.file("queued.db"), options).value();
+  connection other(dir.file("queued.db"));
+  other.exec("BEGIN IMMEDIATE");
+  constexpr int callers = 4;
+  std::array<std::chrono::steady_clock::duration, callers> waited{};
+  std::array<bool, callers> failed{};
+  std::vector<std::thread> threads;
+  for (int i = 0; i < callers; ++i) {
+    threads.emplace_back([&, i] {
+      const auto event =
+          store_contract::numbered_event(static_cast<std::uint32_t>(i + 1), sample.created);
+      const auto began = std::chrono::steady_clock::now();
+      const auto recorded = store->record_once(event, unloc::event_source::webhook);
+      waited[static_cast<std::size_t>(i)] = std::chrono::steady_clock::now() - began;
+      failed[static_cast<std::size_t>(i)] =
+          !recorded && recorded.error().category == unloc::error_category::timeout;
+    });
+  }
+  for (auto& t : threads) t.join();
+  for (int i = 0; i < callers; ++i) {
+    CHECK(failed[static_cast<std::size_t>(i)]);
+    // The batch before its own, then its own: 2 timeouts (0.8 s); alone, 3 of them took 2 s.
+    CHECK(std::chrono::duration_cast<std::chrono::milliseconds>(waited[static_cast<std::size_t>(i)])
+              .count() < 1500);
+  }
+  other.exec("ROLLBACK");
+  CHECK(store->record_once(sample, unloc::event_source::webhook).value() ==
+        unloc::handle_status::handled);
+}
+
 TEST_CASE("the store's thread checkpoints the WAL off the calls' path, and the WAL stays bounded",
           "[sqlite]") {
   temp_dir dir;

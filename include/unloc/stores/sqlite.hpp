@@ -677,17 +677,21 @@ class sqlite_event_store final : public event_store {
   void run_batch_locked(const std::vector<job*>& batch) {
     bool committed = false;
     if (batch.size() > 1) {
-      if (begin()) {
-        bool ran = true;
-        // A failed statement may have ended the transaction (SQLite rolls back on
-        // a full disk): stop there, lest later jobs run outside it.
-        for (job* j : batch) {
-          if (!(ran = j->run())) break;
-        }
-        sqlite3_stmt* end = ran ? statement(q_commit) : nullptr;
-        committed = end != nullptr && step_done(end);
-        if (!committed) rollback();
+      if (!begin()) {
+        // No call ran: alone, each would wait out the same lock again (a batch of k
+        // calls held k + 1 busy timeouts behind another writer), so all fail with it.
+        for (job* j : batch) j->fail(failure(j->what));
+        return;
       }
+      bool ran = true;
+      // A failed statement may have ended the transaction (SQLite rolls back on
+      // a full disk): stop there, lest later jobs run outside it.
+      for (job* j : batch) {
+        if (!(ran = j->run())) break;
+      }
+      sqlite3_stmt* end = ran ? statement(q_commit) : nullptr;
+      committed = end != nullptr && step_done(end);
+      if (!committed) rollback();
     }
     if (!committed) {
       for (job* j : batch) run_alone(*j);
