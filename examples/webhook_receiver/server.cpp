@@ -214,7 +214,8 @@ struct server::impl {
         validator(policy()),
         caps(opts.max_connections, opts.max_connections_per_client),
         threads(io_threads(opts)),
-        handing_since(new std::atomic<std::int64_t>[static_cast<std::size_t>(threads)]()),
+        handing_slots(static_cast<std::size_t>(threads + hand_over_pool_threads(opts))),
+        handing_since(new std::atomic<std::int64_t>[handing_slots]()),
         lanes(make_lanes(threads)),
         handlers(static_cast<std::size_t>(hand_over_pool_threads(opts))),
         keep_alive_value(
@@ -242,7 +243,9 @@ struct server::impl {
   bool last_check_ok = true;          // only by the one check running
   std::atomic<int> inline_hand_overs{0};  // I/O threads handing an event over now
   int threads;
-  // When the hand-over running on each I/O thread began (steady clock, ns), 0 while none.
+  // When each running hand-over began (steady clock, ns; 0: none): slot i below
+  // threads is I/O thread i's, the others are taken by the pool's threads.
+  std::size_t handing_slots;
   std::unique_ptr<std::atomic<std::int64_t>[]> handing_since;
   // Till then (steady clock, ns) hand-overs count as slow: one took slow_hand_over or failed.
   std::atomic<std::int64_t> slow_until{0};
@@ -262,7 +265,7 @@ struct server::impl {
   asio::steady_timer accept_pause{io};
   asio::steady_timer sweeper{io};  // every connection's deadline, checked 10 times a second
   asio::steady_timer health{io};   // the store checked every second, for /healthz
-  // Hand-overs (printing, the state store) that would leave no I/O thread free.
+  // Hand-overs (printing, the state store) from the last free I/O thread while they are slow.
   asio::thread_pool handlers;
   const std::string keep_alive_value;  // "timeout=S": the idle timeout, rounded down
 
@@ -292,10 +295,11 @@ struct server::impl {
   // The context of the next connection: in turn.
   asio::io_context& lane() { return *lanes[next_lane++ % lanes.size()]; }
 
-  // The lane of the connections whose executor is `context`'s.
+  // The lane of the connections whose executor is `context`'s; lanes.size() for
+  // another context's (the metrics listener's connections, which hand nothing over).
   std::size_t lane_of(const asio::io_context& context) const {
     std::size_t i = 0;
-    while (i + 1 < lanes.size() && lanes[i].get() != &context) ++i;
+    while (i < lanes.size() && lanes[i].get() != &context) ++i;
     return i;
   }
 
@@ -303,32 +307,59 @@ struct server::impl {
     return std::chrono::duration_cast<std::chrono::nanoseconds>(t.time_since_epoch()).count();
   }
 
-  // Whether the event read on I/O thread `lane` is handed over there (then
-  // handed_over_here(lane) after it) rather than on the pool. There, unless this
-  // is the last I/O thread free and hand-overs are slow: one has been running
-  // on another I/O thread for slow_hand_over, or one took that long or failed
-  // in the last few seconds (a store or stdout stalling). A hop to the pool and
-  // back costs two context switches a delivery (a fifth of a PostgreSQL
-  // delivery's CPU here, 0.69 -> 0.81 of the bare client's rate, medians of 6
-  // interleaved rounds); kept for a stall, it leaves one I/O thread serving the
-  // other connections, /healthz and the deadlines while the store takes its time.
-  bool hand_over_here(std::size_t lane) {
+  // Frees a slot of handing_since (and, for an I/O thread's, its count) however
+  // the hand-over ends.
+  struct running_hand_over {
+    running_hand_over(impl& s, std::size_t i) : srv(s), slot(i) {}
+    running_hand_over(const running_hand_over&) = delete;
+    running_hand_over& operator=(const running_hand_over&) = delete;
+    ~running_hand_over() {
+      if (slot >= srv.handing_slots) return;
+      srv.handing_since[slot] = 0;
+      if (slot < srv.lanes.size()) --srv.inline_hand_overs;
+    }
+    impl& srv;
+    std::size_t slot;
+  };
+
+  // Hands d's event over on I/O thread `lane` (true, `offered` set) unless it is
+  // the last I/O thread free and hand-overs are slow (false: for the pool). A
+  // hop to the pool and back costs two context switches a delivery (a fifth of
+  // a PostgreSQL delivery's CPU here: 0.69 -> 0.81 of the bare client's rate,
+  // medians of 6 interleaved rounds); kept for a stall, it leaves one I/O thread
+  // serving the other connections, /healthz and the deadlines meanwhile.
+  bool hand_over_here(std::size_t lane, unloc::delivery_decision& d,
+                      std::optional<unloc::offer_outcome>& offered) {
+    if (lane >= lanes.size()) return false;
     const auto now = steady_ns(std::chrono::steady_clock::now());
     if (inline_hand_overs.fetch_add(1) >= threads - 1 && slow(now)) {
       --inline_hand_overs;
       return false;
     }
     handing_since[lane] = now;
+    const running_hand_over running{*this, lane};
+    offered = hand_over(d);
     return true;
   }
-  void handed_over_here(std::size_t lane) {
-    handing_since[lane] = 0;
-    --inline_hand_overs;
+
+  // Hands d's event over on a thread of the pool, in a slot of its own.
+  std::optional<unloc::offer_outcome> hand_over_pooled(unloc::delivery_decision& d) {
+    const auto now = steady_ns(std::chrono::steady_clock::now());
+    std::size_t slot = lanes.size();
+    for (std::int64_t idle = 0; slot < handing_slots; ++slot, idle = 0) {
+      if (handing_since[slot].compare_exchange_strong(idle, now)) break;
+    }
+    const running_hand_over running{*this,
+                                    slot};  // none free: uncounted (never: one a pool thread)
+    return hand_over(d);
   }
+
+  // Whether hand-overs are slow: one running for slow_hand_over (on an I/O
+  // thread or the pool), or one that took that long or failed within slow_for.
   bool slow(std::int64_t now) const {
     if (now < slow_until) return true;
     const auto limit = std::chrono::nanoseconds(slow_hand_over).count();
-    for (std::size_t i = 0; i < lanes.size(); ++i) {
+    for (std::size_t i = 0; i < handing_slots; ++i) {
       const auto since = handing_since[i].load();
       if (since != 0 && now - since >= limit) return true;
     }
@@ -344,6 +375,7 @@ struct server::impl {
     try {
       offered = offer(d, failed);
     } catch (const std::exception&) {
+      failed = true;
       d = unloc::make_refusal(unloc::delivery_outcome::unavailable, "internal failure");
     }
     const auto now = std::chrono::steady_clock::now();

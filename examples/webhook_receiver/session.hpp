@@ -164,7 +164,8 @@ class session final : public connection,
         peer_(std::move(peer)),
         metrics_role_(metrics_role),
         tls_context_(std::move(tls_context)),
-        stream_(std::forward<StreamArgs>(stream_args)...) {
+        stream_(std::forward<StreamArgs>(stream_args)...),
+        lane_(srv.lane_of(stream_.get_executor().context())) {
     if (!metrics_role_) srv_.stats.connection_opened();
   }
   ~session() override {
@@ -377,10 +378,7 @@ class session final : public connection,
     // and this thread is the last free (srv_.hand_over_here says why). Meanwhile
     // this thread's own connections wait, their deadlines too (bounded: stdout
     // 1 s, the stores' own timeouts).
-    const auto lane = srv_.lane_of(stream_.get_executor().context());
-    if (srv_.hand_over_here(lane)) {
-      const auto offered = srv_.hand_over(d);
-      srv_.handed_over_here(lane);
+    if (std::optional<unloc::offer_outcome> offered; srv_.hand_over_here(lane_, d, offered)) {
       srv_.stats.handled(std::chrono::steady_clock::now() - started_);
       return answer(d, true, offered);
     }
@@ -388,7 +386,7 @@ class session final : public connection,
     asio::post(srv_.handlers,
                [self = self(), d = std::move(d),
                 work = asio::make_work_guard(stream_.get_executor())]() mutable {
-                 const auto offered = self->srv_.hand_over(d);
+                 const auto offered = self->srv_.hand_over_pooled(d);
                  const auto executor = self->stream_.get_executor();
                  asio::post(executor, [self = std::move(self), d = std::move(d), offered,
                                        work = std::move(work)]() mutable {
@@ -576,6 +574,7 @@ class session final : public connection,
   bool metrics_role_;
   std::shared_ptr<ssl::context> tls_context_;  // outlives the stream that uses it
   Stream stream_;
+  const std::size_t lane_;  // its I/O thread's, among srv_.lanes
   beast::flat_buffer buffer_;
   std::optional<http::request_parser<http::string_body>> parser_;
   std::string head_;  // the raw request line and header fields

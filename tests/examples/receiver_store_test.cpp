@@ -123,7 +123,7 @@ TEST_CASE("a stalled store holds one I/O thread of two; the other goes on servin
   std::vector<std::future<int>> waiting;
   for (int n = 2; n <= 5; ++n) {
     waiting.push_back(std::async(std::launch::async, [&r, n] { return post(r, event_id(43, n)); }));
-    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    std::this_thread::sleep_for(std::chrono::milliseconds(400));  // hand-overs slow by then
   }
   int answered = 0;
   for (int n = 0; n < 4; ++n) {  // on both threads in turn
