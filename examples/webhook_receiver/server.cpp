@@ -349,8 +349,8 @@ struct server::impl {
     for (std::int64_t idle = 0; slot < handing_slots; ++slot, idle = 0) {
       if (handing_since[slot].compare_exchange_strong(idle, now)) break;
     }
-    const running_hand_over running{*this,
-                                    slot};  // none free: uncounted (never: one a pool thread)
+    // None free (never: there is one a pool thread): the hand-over goes uncounted.
+    const running_hand_over running{*this, slot};
     return hand_over(d);
   }
 
